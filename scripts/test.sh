@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs every slipway test against real servers: it installs what is missing
+# (redis-server from the system packages, versitygw with go install), starts its own
+# redis-server and versitygw on free loopback ports in a temporary directory, runs
+# `go vet` and `go test -race ./...` against them, and stops them on exit.
+#
+#   ./scripts/test.sh                 # everything
+#   ./scripts/test.sh ./store/...     # only some packages (any go test arguments)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+VERSITYGW_VERSION=v1.8.0
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+		log "need root to run: $*"
+		return 1
+	fi
+}
+
+# --- tools -------------------------------------------------------------------------------
+command -v go >/dev/null || { log "Go is not installed: see https://go.dev/doc/install"; exit 1; }
+
+if ! command -v redis-server >/dev/null; then
+	log "installing redis-server from the system packages"
+	if command -v apt-get >/dev/null; then
+		as_root apt-get update -qq
+		as_root apt-get install -y -qq redis-server >/dev/null
+	elif command -v apk >/dev/null; then
+		as_root apk add --no-cache redis
+	elif command -v dnf >/dev/null; then
+		as_root dnf install -y redis
+	elif command -v brew >/dev/null; then
+		brew install redis
+	else
+		log "no known package manager: install redis-server and run again"
+		exit 1
+	fi
+fi
+
+GOBIN_DIR="$(go env GOBIN)"
+[ -n "$GOBIN_DIR" ] || GOBIN_DIR="$(go env GOPATH)/bin"
+export PATH="$GOBIN_DIR:$PATH"
+if ! command -v versitygw >/dev/null ||
+	! go version -m "$(command -v versitygw)" 2>/dev/null | grep -q "github.com/versity/versitygw[[:space:]]*$VERSITYGW_VERSION"; then
+	log "installing versitygw $VERSITYGW_VERSION (S3-compatible server) with go install"
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
+# --- servers -----------------------------------------------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/slipway-test.XXXXXX")"
+PIDS=()
+cleanup() {
+	local code=$?
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	if [ "$code" != 0 ]; then
+		for f in "$WORK"/*.log; do [ -s "$f" ] && { log "--- $f (last lines)"; tail -n 20 "$f" >&2; }; done
+	fi
+	rm -rf "$WORK"
+	exit "$code"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_port prints a loopback TCP port nobody is listening on.
+free_port() {
+	local port
+	for _ in $(seq 1 100); do
+		port=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# wait_port waits until something accepts connections on the port, or the process dies.
+wait_port() {
+	local port=$1 pid=$2 name=$3
+	for _ in $(seq 1 300); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+		kill -0 "$pid" 2>/dev/null || { log "$name exited at start"; return 1; }
+		sleep 0.1
+	done
+	log "$name did not listen on 127.0.0.1:$port within 30s"
+	return 1
+}
+
+start_redis() {
+	for _ in 1 2 3; do
+		REDIS_PORT=$(free_port)
+		mkdir -p "$WORK/redis"
+		redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" \
+			--appendonly yes --save "" --databases 1024 --daemonize no \
+			--logfile "$WORK/redis.log" &
+		REDIS_PID=$!
+		if wait_port "$REDIS_PORT" "$REDIS_PID" redis-server; then
+			PIDS+=("$REDIS_PID")
+			return 0
+		fi
+	done
+	return 1
+}
+
+start_s3() {
+	for _ in 1 2 3; do
+		S3_PORT=$(free_port)
+		mkdir -p "$WORK/s3"
+		ROOT_ACCESS_KEY_ID=slipwaytest ROOT_SECRET_ACCESS_KEY=slipwaytestsecret \
+			versitygw --port "127.0.0.1:$S3_PORT" --quiet posix "$WORK/s3" >"$WORK/versitygw.log" 2>&1 &
+		S3_PID=$!
+		if wait_port "$S3_PORT" "$S3_PID" versitygw; then
+			PIDS+=("$S3_PID")
+			return 0
+		fi
+	done
+	return 1
+}
+
+start_redis
+start_s3
+log "redis-server on 127.0.0.1:$REDIS_PORT, versitygw on 127.0.0.1:$S3_PORT, data in $WORK"
+
+export SLIPWAY_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export SLIPWAY_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+export AWS_ACCESS_KEY_ID=slipwaytest
+export AWS_SECRET_ACCESS_KEY=slipwaytestsecret
+export AWS_REGION=us-east-1
+
+# --- tests -------------------------------------------------------------------------------
+PKGS=()
+for a in "$@"; do case "$a" in ./* | ../*) PKGS+=("$a") ;; esac; done
+if [ "${#PKGS[@]}" = 0 ]; then PKGS=(./...); set -- "$@" ./...; fi
+go vet "${PKGS[@]}"
+go test -race -count=1 -timeout 30m "$@"

@@ -1,0 +1,44 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"strings"
+)
+
+// Digest is a content digest in OCI form, "sha256:<64 lowercase hex digits>".
+// The zero value means "no digest".
+type Digest string
+
+const sha256Prefix = "sha256:"
+
+// ParseDigest checks that s is a sha256 digest in canonical form.
+func ParseDigest(s string) (Digest, error) {
+	hexPart, ok := strings.CutPrefix(s, sha256Prefix)
+	if !ok || len(hexPart) != sha256.Size*2 {
+		return "", fmt.Errorf("%w: %q is not sha256:<64 hex digits>", ErrInvalidDigest, s)
+	}
+	for _, r := range hexPart {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return "", fmt.Errorf("%w: %q is not sha256:<64 lowercase hex digits>", ErrInvalidDigest, s)
+		}
+	}
+	return Digest(s), nil
+}
+
+// Hex returns the hex part of d.
+func (d Digest) Hex() string { return strings.TrimPrefix(string(d), sha256Prefix) }
+
+// String returns d in "sha256:<hex>" form.
+func (d Digest) String() string { return string(d) }
+
+// DigestOf returns the digest of everything written to h, which must be a sha256 hash.
+func DigestOf(h hash.Hash) Digest { return Digest(sha256Prefix + hex.EncodeToString(h.Sum(nil))) }
+
+// DigestBytes returns the digest of b.
+func DigestBytes(b []byte) Digest {
+	sum := sha256.Sum256(b)
+	return Digest(sha256Prefix + hex.EncodeToString(sum[:]))
+}

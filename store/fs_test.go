@@ -1,0 +1,18 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/slipway/slipway/store"
+	"github.com/slipway/slipway/store/storetest"
+)
+
+func TestFSConformance(t *testing.T) {
+	storetest.RunBlobs(t, func(t *testing.T) store.Blobs {
+		s, err := store.NewFS(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, storetest.BlobsOptions{})
+}

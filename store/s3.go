@@ -1,0 +1,349 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// S3API is the part of the S3 client the store uses; *s3.Client implements it.
+type S3API interface {
+	s3.HeadObjectAPIClient
+	s3.ListObjectsV2APIClient
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	HeadBucket(ctx context.Context, in *s3.HeadBucketInput, opts ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+}
+
+var _ S3API = (*s3.Client)(nil)
+
+// S3 is a Blobs backend on an S3 bucket. Objects up to one part are written with one
+// PutObject; larger ones stream part by part through a multipart upload that is completed
+// only when the digest matches. Both writes carry If-None-Match: *, so an existing object
+// is never replaced, even by a concurrent writer.
+type S3 struct {
+	client   S3API
+	bucket   string
+	partSize int
+	bufs     sync.Pool
+}
+
+var (
+	_ Blobs  = (*S3)(nil)
+	_ Pinger = (*S3)(nil)
+)
+
+// S3Option configures an S3 store.
+type S3Option func(*S3) error
+
+// MinPartSize is the smallest part S3 accepts in a multipart upload (but the last).
+const MinPartSize = 5 << 20
+
+// WithPartSize sets the size of each part of a multipart upload, which is also the
+// memory one Put holds at a time. Default 8 MiB; at least MinPartSize.
+func WithPartSize(n int) S3Option {
+	return func(s *S3) error {
+		if n < MinPartSize {
+			return fmt.Errorf("part size %d is below the S3 minimum of %d bytes", n, MinPartSize)
+		}
+		s.partSize = n
+		return nil
+	}
+}
+
+// NewS3 returns a store on bucket, reached through client.
+func NewS3(client S3API, bucket string, opts ...S3Option) (*S3, error) {
+	if bucket == "" {
+		return nil, errors.New("S3 bucket name is empty")
+	}
+	s := &S3{client: client, bucket: bucket, partSize: 8 << 20}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
+	return s, nil
+}
+
+// Put implements Blobs.
+func (s *S3) Put(ctx context.Context, key string, r io.Reader, want Digest) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
+
+	n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return s.putSingle(ctx, key, buf[:n], want)
+	case err != nil:
+		return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
+	}
+	return s.putMultipart(ctx, key, r, buf, want)
+}
+
+func (s *S3) putSingle(ctx context.Context, key string, body []byte, want Digest) (Info, error) {
+	sum := sha256.Sum256(body)
+	got := DigestBytes(body)
+	if want != "" && got != want {
+		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
+	}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         &s.bucket,
+		Key:            &key,
+		Body:           bytes.NewReader(body),
+		ContentLength:  aws.Int64(int64(len(body))),
+		IfNoneMatch:    aws.String("*"),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+	})
+	if err != nil {
+		return Info{}, translatePutError(key, err)
+	}
+	return Info{Key: key, Size: int64(len(body)), ModTime: time.Now().UTC(), Digest: got}, nil
+}
+
+func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []byte, want Digest) (info Info, err error) {
+	// Fail fast rather than upload a large object only to be refused at the end.
+	if _, err := s.Stat(ctx, key); err == nil {
+		return Info{}, fmt.Errorf("%w: %s", ErrExists, key)
+	} else if !errors.Is(err, ErrNotFound) {
+		return Info{}, err
+	}
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return Info{}, fmt.Errorf("starting upload of %s: %w", key, err)
+	}
+	uploadID := created.UploadId
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Abort even when ctx is canceled, so no parts are left behind.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+	}()
+
+	h := sha256.New()
+	var parts []types.CompletedPart
+	var size int64
+	chunk := first
+	for partNumber := int32(1); ; partNumber++ {
+		h.Write(chunk)
+		size += int64(len(chunk))
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:        &s.bucket,
+			Key:           &key,
+			UploadId:      uploadID,
+			PartNumber:    aws.Int32(partNumber),
+			Body:          bytes.NewReader(chunk),
+			ContentLength: aws.Int64(int64(len(chunk))),
+		})
+		if err != nil {
+			return Info{}, fmt.Errorf("uploading part %d of %s: %w", partNumber, key, err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(partNumber)})
+
+		n, rerr := io.ReadFull(ctxReader{ctx, r}, first[:cap(first)])
+		if n == 0 && (errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF)) {
+			break
+		}
+		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+			return Info{}, fmt.Errorf("reading content for %s: %w", key, rerr)
+		}
+		chunk = first[:n]
+	}
+	got := DigestOf(h)
+	if want != "" && got != want {
+		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &key,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		IfNoneMatch:     aws.String("*"),
+	})
+	if err != nil {
+		return Info{}, translatePutError(key, err)
+	}
+	return Info{Key: key, Size: size, ModTime: time.Now().UTC(), Digest: got}, nil
+}
+
+// Get implements Blobs.
+func (s *S3) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, Info{}, err
+	}
+	if offset < 0 {
+		return nil, Info{}, fmt.Errorf("negative offset %d for %s", offset, key)
+	}
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}
+	if offset > 0 || length >= 0 {
+		if length == 0 {
+			info, err := s.Stat(ctx, key)
+			if err != nil {
+				return nil, Info{}, err
+			}
+			if offset > info.Size {
+				return nil, Info{}, fmt.Errorf("offset %d outside %s (%d bytes)", offset, key, info.Size)
+			}
+			return io.NopCloser(strings.NewReader("")), info, nil
+		}
+		rng := "bytes=" + strconv.FormatInt(offset, 10) + "-"
+		if length > 0 {
+			rng += strconv.FormatInt(offset+length-1, 10)
+		}
+		in.Range = &rng
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		if isInvalidRange(err) {
+			// The offset is at or past the end: empty at the end, an error past it.
+			info, serr := s.Stat(ctx, key)
+			if serr != nil {
+				return nil, Info{}, serr
+			}
+			if offset == info.Size {
+				return io.NopCloser(strings.NewReader("")), info, nil
+			}
+			return nil, Info{}, fmt.Errorf("offset %d outside %s (%d bytes)", offset, key, info.Size)
+		}
+		return nil, Info{}, translateS3Error("getting", key, err)
+	}
+	info := Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}
+	if total, ok := contentRangeTotal(aws.ToString(out.ContentRange)); ok {
+		info.Size = total
+	}
+	return out.Body, info, nil
+}
+
+// contentRangeTotal reads the total size from "bytes 0-9/100".
+func contentRangeTotal(cr string) (int64, bool) {
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	return n, err == nil
+}
+
+// Stat implements Blobs.
+func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return Info{}, translateS3Error("stat", key, err)
+	}
+	return Info{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// Delete implements Blobs.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if err := translateS3Error("deleting", key, err); errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	return nil
+}
+
+// List implements Blobs.
+func (s *S3) List(ctx context.Context, prefix string) iter.Seq2[Info, error] {
+	return func(yield func(Info, error) bool) {
+		if err := validatePrefix(prefix); err != nil {
+			yield(Info{}, err)
+			return
+		}
+		p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				yield(Info{}, fmt.Errorf("listing %s: %w", prefix, err))
+				return
+			}
+			for _, o := range page.Contents {
+				if !yield(Info{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Ping implements Pinger: the bucket must exist and be reachable with our credentials.
+func (s *S3) Ping(ctx context.Context) error {
+	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
+		return fmt.Errorf("bucket %s: %w", s.bucket, err)
+	}
+	return nil
+}
+
+func translatePutError(key string, err error) error {
+	if code, status := s3ErrorCode(err); code == "PreconditionFailed" || code == "ConditionalRequestConflict" ||
+		status == http.StatusPreconditionFailed {
+		return fmt.Errorf("%w: %s", ErrExists, key)
+	}
+	return fmt.Errorf("storing %s: %w", key, err)
+}
+
+func translateS3Error(op, key string, err error) error {
+	var noKey *types.NoSuchKey
+	var notFound *types.NotFound
+	if errors.As(err, &noKey) || errors.As(err, &notFound) {
+		return fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if code, status := s3ErrorCode(err); code == "NoSuchKey" || code == "NotFound" || status == http.StatusNotFound {
+		return fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+func isInvalidRange(err error) bool {
+	code, status := s3ErrorCode(err)
+	return code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable
+}
+
+// s3ErrorCode returns the S3 error code and HTTP status of err, where it has them.
+func s3ErrorCode(err error) (code string, status int) {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
+	var respErr *smithyhttp.ResponseError
+	if errors.As(err, &respErr) {
+		status = respErr.HTTPStatusCode()
+	}
+	return code, status
+}

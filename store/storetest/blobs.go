@@ -1,0 +1,395 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/slipway/slipway/store"
+)
+
+// BlobsOptions tunes the conformance suite for a backend.
+type BlobsOptions struct {
+	// LargeSize is the size of the streamed put whose heap growth is measured.
+	LargeSize int64
+	// MaxHeapGrowth is the most the heap may grow while LargeSize bytes stream in and out.
+	MaxHeapGrowth uint64
+	// Pending, when set, lists unfinished partial uploads the backend left behind; after a
+	// refused put it must return none.
+	Pending func(ctx context.Context) ([]string, error)
+}
+
+// RunBlobs runs the conformance suite every Blobs backend must pass. newStore returns an
+// empty store of the backend under test.
+func RunBlobs(t *testing.T, newStore func(t *testing.T) store.Blobs, opts BlobsOptions) {
+	if opts.LargeSize == 0 {
+		opts.LargeSize = 200 << 20
+	}
+	if opts.MaxHeapGrowth == 0 {
+		opts.MaxHeapGrowth = 32 << 20
+	}
+	ctx := context.Background()
+
+	t.Run("RoundTrip", func(t *testing.T) {
+		s := newStore(t)
+		for _, size := range []int{0, 1, 4096, 9 << 20} { // 9 MiB takes the multipart path on S3
+			content := pattern(int64(size))
+			d := store.DigestBytes(content)
+			key := store.BlobKey(d)
+			info, err := s.Put(ctx, key, bytes.NewReader(content), d)
+			if err != nil {
+				t.Fatalf("Put(%d bytes) = %v, want nil", size, err)
+			}
+			if info.Size != int64(size) || info.Digest != d || info.Key != key {
+				t.Errorf("Put(%d bytes) = %+v, want size %d digest %s", size, info, size, d)
+			}
+			st, err := s.Stat(ctx, key)
+			if err != nil || st.Size != int64(size) {
+				t.Errorf("Stat = %+v, %v, want size %d", st, err, size)
+			}
+			rc, gi, err := s.Get(ctx, key, 0, -1)
+			if err != nil {
+				t.Fatalf("Get = %v", err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, content) || gi.Size != int64(size) {
+				t.Errorf("Get(%d bytes) returned %d bytes (info size %d), err %v", size, len(got), gi.Size, err)
+			}
+		}
+	})
+
+	t.Run("PutWithoutDigest", func(t *testing.T) {
+		s := newStore(t)
+		info, err := s.Put(ctx, "logs/app/01.log", strings.NewReader("hello\n"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := store.DigestBytes([]byte("hello\n")); info.Digest != want {
+			t.Errorf("Put digest = %s, want %s", info.Digest, want)
+		}
+	})
+
+	t.Run("Ranges", func(t *testing.T) {
+		s := newStore(t)
+		content := []byte("0123456789")
+		if _, err := s.Put(ctx, "r/x", bytes.NewReader(content), ""); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			off, n int64
+			want   string
+		}{{0, -1, "0123456789"}, {3, -1, "3456789"}, {3, 4, "3456"}, {9, 1, "9"}, {10, -1, ""}, {4, 0, ""}, {8, 100, "89"}} {
+			rc, info, err := s.Get(ctx, "r/x", tc.off, tc.n)
+			if err != nil {
+				t.Errorf("Get(off %d, n %d) = %v", tc.off, tc.n, err)
+				continue
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(got) != tc.want || info.Size != 10 {
+				t.Errorf("Get(off %d, n %d) = %q (size %d), want %q (size 10)", tc.off, tc.n, got, info.Size, tc.want)
+			}
+		}
+		if _, _, err := s.Get(ctx, "r/x", 11, -1); err == nil {
+			t.Errorf("Get(off 11) of 10 bytes = nil error, want an error")
+		}
+	})
+
+	t.Run("DigestMismatchStoresNothing", func(t *testing.T) {
+		s := newStore(t)
+		for _, size := range []int64{100, 9 << 20} {
+			content := pattern(size)
+			wrong := store.DigestBytes([]byte("something else"))
+			key := store.BlobKey(wrong)
+			_, err := s.Put(ctx, key, bytes.NewReader(content), wrong)
+			if !errors.Is(err, store.ErrDigestMismatch) {
+				t.Errorf("Put(%d bytes, wrong digest) = %v, want ErrDigestMismatch", size, err)
+			}
+			if _, err := s.Stat(ctx, key); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Stat after refused put = %v, want ErrNotFound", err)
+			}
+		}
+		checkNoPending(t, opts)
+	})
+
+	t.Run("ImmutablePut", func(t *testing.T) {
+		s := newStore(t)
+		for _, size := range []int64{5, 9 << 20} {
+			key := "immutable/" + string(rune('a'+size%26))
+			first := pattern(size)
+			if _, err := s.Put(ctx, key, bytes.NewReader(first), ""); err != nil {
+				t.Fatal(err)
+			}
+			second := bytes.Repeat([]byte{'z'}, int(size))
+			if _, err := s.Put(ctx, key, bytes.NewReader(second), ""); !errors.Is(err, store.ErrExists) {
+				t.Errorf("second Put(%d bytes) = %v, want ErrExists", size, err)
+			}
+			rc, _, err := s.Get(ctx, key, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, first) {
+				t.Errorf("content after refused overwrite changed")
+			}
+		}
+		checkNoPending(t, opts)
+	})
+
+	t.Run("ConcurrentPutsOneWins", func(t *testing.T) {
+		s := newStore(t)
+		const writers = 8
+		var wg sync.WaitGroup
+		var ok, exists atomic.Int32
+		for i := range writers {
+			wg.Go(func() {
+				_, err := s.Put(ctx, "race/key", strings.NewReader(strings.Repeat(string(rune('a'+i)), 1000)), "")
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, store.ErrExists):
+					exists.Add(1)
+				default:
+					t.Errorf("Put = %v, want nil or ErrExists", err)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 1 || exists.Load() != writers-1 {
+			t.Errorf("concurrent puts: %d succeeded, %d ErrExists, want 1 and %d", ok.Load(), exists.Load(), writers-1)
+		}
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.Stat(ctx, "missing/key"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Stat(missing) = %v, want ErrNotFound", err)
+		}
+		if _, _, err := s.Get(ctx, "missing/key", 0, -1); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(missing) = %v, want ErrNotFound", err)
+		}
+		if _, _, err := s.Get(ctx, "missing/key", 5, 2); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(missing, range) = %v, want ErrNotFound", err)
+		}
+		if err := s.Delete(ctx, "missing/key"); err != nil {
+			t.Errorf("Delete(missing) = %v, want nil", err)
+		}
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.Put(ctx, "d/k", strings.NewReader("x"), ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "d/k"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(ctx, "d/k"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Stat after Delete = %v, want ErrNotFound", err)
+		}
+		if _, err := s.Put(ctx, "d/k", strings.NewReader("y"), ""); err != nil {
+			t.Errorf("Put after Delete = %v, want nil", err)
+		}
+	})
+
+	t.Run("List", func(t *testing.T) {
+		s := newStore(t)
+		keys := []string{"a/b", "a-c", "a/c/d", "b", "ab", "a/c/e"}
+		for _, k := range keys {
+			if _, err := s.Put(ctx, k, strings.NewReader(k), ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			prefix string
+			want   []string
+		}{
+			{"", []string{"a-c", "a/b", "a/c/d", "a/c/e", "ab", "b"}},
+			{"a", []string{"a-c", "a/b", "a/c/d", "a/c/e", "ab"}},
+			{"a/", []string{"a/b", "a/c/d", "a/c/e"}},
+			{"a/c", []string{"a/c/d", "a/c/e"}},
+			{"a/c/d", []string{"a/c/d"}},
+			{"zz", nil},
+		} {
+			var got []string
+			for info, err := range s.List(ctx, tc.prefix) {
+				if err != nil {
+					t.Fatalf("List(%q) = %v", tc.prefix, err)
+				}
+				if info.Size != int64(len(info.Key)) {
+					t.Errorf("List(%q): %s has size %d, want %d", tc.prefix, info.Key, info.Size, len(info.Key))
+				}
+				got = append(got, info.Key)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("List(%q) = %v, want %v", tc.prefix, got, tc.want)
+			}
+		}
+		// Stopping early is allowed.
+		for range s.List(ctx, "") {
+			break
+		}
+	})
+
+	t.Run("InvalidKeys", func(t *testing.T) {
+		s := newStore(t)
+		for _, key := range []string{"", "/abs", "a/../b", "..", "a//b", "a/", ".hidden", "a/.tmp/x", "sp ace", "a\\b", "a\x00b"} {
+			if _, err := s.Put(ctx, key, strings.NewReader("x"), ""); !errors.Is(err, store.ErrInvalidKey) {
+				t.Errorf("Put(%q) = %v, want ErrInvalidKey", key, err)
+			}
+			if _, err := s.Stat(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+				t.Errorf("Stat(%q) = %v, want ErrInvalidKey", key, err)
+			}
+		}
+	})
+
+	t.Run("CanceledPutStoresNothing", func(t *testing.T) {
+		s := newStore(t)
+		cctx, cancel := context.WithCancel(ctx)
+		r := &cancelAfter{r: &patternReader{n: 20 << 20}, after: 10 << 20, cancel: cancel}
+		if _, err := s.Put(cctx, "canceled/x", r, ""); err == nil {
+			t.Fatal("Put with a context canceled midway = nil, want an error")
+		}
+		if _, err := s.Stat(ctx, "canceled/x"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Stat after canceled put = %v, want ErrNotFound", err)
+		}
+		checkNoPending(t, opts)
+	})
+
+	t.Run("LargeStreamedPutBoundedHeap", func(t *testing.T) {
+		s := newStore(t)
+		want := patternDigest(opts.LargeSize)
+		key := store.BlobKey(want)
+		peak := watchHeap()
+		info, err := s.Put(ctx, key, &patternReader{n: opts.LargeSize}, want)
+		if err != nil {
+			t.Fatalf("Put(%d MiB) = %v", opts.LargeSize>>20, err)
+		}
+		rc, _, err := s.Get(ctx, key, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, rc)
+		rc.Close()
+		growth := peak()
+		if err != nil || n != opts.LargeSize || store.DigestOf(h) != want || info.Size != opts.LargeSize {
+			t.Fatalf("round trip of %d bytes: read %d, err %v, digest match %v", opts.LargeSize, n, err, store.DigestOf(h) == want)
+		}
+		t.Logf("heap growth while streaming %d MiB in and out: %.1f MiB", opts.LargeSize>>20, float64(growth)/(1<<20))
+		if growth > opts.MaxHeapGrowth {
+			t.Errorf("heap grew by %d MiB while streaming %d MiB, want under %d MiB",
+				growth>>20, opts.LargeSize>>20, opts.MaxHeapGrowth>>20)
+		}
+	})
+}
+
+func checkNoPending(t *testing.T, opts BlobsOptions) {
+	t.Helper()
+	if opts.Pending == nil {
+		return
+	}
+	keys, err := opts.Pending(context.Background())
+	if err != nil {
+		t.Fatalf("listing pending uploads: %v", err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("pending partial uploads left behind: %v", keys)
+	}
+}
+
+// watchHeap samples the live heap until the returned function is called, which returns
+// the peak growth over the heap at the start.
+func watchHeap() func() uint64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
+	base := read()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if v := read(); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-stopped
+		if p := peak.Load(); p > base {
+			return p - base
+		}
+		return 0
+	}
+}
+
+// pattern returns n bytes of the test pattern.
+func pattern(n int64) []byte {
+	b, _ := io.ReadAll(&patternReader{n: n})
+	return b
+}
+
+func patternDigest(n int64) store.Digest {
+	h := sha256.New()
+	_, _ = io.Copy(h, &patternReader{n: n})
+	return store.DigestOf(h)
+}
+
+// patternReader yields n bytes of a fixed, non-repeating-per-block pattern without
+// holding them in memory.
+type patternReader struct {
+	n, off int64
+}
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	if rem := p.n - p.off; int64(len(b)) > rem {
+		b = b[:rem]
+	}
+	for i := range b {
+		x := p.off + int64(i)
+		b[i] = byte(x ^ x>>8 ^ x>>16 ^ x>>24)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// cancelAfter cancels a context once `after` bytes have been read.
+type cancelAfter struct {
+	r      io.Reader
+	after  int64
+	read   int64
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.read += int64(n)
+	if c.read >= c.after {
+		c.cancel()
+	}
+	return n, err
+}
