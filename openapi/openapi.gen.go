@@ -255,6 +255,12 @@ type DeleteAppParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// GetAppParams defines parameters for GetApp.
+type GetAppParams struct {
+	// IfNoneMatch ETags the client has; 304 when one is current.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
 // PutAppParams defines parameters for PutApp.
 type PutAppParams struct {
 	// IfMatch The ETag (generation) the change is based on; 412 when it is stale.
@@ -374,7 +380,7 @@ type ClientInterface interface {
 	// GetApp Read an app.
 	//
 	// Corresponds with GET /v1/apps/{app} (the `GetApp` operationId).
-	GetApp(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetApp(ctx context.Context, app AppName, params *GetAppParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutAppWithBody Create an app, or replace its configuration.
 	//
@@ -492,8 +498,8 @@ func (c *Client) DeleteApp(ctx context.Context, app AppName, params *DeleteAppPa
 // GetApp Read an app.
 //
 // Corresponds with GET /v1/apps/{app} (the `GetApp` operationId).
-func (c *Client) GetApp(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetAppRequest(c.Server, app)
+func (c *Client) GetApp(ctx context.Context, app AppName, params *GetAppParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAppRequest(c.Server, app, params)
 	if err != nil {
 		return nil, err
 	}
@@ -770,7 +776,7 @@ func NewDeleteAppRequest(server string, app AppName, params *DeleteAppParams) (*
 }
 
 // NewGetAppRequest constructs an http.Request for the GetApp method
-func NewGetAppRequest(server string, app AppName) (*http.Request, error) {
+func NewGetAppRequest(server string, app AppName, params *GetAppParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -798,6 +804,21 @@ func NewGetAppRequest(server string, app AppName) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -967,7 +988,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/apps/{app} (the `GetApp` operationId).
-	GetAppWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*GetAppResponse, error)
+	GetAppWithResponse(ctx context.Context, app AppName, params *GetAppParams, reqEditors ...RequestEditorFn) (*GetAppResponse, error)
 
 	// PutAppWithBodyWithResponse Create an app, or replace its configuration.
 	//
@@ -1278,6 +1299,11 @@ type GetAppResponse200Headers struct {
 	ETag *string
 }
 
+// GetAppResponse304Headers the declared response headers of an HTTP 304 response for GetApp
+type GetAppResponse304Headers struct {
+	ETag *string
+}
+
 type GetAppResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1291,6 +1317,8 @@ type GetAppResponse struct {
 	ApplicationproblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetAppResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetAppResponse304Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1530,8 +1558,8 @@ func (c *ClientWithResponses) DeleteAppWithResponse(ctx context.Context, app App
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/apps/{app} (the `GetApp` operationId).
-func (c *ClientWithResponses) GetAppWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*GetAppResponse, error) {
-	rsp, err := c.GetApp(ctx, app, reqEditors...)
+func (c *ClientWithResponses) GetAppWithResponse(ctx context.Context, app AppName, params *GetAppParams, reqEditors ...RequestEditorFn) (*GetAppResponse, error) {
+	rsp, err := c.GetApp(ctx, app, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -1784,6 +1812,9 @@ func ParseGetAppResponse(rsp *http.Response) (*GetAppResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -1818,6 +1849,16 @@ func ParseGetAppResponse(rsp *http.Response) (*GetAppResponse, error) {
 			headers.ETag = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetAppResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers304 = &headers
 	}
 
 	return response, nil
@@ -1950,7 +1991,7 @@ type ServerInterface interface {
 	DeleteApp(ctx echo.Context, app AppName, params DeleteAppParams) error
 	// GetApp Read an app.
 	// (GET /v1/apps/{app})
-	GetApp(ctx echo.Context, app AppName) error
+	GetApp(ctx echo.Context, app AppName, params GetAppParams) error
 	// PutApp Create an app, or replace its configuration.
 	// (PUT /v1/apps/{app})
 	PutApp(ctx echo.Context, app AppName, params PutAppParams) error
@@ -2069,8 +2110,28 @@ func (w *ServerInterfaceWrapper) GetApp(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAppParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetApp(ctx, app)
+	err = w.Handler.GetApp(ctx, app, params)
 	return err
 }
 

@@ -49,6 +49,8 @@ func New(t testing.TB) *Validator {
 			loadErr = fmt.Errorf("openapi.yaml is not a valid OpenAPI document: %w", err)
 			return
 		}
+		// Match paths on any host: the servers in the document are relative.
+		doc.Servers = nil
 		router, err := legacy.NewRouter(doc)
 		if err != nil {
 			loadErr = fmt.Errorf("routing openapi.yaml: %w", err)

@@ -1,0 +1,225 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/release"
+)
+
+const headerETag = "ETag"
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// appReadOnly are the fields of an app the server sets; a body that sends them is told so.
+var appReadOnly = []string{"generation", "created_at", "updated_at"}
+
+// ListApps implements openapi.ServerInterface.
+func (s *Server) ListApps(c echo.Context, params openapi.ListAppsParams) error {
+	limit, err := pageLimit(params.Limit)
+	if err != nil {
+		return err
+	}
+	after := ""
+	if params.Cursor != nil && *params.Cursor != "" {
+		after, err = decodeCursor(*params.Cursor)
+		if err != nil {
+			return err
+		}
+	}
+	apps, next, err := s.deps.Apps.List(c.Request().Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	out := openapi.AppList{Items: make([]openapi.App, 0, len(apps))}
+	for _, a := range apps {
+		out.Items = append(out.Items, appResponse(a))
+	}
+	if next != "" {
+		out.NextCursor = ptr(encodeCursor(next))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// GetApp implements openapi.ServerInterface.
+func (s *Server) GetApp(c echo.Context, name openapi.AppName, params openapi.GetAppParams) error {
+	if err := checkPathName(name); err != nil {
+		return err
+	}
+	app, err := s.deps.Apps.Get(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	etag := formatETag(app.Generation)
+	c.Response().Header().Set(headerETag, etag)
+	if params.IfNoneMatch != nil && etagListMatches(*params.IfNoneMatch, app.Generation) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSON(http.StatusOK, appResponse(app))
+}
+
+// PutApp implements openapi.ServerInterface.
+func (s *Server) PutApp(c echo.Context, name openapi.AppName, params openapi.PutAppParams) error {
+	var pre release.Precondition
+	if params.IfMatch != nil {
+		gen, star, err := parseETag(*params.IfMatch)
+		if err != nil {
+			return newProblem(openapi.ProblemInvalidParameter, "If-Match: %s", err.Error())
+		}
+		pre.Generation, pre.MustExist = gen, star
+	}
+	if params.IfNoneMatch != nil {
+		if strings.TrimSpace(*params.IfNoneMatch) != "*" {
+			return newProblem(openapi.ProblemInvalidParameter, "If-None-Match: only * (create, never replace) is supported on PUT")
+		}
+		pre.MustNotExist = true
+	}
+	var in openapi.AppInput
+	if err := decodeJSON(c, s.opts.maxBodyBytes, &in, appReadOnly...); err != nil {
+		return err
+	}
+	if err := release.ValidateName(name); err != nil {
+		return fieldProblem("name", err.Error())
+	}
+	if in.Name != nil && *in.Name != name {
+		return fieldProblem("name", "\""+*in.Name+"\" differs from the name in the path, \""+name+"\"; leave it out or make them equal")
+	}
+	spec := release.AppSpec{
+		Main:      in.Main,
+		Platforms: in.Platforms,
+		BaseImage: in.BaseImage,
+		Ldflags:   in.Ldflags,
+	}
+	if in.Channels != nil {
+		chs := make([]release.Channel, len(*in.Channels))
+		for i, ch := range *in.Channels {
+			chs[i] = release.Channel{Name: ch.Name}
+			if ch.From != nil {
+				chs[i].From = *ch.From
+			}
+		}
+		spec.Channels = &chs
+	}
+	app, created, err := s.deps.Apps.Put(c.Request().Context(), name, spec, pre)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(headerETag, formatETag(app.Generation))
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/apps/"+name)
+	}
+	return c.JSON(status, appResponse(app))
+}
+
+// DeleteApp implements openapi.ServerInterface.
+func (s *Server) DeleteApp(c echo.Context, name openapi.AppName, params openapi.DeleteAppParams) error {
+	if err := checkPathName(name); err != nil {
+		return err
+	}
+	var pre release.Precondition
+	if params.IfMatch != nil {
+		gen, _, err := parseETag(*params.IfMatch)
+		if err != nil {
+			return newProblem(openapi.ProblemInvalidParameter, "If-Match: %s", err.Error())
+		}
+		pre.Generation = gen
+	}
+	if err := s.deps.Apps.Delete(c.Request().Context(), name, pre); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func appResponse(a release.App) openapi.App {
+	chs := make([]openapi.ChannelSpec, len(a.Channels))
+	for i, ch := range a.Channels {
+		chs[i] = openapi.ChannelSpec{Name: ch.Name}
+		if ch.From != "" {
+			chs[i].From = ptr(ch.From)
+		}
+	}
+	return openapi.App{
+		Name:       a.Name,
+		Main:       a.Main,
+		Platforms:  a.Platforms,
+		BaseImage:  a.BaseImage,
+		Ldflags:    a.Ldflags,
+		Channels:   chs,
+		Generation: a.Generation,
+		CreatedAt:  a.CreatedAt,
+		UpdatedAt:  a.UpdatedAt,
+	}
+}
+
+// checkPathName rejects a path name that cannot be an app's.
+func checkPathName(name string) error {
+	if err := release.ValidateName(name); err != nil {
+		return newProblem(openapi.ProblemInvalidParameter, "app name %s", err.Error())
+	}
+	return nil
+}
+
+func pageLimit(p *int) (int, error) {
+	if p == nil {
+		return defaultPageSize, nil
+	}
+	if *p < 1 || *p > maxPageSize {
+		return 0, newProblem(openapi.ProblemInvalidParameter, "limit %d is outside 1 to %d", *p, maxPageSize)
+	}
+	return *p, nil
+}
+
+// Cursors are opaque to clients: the base64url of the last key of the previous page.
+func encodeCursor(last string) string { return base64.RawURLEncoding.EncodeToString([]byte(last)) }
+
+func decodeCursor(cur string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cur)
+	if err != nil || len(b) == 0 {
+		return "", newProblem(openapi.ProblemInvalidParameter, "cursor %q is not one this server gave out; start again without a cursor", cur)
+	}
+	return string(b), nil
+}
+
+func formatETag(gen int64) string { return `"` + strconv.FormatInt(gen, 10) + `"` }
+
+// parseETag reads an If-Match value: a quoted generation ("3", also W/"3" and a bare 3)
+// or * (any existing generation).
+func parseETag(v string) (gen int64, star bool, err error) {
+	v = strings.TrimSpace(v)
+	if v == "*" {
+		return 0, true, nil
+	}
+	raw := strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
+	gen, perr := strconv.ParseInt(raw, 10, 64)
+	if perr != nil || gen < 1 {
+		return 0, false, &etagError{v}
+	}
+	return gen, false, nil
+}
+
+type etagError struct{ v string }
+
+func (e *etagError) Error() string {
+	return "\"" + e.v + "\" is not an ETag this server gave out; send the ETag header of a GET, such as \"3\""
+}
+
+// etagListMatches reports whether an If-None-Match list names the generation.
+func etagListMatches(list string, gen int64) bool {
+	for part := range strings.SplitSeq(list, ",") {
+		g, star, err := parseETag(part)
+		if star || (err == nil && g == gen) {
+			return true
+		}
+	}
+	return false
+}

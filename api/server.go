@@ -1,0 +1,142 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/release"
+)
+
+// AppStore is what the API needs of the app registry; *release.Apps implements it.
+type AppStore interface {
+	Put(ctx context.Context, name string, spec release.AppSpec, pre release.Precondition) (release.App, bool, error)
+	Get(ctx context.Context, name string) (release.App, error)
+	List(ctx context.Context, after string, limit int) ([]release.App, string, error)
+	Delete(ctx context.Context, name string, pre release.Precondition) error
+}
+
+var _ AppStore = (*release.Apps)(nil)
+
+// Check is one dependency /readyz asks: Redis, the blob store.
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Deps are the parts the API serves from.
+type Deps struct {
+	Apps AppStore
+	// Checks are the dependencies /readyz reports on.
+	Checks []Check
+	// Metrics is where the API registers its metrics and what /metrics serves.
+	Metrics *prometheus.Registry
+	Log     *slog.Logger
+}
+
+// Server is slipway's HTTP API: an http.Handler serving the routes of openapi.yaml.
+type Server struct {
+	deps    Deps
+	opts    options
+	log     *slog.Logger
+	echo    *echo.Echo
+	metrics *httpMetrics
+}
+
+var (
+	_ openapi.ServerInterface = (*Server)(nil)
+	_ http.Handler            = (*Server)(nil)
+)
+
+// New returns the API server for deps.
+func New(deps Deps, opts ...Option) (*Server, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if deps.Apps == nil {
+		return nil, errors.New("api: Deps.Apps is nil")
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = prometheus.NewRegistry()
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{deps: deps, opts: o, log: deps.Log}
+	m, err := newHTTPMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(withRequestID, s.observe, s.recoverPanics)
+	openapi.RegisterHandlers(e, s)
+	s.echo = e
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// GetHealth implements openapi.ServerInterface.
+func (s *Server) GetHealth(c echo.Context) error {
+	return c.JSON(http.StatusOK, openapi.Health{Status: openapi.HealthStatusOk})
+}
+
+// GetReadiness implements openapi.ServerInterface: every check must answer within the
+// readiness timeout.
+func (s *Server) GetReadiness(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.opts.readyTimeout)
+	defer cancel()
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(s.deps.Checks))
+	for _, ch := range s.deps.Checks {
+		go func() { results <- result{ch.Name, ch.Ping(ctx)} }()
+	}
+	checks := map[string]string{}
+	var failed []string
+	for range s.deps.Checks {
+		r := <-results
+		if r.err != nil {
+			checks[r.name] = "unavailable"
+			failed = append(failed, r.name)
+			s.log.WarnContext(ctx, "readiness check failed", "check", r.name, "err", r.err, "request_id", requestID(c))
+			continue
+		}
+		checks[r.name] = "ok"
+	}
+	if len(failed) > 0 {
+		p := newProblem(openapi.ProblemDependencyUnavailable,
+			"not ready: %s did not answer; the server log has the cause", joinSorted(failed))
+		p.checks = checks
+		return p
+	}
+	return c.JSON(http.StatusOK, openapi.Readiness{Status: openapi.ReadinessStatusOk, Checks: checks})
+}
+
+// GetMetrics implements openapi.ServerInterface.
+func (s *Server) GetMetrics(c echo.Context) error {
+	promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// GetSpec implements openapi.ServerInterface: the embedded openapi.yaml.
+func (s *Server) GetSpec(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", openapi.Spec)
+}
