@@ -249,6 +249,7 @@ func TestRejections(t *testing.T) {
 		kind                     openapi.ProblemType
 		field                    string
 	}{
+		{"form body that is not JSON", "PUT", "/v1/apps/x", `main=.`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, openapi.ProblemInvalidJSON, ""},
 		{"malformed JSON", "PUT", "/v1/apps/x", `{"main":`, nil, 400, openapi.ProblemInvalidJSON, ""},
 		{"trailing comma", "PUT", "/v1/apps/x", `{"main":"a",}`, nil, 400, openapi.ProblemInvalidJSON, ""},
 		{"empty body", "PUT", "/v1/apps/x", ``, map[string]string{"Content-Type": "application/json"}, 400, openapi.ProblemInvalidJSON, ""},
@@ -273,7 +274,7 @@ func TestRejections(t *testing.T) {
 		{"base image", "PUT", "/v1/apps/x", `{"base_image":"UPPER/Case::x"}`, nil, 422, openapi.ProblemValidationFailed, "base_image"},
 		{"main escapes", "PUT", "/v1/apps/x", `{"main":"../x"}`, nil, 422, openapi.ProblemValidationFailed, "main"},
 		{"body too large", "PUT", "/v1/apps/x", big, nil, 413, openapi.ProblemBodyTooLarge, ""},
-		{"not JSON", "PUT", "/v1/apps/x", `main=.`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, openapi.ProblemUnsupportedMediaType, ""},
+		{"not JSON", "PUT", "/v1/apps/x", `<app/>`, map[string]string{"Content-Type": "application/xml"}, 415, openapi.ProblemUnsupportedMediaType, ""},
 		{"bad If-Match", "PUT", "/v1/apps/x", `{}`, map[string]string{"If-Match": "soon"}, 400, openapi.ProblemInvalidParameter, ""},
 		{"bad If-None-Match", "PUT", "/v1/apps/x", `{}`, map[string]string{"If-None-Match": `"3"`}, 400, openapi.ProblemInvalidParameter, ""},
 		{"create-only on existing", "PUT", "/v1/apps/existing", `{"main":"./x"}`, map[string]string{"If-None-Match": "*"}, 412, openapi.ProblemPreconditionFailed, ""},

@@ -22,7 +22,9 @@ func decodeJSON(c echo.Context, maxBytes int64, v any, readOnly ...string) error
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		// curl -d sends application/x-www-form-urlencoded unless told otherwise; its body
+		// is JSON all the same, so it is read as JSON.
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && mt != "application/x-www-form-urlencoded") {
 			return newProblem(openapi.ProblemUnsupportedMediaType,
 				"Content-Type %q is not accepted here; send a JSON body with Content-Type: application/json", ct)
 		}

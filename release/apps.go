@@ -105,9 +105,9 @@ func (a *Apps) Put(ctx context.Context, name string, spec AppSpec, pre Precondit
 	}
 	switch outcome {
 	case "exists":
-		return app, false, fmt.Errorf("app %s: %w", name, ErrExists)
+		return app, false, fmt.Errorf("%w: app %q exists", ErrExists, name)
 	case "missing":
-		return App{}, false, fmt.Errorf("app %s: %w", name, ErrNotFound)
+		return App{}, false, fmt.Errorf("%w: no app named %q", ErrNotFound, name)
 	case "stale":
 		return app, false, &StaleError{Current: app.Generation}
 	}
@@ -166,7 +166,7 @@ var appFields = []string{"gen", "spec", "created_at", "updated_at"}
 // Get returns the app called name, or ErrNotFound.
 func (a *Apps) Get(ctx context.Context, name string) (App, error) {
 	if ValidateName(name) != nil {
-		return App{}, fmt.Errorf("app %s: %w", name, ErrNotFound)
+		return App{}, fmt.Errorf("%w: no app named %q", ErrNotFound, name)
 	}
 	vals, err := a.rdb.HMGet(ctx, store.AppKey(name), appFields...).Result()
 	if err != nil {
@@ -179,7 +179,7 @@ func appFromHash(name string, vals []any) (App, error) {
 	s := make([]string, len(vals))
 	for i, v := range vals {
 		if v == nil {
-			return App{}, fmt.Errorf("app %s: %w", name, ErrNotFound)
+			return App{}, fmt.Errorf("%w: no app named %q", ErrNotFound, name)
 		}
 		s[i], _ = v.(string)
 	}
@@ -232,7 +232,7 @@ func (a *Apps) List(ctx context.Context, after string, limit int) ([]App, string
 // used). It returns ErrNotFound or a *StaleError when nothing was deleted.
 func (a *Apps) Delete(ctx context.Context, name string, pre Precondition) error {
 	if ValidateName(name) != nil {
-		return fmt.Errorf("app %s: %w", name, ErrNotFound)
+		return fmt.Errorf("%w: no app named %q", ErrNotFound, name)
 	}
 	res, err := deleteAppScript.Run(ctx, a.rdb, []string{store.AppKey(name)}, pre.Generation).Slice()
 	if err != nil {
@@ -241,7 +241,7 @@ func (a *Apps) Delete(ctx context.Context, name string, pre Precondition) error 
 	outcome, _ := res[0].(string)
 	switch outcome {
 	case "missing":
-		return fmt.Errorf("app %s: %w", name, ErrNotFound)
+		return fmt.Errorf("%w: no app named %q", ErrNotFound, name)
 	case "stale":
 		gen, _ := res[1].(int64)
 		return &StaleError{Current: gen}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// serveConfig is every setting of `slipway serve`.
+type serveConfig struct {
+	Addr            string
+	RedisURL        string
+	DataDir         string
+	S3Bucket        string
+	S3Endpoint      string
+	S3Region        string
+	S3PathStyle     bool
+	AdminToken      string
+	GoBin           string
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+}
+
+// setting is one flag with the environment variable that also sets it.
+type setting struct {
+	flag, env, def, help string
+	secret               bool
+	set                  func(string) error
+}
+
+func serveSettings(c *serveConfig) []setting {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	return []setting{
+		{flag: "addr", env: "SLIPWAY_ADDR", def: "127.0.0.1:8080", help: "address to listen on, host:port", set: str(&c.Addr)},
+		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS)", set: str(&c.RedisURL)},
+		{flag: "data-dir", env: "SLIPWAY_DATA_DIR", def: "./data", help: "directory for local state; blobs live under <data-dir>/blobs when no S3 bucket is set", set: str(&c.DataDir)},
+		{flag: "s3-bucket", env: "SLIPWAY_S3_BUCKET", def: "", help: "S3 bucket for blobs; empty keeps them on the filesystem under the data directory", set: str(&c.S3Bucket)},
+		{flag: "s3-endpoint", env: "SLIPWAY_S3_ENDPOINT", def: "", help: "S3 endpoint URL for S3-compatible servers; empty for AWS", set: str(&c.S3Endpoint)},
+		{flag: "s3-region", env: "SLIPWAY_S3_REGION", def: "", help: "S3 region; empty takes it from the AWS configuration, else us-east-1", set: str(&c.S3Region)},
+		{flag: "s3-path-style", env: "SLIPWAY_S3_PATH_STYLE", def: "false", help: "address buckets by path (http://endpoint/bucket), as most S3-compatible servers need", set: func(v string) error {
+			b, err := strconv.ParseBool(v)
+			c.S3PathStyle = b
+			return err
+		}},
+		{flag: "admin-token", env: "SLIPWAY_ADMIN_TOKEN", def: "", help: "bearer token that holds the admin scope; prefer the variable, since flags show in ps", secret: true, set: str(&c.AdminToken)},
+		{flag: "go", env: "SLIPWAY_GO", def: "go", help: "the go command builds run with, a path or a name in PATH", set: str(&c.GoBin)},
+		{flag: "log-level", env: "SLIPWAY_LOG_LEVEL", def: "info", help: "least severe log level: debug, info, warn or error", set: func(v string) error {
+			return c.LogLevel.UnmarshalText([]byte(v))
+		}},
+		{flag: "shutdown-timeout", env: "SLIPWAY_SHUTDOWN_TIMEOUT", def: "20s", help: "on SIGTERM or SIGINT, how long in-flight requests may take to finish", set: func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err == nil && d <= 0 {
+				err = errors.New("must be positive")
+			}
+			c.ShutdownTimeout = d
+			return err
+		}},
+	}
+}
+
+// parseServe reads the settings from their defaults, then the environment, then flags.
+func parseServe(args []string, getenv func(string) string, out io.Writer) (serveConfig, error) {
+	var cfg serveConfig
+	settings := serveSettings(&cfg)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, s := range settings {
+		s := s
+		if err := s.set(s.def); err != nil {
+			return cfg, fmt.Errorf("default of --%s: %w", s.flag, err)
+		}
+		if v := getenv(s.env); v != "" {
+			if err := s.set(v); err != nil {
+				return cfg, &usageError{fmt.Sprintf("%s=%q: %v", s.env, redactValue(s, v), err)}
+			}
+		}
+		fs.Func(s.flag, s.help, func(v string) error { return s.set(v) })
+	}
+	// Boolean flags may be given bare (--s3-path-style).
+	args = expandBoolFlags(args, "s3-path-style")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printServeHelp(out, settings)
+			return cfg, err
+		}
+		return cfg, &usageError{err.Error() + " (see slipway serve --help)"}
+	}
+	if fs.NArg() > 0 {
+		return cfg, &usageError{fmt.Sprintf("serve takes no arguments, got %q (see slipway serve --help)", fs.Args())}
+	}
+	if cfg.S3Bucket == "" && (cfg.S3Endpoint != "" || cfg.S3Region != "") {
+		return cfg, &usageError{"SLIPWAY_S3_ENDPOINT or SLIPWAY_S3_REGION is set but SLIPWAY_S3_BUCKET is not; set the bucket to store blobs in S3"}
+	}
+	return cfg, nil
+}
+
+func expandBoolFlags(args []string, names ...string) []string {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		for _, n := range names {
+			if a == "-"+n || a == "--"+n {
+				a = "--" + n + "=true"
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func redactValue(s setting, v string) string {
+	if s.secret {
+		return "<redacted>"
+	}
+	return v
+}
+
+func printServeHelp(w io.Writer, settings []setting) {
+	fmt.Fprint(w, "Usage: slipway serve [flags]\n\nRuns the slipway API server.\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\n")
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(w, "  --%s  (%s)\n      %s\n      default: %s\n", s.flag, s.env, s.help, def)
+	}
+	fmt.Fprint(w, "\nS3 credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID and\nAWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, or the instance role.\n")
+}
+
+// redactURL hides the password of a URL, for messages and logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			return "<redacted>" + raw[i:]
+		}
+		return raw
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/api"
+	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/store"
+)
+
+// startupTimeout bounds each start-up check (Redis, the blob store, the toolchain).
+const startupTimeout = 5 * time.Second
+
+// serve runs the API server until ctx is done, then drains in-flight requests.
+func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// go-redis reports each failed dial itself; the start-up check says it once, in one line.
+	redis.SetLogger(redisLogger{slog.New(slog.DiscardHandler)})
+
+	rdb, err := openRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	blobs, blobsDesc, err := openBlobs(ctx, cfg)
+	if err != nil {
+		return err
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	toolchain, err := builder.LoadToolchain(tctx, cfg.GoBin)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("slipway builds with the Go toolchain, and %v; install Go or point SLIPWAY_GO (--go) at the go command", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	handler, err := api.New(api.Deps{
+		Apps: release.NewApps(rdb, toolchain),
+		Checks: []api.Check{
+			{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			{Name: "blobs", Ping: blobs.Ping},
+		},
+		Metrics: reg,
+		Log:     log,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %v; pick another address with SLIPWAY_ADDR (--addr)", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	log.Info("slipway serving", "addr", ln.Addr().String(), "redis", redactURL(cfg.RedisURL),
+		"blobs", blobsDesc, "go", toolchain.Version(), "version", version())
+
+	redis.SetLogger(redisLogger{log})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("in-flight requests did not finish within %s: %w", cfg.ShutdownTimeout, err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// openRedis connects to Redis and checks that it answers.
+func openRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, &usageError{fmt.Sprintf("SLIPWAY_REDIS_URL %s is not a Redis URL (%v); use redis://[:password@]host:port/db", redactURL(rawURL), err)}
+	}
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s (%s); start redis-server there, or set SLIPWAY_REDIS_URL (--redis-url) to a Redis that is running",
+			redactURL(rawURL), oneLine(err))
+	}
+	return rdb, nil
+}
+
+// blobStore is what serve needs of the blob store.
+type blobStore interface {
+	store.Blobs
+	store.Pinger
+}
+
+// openBlobs opens S3 when a bucket is set, else the filesystem under the data directory,
+// and checks that it answers.
+func openBlobs(ctx context.Context, cfg serveConfig) (blobStore, string, error) {
+	if cfg.S3Bucket == "" {
+		dir := filepath.Join(cfg.DataDir, "blobs")
+		fsStore, err := store.NewFS(dir)
+		if err != nil {
+			return nil, "", fmt.Errorf("cannot use %s for blobs (%v); set SLIPWAY_DATA_DIR (--data-dir) to a writable directory", dir, err)
+		}
+		if err := fsStore.Ping(ctx); err != nil {
+			return nil, "", fmt.Errorf("%v; set SLIPWAY_DATA_DIR (--data-dir) to a writable directory", err)
+		}
+		return fsStore, "file://" + fsStore.Root(), nil
+	}
+	var loadOpts []func(*awsconfig.LoadOptions) error
+	if cfg.S3Region != "" {
+		loadOpts = append(loadOpts, awsconfig.WithRegion(cfg.S3Region))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, "", fmt.Errorf("loading the AWS configuration for S3: %v", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.S3Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.S3Endpoint)
+		}
+		o.UsePathStyle = cfg.S3PathStyle
+	})
+	s3Store, err := store.NewS3(client, cfg.S3Bucket)
+	if err != nil {
+		return nil, "", err
+	}
+	desc := "s3://" + cfg.S3Bucket
+	if cfg.S3Endpoint != "" {
+		desc += " at " + cfg.S3Endpoint
+	}
+	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	if err := s3Store.Ping(pctx); err != nil {
+		return nil, "", fmt.Errorf("cannot reach %s (%s); check SLIPWAY_S3_BUCKET, SLIPWAY_S3_ENDPOINT, SLIPWAY_S3_PATH_STYLE and the AWS credentials",
+			desc, oneLine(err))
+	}
+	return s3Store, desc, nil
+}
+
+// oneLine flattens an error message so start-up failures stay one line.
+func oneLine(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within " + startupTimeout.String()
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// redisLogger sends go-redis's own messages to the structured log.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
