@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,9 @@ type env struct {
 	url    string
 	client *http.Client
 	rdb    *redis.Client
+	blobs  *store.FS
+	builds *builder.Builds
+	data   string
 }
 
 func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
@@ -55,8 +59,20 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	data := t.TempDir()
+	builds := builder.NewBuilds(rdb)
+	intake, err := builder.NewIntake(builds, blobs, loadToolchain(t), builder.IntakeOptions{
+		SpoolDir: filepath.Join(data, "spool"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := api.New(api.Deps{
-		Apps: release.NewApps(rdb, loadToolchain(t)),
+		Apps:        release.NewApps(rdb, loadToolchain(t)),
+		Builds:      builds,
+		Intake:      intake,
+		Blobs:       blobs,
+		Idempotency: store.NewIdempotency(rdb, 0),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: blobs.Ping},
@@ -69,7 +85,7 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	return &env{t: t, url: ts.URL, client: openapitest.New(t).Client(t), rdb: rdb}
+	return &env{t: t, url: ts.URL, client: openapitest.New(t).Client(t), rdb: rdb, blobs: blobs, builds: builds, data: data}
 }
 
 type response struct {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
 )
@@ -26,6 +28,9 @@ var kinds = map[openapi.ProblemType]struct {
 	openapi.ProblemRouteNotFound:         {http.StatusNotFound, "No such route"},
 	openapi.ProblemMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},
 	openapi.ProblemConflict:              {http.StatusConflict, "Conflict"},
+	openapi.ProblemIdempotencyInFlight:   {http.StatusConflict, "Idempotency-Key in use"},
+	openapi.ProblemSourceInvalid:         {http.StatusUnprocessableEntity, "Source refused"},
+	openapi.ProblemIdempotencyKeyReused:  {http.StatusUnprocessableEntity, "Idempotency-Key reused"},
 	openapi.ProblemPreconditionFailed:    {http.StatusPreconditionFailed, "Precondition failed"},
 	openapi.ProblemBodyTooLarge:          {http.StatusRequestEntityTooLarge, "Request body too large"},
 	openapi.ProblemUnsupportedMediaType:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
@@ -84,6 +89,35 @@ func toProblem(err error) *problemError {
 		}
 		p.detail = strings.Join(details, "; ")
 		return p
+	}
+	var inErr *builder.InputError
+	if errors.As(err, &inErr) {
+		return fieldProblem(inErr.Field, inErr.Detail)
+	}
+	var srcErr *builder.SourceError
+	if errors.As(err, &srcErr) {
+		p := newProblem(openapi.ProblemSourceInvalid, "%s", srcErr.Error())
+		if srcErr.Entry != "" {
+			p.fields = []openapi.FieldError{{Field: "source:" + srcErr.Entry, Pointer: "", Detail: srcErr.Detail}}
+		}
+		return p
+	}
+	var archErr *source.Error
+	if errors.As(err, &archErr) {
+		return newProblem(openapi.ProblemSourceInvalid, "%s", archErr.Error())
+	}
+	var fetchErr *builder.FetchError
+	if errors.As(err, &fetchErr) {
+		return newProblem(openapi.ProblemSourceInvalid, "%s", fetchErr.Error())
+	}
+	if errors.Is(err, source.ErrTooLarge) {
+		return newProblem(openapi.ProblemBodyTooLarge, "%s", err.Error())
+	}
+	if errors.Is(err, builder.ErrNotFound) {
+		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
+	}
+	if errors.Is(err, builder.ErrConflict) {
+		return newProblem(openapi.ProblemConflict, "%s", err.Error())
 	}
 	var stale *release.StaleError
 	if errors.As(err, &stale) {

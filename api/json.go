@@ -19,13 +19,19 @@ import (
 // decodeJSON reads the request body into v: JSON only, one object, no unknown fields,
 // at most maxBytes. Every failure is a problem that says what to fix.
 func decodeJSON(c echo.Context, maxBytes int64, v any, readOnly ...string) error {
+	_, err := readJSON(c, maxBytes, v, readOnly...)
+	return err
+}
+
+// readJSON is decodeJSON that also returns the body it read.
+func readJSON(c echo.Context, maxBytes int64, v any, readOnly ...string) ([]byte, error) {
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		// curl -d sends application/x-www-form-urlencoded unless told otherwise; its body
 		// is JSON all the same, so it is read as JSON.
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json") && mt != "application/x-www-form-urlencoded") {
-			return newProblem(openapi.ProblemUnsupportedMediaType,
+			return nil, newProblem(openapi.ProblemUnsupportedMediaType,
 				"Content-Type %q is not accepted here; send a JSON body with Content-Type: application/json", ct)
 		}
 	}
@@ -33,25 +39,25 @@ func decodeJSON(c echo.Context, maxBytes int64, v any, readOnly ...string) error
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return newProblem(openapi.ProblemBodyTooLarge, "the request body is larger than %d bytes", maxBytes)
+			return nil, newProblem(openapi.ProblemBodyTooLarge, "the request body is larger than %d bytes", maxBytes)
 		}
-		return fmt.Errorf("reading request body: %w", err)
+		return nil, fmt.Errorf("reading request body: %w", err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return newProblem(openapi.ProblemInvalidJSON, "the request body is empty; send a JSON object, such as {}")
+		return nil, newProblem(openapi.ProblemInvalidJSON, "the request body is empty; send a JSON object, such as {}")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonProblem(body, err, readOnly)
+		return nil, jsonProblem(body, err, readOnly)
 	}
 	if dec.More() {
-		return newProblem(openapi.ProblemInvalidJSON, "the request body holds more than one JSON value; send one object")
+		return nil, newProblem(openapi.ProblemInvalidJSON, "the request body holds more than one JSON value; send one object")
 	}
 	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
-		return newProblem(openapi.ProblemInvalidJSON, "the request body is null; send a JSON object, such as {}")
+		return nil, newProblem(openapi.ProblemInvalidJSON, "the request body is null; send a JSON object, such as {}")
 	}
-	return nil
+	return body, nil
 }
 
 func jsonProblem(body []byte, err error, readOnly []string) error {

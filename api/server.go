@@ -12,6 +12,7 @@ import (
 
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/store"
 )
 
 // AppStore is what the API needs of the app registry; *release.Apps implements it.
@@ -30,9 +31,23 @@ type Check struct {
 	Ping func(ctx context.Context) error
 }
 
+// IdempotencyStore remembers answers to requests with an Idempotency-Key;
+// *store.Idempotency implements it.
+type IdempotencyStore interface {
+	Begin(ctx context.Context, app, key, head string) (*store.IdemRecord, error)
+	Complete(ctx context.Context, app, key string, rec store.IdemRecord) error
+	Abort(ctx context.Context, app, key string) error
+}
+
+var _ IdempotencyStore = (*store.Idempotency)(nil)
+
 // Deps are the parts the API serves from.
 type Deps struct {
-	Apps AppStore
+	Apps        AppStore
+	Builds      BuildStore
+	Intake      BuildIntake
+	Blobs       store.Blobs
+	Idempotency IdempotencyStore
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.
@@ -62,8 +77,8 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	if deps.Apps == nil {
-		return nil, errors.New("api: Deps.Apps is nil")
+	if deps.Apps == nil || deps.Builds == nil || deps.Intake == nil || deps.Blobs == nil || deps.Idempotency == nil {
+		return nil, errors.New("api: Deps needs Apps, Builds, Intake, Blobs and Idempotency")
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = prometheus.NewRegistry()

@@ -20,6 +20,60 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BuildErrorReason.
+const (
+	BuildErrorReasonCanceled      BuildErrorReason = "canceled"
+	BuildErrorReasonCompileFailed BuildErrorReason = "compile_failed"
+	BuildErrorReasonInternal      BuildErrorReason = "internal"
+	BuildErrorReasonSourceInvalid BuildErrorReason = "source_invalid"
+	BuildErrorReasonTimeout       BuildErrorReason = "timeout"
+)
+
+// Valid indicates whether the value is a known member of the BuildErrorReason enum.
+func (e BuildErrorReason) Valid() bool {
+	switch e {
+	case BuildErrorReasonCanceled:
+		return true
+	case BuildErrorReasonCompileFailed:
+		return true
+	case BuildErrorReasonInternal:
+		return true
+	case BuildErrorReasonSourceInvalid:
+		return true
+	case BuildErrorReasonTimeout:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BuildStatus.
+const (
+	BuildStatusCanceled  BuildStatus = "canceled"
+	BuildStatusFailed    BuildStatus = "failed"
+	BuildStatusQueued    BuildStatus = "queued"
+	BuildStatusRunning   BuildStatus = "running"
+	BuildStatusSucceeded BuildStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the BuildStatus enum.
+func (e BuildStatus) Valid() bool {
+	switch e {
+	case BuildStatusCanceled:
+		return true
+	case BuildStatusFailed:
+		return true
+	case BuildStatusQueued:
+		return true
+	case BuildStatusRunning:
+		return true
+	case BuildStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusOk HealthStatus = "ok"
@@ -40,6 +94,8 @@ const (
 	ProblemBodyTooLarge          ProblemType = "https://slipway.dev/problems/body-too-large"
 	ProblemConflict              ProblemType = "https://slipway.dev/problems/conflict"
 	ProblemDependencyUnavailable ProblemType = "https://slipway.dev/problems/dependency-unavailable"
+	ProblemIdempotencyInFlight   ProblemType = "https://slipway.dev/problems/idempotency-in-flight"
+	ProblemIdempotencyKeyReused  ProblemType = "https://slipway.dev/problems/idempotency-key-reused"
 	ProblemInternal              ProblemType = "https://slipway.dev/problems/internal"
 	ProblemInvalidJSON           ProblemType = "https://slipway.dev/problems/invalid-json"
 	ProblemInvalidParameter      ProblemType = "https://slipway.dev/problems/invalid-parameter"
@@ -47,6 +103,7 @@ const (
 	ProblemNotFound              ProblemType = "https://slipway.dev/problems/not-found"
 	ProblemPreconditionFailed    ProblemType = "https://slipway.dev/problems/precondition-failed"
 	ProblemRouteNotFound         ProblemType = "https://slipway.dev/problems/route-not-found"
+	ProblemSourceInvalid         ProblemType = "https://slipway.dev/problems/source-invalid"
 	ProblemUnsupportedMediaType  ProblemType = "https://slipway.dev/problems/unsupported-media-type"
 	ProblemValidationFailed      ProblemType = "https://slipway.dev/problems/validation-failed"
 )
@@ -59,6 +116,10 @@ func (e ProblemType) Valid() bool {
 	case ProblemConflict:
 		return true
 	case ProblemDependencyUnavailable:
+		return true
+	case ProblemIdempotencyInFlight:
+		return true
+	case ProblemIdempotencyKeyReused:
 		return true
 	case ProblemInternal:
 		return true
@@ -73,6 +134,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemPreconditionFailed:
 		return true
 	case ProblemRouteNotFound:
+		return true
+	case ProblemSourceInvalid:
 		return true
 	case ProblemUnsupportedMediaType:
 		return true
@@ -146,6 +209,102 @@ type AppList struct {
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// Artifact defines model for Artifact.
+type Artifact struct {
+	// Digest Example: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+	Digest string `json:"digest"`
+
+	// Platform `GOOS/GOARCH` or `GOOS/GOARCH/variant` (arm: v5, v6, v7; arm64: v8, v8.0–v9.5; amd64: v1–v4; …), one the installed Go toolchain builds with cgo off.
+	//
+	// Example: linux/arm64
+	Platform Platform `json:"platform"`
+	Size     int64    `json:"size"`
+}
+
+// Build defines model for Build.
+type Build struct {
+	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
+	//
+	// Example: hello
+	App       Name       `json:"app"`
+	Artifacts []Artifact `json:"artifacts"`
+
+	// Attempts How many times a worker has started the build.
+	Attempts  int       `json:"attempts"`
+	Commit    *string   `json:"commit,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Deduplicated True when this answer is an earlier identical build rather than a new one.
+	Deduplicated bool        `json:"deduplicated"`
+	Error        *BuildError `json:"error,omitempty"`
+	FinishedAt   *time.Time  `json:"finished_at,omitempty"`
+
+	// GoVersion Example: go1.26.8
+	GoVersion       string      `json:"go_version"`
+	Id              string      `json:"id"`
+	Main            string      `json:"main"`
+	Platforms       []Platform  `json:"platforms"`
+	SourceDateEpoch int64       `json:"source_date_epoch"`
+	SourceDigest    string      `json:"source_digest"`
+	StartedAt       *time.Time  `json:"started_at,omitempty"`
+	Status          BuildStatus `json:"status"`
+
+	// Timings Milliseconds spent in each phase; a phase not reached is absent.
+	Timings BuildTimings `json:"timings"`
+	Version string       `json:"version"`
+}
+
+// BuildError defines model for BuildError.
+type BuildError struct {
+	// Detail For compile_failed, the compiler's output.
+	Detail string `json:"detail"`
+
+	// Platform The platform that failed, where one did.
+	Platform *string          `json:"platform,omitempty"`
+	Reason   BuildErrorReason `json:"reason"`
+}
+
+// BuildErrorReason defines model for BuildError.Reason.
+type BuildErrorReason string
+
+// BuildFromURL defines model for BuildFromURL.
+type BuildFromURL struct {
+	Commit          *string     `json:"commit,omitempty"`
+	Platforms       *[]Platform `json:"platforms,omitempty"`
+	SourceDateEpoch *int64      `json:"source_date_epoch,omitempty"`
+
+	// SourceUrl An http(s) URL of a tar.gz of the module, fetched with retries and the same size limits as an upload.
+	SourceUrl string  `json:"source_url"`
+	Version   *string `json:"version,omitempty"`
+}
+
+// BuildList defines model for BuildList.
+type BuildList struct {
+	Items      []Build `json:"items"`
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// BuildStatus defines model for BuildStatus.
+type BuildStatus string
+
+// BuildTimings Milliseconds spent in each phase; a phase not reached is absent.
+type BuildTimings struct {
+	// CompileMs Compiling every platform.
+	CompileMs *int64 `json:"compile_ms,omitempty"`
+
+	// QueuedMs From creation to a worker starting it.
+	QueuedMs *int64 `json:"queued_ms,omitempty"`
+
+	// SourceMs Fetching and extracting the source.
+	SourceMs *int64 `json:"source_ms,omitempty"`
+
+	// TotalMs From creation to the end.
+	TotalMs *int64 `json:"total_ms,omitempty"`
+
+	// UploadMs Storing the binaries.
+	UploadMs *int64 `json:"upload_ms,omitempty"`
 }
 
 // ChannelSpec defines model for ChannelSpec.
@@ -231,8 +390,14 @@ type ReadinessStatus string
 // Example: hello
 type AppName = Name
 
+// BuildID Example: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
+type BuildID = string
+
 // Cursor defines model for Cursor.
 type Cursor = string
+
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
 
 // IfMatch defines model for IfMatch.
 type IfMatch = string
@@ -270,8 +435,51 @@ type PutAppParams struct {
 	IfNoneMatch *string `json:"If-None-Match,omitempty"`
 }
 
+// ListBuildsParams defines parameters for ListBuilds.
+type ListBuildsParams struct {
+	Status *BuildStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Limit Items per page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// CreateBuildParams defines parameters for CreateBuild.
+type CreateBuildParams struct {
+	// Version SemVer 2.0.0 version; default `0.0.0-<build id>`.
+	Version *string `form:"version,omitempty" json:"version,omitempty"`
+
+	// Commit The source's commit, for `{{.Commit}}` in ldflags.
+	Commit *string `form:"commit,omitempty" json:"commit,omitempty"`
+
+	// Platforms Comma-separated platforms; default the app's.
+	Platforms *string `form:"platforms,omitempty" json:"platforms,omitempty"`
+
+	// SourceDateEpoch Unix seconds for `{{.Date}}` and every timestamp of the outputs; default 0.
+	SourceDateEpoch *int64 `form:"source_date_epoch,omitempty" json:"source_date_epoch,omitempty"`
+
+	// IdempotencyKey A key of the client's choosing (at most 255 characters) that makes a retry safe: the same
+	// key with the same request returns the first answer and creates nothing; with a different
+	// request, 422; while the first is still being answered, 409. Keys are kept for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// GetBuildLogParams defines parameters for GetBuildLog.
+type GetBuildLogParams struct {
+	// Follow Stream the log while the build runs; the response ends when the build does.
+	Follow *bool `form:"follow,omitempty" json:"follow,omitempty"`
+
+	// Offset Start at this byte, to resume after a dropped connection.
+	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+}
+
 // PutAppJSONRequestBody defines body for PutApp for application/json ContentType.
 type PutAppJSONRequestBody = AppInput
+
+// CreateBuildJSONRequestBody defines body for CreateBuild for application/json ContentType.
+type CreateBuildJSONRequestBody = BuildFromURL
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -403,6 +611,79 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/apps/{app} (the `PutApp` operationId).
 	PutApp(ctx context.Context, app AppName, params *PutAppParams, body PutAppJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListBuilds List the app's builds, newest first.
+	//
+	// Corresponds with GET /v1/apps/{app}/builds (the `ListBuilds` operationId).
+	ListBuilds(ctx context.Context, app AppName, params *ListBuildsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateBuildWithBody Build Go source for every platform of the app.
+	//
+	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+	// accepted), with the build parameters in the query. Or `application/json` naming a
+	// `source_url` that slipway fetches itself, with the parameters in the body.
+	//
+	// The archive is checked before anything is stored: only regular files and directories,
+	// inside the tree, within the size, entry and ratio limits; a refused archive gets
+	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+	CreateBuildWithBody(ctx context.Context, app AppName, params *CreateBuildParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateBuild Build Go source for every platform of the app.
+	//
+	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+	// accepted), with the build parameters in the query. Or `application/json` naming a
+	// `source_url` that slipway fetches itself, with the parameters in the body.
+	//
+	// The archive is checked before anything is stored: only regular files and directories,
+	// inside the tree, within the size, entry and ratio limits; a refused archive gets
+	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+	CreateBuild(ctx context.Context, app AppName, params *CreateBuildParams, body CreateBuildJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBuild Read a build.
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build} (the `GetBuild` operationId).
+	GetBuild(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetArtifact The binary for one platform.
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch} (the `GetArtifact` operationId).
+	GetArtifact(ctx context.Context, app AppName, build BuildID, os string, arch string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetArtifactVariant The binary for one platform with a variant (linux/arm/v7).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch}/{variant} (the `GetArtifactVariant` operationId).
+	GetArtifactVariant(ctx context.Context, app AppName, build BuildID, os string, arch string, variant string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelBuild Cancel a queued or running build.
+	//
+	// A queued build is canceled at once; a running one as soon as its worker sees the request (within seconds), which stops the compiler. Canceling a canceled build changes nothing.
+	//
+	// Corresponds with POST /v1/apps/{app}/builds/{build}/cancel (the `CancelBuild` operationId).
+	CancelBuild(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBuildChecksums SHA256SUMS of the build's binaries, as `sha256sum -c` reads it.
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums (the `GetBuildChecksums` operationId).
+	GetBuildChecksums(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBuildLog The build's log.
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/log (the `GetBuildLog` operationId).
+	GetBuildLog(ctx context.Context, app AppName, build BuildID, params *GetBuildLogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealth Liveness — the process is up.
@@ -542,6 +823,169 @@ func (c *Client) PutAppWithBody(ctx context.Context, app AppName, params *PutApp
 // Corresponds with PUT /v1/apps/{app} (the `PutApp` operationId).
 func (c *Client) PutApp(ctx context.Context, app AppName, params *PutAppParams, body PutAppJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutAppRequest(c.Server, app, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListBuilds List the app's builds, newest first.
+//
+// Corresponds with GET /v1/apps/{app}/builds (the `ListBuilds` operationId).
+func (c *Client) ListBuilds(ctx context.Context, app AppName, params *ListBuildsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListBuildsRequest(c.Server, app, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBuildWithBody Build Go source for every platform of the app.
+//
+// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+// accepted), with the build parameters in the query. Or `application/json` naming a
+// `source_url` that slipway fetches itself, with the parameters in the body.
+//
+// The archive is checked before anything is stored: only regular files and directories,
+// inside the tree, within the size, entry and ratio limits; a refused archive gets
+// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+func (c *Client) CreateBuildWithBody(ctx context.Context, app AppName, params *CreateBuildParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBuildRequestWithBody(c.Server, app, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateBuild Build Go source for every platform of the app.
+//
+// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+// accepted), with the build parameters in the query. Or `application/json` naming a
+// `source_url` that slipway fetches itself, with the parameters in the body.
+//
+// The archive is checked before anything is stored: only regular files and directories,
+// inside the tree, within the size, entry and ratio limits; a refused archive gets
+// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+func (c *Client) CreateBuild(ctx context.Context, app AppName, params *CreateBuildParams, body CreateBuildJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateBuildRequest(c.Server, app, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBuild Read a build.
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build} (the `GetBuild` operationId).
+func (c *Client) GetBuild(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBuildRequest(c.Server, app, build)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetArtifact The binary for one platform.
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch} (the `GetArtifact` operationId).
+func (c *Client) GetArtifact(ctx context.Context, app AppName, build BuildID, os string, arch string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetArtifactRequest(c.Server, app, build, os, arch)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetArtifactVariant The binary for one platform with a variant (linux/arm/v7).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch}/{variant} (the `GetArtifactVariant` operationId).
+func (c *Client) GetArtifactVariant(ctx context.Context, app AppName, build BuildID, os string, arch string, variant string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetArtifactVariantRequest(c.Server, app, build, os, arch, variant)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelBuild Cancel a queued or running build.
+//
+// A queued build is canceled at once; a running one as soon as its worker sees the request (within seconds), which stops the compiler. Canceling a canceled build changes nothing.
+//
+// Corresponds with POST /v1/apps/{app}/builds/{build}/cancel (the `CancelBuild` operationId).
+func (c *Client) CancelBuild(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelBuildRequest(c.Server, app, build)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBuildChecksums SHA256SUMS of the build's binaries, as `sha256sum -c` reads it.
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums (the `GetBuildChecksums` operationId).
+func (c *Client) GetBuildChecksums(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBuildChecksumsRequest(c.Server, app, build)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBuildLog The build's log.
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/log (the `GetBuildLog` operationId).
+func (c *Client) GetBuildLog(ctx context.Context, app AppName, build BuildID, params *GetBuildLogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBuildLogRequest(c.Server, app, build, params)
 	if err != nil {
 		return nil, err
 	}
@@ -897,6 +1341,536 @@ func NewPutAppRequestWithBody(server string, app AppName, params *PutAppParams, 
 	return req, nil
 }
 
+// NewListBuildsRequest constructs an http.Request for the ListBuilds method
+func NewListBuildsRequest(server string, app AppName, params *ListBuildsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateBuildRequest calls the generic CreateBuild builder with application/json body
+func NewCreateBuildRequest(server string, app AppName, params *CreateBuildParams, body CreateBuildJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateBuildRequestWithBody(server, app, params, "application/json", bodyReader)
+}
+
+// NewCreateBuildRequestWithBody constructs an http.Request for the CreateBuild method, with any body, and a specified content type
+func NewCreateBuildRequestWithBody(server string, app AppName, params *CreateBuildParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Version != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "version", *params.Version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Commit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "commit", *params.Commit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Platforms != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "platforms", *params.Platforms, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceDateEpoch != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_date_epoch", *params.SourceDateEpoch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetBuildRequest constructs an http.Request for the GetBuild method
+func NewGetBuildRequest(server string, app AppName, build BuildID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetArtifactRequest constructs an http.Request for the GetArtifact method
+func NewGetArtifactRequest(server string, app AppName, build BuildID, os string, arch string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "os", os, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam3 string
+
+	pathParam3, err = runtime.StyleParamWithOptions("simple", false, "arch", arch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s/artifacts/%s/%s", pathParam0, pathParam1, pathParam2, pathParam3)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetArtifactVariantRequest constructs an http.Request for the GetArtifactVariant method
+func NewGetArtifactVariantRequest(server string, app AppName, build BuildID, os string, arch string, variant string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "os", os, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam3 string
+
+	pathParam3, err = runtime.StyleParamWithOptions("simple", false, "arch", arch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam4 string
+
+	pathParam4, err = runtime.StyleParamWithOptions("simple", false, "variant", variant, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s/artifacts/%s/%s/%s", pathParam0, pathParam1, pathParam2, pathParam3, pathParam4)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelBuildRequest constructs an http.Request for the CancelBuild method
+func NewCancelBuildRequest(server string, app AppName, build BuildID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s/cancel", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBuildChecksumsRequest constructs an http.Request for the GetBuildChecksums method
+func NewGetBuildChecksumsRequest(server string, app AppName, build BuildID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s/checksums", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBuildLogRequest constructs an http.Request for the GetBuildLog method
+func NewGetBuildLogRequest(server string, app AppName, build BuildID, params *GetBuildLogParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s/log", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Follow != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "follow", *params.Follow, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Offset != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -1011,6 +1985,93 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/apps/{app} (the `PutApp` operationId).
 	PutAppWithResponse(ctx context.Context, app AppName, params *PutAppParams, body PutAppJSONRequestBody, reqEditors ...RequestEditorFn) (*PutAppResponse, error)
+
+	// ListBuildsWithResponse List the app's builds, newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds (the `ListBuilds` operationId).
+	ListBuildsWithResponse(ctx context.Context, app AppName, params *ListBuildsParams, reqEditors ...RequestEditorFn) (*ListBuildsResponse, error)
+
+	// CreateBuildWithBodyWithResponse Build Go source for every platform of the app.
+	//
+	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+	// accepted), with the build parameters in the query. Or `application/json` naming a
+	// `source_url` that slipway fetches itself, with the parameters in the body.
+	//
+	// The archive is checked before anything is stored: only regular files and directories,
+	// inside the tree, within the size, entry and ratio limits; a refused archive gets
+	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+	CreateBuildWithBodyWithResponse(ctx context.Context, app AppName, params *CreateBuildParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBuildResponse, error)
+
+	// CreateBuildWithResponse Build Go source for every platform of the app.
+	//
+	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+	// accepted), with the build parameters in the query. Or `application/json` naming a
+	// `source_url` that slipway fetches itself, with the parameters in the body.
+	//
+	// The archive is checked before anything is stored: only regular files and directories,
+	// inside the tree, within the size, entry and ratio limits; a refused archive gets
+	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+	CreateBuildWithResponse(ctx context.Context, app AppName, params *CreateBuildParams, body CreateBuildJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBuildResponse, error)
+
+	// GetBuildWithResponse Read a build.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build} (the `GetBuild` operationId).
+	GetBuildWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildResponse, error)
+
+	// GetArtifactWithResponse The binary for one platform.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch} (the `GetArtifact` operationId).
+	GetArtifactWithResponse(ctx context.Context, app AppName, build BuildID, os string, arch string, reqEditors ...RequestEditorFn) (*GetArtifactResponse, error)
+
+	// GetArtifactVariantWithResponse The binary for one platform with a variant (linux/arm/v7).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch}/{variant} (the `GetArtifactVariant` operationId).
+	GetArtifactVariantWithResponse(ctx context.Context, app AppName, build BuildID, os string, arch string, variant string, reqEditors ...RequestEditorFn) (*GetArtifactVariantResponse, error)
+
+	// CancelBuildWithResponse Cancel a queued or running build.
+	//
+	// A queued build is canceled at once; a running one as soon as its worker sees the request (within seconds), which stops the compiler. Canceling a canceled build changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/builds/{build}/cancel (the `CancelBuild` operationId).
+	CancelBuildWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*CancelBuildResponse, error)
+
+	// GetBuildChecksumsWithResponse SHA256SUMS of the build's binaries, as `sha256sum -c` reads it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums (the `GetBuildChecksums` operationId).
+	GetBuildChecksumsWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildChecksumsResponse, error)
+
+	// GetBuildLogWithResponse The build's log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/log (the `GetBuildLog` operationId).
+	GetBuildLogWithResponse(ctx context.Context, app AppName, build BuildID, params *GetBuildLogParams, reqEditors ...RequestEditorFn) (*GetBuildLogResponse, error)
 }
 
 type GetHealthResponse struct {
@@ -1475,6 +2536,530 @@ func (r PutAppResponse) ContentType() string {
 	return ""
 }
 
+type ListBuildsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BuildList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListBuildsResponse) GetJSON200() *BuildList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListBuildsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListBuildsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListBuildsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListBuildsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListBuildsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListBuildsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListBuildsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateBuildResponse200Headers the declared response headers of an HTTP 200 response for CreateBuild
+type CreateBuildResponse200Headers struct {
+	Location *string
+}
+
+// CreateBuildResponse202Headers the declared response headers of an HTTP 202 response for CreateBuild
+type CreateBuildResponse202Headers struct {
+	Location *string
+}
+
+type CreateBuildResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Build
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Build
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CreateBuildResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CreateBuildResponse202Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateBuildResponse) GetJSON200() *Build {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CreateBuildResponse) GetJSON202() *Build {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateBuildResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateBuildResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateBuildResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateBuildResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBuildResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Build
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBuildResponse) GetJSON200() *Build {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetBuildResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBuildResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBuildResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBuildResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBuildResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBuildResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBuildResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetArtifactResponse200Headers the declared response headers of an HTTP 200 response for GetArtifact
+type GetArtifactResponse200Headers struct {
+	ContentLength *int
+}
+
+type GetArtifactResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetArtifactResponse200Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetArtifactResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetArtifactResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetArtifactResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetArtifactResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetArtifactResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetArtifactResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetArtifactVariantResponse200Headers the declared response headers of an HTTP 200 response for GetArtifactVariant
+type GetArtifactVariantResponse200Headers struct {
+	ContentLength *int
+}
+
+type GetArtifactVariantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetArtifactVariantResponse200Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetArtifactVariantResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetArtifactVariantResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetArtifactVariantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetArtifactVariantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetArtifactVariantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetArtifactVariantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CancelBuildResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Build
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Build
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelBuildResponse) GetJSON200() *Build {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelBuildResponse) GetJSON202() *Build {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CancelBuildResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelBuildResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelBuildResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelBuildResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelBuildResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelBuildResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelBuildResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBuildChecksumsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBuildChecksumsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetBuildChecksumsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBuildChecksumsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBuildChecksumsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBuildChecksumsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBuildChecksumsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBuildChecksumsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBuildLogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetBuildLogResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBuildLogResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBuildLogResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBuildLogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBuildLogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBuildLogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBuildLogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetHealthWithResponse Liveness — the process is up.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -1598,6 +3183,147 @@ func (c *ClientWithResponses) PutAppWithResponse(ctx context.Context, app AppNam
 		return nil, err
 	}
 	return ParsePutAppResponse(rsp)
+}
+
+// ListBuildsWithResponse List the app's builds, newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds (the `ListBuilds` operationId).
+func (c *ClientWithResponses) ListBuildsWithResponse(ctx context.Context, app AppName, params *ListBuildsParams, reqEditors ...RequestEditorFn) (*ListBuildsResponse, error) {
+	rsp, err := c.ListBuilds(ctx, app, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListBuildsResponse(rsp)
+}
+
+// CreateBuildWithBodyWithResponse Build Go source for every platform of the app.
+//
+// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+// accepted), with the build parameters in the query. Or `application/json` naming a
+// `source_url` that slipway fetches itself, with the parameters in the body.
+//
+// The archive is checked before anything is stored: only regular files and directories,
+// inside the tree, within the size, entry and ratio limits; a refused archive gets
+// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+func (c *ClientWithResponses) CreateBuildWithBodyWithResponse(ctx context.Context, app AppName, params *CreateBuildParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateBuildResponse, error) {
+	rsp, err := c.CreateBuildWithBody(ctx, app, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBuildResponse(rsp)
+}
+
+// CreateBuildWithResponse Build Go source for every platform of the app.
+//
+// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
+// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
+// accepted), with the build parameters in the query. Or `application/json` naming a
+// `source_url` that slipway fetches itself, with the parameters in the body.
+//
+// The archive is checked before anything is stored: only regular files and directories,
+// inside the tree, within the size, entry and ratio limits; a refused archive gets
+// `source-invalid` naming the entry. A build with the same inputs as an earlier one
+// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
+// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
+func (c *ClientWithResponses) CreateBuildWithResponse(ctx context.Context, app AppName, params *CreateBuildParams, body CreateBuildJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateBuildResponse, error) {
+	rsp, err := c.CreateBuild(ctx, app, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateBuildResponse(rsp)
+}
+
+// GetBuildWithResponse Read a build.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build} (the `GetBuild` operationId).
+func (c *ClientWithResponses) GetBuildWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildResponse, error) {
+	rsp, err := c.GetBuild(ctx, app, build, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBuildResponse(rsp)
+}
+
+// GetArtifactWithResponse The binary for one platform.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch} (the `GetArtifact` operationId).
+func (c *ClientWithResponses) GetArtifactWithResponse(ctx context.Context, app AppName, build BuildID, os string, arch string, reqEditors ...RequestEditorFn) (*GetArtifactResponse, error) {
+	rsp, err := c.GetArtifact(ctx, app, build, os, arch, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetArtifactResponse(rsp)
+}
+
+// GetArtifactVariantWithResponse The binary for one platform with a variant (linux/arm/v7).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch}/{variant} (the `GetArtifactVariant` operationId).
+func (c *ClientWithResponses) GetArtifactVariantWithResponse(ctx context.Context, app AppName, build BuildID, os string, arch string, variant string, reqEditors ...RequestEditorFn) (*GetArtifactVariantResponse, error) {
+	rsp, err := c.GetArtifactVariant(ctx, app, build, os, arch, variant, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetArtifactVariantResponse(rsp)
+}
+
+// CancelBuildWithResponse Cancel a queued or running build.
+//
+// A queued build is canceled at once; a running one as soon as its worker sees the request (within seconds), which stops the compiler. Canceling a canceled build changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/builds/{build}/cancel (the `CancelBuild` operationId).
+func (c *ClientWithResponses) CancelBuildWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*CancelBuildResponse, error) {
+	rsp, err := c.CancelBuild(ctx, app, build, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelBuildResponse(rsp)
+}
+
+// GetBuildChecksumsWithResponse SHA256SUMS of the build's binaries, as `sha256sum -c` reads it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums (the `GetBuildChecksums` operationId).
+func (c *ClientWithResponses) GetBuildChecksumsWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildChecksumsResponse, error) {
+	rsp, err := c.GetBuildChecksums(ctx, app, build, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBuildChecksumsResponse(rsp)
+}
+
+// GetBuildLogWithResponse The build's log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/log (the `GetBuildLog` operationId).
+func (c *ClientWithResponses) GetBuildLogWithResponse(ctx context.Context, app AppName, build BuildID, params *GetBuildLogParams, reqEditors ...RequestEditorFn) (*GetBuildLogResponse, error) {
+	rsp, err := c.GetBuildLog(ctx, app, build, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBuildLogResponse(rsp)
 }
 
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
@@ -1969,6 +3695,431 @@ func ParsePutAppResponse(rsp *http.Response) (*PutAppResponse, error) {
 	return response, nil
 }
 
+// ParseListBuildsResponse parses an HTTP response from a ListBuildsWithResponse call
+func ParseListBuildsResponse(rsp *http.Response) (*ListBuildsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListBuildsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BuildList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateBuildResponse parses an HTTP response from a CreateBuildWithResponse call
+func ParseCreateBuildResponse(rsp *http.Response) (*CreateBuildResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateBuildResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Build
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Build
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CreateBuildResponse200Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers CreateBuildResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetBuildResponse parses an HTTP response from a GetBuildWithResponse call
+func ParseGetBuildResponse(rsp *http.Response) (*GetBuildResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBuildResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Build
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetArtifactResponse parses an HTTP response from a GetArtifactWithResponse call
+func ParseGetArtifactResponse(rsp *http.Response) (*GetArtifactResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetArtifactResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetArtifactResponse200Headers
+		if values := rsp.Header.Values("Content-Length"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Length", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentLength = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetArtifactVariantResponse parses an HTTP response from a GetArtifactVariantWithResponse call
+func ParseGetArtifactVariantResponse(rsp *http.Response) (*GetArtifactVariantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetArtifactVariantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetArtifactVariantResponse200Headers
+		if values := rsp.Header.Values("Content-Length"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Length", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentLength = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelBuildResponse parses an HTTP response from a CancelBuildWithResponse call
+func ParseCancelBuildResponse(rsp *http.Response) (*CancelBuildResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelBuildResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Build
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Build
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBuildChecksumsResponse parses an HTTP response from a GetBuildChecksumsWithResponse call
+func ParseGetBuildChecksumsResponse(rsp *http.Response) (*GetBuildChecksumsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBuildChecksumsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBuildLogResponse parses an HTTP response from a GetBuildLogWithResponse call
+func ParseGetBuildLogResponse(rsp *http.Response) (*GetBuildLogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBuildLogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetHealth Liveness — the process is up.
@@ -1995,6 +4146,30 @@ type ServerInterface interface {
 	// PutApp Create an app, or replace its configuration.
 	// (PUT /v1/apps/{app})
 	PutApp(ctx echo.Context, app AppName, params PutAppParams) error
+	// ListBuilds List the app's builds, newest first.
+	// (GET /v1/apps/{app}/builds)
+	ListBuilds(ctx echo.Context, app AppName, params ListBuildsParams) error
+	// CreateBuild Build Go source for every platform of the app.
+	// (POST /v1/apps/{app}/builds)
+	CreateBuild(ctx echo.Context, app AppName, params CreateBuildParams) error
+	// GetBuild Read a build.
+	// (GET /v1/apps/{app}/builds/{build})
+	GetBuild(ctx echo.Context, app AppName, build BuildID) error
+	// GetArtifact The binary for one platform.
+	// (GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch})
+	GetArtifact(ctx echo.Context, app AppName, build BuildID, os string, arch string) error
+	// GetArtifactVariant The binary for one platform with a variant (linux/arm/v7).
+	// (GET /v1/apps/{app}/builds/{build}/artifacts/{os}/{arch}/{variant})
+	GetArtifactVariant(ctx echo.Context, app AppName, build BuildID, os string, arch string, variant string) error
+	// CancelBuild Cancel a queued or running build.
+	// (POST /v1/apps/{app}/builds/{build}/cancel)
+	CancelBuild(ctx echo.Context, app AppName, build BuildID) error
+	// GetBuildChecksums SHA256SUMS of the build's binaries, as `sha256sum -c` reads it.
+	// (GET /v1/apps/{app}/builds/{build}/checksums)
+	GetBuildChecksums(ctx echo.Context, app AppName, build BuildID) error
+	// GetBuildLog The build's log.
+	// (GET /v1/apps/{app}/builds/{build}/log)
+	GetBuildLog(ctx echo.Context, app AppName, build BuildID, params GetBuildLogParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -2186,6 +4361,308 @@ func (w *ServerInterfaceWrapper) PutApp(ctx echo.Context) error {
 	return err
 }
 
+// ListBuilds converts echo context to params.
+func (w *ServerInterfaceWrapper) ListBuilds(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBuildsParams
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListBuilds(ctx, app, params)
+	return err
+}
+
+// CreateBuild converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateBuild(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateBuildParams
+	// ------------- Optional query parameter "version" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "version", ctx.QueryParams(), &params.Version, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter version: %s", err))
+	}
+
+	// ------------- Optional query parameter "commit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "commit", ctx.QueryParams(), &params.Commit, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter commit: %s", err))
+	}
+
+	// ------------- Optional query parameter "platforms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "platforms", ctx.QueryParams(), &params.Platforms, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter platforms: %s", err))
+	}
+
+	// ------------- Optional query parameter "source_date_epoch" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "source_date_epoch", ctx.QueryParams(), &params.SourceDateEpoch, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter source_date_epoch: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateBuild(ctx, app, params)
+	return err
+}
+
+// GetBuild converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBuild(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBuild(ctx, app, build)
+	return err
+}
+
+// GetArtifact converts echo context to params.
+func (w *ServerInterfaceWrapper) GetArtifact(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// ------------- Path parameter "os" -------------
+	var os string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "os", ctx.Param("os"), &os, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter os: %s", err))
+	}
+
+	// ------------- Path parameter "arch" -------------
+	var arch string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "arch", ctx.Param("arch"), &arch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter arch: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetArtifact(ctx, app, build, os, arch)
+	return err
+}
+
+// GetArtifactVariant converts echo context to params.
+func (w *ServerInterfaceWrapper) GetArtifactVariant(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// ------------- Path parameter "os" -------------
+	var os string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "os", ctx.Param("os"), &os, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter os: %s", err))
+	}
+
+	// ------------- Path parameter "arch" -------------
+	var arch string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "arch", ctx.Param("arch"), &arch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter arch: %s", err))
+	}
+
+	// ------------- Path parameter "variant" -------------
+	var variant string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "variant", ctx.Param("variant"), &variant, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter variant: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetArtifactVariant(ctx, app, build, os, arch, variant)
+	return err
+}
+
+// CancelBuild converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelBuild(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelBuild(ctx, app, build)
+	return err
+}
+
+// GetBuildChecksums converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBuildChecksums(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBuildChecksums(ctx, app, build)
+	return err
+}
+
+// GetBuildLog converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBuildLog(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetBuildLogParams
+	// ------------- Optional query parameter "follow" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "follow", ctx.QueryParams(), &params.Follow, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter follow: %s", err))
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", ctx.QueryParams(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBuildLog(ctx, app, build, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -2241,5 +4718,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/apps/:app", wrapper.DeleteApp, options.OperationMiddlewares["deleteApp"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app", wrapper.GetApp, options.OperationMiddlewares["getApp"]...)
 	router.PUT(options.BaseURL+"/v1/apps/:app", wrapper.PutApp, options.OperationMiddlewares["putApp"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds", wrapper.ListBuilds, options.OperationMiddlewares["listBuilds"]...)
+	router.POST(options.BaseURL+"/v1/apps/:app/builds", wrapper.CreateBuild, options.OperationMiddlewares["createBuild"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build", wrapper.GetBuild, options.OperationMiddlewares["getBuild"]...)
+	router.POST(options.BaseURL+"/v1/apps/:app/builds/:build/cancel", wrapper.CancelBuild, options.OperationMiddlewares["cancelBuild"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/log", wrapper.GetBuildLog, options.OperationMiddlewares["getBuildLog"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/checksums", wrapper.GetBuildChecksums, options.OperationMiddlewares["getBuildChecksums"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/artifacts/:os/:arch", wrapper.GetArtifact, options.OperationMiddlewares["getArtifact"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/artifacts/:os/:arch/:variant", wrapper.GetArtifactVariant, options.OperationMiddlewares["getArtifactVariant"]...)
 
 }

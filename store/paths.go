@@ -18,6 +18,26 @@ package store
 //	                            read in name order with ZRANGEBYLEX for cursor pagination
 //	slipway:{<app>}:app         hash: spec (the app's JSON configuration), gen (generation,
 //	                            the ETag), created_at, updated_at (RFC 3339 UTC)
+//	slipway:{<app>}:build:<id>  hash: doc (the build's JSON), status, attempt (the fencing
+//	                            token of the worker that owns it), cancel ("1" once asked),
+//	                            log ("blob" once the log is in the blob store)
+//	slipway:{<app>}:build:<id>:log   string: the log of a build while it runs (APPEND; byte
+//	                            offsets are the API's log offsets); expires after the log is
+//	                            stored as a blob
+//	slipway:{<app>}:builds      sorted set, score 0, member = build id (a ULID, so name order
+//	                            is time order): every build, listed newest first
+//	slipway:{<app>}:builds:<status>  the same, one per status, for filtered lists
+//	slipway:{<app>}:dedupe:<hex>     string: the id of the live (queued, running or
+//	                            succeeded) build whose inputs hash to <hex>
+//	slipway:{<app>}:idem:<hex>  hash: an Idempotency-Key's request fingerprint, state
+//	                            (pending, done) and answer; expires after 24 hours
+//
+// The build queue is a global stream, written before the build's own keys (a worker drops
+// an entry whose build never appeared):
+//
+//	slipway:queue:builds        stream of {app, build}; consumer group "workers"; a worker
+//	                            keeps its entry's idle time low while it builds, and entries
+//	                            idle past the visibility timeout are claimed by another
 
 import "strings"
 
@@ -29,6 +49,31 @@ func SourceKey(d Digest) string { return "sources/sha256/" + d.Hex() }
 
 // LogKey is the key of a finished build's log.
 func LogKey(app, buildID string) string { return "logs/" + app + "/" + buildID + ".log" }
+
+// BuildKey is the Redis hash of one build.
+func BuildKey(app, id string) string { return appPrefix(app) + "build:" + id }
+
+// BuildLogKey is the Redis string holding a running build's log.
+func BuildLogKey(app, id string) string { return appPrefix(app) + "build:" + id + ":log" }
+
+// BuildsKey is the Redis sorted set of an app's builds.
+func BuildsKey(app string) string { return appPrefix(app) + "builds" }
+
+// BuildsByStatusKey is the Redis sorted set of an app's builds in one status.
+func BuildsByStatusKey(app, status string) string { return appPrefix(app) + "builds:" + status }
+
+// DedupeKey is the Redis string naming the live build with the given input hash.
+func DedupeKey(app, inputHex string) string { return appPrefix(app) + "dedupe:" + inputHex }
+
+// IdempotencyKey is the Redis hash recording one Idempotency-Key of an app's requests.
+func IdempotencyKey(app, keyHex string) string { return appPrefix(app) + "idem:" + keyHex }
+
+// BuildQueueKey is the Redis stream of builds waiting for a worker, and BuildQueueGroup
+// its consumer group.
+const (
+	BuildQueueKey   = "slipway:queue:builds"
+	BuildQueueGroup = "workers"
+)
 
 // AppsIndexKey is the Redis sorted set of all app names.
 const AppsIndexKey = "slipway:apps"

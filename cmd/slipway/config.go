@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,21 @@ type serveConfig struct {
 	GoBin           string
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+
+	Workers           int
+	BuildConcurrency  int
+	BuildTimeout      time.Duration
+	BuildVisibility   time.Duration
+	BuildAttempts     int
+	GoCache           string
+	GoModCache        string
+	GoProxy           string
+	GoSumDB           string
+	GoPrivate         string
+	SourceAllowNets   []netip.Prefix
+	MaxSourceBytes    int64
+	MaxSourceUnpacked int64
+	MaxSourceEntries  int
 }
 
 // setting is one flag with the environment variable that also sets it.
@@ -36,6 +53,33 @@ type setting struct {
 
 func serveSettings(c *serveConfig) []setting {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err == nil && d <= 0 {
+				err = errors.New("must be positive")
+			}
+			*p = d
+			return err
+		}
+	}
+	count := func(p *int, least int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < least {
+				err = fmt.Errorf("must be at least %d", least)
+			}
+			*p = n
+			return err
+		}
+	}
+	size := func(p *int64) func(string) error {
+		return func(v string) error {
+			n, err := parseSize(v)
+			*p = n
+			return err
+		}
+	}
 	return []setting{
 		{flag: "addr", env: "SLIPWAY_ADDR", def: "127.0.0.1:8080", help: "address to listen on, host:port", set: str(&c.Addr)},
 		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS)", set: str(&c.RedisURL)},
@@ -53,22 +97,42 @@ func serveSettings(c *serveConfig) []setting {
 		{flag: "log-level", env: "SLIPWAY_LOG_LEVEL", def: "info", help: "least severe log level: debug, info, warn or error", set: func(v string) error {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},
-		{flag: "shutdown-timeout", env: "SLIPWAY_SHUTDOWN_TIMEOUT", def: "20s", help: "on SIGTERM or SIGINT, how long in-flight requests may take to finish", set: func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err == nil && d <= 0 {
-				err = errors.New("must be positive")
+		{flag: "shutdown-timeout", env: "SLIPWAY_SHUTDOWN_TIMEOUT", def: "20s", help: "on SIGTERM or SIGINT, how long in-flight requests may take to finish", set: dur(&c.ShutdownTimeout)},
+		{flag: "workers", env: "SLIPWAY_WORKERS", def: "1", help: "build workers in this process (serve: 0 for an API-only process)", set: count(&c.Workers, 0)},
+		{flag: "build-concurrency", env: "SLIPWAY_BUILD_CONCURRENCY", def: strconv.Itoa(runtime.NumCPU()), help: "platforms of one build compiled at once (default: the number of CPUs)", set: count(&c.BuildConcurrency, 1)},
+		{flag: "build-timeout", env: "SLIPWAY_BUILD_TIMEOUT", def: "10m", help: "longest one platform's compile may take; its process group is killed then", set: dur(&c.BuildTimeout)},
+		{flag: "build-visibility", env: "SLIPWAY_BUILD_VISIBILITY", def: "1m", help: "how long a build may go without its worker's heartbeat before another worker takes it over", set: dur(&c.BuildVisibility)},
+		{flag: "build-attempts", env: "SLIPWAY_BUILD_ATTEMPTS", def: "3", help: "how many workers may start a build before it fails", set: count(&c.BuildAttempts, 1)},
+		{flag: "gocache", env: "SLIPWAY_GOCACHE", def: "", help: "GOCACHE shared by all builds (default <data-dir>/cache/go-build)", set: str(&c.GoCache)},
+		{flag: "gomodcache", env: "SLIPWAY_GOMODCACHE", def: "", help: "GOMODCACHE shared by all builds (default <data-dir>/cache/gomod)", set: str(&c.GoModCache)},
+		{flag: "goproxy", env: "SLIPWAY_GOPROXY", def: "https://proxy.golang.org,direct", help: "GOPROXY for builds", set: str(&c.GoProxy)},
+		{flag: "gosumdb", env: "SLIPWAY_GOSUMDB", def: "sum.golang.org", help: "GOSUMDB for builds", set: str(&c.GoSumDB)},
+		{flag: "goprivate", env: "SLIPWAY_GOPRIVATE", def: "", help: "GOPRIVATE for builds", set: str(&c.GoPrivate)},
+		{flag: "source-allow-nets", env: "SLIPWAY_SOURCE_ALLOW_NETS", def: "", help: "comma-separated CIDRs that source URLs may reach although link-local or metadata addresses", set: func(v string) error {
+			c.SourceAllowNets = nil
+			for part := range strings.SplitSeq(v, ",") {
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				p, err := netip.ParsePrefix(part)
+				if err != nil {
+					return err
+				}
+				c.SourceAllowNets = append(c.SourceAllowNets, p)
 			}
-			c.ShutdownTimeout = d
-			return err
+			return nil
 		}},
+		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: size(&c.MaxSourceBytes)},
+		{flag: "max-source-unpacked", env: "SLIPWAY_MAX_SOURCE_UNPACKED", def: "1GiB", help: "most bytes a source archive may unpack to", set: size(&c.MaxSourceUnpacked)},
+		{flag: "max-source-entries", env: "SLIPWAY_MAX_SOURCE_ENTRIES", def: "50000", help: "most files and directories in a source archive", set: count(&c.MaxSourceEntries, 1)},
 	}
 }
 
 // parseServe reads the settings from their defaults, then the environment, then flags.
-func parseServe(args []string, getenv func(string) string, out io.Writer) (serveConfig, error) {
+func parseServe(name string, args []string, getenv func(string) string, out io.Writer) (serveConfig, error) {
 	var cfg serveConfig
 	settings := serveSettings(&cfg)
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, s := range settings {
 		s := s
@@ -86,13 +150,13 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (serve
 	args = expandBoolFlags(args, "s3-path-style")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printServeHelp(out, settings)
+			printServeHelp(out, name, settings)
 			return cfg, err
 		}
-		return cfg, &usageError{err.Error() + " (see slipway serve --help)"}
+		return cfg, &usageError{err.Error() + " (see slipway " + name + " --help)"}
 	}
 	if fs.NArg() > 0 {
-		return cfg, &usageError{fmt.Sprintf("serve takes no arguments, got %q (see slipway serve --help)", fs.Args())}
+		return cfg, &usageError{fmt.Sprintf("%s takes no arguments, got %q (see slipway %s --help)", name, fs.Args(), name)}
 	}
 	if cfg.S3Bucket == "" && (cfg.S3Endpoint != "" || cfg.S3Region != "") {
 		return cfg, &usageError{"SLIPWAY_S3_ENDPOINT or SLIPWAY_S3_REGION is set but SLIPWAY_S3_BUCKET is not; set the bucket to store blobs in S3"}
@@ -120,8 +184,12 @@ func redactValue(s setting, v string) string {
 	return v
 }
 
-func printServeHelp(w io.Writer, settings []setting) {
-	fmt.Fprint(w, "Usage: slipway serve [flags]\n\nRuns the slipway API server.\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\n")
+func printServeHelp(w io.Writer, name string, settings []setting) {
+	what := "Runs the slipway API server and, unless --workers is 0, build workers in the same process."
+	if name == "worker" {
+		what = "Runs build workers (--workers of them) that take builds off the queue shared with every slipway serve."
+	}
+	fmt.Fprintf(w, "Usage: slipway %s [flags]\n\n%s\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\n", name, what)
 	for _, s := range settings {
 		def := s.def
 		if def == "" {
@@ -130,6 +198,25 @@ func printServeHelp(w io.Writer, settings []setting) {
 		fmt.Fprintf(w, "  --%s  (%s)\n      %s\n      default: %s\n", s.flag, s.env, s.help, def)
 	}
 	fmt.Fprint(w, "\nS3 credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID and\nAWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, or the instance role.\n")
+}
+
+// parseSize reads a byte count with an optional KiB, MiB or GiB suffix.
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("must be a positive byte count, such as 100MiB")
+	}
+	return n * mult, nil
 }
 
 // redactURL hides the password of a URL, for messages and logs.

@@ -17,7 +17,8 @@ func (e *usageError) Error() string { return e.msg }
 const usage = `slipway builds Go source into binaries and OCI images and moves releases through channels.
 
 Usage:
-  slipway serve [flags]     run the API server (flags: slipway serve --help)
+  slipway serve [flags]     run the API server and build workers (flags: slipway serve --help)
+  slipway worker [flags]    run build workers only, sharing Redis and the blob store
   slipway version           print the version
 
 Settings come from flags or SLIPWAY_* environment variables; flags win.
@@ -31,13 +32,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return &usageError{"no command given"}
 	}
 	switch args[0] {
-	case "serve":
-		cfg, err := parseServe(args[1:], getenv, stdout)
+	case "serve", "worker":
+		cfg, err := parseServe(args[0], args[1:], getenv, stdout)
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+		if args[0] == "worker" {
+			return runWorkers(ctx, cfg, stderr)
 		}
 		return serve(ctx, cfg, stderr)
 	case "version", "--version":

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 )
@@ -28,38 +31,121 @@ import (
 // startupTimeout bounds each start-up check (Redis, the blob store, the toolchain).
 const startupTimeout = 5 * time.Second
 
-// serve runs the API server until ctx is done, then drains in-flight requests.
-func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+// service is what serve and worker share: the logger, Redis, the blob store and the
+// Go toolchain.
+type service struct {
+	cfg       serveConfig
+	log       *slog.Logger
+	rdb       *redis.Client
+	blobs     blobStore
+	blobsDesc string
+	toolchain *builder.Toolchain
+	builds    *builder.Builds
+}
+
+// open connects to everything and checks that it answers; each failure is one line.
+func open(ctx context.Context, cfg serveConfig, logOut io.Writer) (*service, error) {
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// go-redis reports each failed dial itself; the start-up check says it once, in one line.
 	redis.SetLogger(redisLogger{slog.New(slog.DiscardHandler)})
 
 	rdb, err := openRedis(ctx, cfg.RedisURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer rdb.Close()
-
 	blobs, blobsDesc, err := openBlobs(ctx, cfg)
 	if err != nil {
-		return err
+		rdb.Close()
+		return nil, err
 	}
-
 	tctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	toolchain, err := builder.LoadToolchain(tctx, cfg.GoBin)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("slipway builds with the Go toolchain, and %v; install Go or point SLIPWAY_GO (--go) at the go command", err)
+		rdb.Close()
+		return nil, fmt.Errorf("slipway builds with the Go toolchain, and %v; install Go or point SLIPWAY_GO (--go) at the go command", err)
 	}
+	if err := builder.EnsureQueue(ctx, rdb); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	redis.SetLogger(redisLogger{log})
+	return &service{cfg: cfg, log: log, rdb: rdb, blobs: blobs, blobsDesc: blobsDesc, toolchain: toolchain,
+		builds: builder.NewBuilds(rdb)}, nil
+}
 
+func (s *service) sourceLimits() source.Limits {
+	lim := source.DefaultLimits()
+	lim.MaxCompressed = s.cfg.MaxSourceBytes
+	lim.MaxUncompressed = s.cfg.MaxSourceUnpacked
+	lim.MaxEntries = s.cfg.MaxSourceEntries
+	return lim
+}
+
+// startWorkers starts cfg.Workers build workers; the returned function waits for them
+// to stop after ctx ends (each puts its build in progress back on the queue).
+func (s *service) startWorkers(ctx context.Context) (func(), error) {
+	var wg sync.WaitGroup
+	for i := range s.cfg.Workers {
+		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, builder.WorkerOptions{
+			ID:          workerID(i),
+			DataDir:     s.cfg.DataDir,
+			Concurrency: s.cfg.BuildConcurrency,
+			Timeout:     s.cfg.BuildTimeout,
+			Visibility:  s.cfg.BuildVisibility,
+			MaxAttempts: s.cfg.BuildAttempts,
+			Go: builder.GoEnv{Cache: s.cfg.GoCache, ModCache: s.cfg.GoModCache,
+				Proxy: s.cfg.GoProxy, SumDB: s.cfg.GoSumDB, Private: s.cfg.GoPrivate},
+			Limits:      s.sourceLimits(),
+			Log:         s.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		wg.Go(func() {
+			if err := w.Run(ctx); err != nil {
+				s.log.Error("worker stopped", "worker", w.ID(), "err", err)
+			}
+		})
+	}
+	return wg.Wait, nil
+}
+
+// workerID names the i-th worker of this process: host, pid, index.
+func workerID(i int) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i)
+}
+
+// serve runs the API server (and workers) until ctx is done, then drains in-flight
+// requests.
+func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+	s, err := open(ctx, cfg, logOut)
+	if err != nil {
+		return err
+	}
+	defer s.rdb.Close()
+	log := s.log
+
+	intake, err := builder.NewIntake(s.builds, s.blobs, s.toolchain, builder.IntakeOptions{
+		Limits:    s.sourceLimits(),
+		SpoolDir:  filepath.Join(cfg.DataDir, "spool"),
+		AllowNets: cfg.SourceAllowNets,
+	})
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
 	handler, err := api.New(api.Deps{
-		Apps: release.NewApps(rdb, toolchain),
+		Apps:        release.NewApps(s.rdb, s.toolchain),
+		Builds:      s.builds,
+		Intake:      intake,
+		Blobs:       s.blobs,
+		Idempotency: store.NewIdempotency(s.rdb, 0),
 		Checks: []api.Check{
-			{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-			{Name: "blobs", Ping: blobs.Ping},
+			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
+			{Name: "blobs", Ping: s.blobs.Ping},
 		},
 		Metrics: reg,
 		Log:     log,
@@ -79,25 +165,58 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	waitWorkers, err := s.startWorkers(wctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	log.Info("slipway serving", "addr", ln.Addr().String(), "redis", redactURL(cfg.RedisURL),
-		"blobs", blobsDesc, "go", toolchain.Version(), "version", version())
+		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "workers", cfg.Workers, "version", version())
 
-	redis.SetLogger(redisLogger{log})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		stopWorkers()
+		waitWorkers()
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	stopWorkers()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	waitWorkers()
+	if err != nil {
 		srv.Close()
 		return fmt.Errorf("in-flight requests did not finish within %s: %w", cfg.ShutdownTimeout, err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// runWorkers runs build workers only, until ctx is done.
+func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+	if cfg.Workers < 1 {
+		return &usageError{"slipway worker needs --workers (SLIPWAY_WORKERS) of at least 1"}
+	}
+	s, err := open(ctx, cfg, logOut)
+	if err != nil {
+		return err
+	}
+	defer s.rdb.Close()
+	wait, err := s.startWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	s.log.Info("slipway worker running", "workers", cfg.Workers, "redis", redactURL(cfg.RedisURL),
+		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "version", version())
+	<-ctx.Done()
+	wait()
+	s.log.Info("stopped")
 	return nil
 }
 

@@ -285,14 +285,14 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 
 func TestParseServePrecedence(t *testing.T) {
 	env := map[string]string{"SLIPWAY_ADDR": "127.0.0.1:9000", "SLIPWAY_S3_PATH_STYLE": "true", "SLIPWAY_ADMIN_TOKEN": "s3cret"}
-	cfg, err := parseServe([]string{"--addr", "127.0.0.1:9100"}, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := parseServe("serve", []string{"--addr", "127.0.0.1:9100"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Addr != "127.0.0.1:9100" || !cfg.S3PathStyle || cfg.AdminToken != "s3cret" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || cfg.ShutdownTimeout != 20*time.Second {
 		t.Errorf("parseServe = %+v, want the flag over the variable over the default", cfg)
 	}
-	_, err = parseServe(nil, func(k string) string {
+	_, err = parseServe("serve", nil, func(k string) string {
 		if k == "SLIPWAY_S3_PATH_STYLE" {
 			return "maybe"
 		}

@@ -1,0 +1,98 @@
+package builder
+
+import (
+	"time"
+)
+
+// Status is where a build is in its life: queued → running → succeeded | failed | canceled.
+type Status string
+
+// The statuses of a build.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusCanceled  Status = "canceled"
+)
+
+// Statuses lists every status.
+var Statuses = []Status{StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusCanceled}
+
+// Done reports whether the build has ended.
+func (s Status) Done() bool { return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled }
+
+// Reason says why a build did not succeed.
+type Reason string
+
+// The reasons a build fails.
+const (
+	ReasonSourceInvalid Reason = "source_invalid"
+	ReasonCompileFailed Reason = "compile_failed"
+	ReasonTimeout       Reason = "timeout"
+	ReasonCanceled      Reason = "canceled"
+	ReasonInternal      Reason = "internal"
+)
+
+// Build is one build: its inputs, its state and, once it succeeded, its artifacts.
+type Build struct {
+	ID              string      `json:"id"`
+	App             string      `json:"app"`
+	Status          Status      `json:"status"`
+	Version         string      `json:"version"`
+	Commit          string      `json:"commit,omitempty"`
+	Platforms       []string    `json:"platforms"`
+	Main            string      `json:"main"`
+	Ldflags         string      `json:"ldflags"` // the app's template when the build was made
+	SourceDigest    string      `json:"source_digest"`
+	SourceFormat    string      `json:"source_format"` // "tar.gz" or "zip"
+	SourceDateEpoch int64       `json:"source_date_epoch"`
+	GoVersion       string      `json:"go_version"`
+	InputHash       string      `json:"input_hash"`
+	CreatedAt       time.Time   `json:"created_at"`
+	StartedAt       *time.Time  `json:"started_at,omitempty"`
+	FinishedAt      *time.Time  `json:"finished_at,omitempty"`
+	Timings         Timings     `json:"timings"`
+	Error           *BuildError `json:"error,omitempty"`
+	Artifacts       []Artifact  `json:"artifacts"`
+	Attempts        int         `json:"attempts"`
+	Worker          string      `json:"worker,omitempty"`
+}
+
+// Timings are the milliseconds spent in each phase of a build.
+type Timings struct {
+	QueuedMS  *int64 `json:"queued_ms,omitempty"`
+	SourceMS  *int64 `json:"source_ms,omitempty"`
+	CompileMS *int64 `json:"compile_ms,omitempty"`
+	UploadMS  *int64 `json:"upload_ms,omitempty"`
+	TotalMS   *int64 `json:"total_ms,omitempty"`
+}
+
+// BuildError says why a build did not succeed.
+type BuildError struct {
+	Reason   Reason `json:"reason"`
+	Detail   string `json:"detail"`
+	Platform string `json:"platform,omitempty"`
+}
+
+// Artifact is the binary built for one platform, stored at store.BlobKey(Digest).
+type Artifact struct {
+	Platform string `json:"platform"`
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size"`
+}
+
+// Artifact returns the build's artifact for a platform (in normal form).
+func (b *Build) Artifact(platform string) (Artifact, bool) {
+	for _, a := range b.Artifacts {
+		if a.Platform == platform {
+			return a, true
+		}
+	}
+	return Artifact{}, false
+}
+
+func ms(d time.Duration) *int64 {
+	v := d.Milliseconds()
+	return &v
+}

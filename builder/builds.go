@@ -1,0 +1,275 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/store"
+)
+
+// Builds keeps build records in Redis (see store/paths.go for the keys) and queues them
+// for workers on a Redis stream.
+type Builds struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+}
+
+// NewBuilds returns the build store on rdb.
+func NewBuilds(rdb redis.UniversalClient) *Builds {
+	return &Builds{rdb: rdb, now: time.Now}
+}
+
+// createScript records a new build unless a live build with the same inputs exists.
+//
+//	KEYS  build hash, all builds, builds in status queued, dedupe key
+//	ARGV  id, doc
+//	returns {"ok"} or {"dup", existing id}
+var createScript = redis.NewScript(`
+local existing = redis.call('GET', KEYS[4])
+if existing then return {'dup', existing} end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'status', 'queued', 'attempt', '0')
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('SET', KEYS[4], ARGV[1])
+return {'ok'}
+`)
+
+// transitionScript moves a build from one state to the next if nobody moved it first:
+// the attempt (fencing token) and status must be the ones the caller read.
+//
+//	KEYS  build hash, set of the old status, set of the new status, dedupe key
+//	ARGV  id, expected attempt, expected status, new attempt, new status, doc,
+//	      drop dedupe ("1": the build can no longer be reused)
+//	returns "ok", "missing" or "conflict"
+var transitionScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status')
+if not cur[2] then return 'missing' end
+if cur[1] ~= ARGV[2] or cur[2] ~= ARGV[3] then return 'conflict' end
+redis.call('HSET', KEYS[1], 'attempt', ARGV[4], 'status', ARGV[5], 'doc', ARGV[6])
+if ARGV[3] ~= ARGV[5] then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])
+end
+if ARGV[7] == '1' and redis.call('GET', KEYS[4]) == ARGV[1] then
+  redis.call('DEL', KEYS[4])
+end
+return 'ok'
+`)
+
+// requestCancelScript marks a running build for cancellation.
+//
+//	KEYS  build hash
+//	returns the status, or false when the build does not exist
+var requestCancelScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return false end
+if st == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1') end
+return st
+`)
+
+// record is a build as stored: its document and the fields scripts check.
+type record struct {
+	build   Build
+	status  Status
+	attempt int
+	cancel  bool
+	logBlob bool
+}
+
+var recordFields = []string{"doc", "status", "attempt", "cancel", "log"}
+
+func (s *Builds) read(ctx context.Context, app, id string) (record, error) {
+	vals, err := s.rdb.HMGet(ctx, store.BuildKey(app, id), recordFields...).Result()
+	if err != nil {
+		return record{}, fmt.Errorf("reading build %s: %w", id, err)
+	}
+	return decodeRecord(app, id, vals)
+}
+
+func decodeRecord(app, id string, vals []any) (record, error) {
+	doc, _ := vals[0].(string)
+	if doc == "" {
+		return record{}, fmt.Errorf("%w: no build %s in app %s", ErrNotFound, id, app)
+	}
+	var r record
+	if err := json.Unmarshal([]byte(doc), &r.build); err != nil {
+		return record{}, fmt.Errorf("decoding build %s: %w", id, err)
+	}
+	st, _ := vals[1].(string)
+	r.status = Status(st)
+	r.build.Status = r.status
+	att, _ := vals[2].(string)
+	r.attempt, _ = strconv.Atoi(att)
+	r.cancel = vals[3] == "1"
+	r.logBlob = vals[4] == "blob"
+	return r, nil
+}
+
+// Get returns a build.
+func (s *Builds) Get(ctx context.Context, app, id string) (Build, error) {
+	if !validID(id) {
+		return Build{}, fmt.Errorf("%w: no build %s in app %s", ErrNotFound, id, app)
+	}
+	r, err := s.read(ctx, app, id)
+	return r.build, err
+}
+
+// List returns up to limit builds of app, newest first, starting after the build id
+// after ("" for the first page), optionally only those in one status; and the id to pass
+// as after for the next page ("" on the last).
+func (s *Builds) List(ctx context.Context, app string, status Status, after string, limit int) ([]Build, string, error) {
+	key := store.BuildsKey(app)
+	if status != "" {
+		key = store.BuildsByStatusKey(app, string(status))
+	}
+	start := "+"
+	if after != "" {
+		start = "(" + after
+	}
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: key, Start: start, Stop: "-", ByLex: true, Rev: true, Count: int64(limit) + 1,
+	}).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("listing builds of %s: %w", app, err)
+	}
+	next := ""
+	if len(ids) > limit {
+		ids = ids[:limit]
+		next = ids[limit-1]
+	}
+	cmds := make([]*redis.SliceCmd, len(ids))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HMGet(ctx, store.BuildKey(app, id), recordFields...)
+		}
+		return nil
+	}); err != nil {
+		return nil, "", fmt.Errorf("reading builds of %s: %w", app, err)
+	}
+	out := make([]Build, 0, len(ids))
+	for i, id := range ids {
+		r, err := decodeRecord(app, id, cmds[i].Val())
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, r.build)
+	}
+	return out, next, nil
+}
+
+// create records a queued build. When a live build with the same input hash exists,
+// it records nothing and returns that build's id.
+func (s *Builds) create(ctx context.Context, b Build) (dupOf string, err error) {
+	doc, err := json.Marshal(b)
+	if err != nil {
+		return "", fmt.Errorf("encoding build: %w", err)
+	}
+	res, err := createScript.Run(ctx, s.rdb, []string{
+		store.BuildKey(b.App, b.ID), store.BuildsKey(b.App),
+		store.BuildsByStatusKey(b.App, string(StatusQueued)), store.DedupeKey(b.App, b.InputHash),
+	}, b.ID, doc).StringSlice()
+	if err != nil {
+		return "", fmt.Errorf("recording build %s: %w", b.ID, err)
+	}
+	if res[0] == "dup" {
+		return res[1], nil
+	}
+	return "", nil
+}
+
+// transition writes b as the build's new state if the build is still at attempt
+// fromAttempt in status from. It returns ErrStale when someone else moved it first.
+func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b Build) error {
+	doc, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("encoding build: %w", err)
+	}
+	drop := "0"
+	if b.Status == StatusFailed || b.Status == StatusCanceled {
+		drop = "1"
+	}
+	res, err := transitionScript.Run(ctx, s.rdb, []string{
+		store.BuildKey(b.App, b.ID), store.BuildsByStatusKey(b.App, string(from)),
+		store.BuildsByStatusKey(b.App, string(b.Status)), store.DedupeKey(b.App, b.InputHash),
+	}, b.ID, fromAttempt, string(from), b.Attempts, string(b.Status), doc, drop).Text()
+	if err != nil {
+		return fmt.Errorf("updating build %s: %w", b.ID, err)
+	}
+	switch res {
+	case "missing":
+		return fmt.Errorf("%w: no build %s in app %s", ErrNotFound, b.ID, b.App)
+	case "conflict":
+		return fmt.Errorf("%w: build %s moved on without this worker", ErrStale, b.ID)
+	}
+	return nil
+}
+
+// Cancel stops a build: a queued one at once (it is canceled when Cancel returns true),
+// a running one as soon as its worker notices (within a heartbeat). Canceling a canceled
+// build is a no-op; canceling one that succeeded or failed is ErrConflict.
+func (s *Builds) Cancel(ctx context.Context, app, id string) (Build, bool, error) {
+	if !validID(id) {
+		return Build{}, false, fmt.Errorf("%w: no build %s in app %s", ErrNotFound, id, app)
+	}
+	for range 5 {
+		r, err := s.read(ctx, app, id)
+		if err != nil {
+			return Build{}, false, err
+		}
+		switch r.status {
+		case StatusCanceled:
+			return r.build, true, nil
+		case StatusSucceeded, StatusFailed:
+			return r.build, false, fmt.Errorf("%w: build %s already %s", ErrConflict, id, r.status)
+		case StatusRunning:
+			st, err := requestCancelScript.Run(ctx, s.rdb, []string{store.BuildKey(app, id)}).Text()
+			if err != nil {
+				return Build{}, false, fmt.Errorf("canceling build %s: %w", id, err)
+			}
+			if st != string(StatusRunning) {
+				continue // it moved on meanwhile; look again
+			}
+			return r.build, false, nil
+		case StatusQueued:
+			b := r.build
+			now := s.now().UTC()
+			b.Status = StatusCanceled
+			b.FinishedAt = &now
+			b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled before a worker started it"}
+			b.Timings.TotalMS = ms(now.Sub(b.CreatedAt))
+			err := s.transition(ctx, r.attempt, StatusQueued, b)
+			if errors.Is(err, ErrStale) {
+				continue // a worker claimed it meanwhile
+			}
+			if err != nil {
+				return Build{}, false, err
+			}
+			return b, true, nil
+		}
+	}
+	return Build{}, false, fmt.Errorf("canceling build %s: its state kept changing", id)
+}
+
+// validID reports whether id looks like a build id (a ULID), so a path parameter never
+// reaches Redis unchecked.
+func validID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,70 @@
+package builder
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
+)
+
+// CheckGoMod checks a module's go.mod before anything is built: it must parse, ask for no
+// Go newer than goVersion (the server's, such as "go1.26.8"; slipway never downloads a
+// toolchain), and replace modules only with module versions or directories inside the
+// module's own tree.
+func CheckGoMod(data []byte, goVersion string) error {
+	f, err := modfile.Parse("go.mod", data, nil)
+	if err != nil {
+		return fmt.Errorf("go.mod does not parse: %v", err)
+	}
+	if f.Module == nil {
+		return fmt.Errorf("go.mod has no module line")
+	}
+	have := "v" + strings.TrimPrefix(goVersion, "go")
+	if f.Go != nil && semver.Compare("v"+f.Go.Version, have) > 0 {
+		return fmt.Errorf("go.mod needs go %s, and this server has %s and never downloads toolchains", f.Go.Version, goVersion)
+	}
+	if f.Toolchain != nil {
+		want := "v" + strings.TrimPrefix(f.Toolchain.Name, "go")
+		if semver.IsValid(want) && semver.Compare(want, have) > 0 {
+			return fmt.Errorf("go.mod asks for toolchain %s, and this server has %s and never downloads toolchains", f.Toolchain.Name, goVersion)
+		}
+	}
+	for _, r := range f.Replace {
+		if r.New.Version != "" {
+			continue // a module version
+		}
+		dir := r.New.Path
+		if path.IsAbs(dir) || strings.HasPrefix(dir, `\`) || (len(dir) > 1 && dir[1] == ':') {
+			return fmt.Errorf("go.mod replaces %s with %s, a directory outside the module", r.Old.Path, dir)
+		}
+		if clean := path.Clean(dir); clean == ".." || strings.HasPrefix(clean, "../") {
+			return fmt.Errorf("go.mod replaces %s with %s, a directory outside the module", r.Old.Path, dir)
+		}
+	}
+	return nil
+}
+
+// semVer is the regular expression of semver.org for SemVer 2.0.0.
+var semVer = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+
+// ValidateVersion checks that v is a SemVer 2.0.0 version such as 1.4.2 or 2.0.0-rc.1.
+func ValidateVersion(v string) error {
+	if len(v) > 128 || !semVer.MatchString(v) {
+		return fmt.Errorf("%q is not a SemVer 2.0.0 version such as 1.4.2 or 2.0.0-rc.1 (no leading v)", v)
+	}
+	return nil
+}
+
+var commitRE = regexp.MustCompile(`^[0-9A-Za-z._/-]{1,128}$`)
+
+// ValidateCommit checks a commit identifier: a hash, tag or branch name of at most 128
+// letters, digits and . _ / -.
+func ValidateCommit(c string) error {
+	if !commitRE.MatchString(c) {
+		return fmt.Errorf("%q is not a commit: at most 128 letters, digits and . _ / -", c)
+	}
+	return nil
+}

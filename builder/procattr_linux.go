@@ -1,0 +1,8 @@
+package builder
+
+import "syscall"
+
+// processGroupAttr puts a child in a process group of its own, killed with slipway.
+func processGroupAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}

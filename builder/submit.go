@@ -1,0 +1,276 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/store"
+)
+
+// AppSettings are the parts of an app's configuration a build uses.
+type AppSettings struct {
+	Name      string
+	Main      string
+	Platforms []string
+	Ldflags   string
+}
+
+// Request is a build request, its parameters parsed but not yet checked.
+type Request struct {
+	App             AppSettings
+	Version         string   // "" for 0.0.0-<build id>
+	Commit          string   //
+	Platforms       []string // nil for the app's
+	SourceDateEpoch int64
+	Format          source.Format
+}
+
+// SourceError is a source slipway refuses to build: a bad archive or go.mod.
+type SourceError struct {
+	Entry  string // the archive entry at fault, if one is
+	Detail string
+}
+
+func (e *SourceError) Error() string {
+	if e.Entry != "" {
+		return fmt.Sprintf("source archive entry %q: %s", e.Entry, e.Detail)
+	}
+	return "source: " + e.Detail
+}
+
+// Intake turns requests and uploaded sources into queued builds.
+type Intake struct {
+	builds    *Builds
+	blobs     store.Blobs
+	toolchain *Toolchain
+	limits    source.Limits
+	spoolDir  string
+	fetcher   *Fetcher
+	now       func() time.Time
+}
+
+// IntakeOptions configure an Intake.
+type IntakeOptions struct {
+	// Limits on source archives. Default source.DefaultLimits().
+	Limits source.Limits
+	// SpoolDir is where uploads are kept while they are checked. Required.
+	SpoolDir string
+	// AllowNets are address ranges source URLs may reach even though they are
+	// link-local or metadata addresses. Default none.
+	AllowNets []netip.Prefix
+	// FetchTimeout bounds each attempt to fetch a source URL. Default 5 minutes.
+	FetchTimeout time.Duration
+}
+
+// NewIntake returns the intake that records builds in builds, stores sources in blobs,
+// and checks them against the toolchain.
+func NewIntake(builds *Builds, blobs store.Blobs, tc *Toolchain, opts IntakeOptions) (*Intake, error) {
+	if opts.SpoolDir == "" {
+		return nil, errors.New("intake needs a spool directory")
+	}
+	if err := os.MkdirAll(opts.SpoolDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating spool directory: %w", err)
+	}
+	if opts.Limits == (source.Limits{}) {
+		opts.Limits = source.DefaultLimits()
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = 5 * time.Minute
+	}
+	return &Intake{
+		builds: builds, blobs: blobs, toolchain: tc, limits: opts.Limits, spoolDir: opts.SpoolDir,
+		fetcher: NewFetcher(opts.AllowNets, opts.FetchTimeout), now: time.Now,
+	}, nil
+}
+
+// Spool copies an uploaded archive to a temporary file, refusing more than the
+// compressed-size limit (source.ErrTooLarge). The caller removes it.
+func (in *Intake) Spool(ctx context.Context, r io.Reader) (*source.Spooled, error) {
+	return source.Spool(ctx, r, in.spoolDir, in.limits.MaxCompressed)
+}
+
+// Fetch downloads the archive at a source URL to a temporary file, with the same limit.
+func (in *Intake) Fetch(ctx context.Context, rawURL string) (*source.Spooled, error) {
+	return in.fetcher.Fetch(ctx, rawURL, in.spoolDir, in.limits.MaxCompressed)
+}
+
+// Check validates the request's parameters and fills in the app's defaults, before any
+// source is read. Problems are *InputError naming the parameter.
+func (in *Intake) Check(req *Request) error {
+	if req.Version != "" {
+		if err := ValidateVersion(req.Version); err != nil {
+			return &InputError{Field: "version", Detail: err.Error()}
+		}
+	}
+	if req.Commit != "" {
+		if err := ValidateCommit(req.Commit); err != nil {
+			return &InputError{Field: "commit", Detail: err.Error()}
+		}
+	}
+	if req.SourceDateEpoch < 0 {
+		return &InputError{Field: "source_date_epoch", Detail: "must be 0 or more (Unix seconds)"}
+	}
+	if req.Platforms == nil {
+		req.Platforms = req.App.Platforms
+	}
+	if len(req.Platforms) == 0 {
+		return &InputError{Field: "platforms", Detail: "at least one platform is needed"}
+	}
+	norm := make([]string, 0, len(req.Platforms))
+	for _, p := range req.Platforms {
+		n, err := in.toolchain.CheckPlatform(p)
+		if err != nil {
+			return &InputError{Field: "platforms", Detail: err.Error()}
+		}
+		if slices.Contains(norm, n) {
+			return &InputError{Field: "platforms", Detail: fmt.Sprintf("%s is listed twice", p)}
+		}
+		norm = append(norm, n)
+	}
+	req.Platforms = norm
+	if _, err := RenderLdflags(req.App.Ldflags, in.ldflagsVars(req, "")); err != nil {
+		return &InputError{Field: "ldflags", Detail: err.Error()}
+	}
+	return nil
+}
+
+func (in *Intake) ldflagsVars(req *Request, version string) LdflagsVars {
+	return LdflagsVars{
+		Version: version,
+		Commit:  req.Commit,
+		Date:    time.Unix(req.SourceDateEpoch, 0).UTC().Format(time.RFC3339),
+		App:     req.App.Name,
+	}
+}
+
+// Submit checks the spooled archive and queues a build of it. When a live build with the
+// same inputs exists it queues nothing and returns that build with deduplicated true.
+// A refused source is a *SourceError; nothing is stored for it.
+func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spooled) (Build, bool, error) {
+	info, err := source.Inspect(ctx, archive.Path, req.Format, in.limits)
+	if err != nil {
+		var serr *source.Error
+		if errors.As(err, &serr) {
+			return Build{}, false, &SourceError{Entry: serr.Entry, Detail: serr.Reason}
+		}
+		return Build{}, false, fmt.Errorf("inspecting source: %w", err)
+	}
+	if err := CheckGoMod(info.GoMod, in.toolchain.Version()); err != nil {
+		return Build{}, false, &SourceError{Entry: info.Root + "go.mod", Detail: err.Error()}
+	}
+	inputHash := in.inputHash(req, archive.Digest)
+	if b, ok, err := in.live(ctx, req.App.Name, inputHash); err != nil || ok {
+		return b, ok, err
+	}
+
+	f, err := os.Open(archive.Path)
+	if err != nil {
+		return Build{}, false, fmt.Errorf("opening spooled source: %w", err)
+	}
+	_, err = in.blobs.Put(ctx, store.SourceKey(store.Digest(archive.Digest)), f, store.Digest(archive.Digest))
+	f.Close()
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return Build{}, false, fmt.Errorf("storing source: %w", err)
+	}
+
+	now := in.now().UTC()
+	id := ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
+	version := req.Version
+	if version == "" {
+		version = "0.0.0-" + id
+	}
+	format := "tar.gz"
+	if req.Format == source.Zip {
+		format = "zip"
+	}
+	b := Build{
+		ID:              id,
+		App:             req.App.Name,
+		Status:          StatusQueued,
+		Version:         version,
+		Commit:          req.Commit,
+		Platforms:       req.Platforms,
+		Main:            req.App.Main,
+		Ldflags:         req.App.Ldflags,
+		SourceDigest:    archive.Digest,
+		SourceFormat:    format,
+		SourceDateEpoch: req.SourceDateEpoch,
+		GoVersion:       in.toolchain.Version(),
+		InputHash:       inputHash,
+		CreatedAt:       now,
+		Artifacts:       []Artifact{},
+	}
+	// The queue entry goes first: if slipway stops before the build is recorded, a
+	// worker finds an entry without a build and drops it; the other order could leave a
+	// queued build that no worker ever sees.
+	entry, err := in.builds.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: store.BuildQueueKey,
+		Values: map[string]any{"app": b.App, "build": b.ID},
+	}).Result()
+	if err != nil {
+		return Build{}, false, fmt.Errorf("queueing build: %w", err)
+	}
+	dup, err := in.builds.create(ctx, b)
+	if err != nil || dup != "" {
+		in.builds.rdb.XDel(context.WithoutCancel(ctx), store.BuildQueueKey, entry)
+	}
+	if err != nil {
+		return Build{}, false, err
+	}
+	if dup != "" {
+		existing, err := in.builds.Get(ctx, b.App, dup)
+		return existing, true, err
+	}
+	return b, false, nil
+}
+
+// live returns the queued, running or succeeded build with the input hash, if any.
+func (in *Intake) live(ctx context.Context, app, inputHash string) (Build, bool, error) {
+	id, err := in.builds.rdb.Get(ctx, store.DedupeKey(app, inputHash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Build{}, false, nil
+	}
+	if err != nil {
+		return Build{}, false, fmt.Errorf("looking up identical builds: %w", err)
+	}
+	b, err := in.builds.Get(ctx, app, id)
+	if errors.Is(err, ErrNotFound) {
+		return Build{}, false, nil
+	}
+	if err != nil || b.Status == StatusFailed || b.Status == StatusCanceled {
+		return Build{}, false, err
+	}
+	return b, true, nil
+}
+
+// inputHash identifies everything that decides a build's outputs: the same hash, the
+// same binaries.
+func (in *Intake) inputHash(req Request, sourceDigest string) string {
+	ld, _ := RenderLdflags(req.App.Ldflags, in.ldflagsVars(&req, req.Version))
+	platforms := slices.Sorted(slices.Values(req.Platforms))
+	b, _ := json.Marshal(struct {
+		Source    string   `json:"source"`
+		Platforms []string `json:"platforms"`
+		Version   string   `json:"version"`
+		Commit    string   `json:"commit"`
+		Ldflags   []string `json:"ldflags"`
+		Main      string   `json:"main"`
+		Date      int64    `json:"date"`
+		Go        string   `json:"go"`
+	}{sourceDigest, platforms, req.Version, req.Commit, ld, req.App.Main, req.SourceDateEpoch, in.toolchain.Version()})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,581 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/store"
+)
+
+// WorkerOptions configure a worker; the zero value of each field means its default.
+type WorkerOptions struct {
+	// ID names the worker in the queue's consumer group and in build records. Default:
+	// host name, process id and a random suffix.
+	ID string
+	// DataDir holds the worker's scratch space (<DataDir>/work) and the Go caches
+	// (<DataDir>/cache). Required.
+	DataDir string
+	// Concurrency is how many platforms of one build compile at once. Default: the
+	// number of CPUs.
+	Concurrency int
+	// Timeout bounds each compile. Default 10 minutes.
+	Timeout time.Duration
+	// Visibility is how long a build's queue entry may go without a heartbeat before
+	// another worker takes the build over. Default 1 minute; heartbeats come every quarter.
+	Visibility time.Duration
+	// MaxAttempts is how many workers may start a build before it fails. Default 3.
+	MaxAttempts int
+	// MaxBinary is the largest binary accepted. Default 512 MiB.
+	MaxBinary int64
+	// MaxLog is the most log kept per build; more is cut. Default 16 MiB.
+	MaxLog int64
+	// Go is the environment of every compile.
+	Go GoEnv
+	// Limits are the source archive limits, applied again as the source is extracted.
+	Limits source.Limits
+	// Log receives the worker's own log.
+	Log *slog.Logger
+}
+
+// Worker takes builds off the queue and runs them, one at a time.
+type Worker struct {
+	builds    *Builds
+	blobs     store.Blobs
+	toolchain *Toolchain
+	opts      WorkerOptions
+}
+
+// NewWorker returns a worker; call Run to start it.
+func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOptions) (*Worker, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("worker needs a data directory")
+	}
+	if opts.ID == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		opts.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = runtime.NumCPU()
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Minute
+	}
+	if opts.Visibility <= 0 {
+		opts.Visibility = time.Minute
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 3
+	}
+	if opts.MaxBinary <= 0 {
+		opts.MaxBinary = 512 << 20
+	}
+	if opts.MaxLog <= 0 {
+		opts.MaxLog = 16 << 20
+	}
+	if opts.Limits == (source.Limits{}) {
+		opts.Limits = source.DefaultLimits()
+	}
+	if opts.Go.Cache == "" {
+		opts.Go.Cache = filepath.Join(opts.DataDir, "cache", "go-build")
+	}
+	if opts.Go.ModCache == "" {
+		opts.Go.ModCache = filepath.Join(opts.DataDir, "cache", "gomod")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{opts.Go.Cache, opts.Go.ModCache, filepath.Join(opts.DataDir, "work")} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	return &Worker{builds: builds, blobs: blobs, toolchain: tc, opts: opts}, nil
+}
+
+// ID returns the worker's name.
+func (w *Worker) ID() string { return w.opts.ID }
+
+// EnsureQueue creates the build queue's consumer group if it does not exist yet.
+func EnsureQueue(ctx context.Context, rdb redis.UniversalClient) error {
+	err := rdb.XGroupCreateMkStream(ctx, store.BuildQueueKey, store.BuildQueueGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("creating the build queue: %w", err)
+	}
+	return nil
+}
+
+// Run takes builds off the queue until ctx is done. A build in progress when ctx ends
+// is put back on the queue for another worker.
+func (w *Worker) Run(ctx context.Context) error {
+	rdb := w.builds.rdb
+	if err := EnsureQueue(ctx, rdb); err != nil {
+		return err
+	}
+	w.opts.Log.Info("worker started", "worker", w.opts.ID)
+	for ctx.Err() == nil {
+		msgs, err := w.next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			w.opts.Log.Warn("reading the build queue", "worker", w.opts.ID, "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		for _, m := range msgs {
+			w.handle(ctx, m)
+		}
+	}
+	w.opts.Log.Info("worker stopped", "worker", w.opts.ID)
+	return nil
+}
+
+// next returns the next entry: first one abandoned by a dead worker, else a new one.
+func (w *Worker) next(ctx context.Context) ([]redis.XMessage, error) {
+	rdb := w.builds.rdb
+	claimed, _, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: w.opts.ID,
+		MinIdle: w.opts.Visibility, Start: "0-0", Count: 1,
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(claimed) > 0 {
+		return claimed, nil
+	}
+	streams, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: store.BuildQueueGroup, Consumer: w.opts.ID,
+		Streams: []string{store.BuildQueueKey, ">"}, Count: 1, Block: w.block(),
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return streams[0].Messages, nil
+}
+
+// block is how long to wait for a new entry before looking for abandoned ones again.
+func (w *Worker) block() time.Duration {
+	return min(2*time.Second, w.opts.Visibility/2)
+}
+
+func (w *Worker) ack(ctx context.Context, entry string) {
+	ctx = context.WithoutCancel(ctx)
+	rdb := w.builds.rdb
+	if err := rdb.XAck(ctx, store.BuildQueueKey, store.BuildQueueGroup, entry).Err(); err != nil {
+		w.opts.Log.Warn("acknowledging a queue entry", "entry", entry, "err", err)
+	}
+	rdb.XDel(ctx, store.BuildQueueKey, entry)
+}
+
+// handle claims the entry's build, runs it and records the result.
+func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
+	app, _ := m.Values["app"].(string)
+	id, _ := m.Values["build"].(string)
+	log := w.opts.Log.With("worker", w.opts.ID, "app", app, "build", id)
+
+	rec, err := w.readForClaim(ctx, app, id, m.ID)
+	if errors.Is(err, ErrNotFound) {
+		log.Warn("dropping a queue entry whose build was never recorded", "entry", m.ID)
+		w.ack(ctx, m.ID)
+		return
+	}
+	if err != nil {
+		log.Warn("reading build", "err", err)
+		return // the entry stays pending and is retried after the visibility timeout
+	}
+	if rec.status.Done() {
+		w.ack(ctx, m.ID)
+		return
+	}
+	blog := newBuildLog(w.builds.rdb, app, id, w.opts.MaxLog)
+	now := time.Now().UTC()
+	b := rec.build
+	if rec.cancel {
+		b.Status, b.FinishedAt = StatusCanceled, &now
+		b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+		if err := w.builds.transition(ctx, rec.attempt, rec.status, b); err == nil {
+			w.storeLog(ctx, b, blog, log)
+			w.ack(ctx, m.ID)
+		}
+		return
+	}
+	attempt := rec.attempt + 1
+	if attempt > w.opts.MaxAttempts {
+		blog.Printf("giving up: %d workers started this build and none finished it (each stopped or lost its lease)", rec.attempt)
+		b.Status, b.FinishedAt = StatusFailed, &now
+		b.Error = &BuildError{Reason: ReasonInternal,
+			Detail: fmt.Sprintf("%d attempts did not finish; the log lists them", rec.attempt)}
+		b.Timings.TotalMS = ms(now.Sub(b.CreatedAt))
+		if err := w.builds.transition(ctx, rec.attempt, rec.status, b); err == nil {
+			w.storeLog(ctx, b, blog, log)
+			w.ack(ctx, m.ID)
+		}
+		return
+	}
+	b.Status, b.Attempts, b.Worker = StatusRunning, attempt, w.opts.ID
+	if b.StartedAt == nil {
+		b.StartedAt = &now
+		b.Timings.QueuedMS = ms(now.Sub(b.CreatedAt))
+	}
+	if err := w.builds.transition(ctx, rec.attempt, rec.status, b); err != nil {
+		log.Info("another worker took the build first", "err", err)
+		return
+	}
+	log = log.With("attempt", attempt)
+	log.Info("build started")
+	blog.Printf("attempt %d of %d on worker %s (%s)", attempt, w.opts.MaxAttempts, w.opts.ID, w.toolchain.Version())
+
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopBeat := w.heartbeat(bctx, cancel, app, id, m.ID, attempt, log)
+	result := w.run(bctx, &b, blog)
+	stopBeat()
+
+	cause := context.Cause(bctx)
+	switch {
+	case errors.Is(cause, ErrStale):
+		log.Warn("lost the build to another worker; dropping this attempt's result")
+		return
+	case ctx.Err() != nil && !errors.Is(cause, errCanceled):
+		w.requeue(b, attempt, m.ID, blog, log)
+		return
+	}
+	end := time.Now().UTC()
+	b.FinishedAt = &end
+	b.Timings.TotalMS = ms(end.Sub(b.CreatedAt))
+	b.GoVersion = w.toolchain.Version()
+	switch {
+	case errors.Is(cause, errCanceled):
+		b.Status = StatusCanceled
+		b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled while running"}
+		blog.Printf("canceled")
+	case result != nil:
+		b.Status, b.Error = StatusFailed, result
+		blog.Printf("failed: %s", result.Reason)
+	default:
+		b.Status = StatusSucceeded
+		blog.Printf("succeeded in %s", end.Sub(*b.StartedAt).Round(time.Millisecond))
+	}
+	fctx := context.WithoutCancel(ctx)
+	if err := w.builds.transition(fctx, attempt, StatusRunning, b); err != nil {
+		if errors.Is(err, ErrStale) {
+			log.Warn("lost the build to another worker; dropping this attempt's result")
+		} else {
+			log.Warn("recording the result", "err", err)
+		}
+		return // the owner of the newer attempt acknowledges the entry
+	}
+	log.Info("build finished", "status", b.Status)
+	w.storeLog(fctx, b, blog, log)
+	w.ack(fctx, m.ID)
+}
+
+// readForClaim reads the entry's build, waiting a moment for one that is being
+// recorded right now (the queue entry is written first).
+func (w *Worker) readForClaim(ctx context.Context, app, id, entry string) (record, error) {
+	for {
+		rec, err := w.builds.read(ctx, app, id)
+		if !errors.Is(err, ErrNotFound) || entryAge(entry) > 10*time.Second || ctx.Err() != nil {
+			return rec, err
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// entryAge is how long ago a stream entry was added (its id starts with Unix ms).
+func entryAge(entry string) time.Duration {
+	msPart, _, _ := strings.Cut(entry, "-")
+	t, err := strconv.ParseInt(msPart, 10, 64)
+	if err != nil {
+		return time.Hour
+	}
+	return time.Since(time.UnixMilli(t))
+}
+
+var errCanceled = errors.New("build canceled")
+
+// heartbeat keeps the queue entry's idle time low, so no other worker takes the build,
+// and watches for a cancel request or a newer attempt. The returned function stops it.
+func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, app, id, entry string, attempt int, log *slog.Logger) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rdb := w.builds.rdb
+		t := time.NewTicker(w.opts.Visibility / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+				Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: w.opts.ID,
+				MinIdle: 0, Messages: []string{entry},
+			}).Err(); err != nil && ctx.Err() == nil {
+				log.Warn("heartbeat", "err", err)
+			}
+			vals, err := rdb.HMGet(ctx, store.BuildKey(app, id), "attempt", "cancel").Result()
+			if err != nil {
+				continue
+			}
+			if a, _ := vals[0].(string); a != strconv.Itoa(attempt) {
+				cancel(ErrStale)
+				return
+			}
+			if vals[1] == "1" {
+				cancel(errCanceled)
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// requeue puts a build this worker is abandoning (it is stopping) back on the queue at
+// once, without using up an attempt.
+func (w *Worker) requeue(b Build, attempt int, entry string, blog *buildLog, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.Status, b.Attempts, b.Worker = StatusQueued, attempt-1, ""
+	blog.Printf("worker %s is stopping; the build goes back to the queue", w.opts.ID)
+	if err := w.builds.transition(ctx, attempt, StatusRunning, b); err != nil {
+		log.Warn("requeueing", "err", err)
+		return
+	}
+	rdb := w.builds.rdb
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: store.BuildQueueKey, Values: map[string]any{"app": b.App, "build": b.ID}}).Err(); err != nil {
+		log.Warn("requeueing", "err", err) // the old entry is still pending and will be reclaimed
+		return
+	}
+	w.ack(ctx, entry)
+	log.Info("build requeued")
+}
+
+// run builds b in a scratch directory: fetch and extract the source, compile every
+// platform, store the binaries. It fills in b's artifacts and timings and returns why
+// the build failed, or nil.
+func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError {
+	work, err := os.MkdirTemp(filepath.Join(w.opts.DataDir, "work"), b.ID+"-")
+	if err != nil {
+		return internalError(blog, "creating a work directory", err)
+	}
+	defer os.RemoveAll(work)
+
+	start := time.Now()
+	src := filepath.Join(work, "src")
+	if berr := w.fetchSource(ctx, b, work, src, blog); berr != nil {
+		return berr
+	}
+	b.Timings.SourceMS = ms(time.Since(start))
+
+	start = time.Now()
+	ld, err := RenderLdflags(b.Ldflags, LdflagsVars{
+		Version: b.Version, Commit: b.Commit, App: b.App,
+		Date: time.Unix(b.SourceDateEpoch, 0).UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		return &BuildError{Reason: ReasonCompileFailed, Detail: err.Error()}
+	}
+	outs, berr := w.compileAll(ctx, b, src, work, ld, blog)
+	if berr != nil {
+		return berr
+	}
+	b.Timings.CompileMS = ms(time.Since(start))
+
+	start = time.Now()
+	arts := make([]Artifact, 0, len(outs))
+	for i, out := range outs {
+		a, err := w.storeBinary(ctx, b.Platforms[i], out)
+		if err != nil {
+			return internalError(blog, "storing the "+b.Platforms[i]+" binary", err)
+		}
+		blog.Printf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size)
+		arts = append(arts, a)
+	}
+	b.Artifacts = arts
+	b.Timings.UploadMS = ms(time.Since(start))
+	return nil
+}
+
+func (w *Worker) fetchSource(ctx context.Context, b *Build, work, src string, blog *buildLog) *BuildError {
+	digest, err := store.ParseDigest(b.SourceDigest)
+	if err != nil {
+		return internalError(blog, "reading the source digest", err)
+	}
+	rc, _, err := w.blobs.Get(ctx, store.SourceKey(digest), 0, -1)
+	if err != nil {
+		return internalError(blog, "fetching the source", err)
+	}
+	archive := filepath.Join(work, "source")
+	f, err := os.Create(archive)
+	if err == nil {
+		_, err = io.Copy(f, rc)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	rc.Close()
+	if err != nil {
+		return internalError(blog, "copying the source", err)
+	}
+	if err := os.Mkdir(src, 0o750); err != nil {
+		return internalError(blog, "creating the source directory", err)
+	}
+	format := source.TarGz
+	if b.SourceFormat == "zip" {
+		format = source.Zip
+	}
+	info, err := source.Extract(ctx, archive, format, src, w.opts.Limits)
+	if err != nil {
+		var serr *source.Error
+		if errors.As(err, &serr) {
+			blog.Printf("source refused: %v", err)
+			return &BuildError{Reason: ReasonSourceInvalid, Detail: err.Error()}
+		}
+		return internalError(blog, "extracting the source", err)
+	}
+	if err := CheckGoMod(info.GoMod, w.toolchain.Version()); err != nil {
+		blog.Printf("source refused: %v", err)
+		return &BuildError{Reason: ReasonSourceInvalid, Detail: err.Error()}
+	}
+	blog.Printf("source %s: %d files, %d bytes", b.SourceDigest, info.Files, info.Size)
+	return nil
+}
+
+// compileAll compiles every platform, up to Concurrency at once; the first failure
+// stops the others. It returns the binaries' paths in platform order.
+func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldflags []string, blog *buildLog) ([]string, *BuildError) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	outs := make([]string, len(b.Platforms))
+	errs := make([]error, len(b.Platforms))
+	sem := make(chan struct{}, w.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, ps := range b.Platforms {
+		p, err := ParsePlatform(ps)
+		if err != nil {
+			return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ps, Detail: err.Error()}
+		}
+		outs[i] = filepath.Join(work, "out", strings.ReplaceAll(ps, "/", "_"), b.App)
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			temp := filepath.Join(work, "tmp", strings.ReplaceAll(ps, "/", "_"))
+			if err := os.MkdirAll(temp, 0o750); err != nil {
+				errs[i] = err
+				cancel()
+				return
+			}
+			blog.Printf("%s: go build %s", ps, b.Main)
+			errs[i] = w.toolchain.Compile(ctx, CompileSpec{
+				Dir: src, Main: b.Main, Platform: p, Ldflags: ldflags, Out: outs[i],
+				Temp: temp, Timeout: w.opts.Timeout, MaxSize: w.opts.MaxBinary,
+			}, w.opts.Go, blog.Prefixed(ps+": "))
+			if errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// Report the failure that caused the others: a compile error or timeout before the
+	// cancellations it set off.
+	for _, pass := range []func(error) bool{
+		func(err error) bool { var ce *CompileError; return errors.As(err, &ce) || errors.Is(err, ErrTimeout) },
+		func(err error) bool { return err != nil },
+	} {
+		for i, err := range errs {
+			if !pass(err) {
+				continue
+			}
+			var ce *CompileError
+			switch {
+			case errors.As(err, &ce):
+				return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ce.Platform, Detail: ce.Output}
+			case errors.Is(err, ErrTimeout):
+				blog.Printf("%s: %v", b.Platforms[i], err)
+				return nil, &BuildError{Reason: ReasonTimeout, Platform: b.Platforms[i], Detail: err.Error()}
+			case errors.Is(err, context.Canceled):
+				return nil, &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+			default:
+				return nil, internalError(blog, "compiling "+b.Platforms[i], err)
+			}
+		}
+	}
+	return outs, nil
+}
+
+// storeBinary puts a binary into the blob store under its digest.
+func (w *Worker) storeBinary(ctx context.Context, platform, path string) (Artifact, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Artifact{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err != nil {
+		return Artifact{}, err
+	}
+	d := store.DigestOf(h)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Artifact{}, err
+	}
+	if _, err := w.blobs.Put(ctx, store.BlobKey(d), f, d); err != nil && !errors.Is(err, store.ErrExists) {
+		return Artifact{}, err
+	}
+	return Artifact{Platform: platform, Digest: d.String(), Size: size}, nil
+}
+
+// storeLog copies a finished build's log into the blob store and lets the Redis copy
+// expire.
+func (w *Worker) storeLog(ctx context.Context, b Build, blog *buildLog, log *slog.Logger) {
+	if err := blog.Store(ctx, w.blobs); err != nil {
+		log.Warn("storing the build log; it stays in Redis", "err", err)
+	}
+}
+
+// internalError logs the cause of a failure that is slipway's, not the source's.
+func internalError(blog *buildLog, what string, err error) *BuildError {
+	blog.Printf("internal error %s: %v", what, err)
+	return &BuildError{Reason: ReasonInternal, Detail: what + " failed; the build log has the cause"}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slipway/slipway/builder/buildertest"
+	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/store/storetest"
+)
+
+// startWorker runs `slipway worker` with env until the test ends.
+func startWorker(t *testing.T, env []string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, "worker")
+	cmd.Env = append(baseEnv(t), append([]string{"SLIPWAY_DATA_DIR=" + t.TempDir()}, env...)...)
+	p := &process{cmd: cmd, stderr: &syncWriter{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), `"msg":"worker started"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("slipway worker did not start:\n%s", p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+// buildEnv is the environment of processes that share one Redis and one bucket, with the
+// test machine's Go caches and no network for modules.
+func buildEnv(t *testing.T) []string {
+	t.Helper()
+	_, goEnv := buildertest.Toolchain(t)
+	_, s3cfg := storetest.S3(t)
+	return []string{
+		"SLIPWAY_REDIS_URL=" + storetest.RedisURL(t),
+		"SLIPWAY_S3_BUCKET=" + s3cfg.Bucket,
+		"SLIPWAY_S3_ENDPOINT=" + s3cfg.Endpoint,
+		"SLIPWAY_S3_PATH_STYLE=true",
+		"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretKey,
+		"AWS_REGION=" + s3cfg.Region,
+		"SLIPWAY_GOPROXY=off",
+		"SLIPWAY_GOSUMDB=off",
+		"SLIPWAY_BUILD_VISIBILITY=2s",
+		"SLIPWAY_GOCACHE=" + goEnv.Cache,
+		"SLIPWAY_GOMODCACHE=" + goEnv.ModCache,
+	}
+}
+
+func getBuild(t *testing.T, base, app, id string) openapi.Build {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/apps/" + app + "/builds/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b openapi.Build
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func buildLog(t *testing.T, base, app, id string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/apps/" + app + "/builds/" + id + "/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// submitSlow creates app and posts a build whose compile takes several seconds.
+func submitSlow(t *testing.T, base, app string) openapi.Build {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", base+"/v1/apps/"+app, strings.NewReader(`{"platforms":["linux/amd64"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT app: %v %v", resp, err)
+	}
+	src := buildertest.Module(t, app, map[string]string{"main.go": buildertest.SlowMain(60000)})
+	resp, err := http.Post(base+"/v1/apps/"+app+"/builds", "application/gzip", bytes.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b openapi.Build
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST build = %d, %v", resp.StatusCode, err)
+	}
+	return b
+}
+
+func waitStatus(t *testing.T, base, app, id string, within time.Duration, ok func(openapi.Build) bool) openapi.Build {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		b := getBuild(t, base, app, id)
+		if ok(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("build %s is %s after %s", id, b.Status, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestWorkerKilledMidBuild kills a worker process while it compiles: another worker
+// takes the build over after the visibility timeout and finishes it, once.
+func TestWorkerKilledMidBuild(t *testing.T) {
+	env := buildEnv(t)
+	api := startServe(t, append(env, "SLIPWAY_WORKERS=0"))
+	first := startWorker(t, env)
+	b := submitSlow(t, api.url, "killed")
+	waitStatus(t, api.url, "killed", b.Id, time.Minute, func(b openapi.Build) bool { return b.Status == openapi.BuildStatusRunning })
+	time.Sleep(time.Second) // well into the compile
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	first.done <- nil
+
+	startWorker(t, env)
+	done := waitStatus(t, api.url, "killed", b.Id, 3*time.Minute, func(b openapi.Build) bool {
+		return b.Status != openapi.BuildStatusRunning && b.Status != openapi.BuildStatusQueued
+	})
+	log := buildLog(t, api.url, "killed", b.Id)
+	if done.Status != openapi.BuildStatusSucceeded || done.Attempts != 2 {
+		t.Fatalf("build = %s after %d attempts, want succeeded after 2\n%s", done.Status, done.Attempts, log)
+	}
+	if n := strings.Count(log, "] succeeded in") + strings.Count(log, " succeeded in "); n != 1 {
+		t.Errorf("log records %d successes, want 1:\n%s", n, log)
+	}
+	if !strings.Contains(log, "attempt 1 of 3") || !strings.Contains(log, "attempt 2 of 3") {
+		t.Errorf("log does not show both attempts:\n%s", log)
+	}
+}
+
+// TestStaleWorkerCannotOverwrite freezes a worker mid-build (SIGSTOP) until another has
+// finished the build, then lets it run on: its result is dropped.
+func TestStaleWorkerCannotOverwrite(t *testing.T) {
+	env := buildEnv(t)
+	api := startServe(t, append(env, "SLIPWAY_WORKERS=0"))
+	frozen := startWorker(t, env)
+	b := submitSlow(t, api.url, "stale")
+	waitStatus(t, api.url, "stale", b.Id, time.Minute, func(b openapi.Build) bool { return b.Status == openapi.BuildStatusRunning })
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, env)
+	done := waitStatus(t, api.url, "stale", b.Id, 3*time.Minute, func(b openapi.Build) bool {
+		return b.Status == openapi.BuildStatusSucceeded || b.Status == openapi.BuildStatusFailed
+	})
+	if done.Status != openapi.BuildStatusSucceeded || done.Attempts != 2 {
+		t.Fatalf("build = %s after %d attempts", done.Status, done.Attempts)
+	}
+	_ = frozen.cmd.Process.Signal(syscall.SIGCONT)
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(frozen.stderr.String(), "lost the build to another worker") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the frozen worker never noticed it lost the build:\n%s", frozen.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := getBuild(t, api.url, "stale", b.Id)
+	if after.Status != openapi.BuildStatusSucceeded || after.Attempts != 2 || !after.FinishedAt.Equal(*done.FinishedAt) {
+		t.Errorf("after the stale worker woke up: %s attempts %d finished %v, want unchanged", after.Status, after.Attempts, after.FinishedAt)
+	}
+}
