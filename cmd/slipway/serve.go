@@ -96,8 +96,8 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 			MaxAttempts: s.cfg.BuildAttempts,
 			Go: builder.GoEnv{Cache: s.cfg.GoCache, ModCache: s.cfg.GoModCache,
 				Proxy: s.cfg.GoProxy, SumDB: s.cfg.GoSumDB, Private: s.cfg.GoPrivate},
-			Limits:      s.sourceLimits(),
-			Log:         s.log,
+			Limits: s.sourceLimits(),
+			Log:    s.log,
 		})
 		if err != nil {
 			return nil, err
