@@ -330,3 +330,5 @@ func writeTemp(t testing.TB, data []byte) string {
 	}
 	return p
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -187,3 +187,24 @@ func TestStaleWorkerCannotOverwrite(t *testing.T) {
 		t.Errorf("after the stale worker woke up: %s attempts %d finished %v, want unchanged", after.Status, after.Attempts, after.FinishedAt)
 	}
 }
+
+// TestAttemptsRunOut kills the only worker allowed an attempt: the next worker fails the
+// build with reason internal and the attempts in its log.
+func TestAttemptsRunOut(t *testing.T) {
+	env := append(buildEnv(t), "SLIPWAY_BUILD_ATTEMPTS=1")
+	api := startServe(t, append(env, "SLIPWAY_WORKERS=0"))
+	first := startWorker(t, env)
+	b := submitSlow(t, api.url, "doomed")
+	waitStatus(t, api.url, "doomed", b.Id, time.Minute, func(b openapi.Build) bool { return b.Status == openapi.BuildStatusRunning })
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	first.done <- nil
+	startWorker(t, env)
+	done := waitStatus(t, api.url, "doomed", b.Id, time.Minute, func(b openapi.Build) bool { return b.Status == openapi.BuildStatusFailed })
+	log := buildLog(t, api.url, "doomed", b.Id)
+	if done.Error == nil || done.Error.Reason != openapi.BuildErrorReasonInternal || !strings.Contains(log, "attempt 1 of 1") || !strings.Contains(log, "giving up") {
+		t.Errorf("build = %s %+v, want failed/internal with the attempts in its log:\n%s", done.Status, done.Error, log)
+	}
+}
