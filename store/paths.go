@@ -8,6 +8,8 @@ package store
 //	                            manifests, SBOMs; stored once, shared by every build and app
 //	sources/sha256/<hex>        uploaded source archives, by the digest of the archive
 //	logs/<app>/<build id>.log   a build's log, written once when the build ends
+//	releases/<app>/<version>.json  a release, written once, so the list can be rebuilt
+//	                            if Redis loses it
 //
 // Redis, all metadata. Every key of one app carries the hash tag {<app>}, so a script that
 // touches several keys of one app runs on Redis Cluster too. The only global key is the
@@ -31,6 +33,20 @@ package store
 //	                            succeeded) build whose inputs hash to <hex>
 //	slipway:{<app>}:idem:<hex>  hash: an Idempotency-Key's request fingerprint, state
 //	                            (pending, done) and answer; expires after 24 hours
+//	slipway:{<app>}:release:<version>  string: the release's JSON, written once
+//	slipway:{<app>}:releases    sorted set, score = sequence, member = version
+//	slipway:{<app>}:releases:seq     string: the last sequence number given out
+//	slipway:{<app>}:channel:<ch>     hash: release, image_digest, generation (the ETag),
+//	                            locked, lock_reason, updated_at, updated_by
+//	slipway:{<app>}:channel:<ch>:history  list: the channel's events as JSON, oldest first;
+//	                            an event's seq is its position + 1
+//	slipway:{<app>}:channel:<ch>:seen     sorted set, score = release sequence, member =
+//	                            version: every release that has been in the channel (the
+//	                            input of promotion policies)
+//	slipway:{<app>}:channel:<ch>:stack    list of "<version> <event seq> <image digest>": the
+//	                            releases a default rollback walks back through
+//	slipway:{<app>}:events      stream of the app's events (type, id, time, actor, data),
+//	                            written in the same script as the change it reports
 //
 // The build queue is a global stream, written before the build's own keys (a worker drops
 // an entry whose build never appeared):
@@ -74,6 +90,33 @@ const (
 	BuildQueueKey   = "slipway:queue:builds"
 	BuildQueueGroup = "workers"
 )
+
+// ReleaseBlobKey is the blob holding a release's JSON.
+func ReleaseBlobKey(app, version string) string { return "releases/" + app + "/" + version + ".json" }
+
+// ReleaseKey is the Redis string holding a release's JSON.
+func ReleaseKey(app, version string) string { return appPrefix(app) + "release:" + version }
+
+// ReleasesKey is the Redis sorted set of an app's releases by sequence.
+func ReleasesKey(app string) string { return appPrefix(app) + "releases" }
+
+// ReleaseSeqKey is the Redis counter of an app's release sequence numbers.
+func ReleaseSeqKey(app string) string { return appPrefix(app) + "releases:seq" }
+
+// ChannelKey is the Redis hash of a channel's state.
+func ChannelKey(app, ch string) string { return appPrefix(app) + "channel:" + ch }
+
+// ChannelHistoryKey is the Redis list of a channel's events.
+func ChannelHistoryKey(app, ch string) string { return ChannelKey(app, ch) + ":history" }
+
+// ChannelSeenKey is the Redis sorted set of releases that have been in a channel.
+func ChannelSeenKey(app, ch string) string { return ChannelKey(app, ch) + ":seen" }
+
+// ChannelStackKey is the Redis list a default rollback walks back through.
+func ChannelStackKey(app, ch string) string { return ChannelKey(app, ch) + ":stack" }
+
+// EventsKey is the Redis stream of an app's events.
+func EventsKey(app string) string { return appPrefix(app) + "events" }
 
 // AppsIndexKey is the Redis sorted set of all app names.
 const AppsIndexKey = "slipway:apps"

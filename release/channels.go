@@ -1,0 +1,408 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/store"
+)
+
+// ChannelState is where a channel points now.
+type ChannelState struct {
+	Name        string
+	From        string // the policy: the channel a release must have been in first
+	Release     string // the current release's version; "" before the first promotion
+	ImageDigest string
+	Generation  int64 // counts the channel's changes; the ETag
+	Locked      bool
+	LockReason  string
+	UpdatedAt   *time.Time
+	UpdatedBy   string
+}
+
+// The actions of channel events.
+const (
+	ActionPromote  = "promote"
+	ActionRollback = "rollback"
+	ActionLock     = "lock"
+	ActionUnlock   = "unlock"
+)
+
+// Event is one entry of a channel's history, the audit trail of who moved it, when and
+// why.
+type Event struct {
+	Seq         int64     `json:"seq"`
+	Action      string    `json:"action"`
+	FromVersion string    `json:"from_version,omitempty"`
+	ToVersion   string    `json:"to_version,omitempty"`
+	Actor       string    `json:"actor"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
+	// Reverts is, for a rollback, the seq of the event it reverses.
+	Reverts int64 `json:"reverts,omitempty"`
+}
+
+// Move asks for a change of a channel.
+type Move struct {
+	Action string
+	// Version is the release to promote, or to roll back to ("" for the one before).
+	Version string
+	// FromChannel, for a promotion, takes the version that channel holds now.
+	FromChannel string
+	Reason      string
+	Actor       string
+	// IfGeneration, when not zero, must be the channel's generation (If-Match).
+	IfGeneration int64
+}
+
+// MoveResult is a channel after a move.
+type MoveResult struct {
+	Channel ChannelState
+	// Changed is false when the channel already was as asked; nothing was written.
+	Changed bool
+	// Event is the history entry the move wrote, when it changed something.
+	Event *Event
+}
+
+// ChannelStaleError is ErrStale with the channel as it is now.
+type ChannelStaleError struct {
+	Current ChannelState
+}
+
+func (e *ChannelStaleError) Error() string {
+	return fmt.Sprintf("channel %s is at generation %d", e.Current.Name, e.Current.Generation)
+}
+
+func (e *ChannelStaleError) Unwrap() error { return ErrStale }
+
+// Channels moves an app's channels: promotion, rollback, locks, each one atomic script.
+type Channels struct {
+	rdb  redis.UniversalClient
+	apps *Apps
+	now  func() time.Time
+}
+
+// NewChannels returns the channel store; apps supplies each app's channels and policies.
+func NewChannels(rdb redis.UniversalClient, apps *Apps) *Channels {
+	return &Channels{rdb: rdb, apps: apps, now: time.Now}
+}
+
+// moveScript applies one move to a channel if its preconditions hold: the expected
+// generation, the lock, the policy, the target. It writes the pointer, the generation,
+// the history event, the policy record and the app's event stream together.
+//
+//	KEYS  1 channel hash, 2 history, 3 seen set, 4 rollback stack, 5 seen set of the
+//	      policy's channel, 6 the target release (or any key), 7 the app's events
+//	ARGV  1 action, 2 expected generation ("" for any), 3 target version ("" for the
+//	      default rollback), 4 actor, 5 reason, 6 now, 7 policy channel ("" for none),
+//	      8 event id, 9 channel name, 10 app
+//	returns {outcome, event JSON or ""}; outcome is ok, unchanged, stale, locked, policy,
+//	        nothing, missing_release or not_in_channel
+var moveScript = redis.NewScript(`
+local ch = KEYS[1]
+local action = ARGV[1]
+local gen = tonumber(redis.call('HGET', ch, 'generation') or '0')
+local cur = redis.call('HGET', ch, 'release') or ''
+local curDigest = redis.call('HGET', ch, 'image_digest') or ''
+local locked = redis.call('HGET', ch, 'locked') == '1'
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= gen then return {'stale', ''} end
+
+local target = ARGV[3]
+local digest = ''
+local relSeq = 0
+local reverts = nil
+local function release()
+  local doc = redis.call('GET', KEYS[6])
+  if not doc then return false end
+  local r = cjson.decode(doc)
+  digest = r.image_digest
+  relSeq = r.sequence
+  return true
+end
+local function split(entry)
+  local v, s, d = string.match(entry, '^(%S+) (%d+) (%S*)$')
+  return v, tonumber(s), d
+end
+
+if action == 'promote' then
+  if locked then return {'locked', ''} end
+  if not release() then return {'missing_release', ''} end
+  if ARGV[7] ~= '' and not redis.call('ZSCORE', KEYS[5], target) then return {'policy', ''} end
+  if target == cur then return {'unchanged', ''} end
+elseif action == 'rollback' then
+  local top = redis.call('LINDEX', KEYS[4], -1)
+  if top then
+    local _, s = split(top)
+    reverts = s
+  end
+  if target == '' then
+    if redis.call('LLEN', KEYS[4]) < 2 then return {'nothing', ''} end
+    redis.call('RPOP', KEYS[4])
+    local v, _, d = split(redis.call('LINDEX', KEYS[4], -1))
+    target, digest = v, d
+    relSeq = redis.call('ZSCORE', KEYS[3], target)
+  else
+    if target == cur then return {'unchanged', ''} end
+    if not redis.call('ZSCORE', KEYS[3], target) then return {'not_in_channel', ''} end
+    if not release() then return {'missing_release', ''} end
+  end
+elseif action == 'lock' then
+  if locked then return {'unchanged', ''} end
+elseif action == 'unlock' then
+  if not locked then return {'unchanged', ''} end
+end
+
+local seq = redis.call('LLEN', KEYS[2]) + 1
+local ev = {seq = seq, action = action, actor = ARGV[4], reason = ARGV[5], at = ARGV[6]}
+gen = gen + 1
+redis.call('HSET', ch, 'generation', gen, 'updated_at', ARGV[6], 'updated_by', ARGV[4])
+if action == 'promote' or action == 'rollback' then
+  if cur ~= '' then ev.from_version = cur end
+  ev.to_version = target
+  ev.reverts = reverts
+  if action == 'promote' then ev.reverts = nil end
+  redis.call('HSET', ch, 'release', target, 'image_digest', digest)
+  redis.call('ZADD', KEYS[3], relSeq, target)
+  if action == 'promote' then
+    redis.call('RPUSH', KEYS[4], target .. ' ' .. seq .. ' ' .. digest)
+  elseif ARGV[3] ~= '' then
+    -- A rollback to a named release walks the stack back to it, or starts from it.
+    local entries = redis.call('LRANGE', KEYS[4], 0, -1)
+    local keep = -1
+    for i = #entries, 1, -1 do
+      local v = split(entries[i])
+      if v == target then keep = i; break end
+    end
+    if keep > 0 then
+      redis.call('LTRIM', KEYS[4], 0, keep - 1)
+    else
+      redis.call('RPUSH', KEYS[4], target .. ' ' .. seq .. ' ' .. digest)
+    end
+  end
+elseif action == 'lock' then
+  redis.call('HSET', ch, 'locked', '1', 'lock_reason', ARGV[5])
+else
+  redis.call('HSET', ch, 'locked', '0', 'lock_reason', '')
+end
+local evJSON = cjson.encode(ev)
+redis.call('RPUSH', KEYS[2], evJSON)
+local types = {promote = 'channel.promoted', rollback = 'channel.rolled_back', lock = 'channel.locked', unlock = 'channel.unlocked'}
+local state = redis.call('HGETALL', ch)
+local data = {channel = ARGV[9], event = ev}
+for i = 1, #state, 2 do data[state[i]] = state[i + 1] end
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100000, '*',
+  'id', ARGV[8], 'type', types[action], 'app', ARGV[10], 'actor', ARGV[4], 'time', ARGV[6], 'data', cjson.encode(data))
+return {'ok', evJSON}
+`)
+
+// channelOf returns an app's channel configuration, or ErrNotFound.
+func (c *Channels) channelOf(ctx context.Context, app, name string) (App, Channel, error) {
+	a, err := c.apps.Get(ctx, app)
+	if err != nil {
+		return App{}, Channel{}, err
+	}
+	i := slices.IndexFunc(a.Channels, func(ch Channel) bool { return ch.Name == name })
+	if i < 0 {
+		names := make([]string, len(a.Channels))
+		for j, ch := range a.Channels {
+			names[j] = ch.Name
+		}
+		return App{}, Channel{}, fmt.Errorf("%w: app %s has no channel %q; its channels are %v", ErrNotFound, app, name, names)
+	}
+	return a, a.Channels[i], nil
+}
+
+// Get returns a channel's state.
+func (c *Channels) Get(ctx context.Context, app, name string) (ChannelState, error) {
+	_, ch, err := c.channelOf(ctx, app, name)
+	if err != nil {
+		return ChannelState{}, err
+	}
+	return c.state(ctx, app, ch)
+}
+
+// List returns every channel of an app, in the app's order.
+func (c *Channels) List(ctx context.Context, app string) ([]ChannelState, error) {
+	a, err := c.apps.Get(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(a.Channels))
+	if _, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ch := range a.Channels {
+			cmds[i] = p.HGetAll(ctx, store.ChannelKey(app, ch.Name))
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading channels of %s: %w", app, err)
+	}
+	out := make([]ChannelState, len(a.Channels))
+	for i, ch := range a.Channels {
+		out[i] = decodeChannel(ch, cmds[i].Val())
+	}
+	return out, nil
+}
+
+func (c *Channels) state(ctx context.Context, app string, ch Channel) (ChannelState, error) {
+	h, err := c.rdb.HGetAll(ctx, store.ChannelKey(app, ch.Name)).Result()
+	if err != nil {
+		return ChannelState{}, fmt.Errorf("reading channel %s: %w", ch.Name, err)
+	}
+	return decodeChannel(ch, h), nil
+}
+
+func decodeChannel(ch Channel, h map[string]string) ChannelState {
+	s := ChannelState{Name: ch.Name, From: ch.From, Release: h["release"], ImageDigest: h["image_digest"],
+		Locked: h["locked"] == "1", LockReason: h["lock_reason"], UpdatedBy: h["updated_by"]}
+	s.Generation, _ = strconv.ParseInt(h["generation"], 10, 64)
+	if t, err := time.Parse(time.RFC3339Nano, h["updated_at"]); err == nil {
+		s.UpdatedAt = &t
+	}
+	return s
+}
+
+// Move applies m to the channel in one atomic step. A move that changes nothing (the
+// release is already current, the lock already set) writes nothing and reports
+// Changed false.
+func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResult, error) {
+	a, ch, err := c.channelOf(ctx, app, name)
+	if err != nil {
+		return MoveResult{}, err
+	}
+	if len(m.Reason) > 1024 {
+		return MoveResult{}, &ValidationError{Fields: []FieldError{{Field: "reason", Detail: "at most 1024 bytes"}}}
+	}
+	target := m.Version
+	switch m.Action {
+	case ActionPromote:
+		if (target == "") == (m.FromChannel == "") {
+			return MoveResult{}, &ValidationError{Fields: []FieldError{{Field: "version", Detail: "give either version or from"}}}
+		}
+		if m.FromChannel != "" {
+			if m.FromChannel == name {
+				return MoveResult{}, &ValidationError{Fields: []FieldError{{Field: "from", Detail: "a channel cannot be promoted from itself"}}}
+			}
+			src, err := c.Get(ctx, app, m.FromChannel)
+			if err != nil {
+				return MoveResult{}, err
+			}
+			if src.Release == "" {
+				return MoveResult{}, fmt.Errorf("%w: channel %s holds no release yet", ErrConflict, m.FromChannel)
+			}
+			target = src.Release
+		}
+	case ActionRollback, ActionLock, ActionUnlock:
+	default:
+		return MoveResult{}, fmt.Errorf("unknown channel action %q", m.Action)
+	}
+	policySet := store.ChannelSeenKey(app, name)
+	if ch.From != "" {
+		policySet = store.ChannelSeenKey(app, ch.From)
+	}
+	releaseKey := store.ChannelKey(app, name)
+	if target != "" {
+		releaseKey = store.ReleaseKey(app, target)
+	}
+	expected := ""
+	if m.IfGeneration > 0 {
+		expected = strconv.FormatInt(m.IfGeneration, 10)
+	}
+	now := c.now().UTC()
+	res, err := moveScript.Run(ctx, c.rdb, []string{
+		store.ChannelKey(app, name), store.ChannelHistoryKey(app, name), store.ChannelSeenKey(app, name),
+		store.ChannelStackKey(app, name), policySet, releaseKey, store.EventsKey(app),
+	}, m.Action, expected, target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
+		ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), name, a.Name).StringSlice()
+	if err != nil {
+		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
+	}
+	state, serr := c.state(ctx, app, ch)
+	if serr != nil {
+		return MoveResult{}, serr
+	}
+	switch res[0] {
+	case "ok":
+		var ev Event
+		if err := json.Unmarshal([]byte(res[1]), &ev); err != nil {
+			return MoveResult{}, fmt.Errorf("decoding channel event: %w", err)
+		}
+		return MoveResult{Channel: state, Changed: true, Event: &ev}, nil
+	case "unchanged":
+		return MoveResult{Channel: state}, nil
+	case "stale":
+		return MoveResult{}, &ChannelStaleError{Current: state}
+	case "locked":
+		return MoveResult{}, fmt.Errorf("%w: %s is locked (%s); unlock it first, or roll back", ErrLocked, name, state.LockReason)
+	case "policy":
+		return MoveResult{}, fmt.Errorf("%w: %s accepts only releases that have been in %s, and %s has not been there; promote it to %s first",
+			ErrPolicy, name, ch.From, target, ch.From)
+	case "nothing":
+		return MoveResult{}, fmt.Errorf("%w: %s has no earlier release to roll back to", ErrConflict, name)
+	case "missing_release":
+		return MoveResult{}, fmt.Errorf("%w: %s has no release %q", ErrNotFound, app, target)
+	case "not_in_channel":
+		return MoveResult{}, fmt.Errorf("%w: release %s has never been in %s; roll back only to a release the channel has had", ErrConflict, target, name)
+	}
+	return MoveResult{}, fmt.Errorf("moving channel %s: unexpected outcome %q", name, res[0])
+}
+
+// History returns up to limit events of a channel, newest first, before event seq
+// before (0 for the newest), and the seq to pass as before for the next page (0 on the
+// last).
+func (c *Channels) History(ctx context.Context, app, name string, before int64, limit int) ([]Event, int64, error) {
+	if _, _, err := c.channelOf(ctx, app, name); err != nil {
+		return nil, 0, err
+	}
+	key := store.ChannelHistoryKey(app, name)
+	n, err := c.rdb.LLen(ctx, key).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading history of %s: %w", name, err)
+	}
+	last := n // the newest seq on this page
+	if before > 0 && before-1 < last {
+		last = before - 1
+	}
+	first := max(1, last-int64(limit)+1)
+	if last < 1 {
+		return []Event{}, 0, nil
+	}
+	vals, err := c.rdb.LRange(ctx, key, first-1, last-1).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading history of %s: %w", name, err)
+	}
+	out := make([]Event, 0, len(vals))
+	for i := len(vals) - 1; i >= 0; i-- {
+		var ev Event
+		if err := json.Unmarshal([]byte(vals[i]), &ev); err != nil {
+			return nil, 0, fmt.Errorf("decoding an event of %s: %w", name, err)
+		}
+		out = append(out, ev)
+	}
+	var next int64
+	if first > 1 {
+		next = first
+	}
+	return out, next, nil
+}
+
+// ChannelsOf returns, for each version, the channels that point at it now.
+func (c *Channels) ChannelsOf(ctx context.Context, app string) (map[string][]string, error) {
+	states, err := c.List(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]string{}
+	for _, s := range states {
+		if s.Release != "" {
+			m[s.Release] = append(m[s.Release], s.Name)
+		}
+	}
+	return m, nil
+}

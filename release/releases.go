@@ -1,0 +1,231 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/store"
+)
+
+// Release is an immutable, numbered version of an app made from a succeeded build.
+type Release struct {
+	App         string    `json:"app"`
+	Version     string    `json:"version"`
+	Sequence    int64     `json:"sequence"`
+	BuildID     string    `json:"build_id"`
+	ImageDigest string    `json:"image_digest"`
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   string    `json:"created_by"`
+	Notes       string    `json:"notes"`
+	// Channels are the channels that point at the release now; filled in on read.
+	Channels []string `json:"-"`
+}
+
+// BuildRef is what a release needs to know of a build.
+type BuildRef struct {
+	ID          string
+	Version     string
+	Succeeded   bool
+	Status      string
+	ImageDigest string // "" when the build has no image
+}
+
+// BuildLookup finds builds for releases; the API wires the builder's build store in.
+type BuildLookup interface {
+	BuildRef(ctx context.Context, app, id string) (BuildRef, error)
+}
+
+// Errors of releases and channels.
+var (
+	// ErrConflict means the request contradicts what exists: a version taken by another
+	// build, a build that cannot be released, nothing to roll back to.
+	ErrConflict = errors.New("conflict")
+	// ErrPolicy means a channel's policy refuses the promotion.
+	ErrPolicy = errors.New("policy violation")
+	// ErrLocked means the channel is locked against promotion.
+	ErrLocked = errors.New("channel locked")
+)
+
+// Releases keeps an app's releases in Redis, with a copy of each in the blob store.
+type Releases struct {
+	rdb    redis.UniversalClient
+	blobs  store.Blobs
+	builds BuildLookup
+	now    func() time.Time
+}
+
+// NewReleases returns the release store.
+func NewReleases(rdb redis.UniversalClient, blobs store.Blobs, builds BuildLookup) *Releases {
+	return &Releases{rdb: rdb, blobs: blobs, builds: builds, now: time.Now}
+}
+
+// createReleaseScript records a release under the next sequence number, unless the
+// version exists.
+//
+//	KEYS  release key, releases set, sequence counter
+//	ARGV  version, build id, release JSON (sequence 0)
+//	returns {"created"|"exists"|"taken", release JSON}
+var createReleaseScript = redis.NewScript(`
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local doc = cjson.decode(existing)
+  if doc.build_id == ARGV[2] then return {'exists', existing} end
+  return {'taken', existing}
+end
+local seq = redis.call('INCR', KEYS[3])
+local doc = cjson.decode(ARGV[3])
+doc.sequence = seq
+local out = cjson.encode(doc)
+redis.call('SET', KEYS[1], out)
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+return {'created', out}
+`)
+
+// ReleaseSpec asks for a release.
+type ReleaseSpec struct {
+	BuildID string
+	Version string // "" for the build's version
+	Notes   string
+	Actor   string
+}
+
+// Create makes a release of a succeeded build that has an image. It reports whether
+// the release is new: the same version of the same build answers the existing release;
+// of another build, ErrConflict.
+func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Release, bool, error) {
+	b, err := r.builds.BuildRef(ctx, app, spec.BuildID)
+	if err != nil {
+		return Release{}, false, err
+	}
+	if !b.Succeeded {
+		return Release{}, false, fmt.Errorf("%w: build %s is %s; only a succeeded build can be released", ErrConflict, b.ID, b.Status)
+	}
+	if b.ImageDigest == "" {
+		return Release{}, false, fmt.Errorf("%w: build %s has no image", ErrConflict, b.ID)
+	}
+	version := spec.Version
+	if version == "" {
+		version = b.Version
+	}
+	if err := validateVersion(version); err != nil {
+		return Release{}, false, &ValidationError{Fields: []FieldError{{Field: "version", Detail: err.Error()}}}
+	}
+	if len(spec.Notes) > 4096 {
+		return Release{}, false, &ValidationError{Fields: []FieldError{{Field: "notes", Detail: "at most 4096 bytes"}}}
+	}
+	rel := Release{
+		App: app, Version: version, BuildID: b.ID, ImageDigest: b.ImageDigest,
+		CreatedAt: r.now().UTC(), CreatedBy: spec.Actor, Notes: spec.Notes,
+	}
+	doc, err := json.Marshal(rel)
+	if err != nil {
+		return Release{}, false, err
+	}
+	res, err := createReleaseScript.Run(ctx, r.rdb, []string{
+		store.ReleaseKey(app, version), store.ReleasesKey(app), store.ReleaseSeqKey(app),
+	}, version, b.ID, doc).StringSlice()
+	if err != nil {
+		return Release{}, false, fmt.Errorf("recording release %s: %w", version, err)
+	}
+	var got Release
+	if err := json.Unmarshal([]byte(res[1]), &got); err != nil {
+		return Release{}, false, fmt.Errorf("decoding release %s: %w", version, err)
+	}
+	switch res[0] {
+	case "taken":
+		return got, false, fmt.Errorf("%w: version %s of %s is release %d, made from build %s", ErrConflict, version, app, got.Sequence, got.BuildID)
+	case "exists":
+		r.writeBlob(ctx, got) // repairs a copy lost earlier
+		return got, false, nil
+	}
+	if err := r.writeBlob(ctx, got); err != nil {
+		return got, true, err
+	}
+	return got, true, nil
+}
+
+// writeBlob keeps the release's immutable copy in the blob store.
+func (r *Releases) writeBlob(ctx context.Context, rel Release) error {
+	b, err := json.Marshal(rel)
+	if err != nil {
+		return err
+	}
+	key := store.ReleaseBlobKey(rel.App, rel.Version)
+	if _, err := r.blobs.Stat(ctx, key); err == nil {
+		return nil
+	}
+	if _, err := r.blobs.Put(ctx, key, bytes.NewReader(b), ""); err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("storing release %s in the blob store: %w", rel.Version, err)
+	}
+	return nil
+}
+
+// Get returns a release.
+func (r *Releases) Get(ctx context.Context, app, version string) (Release, error) {
+	s, err := r.rdb.Get(ctx, store.ReleaseKey(app, version)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Release{}, fmt.Errorf("%w: %s has no release %q", ErrNotFound, app, version)
+	}
+	if err != nil {
+		return Release{}, fmt.Errorf("reading release %s: %w", version, err)
+	}
+	var rel Release
+	if err := json.Unmarshal([]byte(s), &rel); err != nil {
+		return Release{}, fmt.Errorf("decoding release %s: %w", version, err)
+	}
+	return rel, nil
+}
+
+// List returns up to limit releases, newest first, before sequence number before (0 for
+// the newest); only those that have been in channel when channel is not "". It returns
+// the sequence to pass as before for the next page (0 on the last).
+func (r *Releases) List(ctx context.Context, app, channel string, before int64, limit int) ([]Release, int64, error) {
+	key := store.ReleasesKey(app)
+	if channel != "" {
+		key = store.ChannelSeenKey(app, channel)
+	}
+	max := "+inf"
+	if before > 0 {
+		max = "(" + strconv.FormatInt(before, 10)
+	}
+	zs, err := r.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Max: max, Min: "-inf", Count: int64(limit) + 1}).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
+	}
+	var next int64
+	if len(zs) > limit {
+		zs = zs[:limit]
+		next = int64(zs[limit-1].Score)
+	}
+	keys := make([]string, len(zs))
+	for i, z := range zs {
+		keys[i] = store.ReleaseKey(app, z.Member.(string))
+	}
+	if len(keys) == 0 {
+		return []Release{}, 0, nil
+	}
+	vals, err := r.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading releases of %s: %w", app, err)
+	}
+	out := make([]Release, 0, len(vals))
+	for _, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var rel Release
+		if err := json.Unmarshal([]byte(s), &rel); err != nil {
+			return nil, 0, fmt.Errorf("decoding a release of %s: %w", app, err)
+		}
+		out = append(out, rel)
+	}
+	return out, next, nil
+}
