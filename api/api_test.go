@@ -67,8 +67,11 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	apps := release.NewApps(rdb, loadToolchain(t))
 	srv, err := api.New(api.Deps{
-		Apps:        release.NewApps(rdb, loadToolchain(t)),
+		Apps:        apps,
+		Releases:    release.NewReleases(rdb, blobs, api.ReleaseBuilds(builds)),
+		Channels:    release.NewChannels(rdb, apps),
 		Builds:      builds,
 		Intake:      intake,
 		Blobs:       blobs,

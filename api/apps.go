@@ -93,10 +93,11 @@ func (s *Server) PutApp(c echo.Context, name openapi.AppName, params openapi.Put
 		return fieldProblem("name", "\""+*in.Name+"\" differs from the name in the path, \""+name+"\"; leave it out or make them equal")
 	}
 	spec := release.AppSpec{
-		Main:      in.Main,
-		Platforms: in.Platforms,
-		BaseImage: in.BaseImage,
-		Ldflags:   in.Ldflags,
+		Main:        in.Main,
+		Platforms:   in.Platforms,
+		BaseImage:   in.BaseImage,
+		Ldflags:     in.Ldflags,
+		AutoPromote: in.AutoPromote,
 	}
 	if in.Channels != nil {
 		chs := make([]release.Channel, len(*in.Channels))
@@ -149,15 +150,16 @@ func appResponse(a release.App) openapi.App {
 		}
 	}
 	return openapi.App{
-		Name:       a.Name,
-		Main:       a.Main,
-		Platforms:  a.Platforms,
-		BaseImage:  a.BaseImage,
-		Ldflags:    a.Ldflags,
-		Channels:   chs,
-		Generation: a.Generation,
-		CreatedAt:  a.CreatedAt,
-		UpdatedAt:  a.UpdatedAt,
+		Name:        a.Name,
+		Main:        a.Main,
+		Platforms:   a.Platforms,
+		BaseImage:   a.BaseImage,
+		Ldflags:     a.Ldflags,
+		Channels:    chs,
+		AutoPromote: a.AutoPromote,
+		Generation:  a.Generation,
+		CreatedAt:   a.CreatedAt,
+		UpdatedAt:   a.UpdatedAt,
 	}
 }
 

@@ -29,6 +29,8 @@ var kinds = map[openapi.ProblemType]struct {
 	openapi.ProblemMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},
 	openapi.ProblemConflict:              {http.StatusConflict, "Conflict"},
 	openapi.ProblemIdempotencyInFlight:   {http.StatusConflict, "Idempotency-Key in use"},
+	openapi.ProblemPolicyViolation:       {http.StatusConflict, "Promotion policy violated"},
+	openapi.ProblemChannelLocked:         {http.StatusLocked, "Channel locked"},
 	openapi.ProblemSourceInvalid:         {http.StatusUnprocessableEntity, "Source refused"},
 	openapi.ProblemIdempotencyKeyReused:  {http.StatusUnprocessableEntity, "Idempotency-Key reused"},
 	openapi.ProblemPreconditionFailed:    {http.StatusPreconditionFailed, "Precondition failed"},
@@ -44,8 +46,9 @@ type problemError struct {
 	kind   openapi.ProblemType
 	detail string
 	fields []openapi.FieldError
-	checks map[string]string
-	header http.Header
+	checks  map[string]string
+	channel *openapi.Channel
+	header  http.Header
 }
 
 func (p *problemError) Error() string { return string(p.kind) + ": " + p.detail }
@@ -117,6 +120,25 @@ func toProblem(err error) *problemError {
 		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
 	}
 	if errors.Is(err, builder.ErrConflict) {
+		return newProblem(openapi.ProblemConflict, "%s", err.Error())
+	}
+	var chStale *release.ChannelStaleError
+	if errors.As(err, &chStale) {
+		p := newProblem(openapi.ProblemPreconditionFailed,
+			"If-Match is stale: channel %s is at generation %d now (it holds %s); read it again, decide, and retry with If-Match: \"%d\"",
+			chStale.Current.Name, chStale.Current.Generation, orNone(chStale.Current.Release), chStale.Current.Generation)
+		ch := channelResponse(chStale.Current)
+		p.channel = &ch
+		p.header = http.Header{headerETag: {formatETag(chStale.Current.Generation)}}
+		return p
+	}
+	if errors.Is(err, release.ErrLocked) {
+		return newProblem(openapi.ProblemChannelLocked, "%s", err.Error())
+	}
+	if errors.Is(err, release.ErrPolicy) {
+		return newProblem(openapi.ProblemPolicyViolation, "%s", err.Error())
+	}
+	if errors.Is(err, release.ErrConflict) {
 		return newProblem(openapi.ProblemConflict, "%s", err.Error())
 	}
 	var stale *release.StaleError
@@ -200,6 +222,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if len(p.checks) > 0 {
 		doc.Checks = &p.checks
 	}
+	doc.Channel = p.channel
 	writeProblem(c, doc)
 }
 
@@ -243,3 +266,10 @@ func routeMatches(pattern, path string) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func orNone(s string) string {
+	if s == "" {
+		return "no release"
+	}
+	return s
+}

@@ -44,6 +44,8 @@ var _ IdempotencyStore = (*store.Idempotency)(nil)
 // Deps are the parts the API serves from.
 type Deps struct {
 	Apps        AppStore
+	Releases    ReleaseStore
+	Channels    ChannelStore
 	Builds      BuildStore
 	Intake      BuildIntake
 	Blobs       store.Blobs
@@ -77,8 +79,9 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	if deps.Apps == nil || deps.Builds == nil || deps.Intake == nil || deps.Blobs == nil || deps.Idempotency == nil {
-		return nil, errors.New("api: Deps needs Apps, Builds, Intake, Blobs and Idempotency")
+	if deps.Apps == nil || deps.Releases == nil || deps.Channels == nil || deps.Builds == nil ||
+		deps.Intake == nil || deps.Blobs == nil || deps.Idempotency == nil {
+		return nil, errors.New("api: Deps needs Apps, Releases, Channels, Builds, Intake, Blobs and Idempotency")
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = prometheus.NewRegistry()

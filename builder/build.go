@@ -55,6 +55,7 @@ type Build struct {
 	Timings         Timings     `json:"timings"`
 	Error           *BuildError `json:"error,omitempty"`
 	Artifacts       []Artifact  `json:"artifacts"`
+	Image           *Image      `json:"image,omitempty"`
 	Attempts        int         `json:"attempts"`
 	Worker          string      `json:"worker,omitempty"`
 }
@@ -80,6 +81,19 @@ type Artifact struct {
 	Platform string `json:"platform"`
 	Digest   string `json:"digest"`
 	Size     int64  `json:"size"`
+}
+
+// Image is the OCI image made of a build: an index with one manifest per platform.
+type Image struct {
+	Digest    string          `json:"digest"` // the image index
+	Manifests []ImageManifest `json:"manifests"`
+}
+
+// ImageManifest is one platform's image in the index.
+type ImageManifest struct {
+	Platform string `json:"platform"`
+	Digest   string `json:"digest"`
+	SBOM     string `json:"sbom,omitempty"` // the SPDX document's blob digest
 }
 
 // Artifact returns the build's artifact for a platform (in normal form).

@@ -30,6 +30,8 @@ type AppConfig struct {
 	Ldflags string `json:"ldflags"`
 	// Channels are the release channels, in order.
 	Channels []Channel `json:"channels"`
+	// AutoPromote sends every new release to the first channel.
+	AutoPromote bool `json:"auto_promote,omitempty"`
 }
 
 // Channel is one release channel of an app and its promotion policy.
@@ -46,6 +48,8 @@ type AppSpec struct {
 	BaseImage *string
 	Ldflags   *string
 	Channels  *[]Channel
+	// AutoPromote defaults to false.
+	AutoPromote *bool
 }
 
 // The defaults of an app's configuration.
@@ -118,6 +122,9 @@ func (spec AppSpec) Resolve(check BuildChecker) (AppConfig, error) {
 	if spec.Channels != nil {
 		cfg.Channels = *spec.Channels
 		validateChannels(cfg.Channels, &verr)
+	}
+	if spec.AutoPromote != nil {
+		cfg.AutoPromote = *spec.AutoPromote
 	}
 	return cfg, verr.err()
 }

@@ -58,7 +58,8 @@ type Move struct {
 	FromChannel string
 	Reason      string
 	Actor       string
-	// IfGeneration, when not zero, must be the channel's generation (If-Match).
+	// IfGeneration, when positive, must be the channel's generation (If-Match); -1 asks
+	// for generation 0, a channel never moved; 0 sets no condition.
 	IfGeneration int64
 }
 
@@ -311,8 +312,11 @@ func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResu
 		releaseKey = store.ReleaseKey(app, target)
 	}
 	expected := ""
-	if m.IfGeneration > 0 {
+	switch {
+	case m.IfGeneration > 0:
 		expected = strconv.FormatInt(m.IfGeneration, 10)
+	case m.IfGeneration < 0:
+		expected = "0"
 	}
 	now := c.now().UTC()
 	res, err := moveScript.Run(ctx, c.rdb, []string{

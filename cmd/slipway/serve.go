@@ -137,8 +137,11 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	apps := release.NewApps(s.rdb, s.toolchain)
 	handler, err := api.New(api.Deps{
-		Apps:        release.NewApps(s.rdb, s.toolchain),
+		Apps:        apps,
+		Releases:    release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
+		Channels:    release.NewChannels(s.rdb, apps),
 		Builds:      s.builds,
 		Intake:      intake,
 		Blobs:       s.blobs,
