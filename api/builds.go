@@ -30,6 +30,8 @@ type BuildStore interface {
 	List(ctx context.Context, app string, status builder.Status, after string, limit int) ([]builder.Build, string, error)
 	Cancel(ctx context.Context, app, id string) (builder.Build, bool, error)
 	ReadLog(ctx context.Context, blobs store.Blobs, app, id string, offset, max int64) (builder.LogChunk, error)
+	Referrers(ctx context.Context, app string, subject store.Digest, artifactType string) ([]builder.Referrer, error)
+	Imaged(ctx context.Context, app string) ([]string, error)
 }
 
 // BuildIntake is what the API needs to accept builds; *builder.Intake implements it.
@@ -55,7 +57,7 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 	if err != nil {
 		return err
 	}
-	req := builder.Request{App: builder.AppSettings{Name: a.Name, Main: a.Main, Platforms: a.Platforms, Ldflags: a.Ldflags}}
+	req := builder.Request{App: builder.AppSettings{Name: a.Name, Main: a.Main, Platforms: a.Platforms, Ldflags: a.Ldflags, BaseImage: a.BaseImage}}
 
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	mt, _, _ := mime.ParseMediaType(ct)
@@ -380,7 +382,7 @@ func buildResponse(b builder.Build) openapi.Build {
 		Artifacts:       make([]openapi.Artifact, 0, len(b.Artifacts)),
 		Timings: openapi.BuildTimings{
 			QueuedMs: b.Timings.QueuedMS, SourceMs: b.Timings.SourceMS, CompileMs: b.Timings.CompileMS,
-			UploadMs: b.Timings.UploadMS, TotalMs: b.Timings.TotalMS,
+			UploadMs: b.Timings.UploadMS, ImageMs: b.Timings.ImageMS, TotalMs: b.Timings.TotalMS,
 		},
 	}
 	if b.Commit != "" {
@@ -388,6 +390,19 @@ func buildResponse(b builder.Build) openapi.Build {
 	}
 	for _, a := range b.Artifacts {
 		out.Artifacts = append(out.Artifacts, openapi.Artifact{Platform: a.Platform, Digest: a.Digest, Size: a.Size})
+	}
+	if b.Image != nil {
+		img := &openapi.BuildImage{Digest: b.Image.Digest, Manifests: make([]openapi.ImageManifest, len(b.Image.Manifests))}
+		for i, m := range b.Image.Manifests {
+			img.Manifests[i] = openapi.ImageManifest{Platform: m.Platform, Digest: m.Digest}
+			if m.SBOM != "" {
+				img.Manifests[i].Sbom = ptr(m.SBOM)
+			}
+		}
+		out.Image = img
+	}
+	if b.BaseImage != "" {
+		out.BaseImage = ptr(b.BaseImage)
 	}
 	if b.Error != nil {
 		out.Error = &openapi.BuildError{Reason: openapi.BuildErrorReason(b.Error.Reason), Detail: b.Error.Detail}

@@ -185,7 +185,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	var re *registryError
+	if errors.As(err, &re) {
+		writeRegistryError(c, re)
+		return
+	}
 	p := toProblem(err)
+	if p.kind == openapi.ProblemInternal && strings.HasPrefix(c.Path(), "/v2/") {
+		rid := requestID(c)
+		s.log.ErrorContext(c.Request().Context(), "registry request failed", "err", err, "request_id", rid, "path", c.Request().URL.Path)
+		writeRegistryError(c, regErr(http.StatusInternalServerError, "UNKNOWN", "the server failed; report request id %s", rid))
+		return
+	}
 	k := kinds[p.kind]
 	rid := requestID(c)
 	if p.kind == openapi.ProblemRouteNotFound || p.kind == openapi.ProblemMethodNotAllowed {

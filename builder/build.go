@@ -30,6 +30,7 @@ const (
 	ReasonSourceInvalid Reason = "source_invalid"
 	ReasonCompileFailed Reason = "compile_failed"
 	ReasonTimeout       Reason = "timeout"
+	ReasonImageFailed   Reason = "image_failed"
 	ReasonCanceled      Reason = "canceled"
 	ReasonInternal      Reason = "internal"
 )
@@ -43,6 +44,7 @@ type Build struct {
 	Commit          string      `json:"commit,omitempty"`
 	Platforms       []string    `json:"platforms"`
 	Main            string      `json:"main"`
+	BaseImage       string      `json:"base_image,omitempty"`
 	Ldflags         string      `json:"ldflags"` // the app's template when the build was made
 	SourceDigest    string      `json:"source_digest"`
 	SourceFormat    string      `json:"source_format"` // "tar.gz" or "zip"
@@ -66,6 +68,7 @@ type Timings struct {
 	SourceMS  *int64 `json:"source_ms,omitempty"`
 	CompileMS *int64 `json:"compile_ms,omitempty"`
 	UploadMS  *int64 `json:"upload_ms,omitempty"`
+	ImageMS   *int64 `json:"image_ms,omitempty"`
 	TotalMS   *int64 `json:"total_ms,omitempty"`
 }
 
@@ -94,6 +97,21 @@ type ImageManifest struct {
 	Platform string `json:"platform"`
 	Digest   string `json:"digest"`
 	SBOM     string `json:"sbom,omitempty"` // the SPDX document's blob digest
+	// SBOMReferrer is the OCI 1.1 artifact manifest attaching the SBOM to Digest.
+	SBOMReferrer string `json:"sbom_referrer,omitempty"`
+}
+
+// ImageFor returns the build's image manifest for a platform.
+func (b *Build) ImageFor(platform string) (ImageManifest, bool) {
+	if b.Image == nil {
+		return ImageManifest{}, false
+	}
+	for _, m := range b.Image.Manifests {
+		if m.Platform == platform {
+			return m, true
+		}
+	}
+	return ImageManifest{}, false
 }
 
 // Artifact returns the build's artifact for a platform (in normal form).

@@ -26,6 +26,7 @@ type AppSettings struct {
 	Main      string
 	Platforms []string
 	Ldflags   string
+	BaseImage string // "" for the built-in base
 }
 
 // Request is a build request, its parameters parsed but not yet checked.
@@ -204,6 +205,7 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 		Commit:          req.Commit,
 		Platforms:       req.Platforms,
 		Main:            req.App.Main,
+		BaseImage:       req.App.BaseImage,
 		Ldflags:         req.App.Ldflags,
 		SourceDigest:    archive.Digest,
 		SourceFormat:    format,
@@ -270,7 +272,8 @@ func (in *Intake) inputHash(req Request, sourceDigest string) string {
 		Main      string   `json:"main"`
 		Date      int64    `json:"date"`
 		Go        string   `json:"go"`
-	}{sourceDigest, platforms, req.Version, req.Commit, ld, req.App.Main, req.SourceDateEpoch, in.toolchain.Version()})
+		Base      string   `json:"base"`
+	}{sourceDigest, platforms, req.Version, req.Commit, ld, req.App.Main, req.SourceDateEpoch, in.toolchain.Version(), req.App.BaseImage})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

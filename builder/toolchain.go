@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -15,6 +16,7 @@ import (
 type Toolchain struct {
 	goBin     string
 	version   string
+	goroot    string
 	platforms map[string]bool // "os/arch"
 }
 
@@ -26,11 +28,15 @@ func LoadToolchain(ctx context.Context, goBin string) (*Toolchain, error) {
 		return nil, fmt.Errorf("finding the Go toolchain %q: %w", goBin, err)
 	}
 	tc := &Toolchain{goBin: path, platforms: map[string]bool{}}
-	out, err := tc.run(ctx, "env", "GOVERSION")
+	out, err := tc.run(ctx, "env", "GOVERSION", "GOROOT")
 	if err != nil {
 		return nil, err
 	}
-	tc.version = strings.TrimSpace(string(out))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		return nil, fmt.Errorf("go env GOVERSION GOROOT printed %q", out)
+	}
+	tc.version, tc.goroot = lines[0], lines[1]
 	out, err = tc.run(ctx, "tool", "dist", "list", "-json")
 	if err != nil {
 		return nil, err
@@ -69,6 +75,9 @@ func (tc *Toolchain) run(ctx context.Context, args ...string) ([]byte, error) {
 
 // Version returns the toolchain's version, such as "go1.26.8".
 func (tc *Toolchain) Version() string { return tc.version }
+
+// ZoneinfoZip returns the toolchain's time zone database, $GOROOT/lib/time/zoneinfo.zip.
+func (tc *Toolchain) ZoneinfoZip() string { return filepath.Join(tc.goroot, "lib", "time", "zoneinfo.zip") }
 
 // Path returns the go command's path.
 func (tc *Toolchain) Path() string { return tc.goBin }

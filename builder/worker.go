@@ -17,8 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/builder/image"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/store"
 )
@@ -49,6 +51,9 @@ type WorkerOptions struct {
 	Go GoEnv
 	// Limits are the source archive limits, applied again as the source is extracted.
 	Limits source.Limits
+	// BaseImageOptions configure pulls of apps' base images (credentials, transport).
+	// Default: anonymous pulls.
+	BaseImageOptions []remote.Option
 	// Log receives the worker's own log.
 	Log *slog.Logger
 }
@@ -420,8 +425,61 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	}
 	b.Artifacts = arts
 	b.Timings.UploadMS = ms(time.Since(start))
+
+	start = time.Now()
+	img, berr := w.assembleImage(ctx, b, outs, work, blog)
+	if berr != nil {
+		return berr
+	}
+	b.Image = img
+	b.Timings.ImageMS = ms(time.Since(start))
 	return nil
 }
+
+// assembleImage makes the build's OCI image from its binaries and records the SBOM
+// referrers for the registry.
+func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, work string, blog *buildLog) (*Image, *BuildError) {
+	bins := make([]image.Binary, len(outs))
+	for i, ps := range b.Platforms {
+		p, err := ParsePlatform(ps)
+		if err != nil {
+			return nil, internalError(blog, "reading platform "+ps, err)
+		}
+		bins[i] = image.Binary{Platform: image.Platform{OS: p.OS, Arch: p.Arch, Variant: p.Variant}, Path: outs[i]}
+	}
+	base := image.Builtin(w.toolchain.ZoneinfoZip())
+	baseName := "the built-in base"
+	if b.BaseImage != "" {
+		base = image.Remote(b.BaseImage, w.opts.BaseImageOptions...)
+		baseName = b.BaseImage
+	}
+	blog.Printf("image: assembling %d platforms on %s", len(bins), baseName)
+	res, err := image.Assemble(ctx, w.blobs, bins, image.Options{
+		App: b.App, Version: b.Version, Revision: b.Commit,
+		Created: time.Unix(b.SourceDateEpoch, 0).UTC(), Base: base, TempDir: work,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+		}
+		blog.Printf("image failed: %v", err)
+		return nil, &BuildError{Reason: ReasonImageFailed, Detail: err.Error()}
+	}
+	img := &Image{Digest: res.Index.String()}
+	for _, pi := range res.Images {
+		img.Manifests = append(img.Manifests, ImageManifest{
+			Platform: pi.Platform, Digest: pi.Manifest.String(), SBOM: pi.SBOM.String(), SBOMReferrer: pi.SBOMReferrer.String(),
+		})
+		if err := w.builds.recordReferrer(ctx, w.blobs, b.App, pi.Manifest, pi.SBOMReferrer, sbomArtifactType); err != nil {
+			return nil, internalError(blog, "recording the SBOM referrer", err)
+		}
+		blog.Printf("image %s: %s", pi.Platform, pi.Manifest)
+	}
+	blog.Printf("image index %s", res.Index)
+	return img, nil
+}
+
+const sbomArtifactType = "application/spdx+json"
 
 func (w *Worker) fetchSource(ctx context.Context, b *Build, work, src string, blog *buildLog) *BuildError {
 	digest, err := store.ParseDigest(b.SourceDigest)

@@ -24,6 +24,7 @@ import (
 const (
 	BuildErrorReasonCanceled      BuildErrorReason = "canceled"
 	BuildErrorReasonCompileFailed BuildErrorReason = "compile_failed"
+	BuildErrorReasonImageFailed   BuildErrorReason = "image_failed"
 	BuildErrorReasonInternal      BuildErrorReason = "internal"
 	BuildErrorReasonSourceInvalid BuildErrorReason = "source_invalid"
 	BuildErrorReasonTimeout       BuildErrorReason = "timeout"
@@ -35,6 +36,8 @@ func (e BuildErrorReason) Valid() bool {
 	case BuildErrorReasonCanceled:
 		return true
 	case BuildErrorReasonCompileFailed:
+		return true
+	case BuildErrorReasonImageFailed:
 		return true
 	case BuildErrorReasonInternal:
 		return true
@@ -191,6 +194,54 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
+// Defines values for RegistryErrorsErrorsCode.
+const (
+	BLOBUNKNOWN     RegistryErrorsErrorsCode = "BLOB_UNKNOWN"
+	DENIED          RegistryErrorsErrorsCode = "DENIED"
+	DIGESTINVALID   RegistryErrorsErrorsCode = "DIGEST_INVALID"
+	MANIFESTINVALID RegistryErrorsErrorsCode = "MANIFEST_INVALID"
+	MANIFESTUNKNOWN RegistryErrorsErrorsCode = "MANIFEST_UNKNOWN"
+	NAMEINVALID     RegistryErrorsErrorsCode = "NAME_INVALID"
+	NAMEUNKNOWN     RegistryErrorsErrorsCode = "NAME_UNKNOWN"
+	RANGEINVALID    RegistryErrorsErrorsCode = "RANGE_INVALID"
+	TOOMANYREQUESTS RegistryErrorsErrorsCode = "TOO_MANY_REQUESTS"
+	UNAUTHORIZED    RegistryErrorsErrorsCode = "UNAUTHORIZED"
+	UNKNOWN         RegistryErrorsErrorsCode = "UNKNOWN"
+	UNSUPPORTED     RegistryErrorsErrorsCode = "UNSUPPORTED"
+)
+
+// Valid indicates whether the value is a known member of the RegistryErrorsErrorsCode enum.
+func (e RegistryErrorsErrorsCode) Valid() bool {
+	switch e {
+	case BLOBUNKNOWN:
+		return true
+	case DENIED:
+		return true
+	case DIGESTINVALID:
+		return true
+	case MANIFESTINVALID:
+		return true
+	case MANIFESTUNKNOWN:
+		return true
+	case NAMEINVALID:
+		return true
+	case NAMEUNKNOWN:
+		return true
+	case RANGEINVALID:
+		return true
+	case TOOMANYREQUESTS:
+		return true
+	case UNAUTHORIZED:
+		return true
+	case UNKNOWN:
+		return true
+	case UNSUPPORTED:
+		return true
+	default:
+		return false
+	}
+}
+
 // App defines model for App.
 type App struct {
 	AutoPromote bool          `json:"auto_promote"`
@@ -266,7 +317,10 @@ type Build struct {
 	Artifacts []Artifact `json:"artifacts"`
 
 	// Attempts How many times a worker has started the build.
-	Attempts  int       `json:"attempts"`
+	Attempts int `json:"attempts"`
+
+	// BaseImage The app's base image when the build was made; absent for the built-in base.
+	BaseImage *string   `json:"base_image,omitempty"`
 	Commit    *string   `json:"commit,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 
@@ -276,8 +330,11 @@ type Build struct {
 	FinishedAt   *time.Time  `json:"finished_at,omitempty"`
 
 	// GoVersion Example: go1.26.8
-	GoVersion       string      `json:"go_version"`
-	Id              string      `json:"id"`
+	GoVersion string `json:"go_version"`
+	Id        string `json:"id"`
+
+	// Image The build's OCI image, pullable from /v2/<app>/manifests/<digest> or build-<id>.
+	Image           *BuildImage `json:"image,omitempty"`
 	Main            string      `json:"main"`
 	Platforms       []Platform  `json:"platforms"`
 	SourceDateEpoch int64       `json:"source_date_epoch"`
@@ -314,6 +371,13 @@ type BuildFromURL struct {
 	Version   *string `json:"version,omitempty"`
 }
 
+// BuildImage The build's OCI image, pullable from /v2/<app>/manifests/<digest> or build-<id>.
+type BuildImage struct {
+	// Digest The image index.
+	Digest    string          `json:"digest"`
+	Manifests []ImageManifest `json:"manifests"`
+}
+
 // BuildList defines model for BuildList.
 type BuildList struct {
 	Items      []Build `json:"items"`
@@ -327,6 +391,9 @@ type BuildStatus string
 type BuildTimings struct {
 	// CompileMs Compiling every platform.
 	CompileMs *int64 `json:"compile_ms,omitempty"`
+
+	// ImageMs Assembling and storing the image.
+	ImageMs *int64 `json:"image_ms,omitempty"`
 
 	// QueuedMs From creation to a worker starting it.
 	QueuedMs *int64 `json:"queued_ms,omitempty"`
@@ -428,6 +495,19 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// ImageManifest defines model for ImageManifest.
+type ImageManifest struct {
+	Digest string `json:"digest"`
+
+	// Platform `GOOS/GOARCH` or `GOOS/GOARCH/variant` (arm: v5, v6, v7; arm64: v8, v8.0–v9.5; amd64: v1–v4; …), one the installed Go toolchain builds with cgo off.
+	//
+	// Example: linux/arm64
+	Platform Platform `json:"platform"`
+
+	// Sbom The SPDX 2.3 SBOM's digest; also an OCI referrer of the manifest.
+	Sbom *string `json:"sbom,omitempty"`
+}
+
 // Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 //
 // Example: hello
@@ -492,6 +572,18 @@ type ReadinessStatus string
 type ReasonInput struct {
 	Reason *string `json:"reason,omitempty"`
 }
+
+// RegistryErrors defines model for RegistryErrors.
+type RegistryErrors struct {
+	Errors []struct {
+		Code    RegistryErrorsErrorsCode `json:"code"`
+		Detail  interface{}              `json:"detail,omitempty"`
+		Message string                   `json:"message"`
+	} `json:"errors"`
+}
+
+// RegistryErrorsErrorsCode defines model for RegistryErrors.Errors.Code.
+type RegistryErrorsErrorsCode string
 
 // Release defines model for Release.
 type Release struct {
@@ -563,6 +655,21 @@ type Limit = int
 
 // ChannelMoved defines model for ChannelMoved.
 type ChannelMoved = ChannelMove
+
+// ManifestApplicationVndDockerDistributionManifestListV2PlusJSON defines model for Manifest.
+type ManifestApplicationVndDockerDistributionManifestListV2PlusJSON = map[string]interface{}
+
+// ManifestApplicationVndDockerDistributionManifestV2PlusJSON defines model for Manifest.
+type ManifestApplicationVndDockerDistributionManifestV2PlusJSON = map[string]interface{}
+
+// ManifestApplicationVndOciImageIndexV1PlusJSON defines model for Manifest.
+type ManifestApplicationVndOciImageIndexV1PlusJSON = map[string]interface{}
+
+// ManifestApplicationVndOciImageManifestV1PlusJSON defines model for Manifest.
+type ManifestApplicationVndOciImageManifestV1PlusJSON = map[string]interface{}
+
+// RegistryError defines model for RegistryError.
+type RegistryError = RegistryErrors
 
 // ListAppsParams defines parameters for ListApps.
 type ListAppsParams struct {
@@ -705,6 +812,17 @@ type CreateReleaseParams struct {
 	// key with the same request returns the first answer and creates nothing; with a different
 	// request, 422; while the first is still being answered, 409. Keys are kept for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListReferrersParams defines parameters for ListReferrers.
+type ListReferrersParams struct {
+	ArtifactType *string `form:"artifactType,omitempty" json:"artifactType,omitempty"`
+}
+
+// ListTagsParams defines parameters for ListTags.
+type ListTagsParams struct {
+	N    *int    `form:"n,omitempty" json:"n,omitempty"`
+	Last *string `form:"last,omitempty" json:"last,omitempty"`
 }
 
 // PutAppJSONRequestBody defines body for PutApp for application/json ContentType.
@@ -1050,6 +1168,81 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/apps/{app}/releases/{version} (the `GetRelease` operationId).
 	GetRelease(ctx context.Context, app AppName, version string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegistryBase The OCI distribution API's base; 200 means the API is here.
+	//
+	// Corresponds with GET /v2/ (the `RegistryBase` operationId).
+	RegistryBase(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartBlobUpload Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with POST /v2/{app}/blobs/uploads/ (the `StartBlobUpload` operationId).
+	StartBlobUpload(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteBlobUpload Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with DELETE /v2/{app}/blobs/uploads/{session} (the `DeleteBlobUpload` operationId).
+	DeleteBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBlobUpload Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with GET /v2/{app}/blobs/uploads/{session} (the `GetBlobUpload` operationId).
+	GetBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchBlobUpload Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with PATCH /v2/{app}/blobs/uploads/{session} (the `PatchBlobUpload` operationId).
+	PatchBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutBlobUpload Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with PUT /v2/{app}/blobs/uploads/{session} (the `PutBlobUpload` operationId).
+	PutBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteBlob Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with DELETE /v2/{app}/blobs/{digest} (the `DeleteBlob` operationId).
+	DeleteBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
+	//
+	// Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
+	GetBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// HeadBlob Whether a blob exists, and its size.
+	//
+	// Corresponds with HEAD /v2/{app}/blobs/{digest} (the `HeadBlob` operationId).
+	HeadBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteManifest Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with DELETE /v2/{app}/manifests/{reference} (the `DeleteManifest` operationId).
+	DeleteManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetManifest An image index or manifest.
+	//
+	// Corresponds with GET /v2/{app}/manifests/{reference} (the `GetManifest` operationId).
+	GetManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// HeadManifest Whether a manifest exists, its digest, type and size.
+	//
+	// Corresponds with HEAD /v2/{app}/manifests/{reference} (the `HeadManifest` operationId).
+	HeadManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutManifest Not supported; slipway's registry is read-only.
+	//
+	// Corresponds with PUT /v2/{app}/manifests/{reference} (the `PutManifest` operationId).
+	PutManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListReferrers Artifacts (SBOMs) that refer to a manifest, as an OCI image index.
+	//
+	// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
+	ListReferrers(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTags Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+	//
+	// Corresponds with GET /v2/{app}/tags/list (the `ListTags` operationId).
+	ListTags(ctx context.Context, app AppName, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealth Liveness — the process is up.
@@ -1621,6 +1814,231 @@ func (c *Client) CreateRelease(ctx context.Context, app AppName, params *CreateR
 // Corresponds with GET /v1/apps/{app}/releases/{version} (the `GetRelease` operationId).
 func (c *Client) GetRelease(ctx context.Context, app AppName, version string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReleaseRequest(c.Server, app, version)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegistryBase The OCI distribution API's base; 200 means the API is here.
+//
+// Corresponds with GET /v2/ (the `RegistryBase` operationId).
+func (c *Client) RegistryBase(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegistryBaseRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartBlobUpload Not supported; slipway's registry is read-only.
+//
+// Corresponds with POST /v2/{app}/blobs/uploads/ (the `StartBlobUpload` operationId).
+func (c *Client) StartBlobUpload(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartBlobUploadRequest(c.Server, app)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteBlobUpload Not supported; slipway's registry is read-only.
+//
+// Corresponds with DELETE /v2/{app}/blobs/uploads/{session} (the `DeleteBlobUpload` operationId).
+func (c *Client) DeleteBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteBlobUploadRequest(c.Server, app, session)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBlobUpload Not supported; slipway's registry is read-only.
+//
+// Corresponds with GET /v2/{app}/blobs/uploads/{session} (the `GetBlobUpload` operationId).
+func (c *Client) GetBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBlobUploadRequest(c.Server, app, session)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchBlobUpload Not supported; slipway's registry is read-only.
+//
+// Corresponds with PATCH /v2/{app}/blobs/uploads/{session} (the `PatchBlobUpload` operationId).
+func (c *Client) PatchBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchBlobUploadRequest(c.Server, app, session)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutBlobUpload Not supported; slipway's registry is read-only.
+//
+// Corresponds with PUT /v2/{app}/blobs/uploads/{session} (the `PutBlobUpload` operationId).
+func (c *Client) PutBlobUpload(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutBlobUploadRequest(c.Server, app, session)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteBlob Not supported; slipway's registry is read-only.
+//
+// Corresponds with DELETE /v2/{app}/blobs/{digest} (the `DeleteBlob` operationId).
+func (c *Client) DeleteBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteBlobRequest(c.Server, app, digest)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
+//
+// Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
+func (c *Client) GetBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBlobRequest(c.Server, app, digest)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// HeadBlob Whether a blob exists, and its size.
+//
+// Corresponds with HEAD /v2/{app}/blobs/{digest} (the `HeadBlob` operationId).
+func (c *Client) HeadBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewHeadBlobRequest(c.Server, app, digest)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteManifest Not supported; slipway's registry is read-only.
+//
+// Corresponds with DELETE /v2/{app}/manifests/{reference} (the `DeleteManifest` operationId).
+func (c *Client) DeleteManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteManifestRequest(c.Server, app, reference)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetManifest An image index or manifest.
+//
+// Corresponds with GET /v2/{app}/manifests/{reference} (the `GetManifest` operationId).
+func (c *Client) GetManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetManifestRequest(c.Server, app, reference)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// HeadManifest Whether a manifest exists, its digest, type and size.
+//
+// Corresponds with HEAD /v2/{app}/manifests/{reference} (the `HeadManifest` operationId).
+func (c *Client) HeadManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewHeadManifestRequest(c.Server, app, reference)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutManifest Not supported; slipway's registry is read-only.
+//
+// Corresponds with PUT /v2/{app}/manifests/{reference} (the `PutManifest` operationId).
+func (c *Client) PutManifest(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutManifestRequest(c.Server, app, reference)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListReferrers Artifacts (SBOMs) that refer to a manifest, as an OCI image index.
+//
+// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
+func (c *Client) ListReferrers(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListReferrersRequest(c.Server, app, digest, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTags Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+//
+// Corresponds with GET /v2/{app}/tags/list (the `ListTags` operationId).
+func (c *Client) ListTags(ctx context.Context, app AppName, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTagsRequest(c.Server, app, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3169,6 +3587,659 @@ func NewGetReleaseRequest(server string, app AppName, version string) (*http.Req
 	return req, nil
 }
 
+// NewRegistryBaseRequest constructs an http.Request for the RegistryBase method
+func NewRegistryBaseRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewStartBlobUploadRequest constructs an http.Request for the StartBlobUpload method
+func NewStartBlobUploadRequest(server string, app AppName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/uploads/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteBlobUploadRequest constructs an http.Request for the DeleteBlobUpload method
+func NewDeleteBlobUploadRequest(server string, app AppName, session string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "session", session, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/uploads/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBlobUploadRequest constructs an http.Request for the GetBlobUpload method
+func NewGetBlobUploadRequest(server string, app AppName, session string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "session", session, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/uploads/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPatchBlobUploadRequest constructs an http.Request for the PatchBlobUpload method
+func NewPatchBlobUploadRequest(server string, app AppName, session string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "session", session, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/uploads/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutBlobUploadRequest constructs an http.Request for the PutBlobUpload method
+func NewPutBlobUploadRequest(server string, app AppName, session string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "session", session, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/uploads/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteBlobRequest constructs an http.Request for the DeleteBlob method
+func NewDeleteBlobRequest(server string, app AppName, digest string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBlobRequest constructs an http.Request for the GetBlob method
+func NewGetBlobRequest(server string, app AppName, digest string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewHeadBlobRequest constructs an http.Request for the HeadBlob method
+func NewHeadBlobRequest(server string, app AppName, digest string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/blobs/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteManifestRequest constructs an http.Request for the DeleteManifest method
+func NewDeleteManifestRequest(server string, app AppName, reference string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "reference", reference, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/manifests/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetManifestRequest constructs an http.Request for the GetManifest method
+func NewGetManifestRequest(server string, app AppName, reference string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "reference", reference, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/manifests/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewHeadManifestRequest constructs an http.Request for the HeadManifest method
+func NewHeadManifestRequest(server string, app AppName, reference string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "reference", reference, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/manifests/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutManifestRequest constructs an http.Request for the PutManifest method
+func NewPutManifestRequest(server string, app AppName, reference string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "reference", reference, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/manifests/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListReferrersRequest constructs an http.Request for the ListReferrers method
+func NewListReferrersRequest(server string, app AppName, digest string, params *ListReferrersParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/referrers/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.ArtifactType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "artifactType", *params.ArtifactType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListTagsRequest constructs an http.Request for the ListTags method
+func NewListTagsRequest(server string, app AppName, params *ListTagsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/%s/tags/list", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.N != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "n", *params.N, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Last != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "last", *params.Last, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3499,6 +4570,111 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/apps/{app}/releases/{version} (the `GetRelease` operationId).
 	GetReleaseWithResponse(ctx context.Context, app AppName, version string, reqEditors ...RequestEditorFn) (*GetReleaseResponse, error)
+
+	// RegistryBaseWithResponse The OCI distribution API's base; 200 means the API is here.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v2/ (the `RegistryBase` operationId).
+	RegistryBaseWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RegistryBaseResponse, error)
+
+	// StartBlobUploadWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v2/{app}/blobs/uploads/ (the `StartBlobUpload` operationId).
+	StartBlobUploadWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*StartBlobUploadResponse, error)
+
+	// DeleteBlobUploadWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v2/{app}/blobs/uploads/{session} (the `DeleteBlobUpload` operationId).
+	DeleteBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*DeleteBlobUploadResponse, error)
+
+	// GetBlobUploadWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v2/{app}/blobs/uploads/{session} (the `GetBlobUpload` operationId).
+	GetBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*GetBlobUploadResponse, error)
+
+	// PatchBlobUploadWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v2/{app}/blobs/uploads/{session} (the `PatchBlobUpload` operationId).
+	PatchBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*PatchBlobUploadResponse, error)
+
+	// PutBlobUploadWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v2/{app}/blobs/uploads/{session} (the `PutBlobUpload` operationId).
+	PutBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*PutBlobUploadResponse, error)
+
+	// DeleteBlobWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v2/{app}/blobs/{digest} (the `DeleteBlob` operationId).
+	DeleteBlobWithResponse(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*DeleteBlobResponse, error)
+
+	// GetBlobWithResponse A blob (layer, config, SBOM); a single `Range` is honoured.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
+	GetBlobWithResponse(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*GetBlobResponse, error)
+
+	// HeadBlobWithResponse Whether a blob exists, and its size.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /v2/{app}/blobs/{digest} (the `HeadBlob` operationId).
+	HeadBlobWithResponse(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*HeadBlobResponse, error)
+
+	// DeleteManifestWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v2/{app}/manifests/{reference} (the `DeleteManifest` operationId).
+	DeleteManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*DeleteManifestResponse, error)
+
+	// GetManifestWithResponse An image index or manifest.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v2/{app}/manifests/{reference} (the `GetManifest` operationId).
+	GetManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*GetManifestResponse, error)
+
+	// HeadManifestWithResponse Whether a manifest exists, its digest, type and size.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /v2/{app}/manifests/{reference} (the `HeadManifest` operationId).
+	HeadManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*HeadManifestResponse, error)
+
+	// PutManifestWithResponse Not supported; slipway's registry is read-only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v2/{app}/manifests/{reference} (the `PutManifest` operationId).
+	PutManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*PutManifestResponse, error)
+
+	// ListReferrersWithResponse Artifacts (SBOMs) that refer to a manifest, as an OCI image index.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
+	ListReferrersWithResponse(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*ListReferrersResponse, error)
+
+	// ListTagsWithResponse Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v2/{app}/tags/list (the `ListTags` operationId).
+	ListTagsWithResponse(ctx context.Context, app AppName, params *ListTagsParams, reqEditors ...RequestEditorFn) (*ListTagsResponse, error)
 }
 
 type GetHealthResponse struct {
@@ -5226,6 +6402,774 @@ func (r GetReleaseResponse) ContentType() string {
 	return ""
 }
 
+type RegistryBaseResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RegistryBaseResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r RegistryBaseResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegistryBaseResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegistryBaseResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegistryBaseResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type StartBlobUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r StartBlobUploadResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r StartBlobUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartBlobUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartBlobUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartBlobUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteBlobUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r DeleteBlobUploadResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteBlobUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteBlobUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteBlobUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteBlobUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBlobUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r GetBlobUploadResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBlobUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBlobUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBlobUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBlobUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PatchBlobUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r PatchBlobUploadResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r PatchBlobUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PatchBlobUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PatchBlobUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PatchBlobUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutBlobUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r PutBlobUploadResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r PutBlobUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutBlobUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutBlobUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutBlobUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteBlobResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r DeleteBlobResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteBlobResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteBlobResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteBlobResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteBlobResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetBlobResponse200Headers the declared response headers of an HTTP 200 response for GetBlob
+type GetBlobResponse200Headers struct {
+	DockerContentDigest *string
+}
+
+// GetBlobResponse206Headers the declared response headers of an HTTP 206 response for GetBlob
+type GetBlobResponse206Headers struct {
+	DockerContentDigest *string
+}
+
+type GetBlobResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RegistryError
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *RegistryError
+	// JSON416 the response for an HTTP 416 `application/json` response
+	JSON416 *RegistryError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *RegistryError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBlobResponse200Headers
+	// Headers206 the parsed response headers for an HTTP 206 response
+	Headers206 *GetBlobResponse206Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetBlobResponse) GetJSON400() *RegistryError {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetBlobResponse) GetJSON404() *RegistryError {
+	return r.JSON404
+}
+
+// GetJSON416 returns the response for an HTTP 416 `application/json` response
+func (r GetBlobResponse) GetJSON416() *RegistryError {
+	return r.JSON416
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetBlobResponse) GetJSONDefault() *RegistryError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBlobResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBlobResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBlobResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBlobResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// HeadBlobResponse200Headers the declared response headers of an HTTP 200 response for HeadBlob
+type HeadBlobResponse200Headers struct {
+	DockerContentDigest *string
+}
+
+type HeadBlobResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *HeadBlobResponse200Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r HeadBlobResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r HeadBlobResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r HeadBlobResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r HeadBlobResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteManifestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r DeleteManifestResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteManifestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteManifestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteManifestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteManifestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetManifestResponse200Headers the declared response headers of an HTTP 200 response for GetManifest
+type GetManifestResponse200Headers struct {
+	DockerContentDigest *string
+}
+
+type GetManifestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationvndDockerDistributionManifestListV2JSON200 the response for an HTTP 200 `application/vnd.docker.distribution.manifest.list.v2+json` response
+	ApplicationvndDockerDistributionManifestListV2JSON200 *ManifestApplicationVndDockerDistributionManifestListV2PlusJSON
+	// ApplicationvndDockerDistributionManifestV2JSON200 the response for an HTTP 200 `application/vnd.docker.distribution.manifest.v2+json` response
+	ApplicationvndDockerDistributionManifestV2JSON200 *ManifestApplicationVndDockerDistributionManifestV2PlusJSON
+	// ApplicationvndOciImageIndexV1JSON200 the response for an HTTP 200 `application/vnd.oci.image.index.v1+json` response
+	ApplicationvndOciImageIndexV1JSON200 *ManifestApplicationVndOciImageIndexV1PlusJSON
+	// ApplicationvndOciImageManifestV1JSON200 the response for an HTTP 200 `application/vnd.oci.image.manifest.v1+json` response
+	ApplicationvndOciImageManifestV1JSON200 *ManifestApplicationVndOciImageManifestV1PlusJSON
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RegistryError
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *RegistryError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *RegistryError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetManifestResponse200Headers
+}
+
+// GetApplicationvndDockerDistributionManifestListV2JSON200 returns the response for an HTTP 200 `application/vnd.docker.distribution.manifest.list.v2+json` response
+func (r GetManifestResponse) GetApplicationvndDockerDistributionManifestListV2JSON200() *ManifestApplicationVndDockerDistributionManifestListV2PlusJSON {
+	return r.ApplicationvndDockerDistributionManifestListV2JSON200
+}
+
+// GetApplicationvndDockerDistributionManifestV2JSON200 returns the response for an HTTP 200 `application/vnd.docker.distribution.manifest.v2+json` response
+func (r GetManifestResponse) GetApplicationvndDockerDistributionManifestV2JSON200() *ManifestApplicationVndDockerDistributionManifestV2PlusJSON {
+	return r.ApplicationvndDockerDistributionManifestV2JSON200
+}
+
+// GetApplicationvndOciImageIndexV1JSON200 returns the response for an HTTP 200 `application/vnd.oci.image.index.v1+json` response
+func (r GetManifestResponse) GetApplicationvndOciImageIndexV1JSON200() *ManifestApplicationVndOciImageIndexV1PlusJSON {
+	return r.ApplicationvndOciImageIndexV1JSON200
+}
+
+// GetApplicationvndOciImageManifestV1JSON200 returns the response for an HTTP 200 `application/vnd.oci.image.manifest.v1+json` response
+func (r GetManifestResponse) GetApplicationvndOciImageManifestV1JSON200() *ManifestApplicationVndOciImageManifestV1PlusJSON {
+	return r.ApplicationvndOciImageManifestV1JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetManifestResponse) GetJSON400() *RegistryError {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetManifestResponse) GetJSON404() *RegistryError {
+	return r.JSON404
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetManifestResponse) GetJSONDefault() *RegistryError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetManifestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetManifestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetManifestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetManifestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// HeadManifestResponse200Headers the declared response headers of an HTTP 200 response for HeadManifest
+type HeadManifestResponse200Headers struct {
+	DockerContentDigest *string
+}
+
+type HeadManifestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationvndDockerDistributionManifestListV2JSON200 the response for an HTTP 200 `application/vnd.docker.distribution.manifest.list.v2+json` response
+	ApplicationvndDockerDistributionManifestListV2JSON200 *ManifestApplicationVndDockerDistributionManifestListV2PlusJSON
+	// ApplicationvndDockerDistributionManifestV2JSON200 the response for an HTTP 200 `application/vnd.docker.distribution.manifest.v2+json` response
+	ApplicationvndDockerDistributionManifestV2JSON200 *ManifestApplicationVndDockerDistributionManifestV2PlusJSON
+	// ApplicationvndOciImageIndexV1JSON200 the response for an HTTP 200 `application/vnd.oci.image.index.v1+json` response
+	ApplicationvndOciImageIndexV1JSON200 *ManifestApplicationVndOciImageIndexV1PlusJSON
+	// ApplicationvndOciImageManifestV1JSON200 the response for an HTTP 200 `application/vnd.oci.image.manifest.v1+json` response
+	ApplicationvndOciImageManifestV1JSON200 *ManifestApplicationVndOciImageManifestV1PlusJSON
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *HeadManifestResponse200Headers
+}
+
+// GetApplicationvndDockerDistributionManifestListV2JSON200 returns the response for an HTTP 200 `application/vnd.docker.distribution.manifest.list.v2+json` response
+func (r HeadManifestResponse) GetApplicationvndDockerDistributionManifestListV2JSON200() *ManifestApplicationVndDockerDistributionManifestListV2PlusJSON {
+	return r.ApplicationvndDockerDistributionManifestListV2JSON200
+}
+
+// GetApplicationvndDockerDistributionManifestV2JSON200 returns the response for an HTTP 200 `application/vnd.docker.distribution.manifest.v2+json` response
+func (r HeadManifestResponse) GetApplicationvndDockerDistributionManifestV2JSON200() *ManifestApplicationVndDockerDistributionManifestV2PlusJSON {
+	return r.ApplicationvndDockerDistributionManifestV2JSON200
+}
+
+// GetApplicationvndOciImageIndexV1JSON200 returns the response for an HTTP 200 `application/vnd.oci.image.index.v1+json` response
+func (r HeadManifestResponse) GetApplicationvndOciImageIndexV1JSON200() *ManifestApplicationVndOciImageIndexV1PlusJSON {
+	return r.ApplicationvndOciImageIndexV1JSON200
+}
+
+// GetApplicationvndOciImageManifestV1JSON200 returns the response for an HTTP 200 `application/vnd.oci.image.manifest.v1+json` response
+func (r HeadManifestResponse) GetApplicationvndOciImageManifestV1JSON200() *ManifestApplicationVndOciImageManifestV1PlusJSON {
+	return r.ApplicationvndOciImageManifestV1JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r HeadManifestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r HeadManifestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r HeadManifestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r HeadManifestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutManifestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *RegistryError
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r PutManifestResponse) GetJSON405() *RegistryError {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r PutManifestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutManifestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutManifestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutManifestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListReferrersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationvndOciImageIndexV1JSON200 the response for an HTTP 200 `application/vnd.oci.image.index.v1+json` response
+	ApplicationvndOciImageIndexV1JSON200 *map[string]interface{}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RegistryError
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *RegistryError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *RegistryError
+}
+
+// GetApplicationvndOciImageIndexV1JSON200 returns the response for an HTTP 200 `application/vnd.oci.image.index.v1+json` response
+func (r ListReferrersResponse) GetApplicationvndOciImageIndexV1JSON200() *map[string]interface{} {
+	return r.ApplicationvndOciImageIndexV1JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListReferrersResponse) GetJSON400() *RegistryError {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListReferrersResponse) GetJSON404() *RegistryError {
+	return r.JSON404
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListReferrersResponse) GetJSONDefault() *RegistryError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListReferrersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListReferrersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListReferrersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListReferrersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListTagsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *RegistryError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *RegistryError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTagsResponse) GetJSON200() *struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
+} {
+	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListTagsResponse) GetJSON404() *RegistryError {
+	return r.JSON404
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListTagsResponse) GetJSONDefault() *RegistryError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTagsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTagsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTagsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTagsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetHealthWithResponse Liveness — the process is up.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5709,6 +7653,201 @@ func (c *ClientWithResponses) GetReleaseWithResponse(ctx context.Context, app Ap
 		return nil, err
 	}
 	return ParseGetReleaseResponse(rsp)
+}
+
+// RegistryBaseWithResponse The OCI distribution API's base; 200 means the API is here.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v2/ (the `RegistryBase` operationId).
+func (c *ClientWithResponses) RegistryBaseWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RegistryBaseResponse, error) {
+	rsp, err := c.RegistryBase(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegistryBaseResponse(rsp)
+}
+
+// StartBlobUploadWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v2/{app}/blobs/uploads/ (the `StartBlobUpload` operationId).
+func (c *ClientWithResponses) StartBlobUploadWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*StartBlobUploadResponse, error) {
+	rsp, err := c.StartBlobUpload(ctx, app, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartBlobUploadResponse(rsp)
+}
+
+// DeleteBlobUploadWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v2/{app}/blobs/uploads/{session} (the `DeleteBlobUpload` operationId).
+func (c *ClientWithResponses) DeleteBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*DeleteBlobUploadResponse, error) {
+	rsp, err := c.DeleteBlobUpload(ctx, app, session, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteBlobUploadResponse(rsp)
+}
+
+// GetBlobUploadWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v2/{app}/blobs/uploads/{session} (the `GetBlobUpload` operationId).
+func (c *ClientWithResponses) GetBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*GetBlobUploadResponse, error) {
+	rsp, err := c.GetBlobUpload(ctx, app, session, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBlobUploadResponse(rsp)
+}
+
+// PatchBlobUploadWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v2/{app}/blobs/uploads/{session} (the `PatchBlobUpload` operationId).
+func (c *ClientWithResponses) PatchBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*PatchBlobUploadResponse, error) {
+	rsp, err := c.PatchBlobUpload(ctx, app, session, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchBlobUploadResponse(rsp)
+}
+
+// PutBlobUploadWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v2/{app}/blobs/uploads/{session} (the `PutBlobUpload` operationId).
+func (c *ClientWithResponses) PutBlobUploadWithResponse(ctx context.Context, app AppName, session string, reqEditors ...RequestEditorFn) (*PutBlobUploadResponse, error) {
+	rsp, err := c.PutBlobUpload(ctx, app, session, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutBlobUploadResponse(rsp)
+}
+
+// DeleteBlobWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v2/{app}/blobs/{digest} (the `DeleteBlob` operationId).
+func (c *ClientWithResponses) DeleteBlobWithResponse(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*DeleteBlobResponse, error) {
+	rsp, err := c.DeleteBlob(ctx, app, digest, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteBlobResponse(rsp)
+}
+
+// GetBlobWithResponse A blob (layer, config, SBOM); a single `Range` is honoured.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
+func (c *ClientWithResponses) GetBlobWithResponse(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*GetBlobResponse, error) {
+	rsp, err := c.GetBlob(ctx, app, digest, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBlobResponse(rsp)
+}
+
+// HeadBlobWithResponse Whether a blob exists, and its size.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /v2/{app}/blobs/{digest} (the `HeadBlob` operationId).
+func (c *ClientWithResponses) HeadBlobWithResponse(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*HeadBlobResponse, error) {
+	rsp, err := c.HeadBlob(ctx, app, digest, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseHeadBlobResponse(rsp)
+}
+
+// DeleteManifestWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v2/{app}/manifests/{reference} (the `DeleteManifest` operationId).
+func (c *ClientWithResponses) DeleteManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*DeleteManifestResponse, error) {
+	rsp, err := c.DeleteManifest(ctx, app, reference, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteManifestResponse(rsp)
+}
+
+// GetManifestWithResponse An image index or manifest.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v2/{app}/manifests/{reference} (the `GetManifest` operationId).
+func (c *ClientWithResponses) GetManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*GetManifestResponse, error) {
+	rsp, err := c.GetManifest(ctx, app, reference, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetManifestResponse(rsp)
+}
+
+// HeadManifestWithResponse Whether a manifest exists, its digest, type and size.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /v2/{app}/manifests/{reference} (the `HeadManifest` operationId).
+func (c *ClientWithResponses) HeadManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*HeadManifestResponse, error) {
+	rsp, err := c.HeadManifest(ctx, app, reference, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseHeadManifestResponse(rsp)
+}
+
+// PutManifestWithResponse Not supported; slipway's registry is read-only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v2/{app}/manifests/{reference} (the `PutManifest` operationId).
+func (c *ClientWithResponses) PutManifestWithResponse(ctx context.Context, app AppName, reference string, reqEditors ...RequestEditorFn) (*PutManifestResponse, error) {
+	rsp, err := c.PutManifest(ctx, app, reference, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutManifestResponse(rsp)
+}
+
+// ListReferrersWithResponse Artifacts (SBOMs) that refer to a manifest, as an OCI image index.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
+func (c *ClientWithResponses) ListReferrersWithResponse(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*ListReferrersResponse, error) {
+	rsp, err := c.ListReferrers(ctx, app, digest, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListReferrersResponse(rsp)
+}
+
+// ListTagsWithResponse Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v2/{app}/tags/list (the `ListTags` operationId).
+func (c *ClientWithResponses) ListTagsWithResponse(ctx context.Context, app AppName, params *ListTagsParams, reqEditors ...RequestEditorFn) (*ListTagsResponse, error) {
+	rsp, err := c.ListTags(ctx, app, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTagsResponse(rsp)
 }
 
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call
@@ -7130,6 +9269,576 @@ func ParseGetReleaseResponse(rsp *http.Response) (*GetReleaseResponse, error) {
 	return response, nil
 }
 
+// ParseRegistryBaseResponse parses an HTTP response from a RegistryBaseWithResponse call
+func ParseRegistryBaseResponse(rsp *http.Response) (*RegistryBaseResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegistryBaseResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStartBlobUploadResponse parses an HTTP response from a StartBlobUploadWithResponse call
+func ParseStartBlobUploadResponse(rsp *http.Response) (*StartBlobUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartBlobUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteBlobUploadResponse parses an HTTP response from a DeleteBlobUploadWithResponse call
+func ParseDeleteBlobUploadResponse(rsp *http.Response) (*DeleteBlobUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteBlobUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBlobUploadResponse parses an HTTP response from a GetBlobUploadWithResponse call
+func ParseGetBlobUploadResponse(rsp *http.Response) (*GetBlobUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBlobUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePatchBlobUploadResponse parses an HTTP response from a PatchBlobUploadWithResponse call
+func ParsePatchBlobUploadResponse(rsp *http.Response) (*PatchBlobUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PatchBlobUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutBlobUploadResponse parses an HTTP response from a PutBlobUploadWithResponse call
+func ParsePutBlobUploadResponse(rsp *http.Response) (*PutBlobUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutBlobUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteBlobResponse parses an HTTP response from a DeleteBlobWithResponse call
+func ParseDeleteBlobResponse(rsp *http.Response) (*DeleteBlobResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteBlobResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBlobResponse parses an HTTP response from a GetBlobWithResponse call
+func ParseGetBlobResponse(rsp *http.Response) (*GetBlobResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBlobResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 416:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON416 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBlobResponse200Headers
+		if values := rsp.Header.Values("Docker-Content-Digest"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Docker-Content-Digest", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DockerContentDigest = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 206:
+		var headers GetBlobResponse206Headers
+		if values := rsp.Header.Values("Docker-Content-Digest"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Docker-Content-Digest", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DockerContentDigest = &value
+		}
+		response.Headers206 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseHeadBlobResponse parses an HTTP response from a HeadBlobWithResponse call
+func ParseHeadBlobResponse(rsp *http.Response) (*HeadBlobResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &HeadBlobResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers HeadBlobResponse200Headers
+		if values := rsp.Header.Values("Docker-Content-Digest"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Docker-Content-Digest", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DockerContentDigest = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteManifestResponse parses an HTTP response from a DeleteManifestWithResponse call
+func ParseDeleteManifestResponse(rsp *http.Response) (*DeleteManifestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteManifestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetManifestResponse parses an HTTP response from a GetManifestWithResponse call
+func ParseGetManifestResponse(rsp *http.Response) (*GetManifestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetManifestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.Header.Get("Content-Type") == "application/vnd.docker.distribution.manifest.list.v2+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndDockerDistributionManifestListV2PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndDockerDistributionManifestListV2JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.docker.distribution.manifest.v2+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndDockerDistributionManifestV2PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndDockerDistributionManifestV2JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.oci.image.index.v1+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndOciImageIndexV1PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndOciImageIndexV1JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.oci.image.manifest.v1+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndOciImageManifestV1PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndOciImageManifestV1JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetManifestResponse200Headers
+		if values := rsp.Header.Values("Docker-Content-Digest"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Docker-Content-Digest", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DockerContentDigest = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseHeadManifestResponse parses an HTTP response from a HeadManifestWithResponse call
+func ParseHeadManifestResponse(rsp *http.Response) (*HeadManifestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &HeadManifestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.Header.Get("Content-Type") == "application/vnd.docker.distribution.manifest.list.v2+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndDockerDistributionManifestListV2PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndDockerDistributionManifestListV2JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.docker.distribution.manifest.v2+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndDockerDistributionManifestV2PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndDockerDistributionManifestV2JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.oci.image.index.v1+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndOciImageIndexV1PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndOciImageIndexV1JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.oci.image.manifest.v1+json" && rsp.StatusCode == 200:
+		var dest ManifestApplicationVndOciImageManifestV1PlusJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndOciImageManifestV1JSON200 = &dest
+
+	case rsp.StatusCode == 400:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers HeadManifestResponse200Headers
+		if values := rsp.Header.Values("Docker-Content-Digest"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Docker-Content-Digest", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DockerContentDigest = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutManifestResponse parses an HTTP response from a PutManifestWithResponse call
+func ParsePutManifestResponse(rsp *http.Response) (*PutManifestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutManifestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListReferrersResponse parses an HTTP response from a ListReferrersWithResponse call
+func ParseListReferrersResponse(rsp *http.Response) (*ListReferrersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListReferrersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndOciImageIndexV1JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListTagsResponse parses an HTTP response from a ListTagsWithResponse call
+func ParseListTagsResponse(rsp *http.Response) (*ListTagsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTagsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Name string   `json:"name"`
+			Tags []string `json:"tags"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetHealth Liveness — the process is up.
@@ -7210,6 +9919,51 @@ type ServerInterface interface {
 	// GetRelease Read a release.
 	// (GET /v1/apps/{app}/releases/{version})
 	GetRelease(ctx echo.Context, app AppName, version string) error
+	// RegistryBase The OCI distribution API's base; 200 means the API is here.
+	// (GET /v2/)
+	RegistryBase(ctx echo.Context) error
+	// StartBlobUpload Not supported; slipway's registry is read-only.
+	// (POST /v2/{app}/blobs/uploads/)
+	StartBlobUpload(ctx echo.Context, app AppName) error
+	// DeleteBlobUpload Not supported; slipway's registry is read-only.
+	// (DELETE /v2/{app}/blobs/uploads/{session})
+	DeleteBlobUpload(ctx echo.Context, app AppName, session string) error
+	// GetBlobUpload Not supported; slipway's registry is read-only.
+	// (GET /v2/{app}/blobs/uploads/{session})
+	GetBlobUpload(ctx echo.Context, app AppName, session string) error
+	// PatchBlobUpload Not supported; slipway's registry is read-only.
+	// (PATCH /v2/{app}/blobs/uploads/{session})
+	PatchBlobUpload(ctx echo.Context, app AppName, session string) error
+	// PutBlobUpload Not supported; slipway's registry is read-only.
+	// (PUT /v2/{app}/blobs/uploads/{session})
+	PutBlobUpload(ctx echo.Context, app AppName, session string) error
+	// DeleteBlob Not supported; slipway's registry is read-only.
+	// (DELETE /v2/{app}/blobs/{digest})
+	DeleteBlob(ctx echo.Context, app AppName, digest string) error
+	// GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
+	// (GET /v2/{app}/blobs/{digest})
+	GetBlob(ctx echo.Context, app AppName, digest string) error
+	// HeadBlob Whether a blob exists, and its size.
+	// (HEAD /v2/{app}/blobs/{digest})
+	HeadBlob(ctx echo.Context, app AppName, digest string) error
+	// DeleteManifest Not supported; slipway's registry is read-only.
+	// (DELETE /v2/{app}/manifests/{reference})
+	DeleteManifest(ctx echo.Context, app AppName, reference string) error
+	// GetManifest An image index or manifest.
+	// (GET /v2/{app}/manifests/{reference})
+	GetManifest(ctx echo.Context, app AppName, reference string) error
+	// HeadManifest Whether a manifest exists, its digest, type and size.
+	// (HEAD /v2/{app}/manifests/{reference})
+	HeadManifest(ctx echo.Context, app AppName, reference string) error
+	// PutManifest Not supported; slipway's registry is read-only.
+	// (PUT /v2/{app}/manifests/{reference})
+	PutManifest(ctx echo.Context, app AppName, reference string) error
+	// ListReferrers Artifacts (SBOMs) that refer to a manifest, as an OCI image index.
+	// (GET /v2/{app}/referrers/{digest})
+	ListReferrers(ctx echo.Context, app AppName, digest string, params ListReferrersParams) error
+	// ListTags Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+	// (GET /v2/{app}/tags/list)
+	ListTags(ctx echo.Context, app AppName, params ListTagsParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -8118,6 +10872,360 @@ func (w *ServerInterfaceWrapper) GetRelease(ctx echo.Context) error {
 	return err
 }
 
+// RegistryBase converts echo context to params.
+func (w *ServerInterfaceWrapper) RegistryBase(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegistryBase(ctx)
+	return err
+}
+
+// StartBlobUpload converts echo context to params.
+func (w *ServerInterfaceWrapper) StartBlobUpload(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StartBlobUpload(ctx, app)
+	return err
+}
+
+// DeleteBlobUpload converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteBlobUpload(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "session" -------------
+	var session string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session", ctx.Param("session"), &session, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteBlobUpload(ctx, app, session)
+	return err
+}
+
+// GetBlobUpload converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBlobUpload(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "session" -------------
+	var session string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session", ctx.Param("session"), &session, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBlobUpload(ctx, app, session)
+	return err
+}
+
+// PatchBlobUpload converts echo context to params.
+func (w *ServerInterfaceWrapper) PatchBlobUpload(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "session" -------------
+	var session string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session", ctx.Param("session"), &session, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PatchBlobUpload(ctx, app, session)
+	return err
+}
+
+// PutBlobUpload converts echo context to params.
+func (w *ServerInterfaceWrapper) PutBlobUpload(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "session" -------------
+	var session string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session", ctx.Param("session"), &session, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutBlobUpload(ctx, app, session)
+	return err
+}
+
+// DeleteBlob converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteBlob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "digest" -------------
+	var digest string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "digest", ctx.Param("digest"), &digest, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter digest: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteBlob(ctx, app, digest)
+	return err
+}
+
+// GetBlob converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBlob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "digest" -------------
+	var digest string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "digest", ctx.Param("digest"), &digest, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter digest: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBlob(ctx, app, digest)
+	return err
+}
+
+// HeadBlob converts echo context to params.
+func (w *ServerInterfaceWrapper) HeadBlob(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "digest" -------------
+	var digest string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "digest", ctx.Param("digest"), &digest, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter digest: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.HeadBlob(ctx, app, digest)
+	return err
+}
+
+// DeleteManifest converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteManifest(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "reference" -------------
+	var reference string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "reference", ctx.Param("reference"), &reference, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter reference: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteManifest(ctx, app, reference)
+	return err
+}
+
+// GetManifest converts echo context to params.
+func (w *ServerInterfaceWrapper) GetManifest(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "reference" -------------
+	var reference string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "reference", ctx.Param("reference"), &reference, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter reference: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetManifest(ctx, app, reference)
+	return err
+}
+
+// HeadManifest converts echo context to params.
+func (w *ServerInterfaceWrapper) HeadManifest(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "reference" -------------
+	var reference string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "reference", ctx.Param("reference"), &reference, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter reference: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.HeadManifest(ctx, app, reference)
+	return err
+}
+
+// PutManifest converts echo context to params.
+func (w *ServerInterfaceWrapper) PutManifest(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "reference" -------------
+	var reference string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "reference", ctx.Param("reference"), &reference, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter reference: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutManifest(ctx, app, reference)
+	return err
+}
+
+// ListReferrers converts echo context to params.
+func (w *ServerInterfaceWrapper) ListReferrers(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "digest" -------------
+	var digest string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "digest", ctx.Param("digest"), &digest, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter digest: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListReferrersParams
+	// ------------- Optional query parameter "artifactType" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "artifactType", ctx.QueryParams(), &params.ArtifactType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter artifactType: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListReferrers(ctx, app, digest, params)
+	return err
+}
+
+// ListTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTagsParams
+	// ------------- Optional query parameter "n" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "n", ctx.QueryParams(), &params.N, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter n: %s", err))
+	}
+
+	// ------------- Optional query parameter "last" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "last", ctx.QueryParams(), &params.Last, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter last: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTags(ctx, app, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -8191,5 +11299,20 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/lock", wrapper.LockChannel, options.OperationMiddlewares["lockChannel"]...)
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/unlock", wrapper.UnlockChannel, options.OperationMiddlewares["unlockChannel"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/channels/:channel/history", wrapper.GetChannelHistory, options.OperationMiddlewares["getChannelHistory"]...)
+	router.GET(options.BaseURL+"/v2/", wrapper.RegistryBase, options.OperationMiddlewares["registryBase"]...)
+	router.DELETE(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.DeleteManifest, options.OperationMiddlewares["deleteManifest"]...)
+	router.GET(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.GetManifest, options.OperationMiddlewares["getManifest"]...)
+	router.HEAD(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.HeadManifest, options.OperationMiddlewares["headManifest"]...)
+	router.PUT(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.PutManifest, options.OperationMiddlewares["putManifest"]...)
+	router.DELETE(options.BaseURL+"/v2/:app/blobs/:digest", wrapper.DeleteBlob, options.OperationMiddlewares["deleteBlob"]...)
+	router.GET(options.BaseURL+"/v2/:app/blobs/:digest", wrapper.GetBlob, options.OperationMiddlewares["getBlob"]...)
+	router.HEAD(options.BaseURL+"/v2/:app/blobs/:digest", wrapper.HeadBlob, options.OperationMiddlewares["headBlob"]...)
+	router.POST(options.BaseURL+"/v2/:app/blobs/uploads/", wrapper.StartBlobUpload, options.OperationMiddlewares["startBlobUpload"]...)
+	router.DELETE(options.BaseURL+"/v2/:app/blobs/uploads/:session", wrapper.DeleteBlobUpload, options.OperationMiddlewares["deleteBlobUpload"]...)
+	router.GET(options.BaseURL+"/v2/:app/blobs/uploads/:session", wrapper.GetBlobUpload, options.OperationMiddlewares["getBlobUpload"]...)
+	router.PATCH(options.BaseURL+"/v2/:app/blobs/uploads/:session", wrapper.PatchBlobUpload, options.OperationMiddlewares["patchBlobUpload"]...)
+	router.PUT(options.BaseURL+"/v2/:app/blobs/uploads/:session", wrapper.PutBlobUpload, options.OperationMiddlewares["putBlobUpload"]...)
+	router.GET(options.BaseURL+"/v2/:app/tags/list", wrapper.ListTags, options.OperationMiddlewares["listTags"]...)
+	router.GET(options.BaseURL+"/v2/:app/referrers/:digest", wrapper.ListReferrers, options.OperationMiddlewares["listReferrers"]...)
 
 }

@@ -45,6 +45,9 @@ package store
 //	                            input of promotion policies)
 //	slipway:{<app>}:channel:<ch>:stack    list of "<version> <event seq> <image digest>": the
 //	                            releases a default rollback walks back through
+//	slipway:{<app>}:referrers:<digest>  hash: field = referrer manifest digest, value = its
+//	                            OCI descriptor JSON (with artifactType): the artifacts (SBOMs)
+//	                            whose subject is the manifest <digest>
 //	slipway:{<app>}:events      stream of the app's events (type, id, time, actor, data),
 //	                            written in the same script as the change it reports
 //
@@ -114,6 +117,9 @@ func ChannelSeenKey(app, ch string) string { return ChannelKey(app, ch) + ":seen
 
 // ChannelStackKey is the Redis list a default rollback walks back through.
 func ChannelStackKey(app, ch string) string { return ChannelKey(app, ch) + ":stack" }
+
+// ReferrersKey is the Redis hash of the referrers of one manifest.
+func ReferrersKey(app string, subject Digest) string { return appPrefix(app) + "referrers:" + string(subject) }
 
 // EventsKey is the Redis stream of an app's events.
 func EventsKey(app string) string { return appPrefix(app) + "events" }

@@ -18,11 +18,12 @@ import (
 
 // ent is one entry of an archive a test builds.
 type ent struct {
-	name string
-	typ  byte  // a tar type flag; 0 is a regular file
-	mode int64 // permission bits; 0 means 0644, or 0755 for a directory
-	body string
-	link string
+	name  string
+	typ   byte  // a tar type flag; 0 is a regular file
+	mode  int64 // permission bits; 0 means 0644, or 0755 for a directory
+	body  string
+	link  string
+	store bool // zip: store rather than deflate (deflating is slow under the race detector)
 }
 
 func file(name, body string) ent { return ent{name: name, body: body} }
@@ -96,6 +97,9 @@ func zipOf(t testing.TB, ents ...ent) []byte {
 	zw := zip.NewWriter(&buf)
 	for _, e := range ents {
 		h := &zip.FileHeader{Name: e.name, Method: zip.Deflate}
+		if e.store {
+			h.Method = zip.Store
+		}
 		body := e.body
 		switch e.typ {
 		case 0:
@@ -130,20 +134,21 @@ func zipOf(t testing.TB, ents ...ent) []byte {
 func manyEntries(n int) []ent {
 	ents := []ent{file("go.mod", goMod)}
 	for i := range n {
-		ents = append(ents, file(entryName(i), ""))
+		ents = append(ents, ent{name: entryName(i), store: true})
 	}
 	return ents
 }
 
-// manyEntriesTarGz is the tar.gz of manyEntries(100 000), built from raw headers because
-// archive/tar takes seconds for it under the race detector.
+// manyEntriesTarGz is the tar.gz of manyEntries(100 000), built from raw headers and
+// compressed with Huffman coding only, because archive/tar and full compression of 50 MB
+// of headers take many seconds under the race detector.
 var manyEntriesTarGz = sync.OnceValue(func() []byte {
 	entries := []rawEntry{{"go.mod", '0', []byte(goMod)}}
 	for i := range 100_000 {
 		entries = append(entries, rawEntry{entryName(i), '0', nil})
 	}
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.HuffmanOnly)
 	zw.Write(rawTar(entries...))
 	zw.Close()
 	return buf.Bytes()
@@ -189,11 +194,11 @@ func zerosCRC(crc uint32, mib int) uint32 {
 	return crc
 }
 
-// tarBomb returns a tar.gz of go.mod and one file, "zeros", whose header claims claim
-// bytes, followed in the gzip stream by mib MiB of zeros and the end of the tar. With
-// claim = mib MiB it is an honest 2 GiB file of zeros in 2 MiB of archive; with a
-// smaller claim the zeros lie after the end of the tar archive.
-func tarBomb(t testing.TB, claim int64, mib int) []byte {
+// tarBomb returns a tar.gz of go.mod and one file, "zeros", of mib MiB of zeros, packed
+// into about mib KiB. When lie is set, the header of "zeros" claims 10 bytes and the tar
+// archive ends after them, so that the zeros follow the end of the tar in the gzip
+// stream.
+func tarBomb(t testing.TB, mib int, lie bool) []byte {
 	t.Helper()
 	var head bytes.Buffer
 	tw := tar.NewWriter(&head)
@@ -201,30 +206,34 @@ func tarBomb(t testing.TB, claim int64, mib int) []byte {
 		t.Fatal(err)
 	}
 	tw.Write([]byte(goMod))
+	claim := int64(mib) << 20
+	if lie {
+		claim = 10
+	}
+	// WriteHeader writes the header at once; the content is strung together below.
 	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: claim}); err != nil {
 		t.Fatal(err)
 	}
-	if claim < 1<<20 { // the claimed content, padding and the end of the archive
-		head.Write(make([]byte, (claim+511)/512*512+1024))
-	}
-	tail := make([]byte, 1024) // the end of the archive after honest content
-	if claim < 1<<20 {
-		tail = nil
+	end := make([]byte, 1024) // two zero blocks end a tar archive
+	if lie {
+		head.Write(make([]byte, 512)) // the 10 bytes claimed, padded
+		head.Write(end)
+		end = nil
 	}
 
 	var z bytes.Buffer
-	z.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
+	z.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}) // a gzip header
 	z.Write(deflateFlushed(head.Bytes()))
 	for range mib {
 		z.Write(zeroSegment())
 	}
-	if tail != nil {
-		z.Write(deflateFlushed(tail))
+	if end != nil {
+		z.Write(deflateFlushed(end))
 	}
 	z.Write(finalBlock())
-	crc := crc32.Update(zerosCRC(crc32.ChecksumIEEE(head.Bytes()), mib), crc32.IEEETable, tail)
+	crc := crc32.Update(zerosCRC(crc32.ChecksumIEEE(head.Bytes()), mib), crc32.IEEETable, end)
 	z.Write(binary.LittleEndian.AppendUint32(nil, crc))
-	z.Write(binary.LittleEndian.AppendUint32(nil, uint32(head.Len()+mib<<20+len(tail))))
+	z.Write(binary.LittleEndian.AppendUint32(nil, uint32(head.Len()+mib<<20+len(end))))
 	return z.Bytes()
 }
 

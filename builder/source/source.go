@@ -14,6 +14,7 @@ import (
 // Format is the format of an archive.
 type Format int
 
+// The formats, named for the media types they are uploaded as.
 const (
 	TarGz Format = iota + 1 // application/gzip: a gzip-compressed tar
 	Zip                     // application/zip
@@ -141,6 +142,11 @@ func Extract(ctx context.Context, path string, f Format, dir string, lim Limits)
 // discard is the sink of Inspect.
 type discard struct{}
 
+var (
+	_ sink = discard{}
+	_ sink = (*rootSink)(nil)
+)
+
 func (discard) mkdir(string) error                          { return nil }
 func (discard) create(string, bool) (io.WriteCloser, error) { return nopCloser{io.Discard}, nil }
 
@@ -210,7 +216,7 @@ func checkEmpty(root *os.Root) error {
 func stripRoot(root *os.Root, w *walker) error {
 	top := w.top
 	tmp := ".slipway-strip"
-	for i := 1; tmp == top || w.paths[fold(top+"/"+tmp)] != nil; i++ {
+	for i := 1; tmp == top || hasPath(w.paths, fold(top+"/"+tmp)); i++ {
 		tmp = ".slipway-strip-" + strconv.Itoa(i)
 	}
 	if err := root.Rename(top, tmp); err != nil {
@@ -234,6 +240,11 @@ func stripRoot(root *os.Root, w *walker) error {
 		return fmt.Errorf("stripping %s: %w", w.info.Root, err)
 	}
 	return nil
+}
+
+func hasPath(paths map[string]node, key string) bool {
+	_, ok := paths[key]
+	return ok
 }
 
 // empty removes everything in the root.

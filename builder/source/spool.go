@@ -21,10 +21,13 @@ type Spooled struct {
 // Spool copies r into a new temporary file in dir while hashing it with SHA-256. It stops
 // with an error wrapping ErrTooLarge as soon as more than max bytes arrive, and with the
 // context's error when ctx is done; either way the partial file is removed. An empty body
-// is an *Error.
+// is an *Error. A max of zero or less means the default MaxCompressed, as in Limits.
 func Spool(ctx context.Context, r io.Reader, dir string, max int64) (*Spooled, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if max <= 0 {
+		max = DefaultLimits().MaxCompressed
 	}
 	f, err := os.CreateTemp(dir, "source-*.spool")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 )
@@ -57,8 +58,9 @@ type walker struct {
 	info Info
 	buf  []byte
 
-	paths   map[string]*node // by fold(path)
-	entries int              // entries and implied directories, for MaxEntries
+	paths   map[string]node // by fold(path)
+	slashes [][2]int        // scratch for parents
+	entries int             // entries and implied directories, for MaxEntries
 
 	top      string // the first segment of the first entry
 	topIsDir bool
@@ -69,18 +71,22 @@ type walker struct {
 	cur        string // the entry being read, for errors
 	compressed int64  // bytes read from the archive file
 	inflated   int64  // bytes out of the decompressor
-	maxInflate int64
-	stop       error // set by the counting readers: a limit, ctx, or a read error of the file
+	maxInflate int64  // MaxUncompressed and what headers may add
+	stop       error  // set by the counting readers: a limit, ctx, or a read error of the file
 }
 
 func newWalker(lim Limits, s sink) *walker {
+	maxInflate := lim.MaxUncompressed + int64(lim.MaxEntries)*headerAllowance + maxTrailing
+	if maxInflate < lim.MaxUncompressed { // overflow: the limits are beyond reach anyway
+		maxInflate = math.MaxInt64
+	}
 	return &walker{
 		lim:        lim,
 		sink:       s,
 		buf:        make([]byte, 32<<10),
-		paths:      make(map[string]*node),
+		paths:      make(map[string]node),
 		single:     true,
-		maxInflate: lim.MaxUncompressed + int64(lim.MaxEntries)*headerAllowance + maxTrailing,
+		maxInflate: maxInflate,
 	}
 }
 
@@ -150,40 +156,16 @@ func (w *walker) add(ctx context.Context, raw string, dir, exec bool, body io.Re
 		return nil
 	}
 	key := fold(name)
-	// Every parent must be a directory spelled the same way; missing ones are implied.
-	for i, j := 0, 0; ; {
-		di := strings.IndexByte(name[i:], '/')
-		if di < 0 {
-			break
-		}
-		dj := strings.IndexByte(key[j:], '/')
-		i, j = i+di, j+dj
-		parent, pkey := name[:i], key[:j]
-		i, j = i+1, j+1
-		if n := w.paths[pkey]; n != nil {
-			switch {
-			case !n.dir:
-				return invalid(raw, "the path runs through %q, which is a file", n.name)
-			case n.name != parent:
-				return invalid(raw, "directory %q collides with %q (the names differ only in case)", parent, n.name)
-			}
-			continue
-		}
-		if err := w.count(raw); err != nil {
-			return err
-		}
-		w.paths[pkey] = &node{name: parent, dir: true}
-		w.info.Dirs++
-		if err := w.sink.mkdir(parent); err != nil {
-			return err
-		}
+	if err := w.parents(raw, name, key); err != nil {
+		return err
 	}
-	if n := w.paths[key]; n != nil {
+	if n, ok := w.paths[key]; ok {
 		switch {
 		case n.name != name:
 			return invalid(raw, "the path collides with %q (the names differ only in case)", n.name)
 		case dir && n.dir && !n.explicit:
 			n.explicit = true // a directory listed after a file inside it
+			w.paths[key] = n
 			w.track(name, dir)
 			return nil
 		case dir && n.dir, !dir && !n.dir:
@@ -194,7 +176,7 @@ func (w *walker) add(ctx context.Context, raw string, dir, exec bool, body io.Re
 			return invalid(raw, "a file has the same path as a directory")
 		}
 	}
-	w.paths[key] = &node{name: name, dir: dir, explicit: true}
+	w.paths[key] = node{name: name, dir: dir, explicit: true}
 	w.track(name, dir)
 	if dir {
 		w.info.Dirs++
@@ -202,6 +184,51 @@ func (w *walker) add(ctx context.Context, raw string, dir, exec bool, body io.Re
 	}
 	w.info.Files++
 	return w.copyFile(ctx, raw, name, exec, body)
+}
+
+// parents checks that every parent of name is a directory spelled the same way, and
+// registers and creates the missing ones, which the path implies. It looks from the
+// deepest parent up and stops at the first it knows, whose own parents were checked when
+// it was registered, so an archive of long paths costs one lookup per entry, not one per
+// segment.
+func (w *walker) parents(raw, name, key string) error {
+	w.slashes = w.slashes[:0]
+	for i, j := 0, 0; ; i, j = i+1, j+1 {
+		di := strings.IndexByte(name[i:], '/')
+		if di < 0 {
+			break
+		}
+		// fold keeps every '/' and nothing else becomes one, so the segments line up.
+		i, j = i+di, j+strings.IndexByte(key[j:], '/')
+		w.slashes = append(w.slashes, [2]int{i, j})
+	}
+	known := len(w.slashes)
+	for ; known > 0; known-- {
+		s := w.slashes[known-1]
+		n, ok := w.paths[key[:s[1]]]
+		if !ok {
+			continue
+		}
+		switch parent := name[:s[0]]; {
+		case !n.dir:
+			return invalid(raw, "the path runs through %q, which is a file", n.name)
+		case n.name != parent:
+			return invalid(raw, "directory %q collides with %q (the names differ only in case)", parent, n.name)
+		}
+		break
+	}
+	for _, s := range w.slashes[known:] {
+		if err := w.count(raw); err != nil {
+			return err
+		}
+		parent := name[:s[0]]
+		w.paths[key[:s[1]]] = node{name: parent, dir: true}
+		w.info.Dirs++
+		if err := w.sink.mkdir(parent); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // track follows the archive's top level, to find the directory wrapping everything, if
@@ -341,15 +368,23 @@ func (c *countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// countReaderAt is countReader for random access.
+// countReaderAt is countReader for random access. An offset outside the file comes from
+// the archive, not from the disk, and is reported as such.
 type countReaderAt struct {
-	w *walker
-	r io.ReaderAt
+	w    *walker
+	r    io.ReaderAt
+	size int64
 }
+
+// errOffset is a read at an offset outside the archive file.
+var errOffset = errors.New("an offset points outside the file")
 
 func (c *countReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if c.w.stop != nil {
 		return 0, c.w.stop
+	}
+	if off < 0 || off > c.size {
+		return 0, errOffset
 	}
 	n, err := c.r.ReadAt(p, off)
 	c.w.compressed += int64(n)
@@ -390,6 +425,8 @@ func describe(err error) string {
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "the archive is truncated"
+	case errors.Is(err, errOffset):
+		return "the archive is corrupt: " + errOffset.Error()
 	case errors.Is(err, gzip.ErrChecksum):
 		return "the archive is corrupt: the gzip checksum does not match"
 	case errors.Is(err, gzip.ErrHeader):

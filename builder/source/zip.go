@@ -21,7 +21,7 @@ const notZip = "not a zip archive"
 // local header carries the same name and that no two entries' data overlap (the trick of
 // the overlapping-file zip bombs) before it reads any content.
 func (w *walker) zip(ctx context.Context, file io.ReaderAt, size int64) error {
-	r := &countReaderAt{w: w, r: file}
+	r := &countReaderAt{w: w, r: file, size: size}
 	recs, dirStart, err := w.scanZipDirectory(r, size)
 	if err != nil {
 		return err

@@ -97,7 +97,9 @@ func (v *Validator) Validate(req *http.Request, status int, header http.Header, 
 	if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
 		return err
 	}
-	if status >= 400 {
+	// The spec says which error bodies are problems (the registry's are not); where it
+	// says so, the problem's own rules apply too.
+	if mt, _, _ := mime.ParseMediaType(header.Get("Content-Type")); status >= 400 && mt == "application/problem+json" {
 		return v.validateProblem(status, header, body)
 	}
 	return nil

@@ -1,0 +1,374 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/store"
+)
+
+// registryError is an error of the OCI distribution API, written in its JSON form.
+type registryError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *registryError) Error() string { return e.code + ": " + e.message }
+
+func regErr(status int, code, format string, args ...any) *registryError {
+	return &registryError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// writeRegistryError answers in the distribution spec's error format.
+func writeRegistryError(c echo.Context, e *registryError) {
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(e.status)
+		return
+	}
+	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": e.code, "message": e.message}}})
+	_ = c.Blob(e.status, echo.MIMEApplicationJSON, body)
+}
+
+const maxManifestSize = 4 << 20
+
+var manifestTypes = []string{
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+}
+
+// RegistryBase implements openapi.ServerInterface.
+func (s *Server) RegistryBase(c echo.Context) error {
+	c.Response().Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	return c.JSONBlob(http.StatusOK, []byte("{}"))
+}
+
+// registryApp checks that the repository names an app.
+func (s *Server) registryApp(c echo.Context, app string) error {
+	if release.ValidateName(app) != nil {
+		return regErr(http.StatusNotFound, "NAME_UNKNOWN", "repository %q is not an app of this server", app)
+	}
+	if _, err := s.deps.Apps.Get(c.Request().Context(), app); err != nil {
+		if errors.Is(err, release.ErrNotFound) {
+			return regErr(http.StatusNotFound, "NAME_UNKNOWN", "no app named %q", app)
+		}
+		return err
+	}
+	return nil
+}
+
+// resolve turns a reference into a manifest digest: a digest as is, build-<id> to the
+// build's image, a channel name to the release it holds now, a version to its release.
+func (s *Server) resolve(c echo.Context, app, ref string) (store.Digest, error) {
+	ctx := c.Request().Context()
+	unknown := func(format string, args ...any) error {
+		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", format, args...)
+	}
+	if strings.Contains(ref, ":") {
+		d, err := store.ParseDigest(ref)
+		if err != nil {
+			return "", regErr(http.StatusBadRequest, "DIGEST_INVALID", "%s", err.Error())
+		}
+		return d, nil
+	}
+	if id, ok := strings.CutPrefix(ref, "build-"); ok {
+		b, err := s.deps.Builds.Get(ctx, app, id)
+		if errors.Is(err, builder.ErrNotFound) {
+			return "", unknown("no build %s in %s", id, app)
+		}
+		if err != nil {
+			return "", err
+		}
+		if b.Image == nil {
+			return "", unknown("build %s is %s and has no image", id, b.Status)
+		}
+		return store.Digest(b.Image.Digest), nil
+	}
+	st, err := s.deps.Channels.Get(ctx, app, ref)
+	switch {
+	case err == nil:
+		if st.ImageDigest == "" {
+			return "", unknown("channel %s of %s holds no release yet", ref, app)
+		}
+		return store.Digest(st.ImageDigest), nil
+	case !errors.Is(err, release.ErrNotFound):
+		return "", err
+	}
+	rel, err := s.deps.Releases.Get(ctx, app, ref)
+	if errors.Is(err, release.ErrNotFound) {
+		return "", unknown("%s has no tag %q: tags are build-<id>, release versions and channel names", app, ref)
+	}
+	if err != nil {
+		return "", err
+	}
+	return store.Digest(rel.ImageDigest), nil
+}
+
+// GetManifest implements openapi.ServerInterface.
+func (s *Server) GetManifest(c echo.Context, app openapi.AppName, reference string) error {
+	return s.serveManifest(c, app, reference)
+}
+
+// HeadManifest implements openapi.ServerInterface.
+func (s *Server) HeadManifest(c echo.Context, app openapi.AppName, reference string) error {
+	return s.serveManifest(c, app, reference)
+}
+
+func (s *Server) serveManifest(c echo.Context, app, ref string) error {
+	if err := s.registryApp(c, app); err != nil {
+		return err
+	}
+	d, err := s.resolve(c, app, ref)
+	if err != nil {
+		return err
+	}
+	rc, info, err := s.deps.Blobs.Get(c.Request().Context(), store.BlobKey(d), 0, -1)
+	if errors.Is(err, store.ErrNotFound) {
+		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest %s", d)
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if info.Size > maxManifestSize {
+		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", "%s is not a manifest", d)
+	}
+	body, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(body, &m) != nil || !slices.Contains(manifestTypes, m.MediaType) {
+		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", "%s is not a manifest", d)
+	}
+	h := c.Response().Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set(headerETag, `"`+d.String()+`"`)
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	h.Set(echo.HeaderContentType, m.MediaType)
+	if c.Request().Method == http.MethodHead {
+		c.Response().WriteHeader(http.StatusOK)
+		return nil
+	}
+	return c.Blob(http.StatusOK, m.MediaType, body)
+}
+
+// GetBlob implements openapi.ServerInterface.
+func (s *Server) GetBlob(c echo.Context, app openapi.AppName, digest string) error {
+	return s.serveBlob(c, app, digest)
+}
+
+// HeadBlob implements openapi.ServerInterface.
+func (s *Server) HeadBlob(c echo.Context, app openapi.AppName, digest string) error {
+	return s.serveBlob(c, app, digest)
+}
+
+func (s *Server) serveBlob(c echo.Context, app, digest string) error {
+	if err := s.registryApp(c, app); err != nil {
+		return err
+	}
+	d, err := store.ParseDigest(digest)
+	if err != nil {
+		return regErr(http.StatusBadRequest, "DIGEST_INVALID", "%s", err.Error())
+	}
+	ctx := c.Request().Context()
+	info, err := s.deps.Blobs.Stat(ctx, store.BlobKey(d))
+	if errors.Is(err, store.ErrNotFound) {
+		return regErr(http.StatusNotFound, "BLOB_UNKNOWN", "no blob %s", d)
+	}
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set(headerETag, `"`+d.String()+`"`)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set(echo.HeaderContentType, echo.MIMEOctetStream)
+	offset, length, partial, err := parseRange(c.Request().Header.Get("Range"), info.Size)
+	if err != nil {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
+		return err
+	}
+	status := http.StatusOK
+	if partial {
+		status = http.StatusPartialContent
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", offset, offset+length-1, info.Size))
+	}
+	h.Set(echo.HeaderContentLength, strconv.FormatInt(length, 10))
+	if c.Request().Method == http.MethodHead {
+		c.Response().WriteHeader(status)
+		return nil
+	}
+	rc, _, err := s.deps.Blobs.Get(ctx, store.BlobKey(d), offset, length)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	c.Response().WriteHeader(status)
+	_, _ = io.Copy(c.Response(), rc)
+	return nil
+}
+
+// parseRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n" range.
+func parseRange(h string, size int64) (offset, length int64, partial bool, err error) {
+	if h == "" {
+		return 0, size, false, nil
+	}
+	bad := regErr(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "range %q is not one range within the blob's %d bytes", h, size)
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return 0, 0, false, bad
+	}
+	first, last, ok := strings.Cut(spec, "-")
+	if !ok {
+		return 0, 0, false, bad
+	}
+	switch {
+	case first == "":
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, 0, false, bad
+		}
+		n = min(n, size)
+		return size - n, n, true, nil
+	default:
+		a, err := strconv.ParseInt(first, 10, 64)
+		if err != nil || a < 0 || a >= size {
+			return 0, 0, false, bad
+		}
+		b := size - 1
+		if last != "" {
+			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+				return 0, 0, false, bad
+			}
+			b = min(b, size-1)
+		}
+		return a, b - a + 1, true, nil
+	}
+}
+
+// ListTags implements openapi.ServerInterface.
+func (s *Server) ListTags(c echo.Context, app openapi.AppName, params openapi.ListTagsParams) error {
+	if err := s.registryApp(c, app); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	tags := []string{}
+	ids, err := s.deps.Builds.Imaged(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		tags = append(tags, "build-"+id)
+	}
+	for before := int64(0); ; {
+		page, next, err := s.deps.Releases.List(ctx, app, "", before, 1000)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			tags = append(tags, r.Version)
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	chs, err := s.deps.Channels.List(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, ch := range chs {
+		if ch.Release != "" {
+			tags = append(tags, ch.Name)
+		}
+	}
+	slices.Sort(tags)
+	tags = slices.Compact(tags)
+	if params.Last != nil && *params.Last != "" {
+		i, _ := slices.BinarySearch(tags, *params.Last)
+		for i < len(tags) && tags[i] <= *params.Last {
+			i++
+		}
+		tags = tags[i:]
+	}
+	if params.N != nil && *params.N < len(tags) {
+		tags = tags[:*params.N]
+		if len(tags) > 0 {
+			q := url.Values{"n": {strconv.Itoa(*params.N)}, "last": {tags[len(tags)-1]}}
+			c.Response().Header().Set("Link", fmt.Sprintf(`</v2/%s/tags/list?%s>; rel="next"`, app, q.Encode()))
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"name": app, "tags": tags})
+}
+
+// ListReferrers implements openapi.ServerInterface.
+func (s *Server) ListReferrers(c echo.Context, app openapi.AppName, digest string, params openapi.ListReferrersParams) error {
+	if err := s.registryApp(c, app); err != nil {
+		return err
+	}
+	d, err := store.ParseDigest(digest)
+	if err != nil {
+		return regErr(http.StatusBadRequest, "DIGEST_INVALID", "%s", err.Error())
+	}
+	refs, err := s.deps.Builds.Referrers(c.Request().Context(), app, d, deref(params.ArtifactType))
+	if err != nil {
+		return err
+	}
+	if params.ArtifactType != nil && *params.ArtifactType != "" {
+		c.Response().Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	body, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     refs,
+	})
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "application/vnd.oci.image.index.v1+json", body)
+}
+
+func unsupported() error {
+	return regErr(http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry is read-only: images are made by builds, and tags move with releases and channels")
+}
+
+// PutManifest implements openapi.ServerInterface.
+func (s *Server) PutManifest(echo.Context, openapi.AppName, string) error { return unsupported() }
+
+// DeleteManifest implements openapi.ServerInterface.
+func (s *Server) DeleteManifest(echo.Context, openapi.AppName, string) error { return unsupported() }
+
+// DeleteBlob implements openapi.ServerInterface.
+func (s *Server) DeleteBlob(echo.Context, openapi.AppName, string) error { return unsupported() }
+
+// StartBlobUpload implements openapi.ServerInterface.
+func (s *Server) StartBlobUpload(echo.Context, openapi.AppName) error { return unsupported() }
+
+// GetBlobUpload implements openapi.ServerInterface.
+func (s *Server) GetBlobUpload(echo.Context, openapi.AppName, string) error { return unsupported() }
+
+// PatchBlobUpload implements openapi.ServerInterface.
+func (s *Server) PatchBlobUpload(echo.Context, openapi.AppName, string) error { return unsupported() }
+
+// PutBlobUpload implements openapi.ServerInterface.
+func (s *Server) PutBlobUpload(echo.Context, openapi.AppName, string) error { return unsupported() }
+
+// DeleteBlobUpload implements openapi.ServerInterface.
+func (s *Server) DeleteBlobUpload(echo.Context, openapi.AppName, string) error { return unsupported() }

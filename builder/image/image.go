@@ -1,0 +1,400 @@
+package image
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"debug/buildinfo"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slipway/slipway/store"
+)
+
+// Annotation and label keys slipway sets on every image.
+const (
+	AnnotationTitle      = "org.opencontainers.image.title"
+	AnnotationVersion    = "org.opencontainers.image.version"
+	AnnotationRevision   = "org.opencontainers.image.revision"
+	AnnotationCreated    = "org.opencontainers.image.created"
+	AnnotationSource     = "org.opencontainers.image.source"
+	AnnotationBaseName   = "org.opencontainers.image.base.name"
+	AnnotationBaseDigest = "org.opencontainers.image.base.digest"
+)
+
+// emptyJSON is the OCI empty descriptor's content, the config of artifact manifests.
+var emptyJSON = []byte("{}")
+
+// Binary is a compiled binary on disk and the platform it was built for.
+type Binary struct {
+	Platform
+	Path string
+}
+
+// Options are the settings of one image index.
+type Options struct {
+	// App names the binary (/app/<App>) and is the image's title. Required: 1 to 63
+	// letters, digits, '.', '_' and '-', not starting with '.'.
+	App string
+	// Version, Revision and Source go into the org.opencontainers.image.* labels and
+	// annotations; empty ones are left out.
+	Version, Revision, Source string
+	// Created is the time of the image and of every file in its layer (the build's
+	// SOURCE_DATE_EPOCH); the zero value means the Unix epoch. Whole seconds are kept.
+	Created time.Time
+	// Base is the image the binary is laid on: Builtin(...) or Remote(...). Required.
+	Base Base
+	// TempDir holds the binary layers while they are compressed; "" means os.TempDir().
+	TempDir string
+}
+
+// PlatformImage is one platform's image in an index.
+type PlatformImage struct {
+	// Platform is "os/arch" or "os/arch/variant".
+	Platform string
+	// Manifest, Config and Layer are the digests of the image manifest, its config and the
+	// layer holding the binary.
+	Manifest, Config, Layer store.Digest
+	// SBOM is the SPDX 2.3 JSON document; SBOMReferrer the OCI 1.1 artifact manifest that
+	// attaches it to Manifest (its subject).
+	SBOM, SBOMReferrer store.Digest
+	// Size is the image's size in a registry: manifest, config and compressed layers.
+	Size int64
+}
+
+// Result is an assembled image index, with everything it references in the blob store.
+type Result struct {
+	// Index is the digest of the OCI image index, one manifest per platform.
+	Index store.Digest
+	// Images are the platform images, in platform order.
+	Images []PlatformImage
+	// BaseName and BaseDigest are the base as configured and the digest it resolved to.
+	BaseName   string
+	BaseDigest store.Digest
+}
+
+var appName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}$`)
+
+// Assemble builds an OCI image index of bins on opts.Base, one image per binary, and
+// stores it with every blob it references: per platform, the base's layers plus one layer
+// with the binary at /app/<app> (0755, root-owned), entrypoint /app/<app>, user
+// 65532:65532, working directory /, PATH and SSL_CERT_FILE set, org.opencontainers.image.*
+// labels and annotations, and an SPDX SBOM attached as an OCI 1.1 referrer.
+//
+// The result is reproducible: the same binaries, platforms and options (and the same base
+// digest) give the same index digest in any process, store or time. Blobs the store holds
+// already are not uploaded again. A platform the base lacks fails the whole call with a
+// *MissingPlatformError (errors.Is ErrPlatformMissing).
+func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Options) (*Result, error) {
+	created, err := opts.check(bins)
+	if err != nil {
+		return nil, err
+	}
+	platforms := make([]Platform, len(bins))
+	for i, b := range bins {
+		platforms[i] = b.Platform
+	}
+	rb, err := opts.Base.resolve(ctx, blobs, platforms)
+	if err != nil {
+		return nil, err
+	}
+
+	images := make([]PlatformImage, len(bins))
+	descs := make([]v1.Descriptor, len(bins))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, bin := range bins {
+		g.Go(func() error {
+			img, desc, err := assembleOne(gctx, blobs, bin, rb, opts, created)
+			if err != nil {
+				return fmt.Errorf("image for %s: %w", bin.Platform, err)
+			}
+			images[i], descs[i] = img, desc
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(descs, func(a, b v1.Descriptor) int {
+		return strings.Compare(platformString(*a.Platform), platformString(*b.Platform))
+	})
+	slices.SortFunc(images, func(a, b PlatformImage) int { return strings.Compare(a.Platform, b.Platform) })
+
+	index := v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests:     descs,
+		Annotations:   opts.annotations(created, rb.name, rb.digest),
+	}
+	indexJSON, err := json.Marshal(index)
+	if err != nil {
+		return nil, fmt.Errorf("encoding index: %w", err)
+	}
+	d, err := ensureBytes(ctx, blobs, indexJSON)
+	if err != nil {
+		return nil, fmt.Errorf("storing index: %w", err)
+	}
+	return &Result{Index: d, Images: images, BaseName: rb.name, BaseDigest: rb.digest}, nil
+}
+
+// check validates the options and returns the creation time to use.
+func (o Options) check(bins []Binary) (time.Time, error) {
+	if !appName.MatchString(o.App) {
+		return time.Time{}, fmt.Errorf("app name %q: want 1 to 63 letters, digits, '.', '_' or '-', not starting with '.'", o.App)
+	}
+	if o.Base == nil {
+		return time.Time{}, errors.New("no base image: set Options.Base to Builtin(...) or Remote(...)")
+	}
+	platforms := make([]Platform, len(bins))
+	for i, b := range bins {
+		if b.Path == "" {
+			return time.Time{}, fmt.Errorf("binary for %s: no path", b.Platform)
+		}
+		platforms[i] = b.Platform
+	}
+	if err := checkPlatforms(platforms); err != nil {
+		return time.Time{}, err
+	}
+	created := time.Unix(0, 0).UTC()
+	if !o.Created.IsZero() {
+		created = o.Created.UTC().Truncate(time.Second)
+	}
+	// A ustar header holds 11 octal digits of seconds since the epoch.
+	if created.Unix() < 0 || created.Unix() >= 1<<33 {
+		return time.Time{}, fmt.Errorf("created time %s: outside 1970 to 2242", created.Format(time.RFC3339))
+	}
+	return created, nil
+}
+
+// annotations are the org.opencontainers.image.* labels and annotations of the index
+// and, with the platform base's digest, of each image.
+func (o Options) annotations(created time.Time, baseName string, baseDigest store.Digest) map[string]string {
+	a := map[string]string{
+		AnnotationTitle:      o.App,
+		AnnotationCreated:    created.Format(time.RFC3339),
+		AnnotationBaseName:   baseName,
+		AnnotationBaseDigest: baseDigest.String(),
+	}
+	for k, v := range map[string]string{AnnotationVersion: o.Version, AnnotationRevision: o.Revision, AnnotationSource: o.Source} {
+		if v != "" {
+			a[k] = v
+		}
+	}
+	return a
+}
+
+// assembleOne builds and stores the image of one binary and its SBOM referrer, and
+// returns the descriptor of its manifest for the index.
+func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolvedBase, opts Options, created time.Time) (PlatformImage, v1.Descriptor, error) {
+	base := rb.images[bin.Platform]
+	img := PlatformImage{Platform: bin.Platform.String()}
+	appPath := "/app/" + opts.App
+
+	// The layer: compressed once into a temporary file while hashing the binary, the tar
+	// stream and the gzip stream; then stored unless the store has it.
+	bi, err := buildinfo.ReadFile(bin.Path)
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("reading build info of %s: %w", bin.Path, err)
+	}
+	if err := checkTarget(bi, bin.Platform); err != nil {
+		return img, v1.Descriptor{}, err
+	}
+	f, err := os.Open(bin.Path)
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("opening binary: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("opening binary: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return img, v1.Descriptor{}, fmt.Errorf("binary %s is not a regular file", bin.Path)
+	}
+	tmp, err := os.CreateTemp(opts.TempDir, "slipway-layer-*.tar.gz")
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("creating layer file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	binSHA256, binSHA1 := sha256.New(), sha1.New()
+	sums, err := writeLayer(tmp, []entry{
+		dir("app", 0o755, rootID, rootID),
+		{name: appPath[1:], mode: 0o755, size: fi.Size(), body: hashingReader(ctxReader{ctx, f}, binSHA256, binSHA1)},
+	}, created)
+	if err != nil {
+		return img, v1.Descriptor{}, err
+	}
+	if err := ensure(ctx, blobs, sums.digest, func() (io.ReadCloser, error) {
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewinding layer file: %w", err)
+		}
+		return io.NopCloser(tmp), nil
+	}); err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("storing layer: %w", err)
+	}
+	img.Layer = sums.digest
+	layer := descriptor(types.OCILayer, sums.digest, sums.size)
+
+	// The config.
+	annotations := opts.annotations(created, rb.name, store.Digest(base.manifest.Digest.String()))
+	cfg := appConfig(base, bin.Platform, toHash(sums.diffID), appPath, annotations, created)
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("encoding config: %w", err)
+	}
+	if img.Config, err = ensureBytes(ctx, blobs, cfgJSON); err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("storing config: %w", err)
+	}
+
+	// The manifest.
+	man := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        descriptor(types.OCIConfigJSON, img.Config, int64(len(cfgJSON))),
+		Layers:        append(slices.Clone(base.layers), layer),
+		Annotations:   annotations,
+	}
+	manJSON, err := json.Marshal(man)
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("encoding manifest: %w", err)
+	}
+	if img.Manifest, err = ensureBytes(ctx, blobs, manJSON); err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("storing manifest: %w", err)
+	}
+	img.Size = int64(len(manJSON)) + man.Config.Size
+	for _, l := range man.Layers {
+		img.Size += l.Size
+	}
+	desc := descriptor(types.OCIManifestSchema1, img.Manifest, int64(len(manJSON)))
+
+	// The SBOM and the referrer that attaches it to the manifest.
+	sbom, err := makeSBOM(bi, sbomInput{
+		app:        opts.App,
+		version:    opts.Version,
+		platform:   bin.Platform,
+		binaryPath: appPath,
+		sha256:     binSHA256.Sum(nil),
+		sha1:       binSHA1.Sum(nil),
+		created:    created,
+	})
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("SBOM: %w", err)
+	}
+	if img.SBOM, err = ensureBytes(ctx, blobs, sbom); err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("storing SBOM: %w", err)
+	}
+	emptyDigest, err := ensureBytes(ctx, blobs, emptyJSON)
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("storing empty config: %w", err)
+	}
+	emptyConfig := descriptor(types.OCIEmptyJSON, emptyDigest, int64(len(emptyJSON)))
+	emptyConfig.Data = emptyJSON
+	sbomLayer := descriptor(SBOMMediaType, img.SBOM, int64(len(sbom)))
+	sbomLayer.Annotations = map[string]string{AnnotationTitle: opts.App + ".spdx.json"}
+	subject := desc
+	ref := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  SBOMMediaType,
+		Config:        emptyConfig,
+		Layers:        []v1.Descriptor{sbomLayer},
+		Subject:       &subject,
+		Annotations:   map[string]string{AnnotationCreated: created.Format(time.RFC3339)},
+	}
+	refJSON, err := json.Marshal(ref)
+	if err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("encoding SBOM referrer: %w", err)
+	}
+	if img.SBOMReferrer, err = ensureBytes(ctx, blobs, refJSON); err != nil {
+		return img, v1.Descriptor{}, fmt.Errorf("storing SBOM referrer: %w", err)
+	}
+
+	desc.Platform = bin.Platform.oci()
+	return img, desc, nil
+}
+
+// appConfig is the base's config with the binary's layer, entrypoint, user, environment
+// and labels, for the platform.
+func appConfig(base *baseImage, p Platform, diffID v1.Hash, appPath string, labels map[string]string, created time.Time) *v1.ConfigFile {
+	cfg := base.config.DeepCopy()
+	cfg.OS, cfg.Architecture, cfg.Variant = p.OS, p.Arch, p.Variant
+	cfg.Created = v1.Time{Time: created}
+	cfg.Container, cfg.DockerVersion = "", ""
+	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: append(slices.Clone(base.diffIDs), diffID)}
+
+	// One history entry per base layer if the base's history does not have that already.
+	nonEmpty := 0
+	for _, h := range cfg.History {
+		if !h.EmptyLayer {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != len(base.diffIDs) {
+		cfg.History = nil
+		for range base.diffIDs {
+			cfg.History = append(cfg.History, v1.History{Created: base.config.Created, CreatedBy: "base layer of " + labels[AnnotationBaseName]})
+		}
+	}
+	cfg.History = append(cfg.History, v1.History{
+		Created:   v1.Time{Time: created},
+		CreatedBy: "slipway: " + appPath + " for " + p.String(),
+		Comment:   strings.TrimSpace(labels[AnnotationTitle] + " " + labels[AnnotationVersion]),
+	})
+
+	c := &cfg.Config
+	c.Entrypoint = []string{appPath}
+	c.Cmd = nil
+	c.User = imageUser
+	c.WorkingDir = "/"
+	c.Image, c.Hostname, c.Domainname, c.ArgsEscaped = "", "", "", false
+	c.Env = setEnv(c.Env, envPath, envCerts)
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	for k, v := range labels {
+		c.Labels[k] = v
+	}
+	return cfg
+}
+
+// checkTarget refuses a binary whose build info names another GOOS or GOARCH than the
+// platform it is given for.
+func checkTarget(bi *debug.BuildInfo, p Platform) error {
+	for _, s := range bi.Settings {
+		if (s.Key == "GOOS" && s.Value != p.OS) || (s.Key == "GOARCH" && s.Value != p.Arch) {
+			return fmt.Errorf("binary for %s was built with %s=%s", p, s.Key, s.Value)
+		}
+	}
+	return nil
+}
+
+// setEnv sets each "KEY=value" of vars in env, in place where KEY is set already and at
+// the end otherwise.
+func setEnv(env []string, vars ...string) []string {
+	env = slices.Clone(env)
+	for _, v := range vars {
+		key, _, _ := strings.Cut(v, "=")
+		i := slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, key+"=") })
+		if i >= 0 {
+			env[i] = v
+		} else {
+			env = append(env, v)
+		}
+	}
+	return env
+}

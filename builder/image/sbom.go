@@ -1,0 +1,191 @@
+package image
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// SBOMMediaType is the media type of the SPDX SBOM blob and the artifactType of its
+// referrer manifest.
+const SBOMMediaType = "application/spdx+json"
+
+// The SPDX 2.3 JSON document, the fields slipway fills in, in the order they are written.
+type spdxDocument struct {
+	SPDXVersion       string             `json:"spdxVersion"`
+	DataLicense       string             `json:"dataLicense"`
+	SPDXID            string             `json:"SPDXID"`
+	Name              string             `json:"name"`
+	DocumentNamespace string             `json:"documentNamespace"`
+	CreationInfo      spdxCreationInfo   `json:"creationInfo"`
+	DocumentDescribes []string           `json:"documentDescribes"`
+	Packages          []spdxPackage      `json:"packages"`
+	Files             []spdxFile         `json:"files"`
+	Relationships     []spdxRelationship `json:"relationships"`
+}
+
+type spdxCreationInfo struct {
+	Created  string   `json:"created"`
+	Creators []string `json:"creators"`
+	Comment  string   `json:"comment,omitempty"`
+}
+
+type spdxPackage struct {
+	Name                  string            `json:"name"`
+	SPDXID                string            `json:"SPDXID"`
+	VersionInfo           string            `json:"versionInfo,omitempty"`
+	DownloadLocation      string            `json:"downloadLocation"`
+	FilesAnalyzed         bool              `json:"filesAnalyzed"`
+	Checksums             []spdxChecksum    `json:"checksums,omitempty"`
+	ExternalRefs          []spdxExternalRef `json:"externalRefs,omitempty"`
+	PrimaryPackagePurpose string            `json:"primaryPackagePurpose,omitempty"`
+	Comment               string            `json:"comment,omitempty"`
+}
+
+type spdxFile struct {
+	FileName  string         `json:"fileName"`
+	SPDXID    string         `json:"SPDXID"`
+	Checksums []spdxChecksum `json:"checksums"`
+}
+
+type spdxChecksum struct {
+	Algorithm     string `json:"algorithm"`
+	ChecksumValue string `json:"checksumValue"`
+}
+
+type spdxExternalRef struct {
+	ReferenceCategory string `json:"referenceCategory"`
+	ReferenceType     string `json:"referenceType"`
+	ReferenceLocator  string `json:"referenceLocator"`
+}
+
+type spdxRelationship struct {
+	Element string `json:"spdxElementId"`
+	Type    string `json:"relationshipType"`
+	Related string `json:"relatedSpdxElement"`
+}
+
+// sbomInput is what an SBOM is made of besides the binary's build info.
+type sbomInput struct {
+	app, version string
+	platform     Platform
+	binaryPath   string // where the binary is in the image, "/app/<app>"
+	sha256, sha1 []byte // of the binary
+	created      time.Time
+}
+
+// makeSBOM returns the SPDX 2.3 JSON SBOM of a Go binary from its build info: the main
+// module, every dependency with its version and go.sum checksum, the Go standard library
+// at the binary's Go version, and the binary file. The document is a function of its
+// inputs: its namespace comes from the binary's digest and its creation time is
+// in.created.
+func makeSBOM(bi *debug.BuildInfo, in sbomInput) ([]byte, error) {
+	binHex := hex.EncodeToString(in.sha256)
+	const mainID, goID, fileID = "SPDXRef-Package-main", "SPDXRef-Package-go", "SPDXRef-File-binary"
+
+	mainVersion := bi.Main.Version
+	mainComment := "main package " + bi.Path
+	if mainVersion == "" || mainVersion == "(devel)" {
+		mainVersion = in.version
+		mainComment += "; the build info has no module version, this is the version slipway built"
+	}
+	mainPkg := module(bi.Main.Path, mainVersion, bi.Main.Sum, mainID, "APPLICATION")
+	mainPkg.Comment = joinComments(mainComment, mainPkg.Comment)
+	goVersion := strings.TrimPrefix(bi.GoVersion, "go")
+	goPkg := spdxPackage{
+		Name:                  "go",
+		SPDXID:                goID,
+		VersionInfo:           bi.GoVersion,
+		DownloadLocation:      "NOASSERTION",
+		ExternalRefs:          []spdxExternalRef{purl("stdlib", goVersion)},
+		PrimaryPackagePurpose: "LIBRARY",
+		Comment:               "the Go toolchain and standard library the binary was built with",
+	}
+	doc := spdxDocument{
+		SPDXVersion:       "SPDX-2.3",
+		DataLicense:       "CC0-1.0",
+		SPDXID:            "SPDXRef-DOCUMENT",
+		Name:              fmt.Sprintf("%s %s %s", in.app, in.version, in.platform),
+		DocumentNamespace: "https://slipway.dev/spdx/" + in.app + "/sha256-" + binHex,
+		CreationInfo: spdxCreationInfo{
+			Created:  in.created.UTC().Format(time.RFC3339),
+			Creators: []string{"Tool: slipway"},
+			Comment:  fmt.Sprintf("from the build info of %s (%s, %s)", in.binaryPath, in.platform, bi.GoVersion),
+		},
+		DocumentDescribes: []string{mainID},
+		Packages:          []spdxPackage{mainPkg, goPkg},
+		Files: []spdxFile{{
+			FileName: "." + in.binaryPath,
+			SPDXID:   fileID,
+			Checksums: []spdxChecksum{
+				{Algorithm: "SHA1", ChecksumValue: hex.EncodeToString(in.sha1)},
+				{Algorithm: "SHA256", ChecksumValue: binHex},
+			},
+		}},
+		Relationships: []spdxRelationship{
+			{"SPDXRef-DOCUMENT", "DESCRIBES", mainID},
+			{mainID, "GENERATES", fileID},
+			{mainID, "DEPENDS_ON", goID},
+		},
+	}
+	for i, dep := range bi.Deps {
+		id := fmt.Sprintf("SPDXRef-Package-dep-%d", i+1)
+		p := module(dep.Path, dep.Version, dep.Sum, id, "LIBRARY")
+		if r := dep.Replace; r != nil {
+			p = module(dep.Path, r.Version, r.Sum, id, "LIBRARY")
+			p.Comment = joinComments("replaced by "+strings.TrimSpace(r.Path+" "+r.Version), p.Comment)
+			if r.Version == "" {
+				p.VersionInfo = dep.Version
+			}
+		}
+		doc.Packages = append(doc.Packages, p)
+		doc.Relationships = append(doc.Relationships, spdxRelationship{mainID, "DEPENDS_ON", id})
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding SBOM: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// module describes a Go module; sum is its go.sum hash ("h1:" and a base64 SHA-256),
+// written as a SHA256 checksum and, verbatim, in the comment.
+func module(path, version, sum, id, purpose string) spdxPackage {
+	p := spdxPackage{
+		Name:                  path,
+		SPDXID:                id,
+		VersionInfo:           version,
+		DownloadLocation:      "NOASSERTION",
+		PrimaryPackagePurpose: purpose,
+	}
+	if version != "" {
+		p.ExternalRefs = []spdxExternalRef{purl(path, version)}
+	}
+	if h, ok := strings.CutPrefix(sum, "h1:"); ok {
+		if raw, err := base64.StdEncoding.DecodeString(h); err == nil && len(raw) == 32 {
+			p.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: hex.EncodeToString(raw)}}
+			p.Comment = "go.sum " + sum
+		}
+	}
+	return p
+}
+
+// purl is the package URL of a Go module.
+func purl(path, version string) spdxExternalRef {
+	return spdxExternalRef{
+		ReferenceCategory: "PACKAGE-MANAGER",
+		ReferenceType:     "purl",
+		ReferenceLocator:  "pkg:golang/" + path + "@" + strings.ReplaceAll(version, "+", "%2B"),
+	}
+}
+
+func joinComments(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
+}
