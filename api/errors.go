@@ -43,9 +43,9 @@ var kinds = map[openapi.ProblemType]struct {
 
 // problemError is an error that already knows the problem it becomes.
 type problemError struct {
-	kind   openapi.ProblemType
-	detail string
-	fields []openapi.FieldError
+	kind    openapi.ProblemType
+	detail  string
+	fields  []openapi.FieldError
 	checks  map[string]string
 	channel *openapi.Channel
 	header  http.Header

@@ -77,7 +77,9 @@ func (tc *Toolchain) run(ctx context.Context, args ...string) ([]byte, error) {
 func (tc *Toolchain) Version() string { return tc.version }
 
 // ZoneinfoZip returns the toolchain's time zone database, $GOROOT/lib/time/zoneinfo.zip.
-func (tc *Toolchain) ZoneinfoZip() string { return filepath.Join(tc.goroot, "lib", "time", "zoneinfo.zip") }
+func (tc *Toolchain) ZoneinfoZip() string {
+	return filepath.Join(tc.goroot, "lib", "time", "zoneinfo.zip")
+}
 
 // Path returns the go command's path.
 func (tc *Toolchain) Path() string { return tc.goBin }

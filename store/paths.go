@@ -119,7 +119,9 @@ func ChannelSeenKey(app, ch string) string { return ChannelKey(app, ch) + ":seen
 func ChannelStackKey(app, ch string) string { return ChannelKey(app, ch) + ":stack" }
 
 // ReferrersKey is the Redis hash of the referrers of one manifest.
-func ReferrersKey(app string, subject Digest) string { return appPrefix(app) + "referrers:" + string(subject) }
+func ReferrersKey(app string, subject Digest) string {
+	return appPrefix(app) + "referrers:" + string(subject)
+}
 
 // EventsKey is the Redis stream of an app's events.
 func EventsKey(app string) string { return appPrefix(app) + "events" }

@@ -1,23 +1,26 @@
 package source_test
 
 import (
-	"context"
+	"bytes"
+	"compress/gzip"
 	"testing"
 	"time"
-
-	"github.com/slipway/slipway/builder/source"
 )
 
-func TestTiming(t *testing.T) {
+func TestTiming2(t *testing.T) {
 	start := time.Now()
-	data := manyEntriesTarGz()
-	t.Logf("build %v (%d bytes)", time.Since(start), len(data))
-	p := writeTemp(t, data)
-	start = time.Now()
-	_, err := source.Inspect(context.Background(), p, source.TarGz, source.DefaultLimits())
-	t.Logf("inspect %v %v", time.Since(start), err)
-	tg := newTarget(t)
-	start = time.Now()
-	_, err = source.Extract(context.Background(), p, source.TarGz, tg.out, source.DefaultLimits())
-	t.Logf("extract %v %v", time.Since(start), err)
+	entries := []rawEntry{{"go.mod", '0', []byte(goMod)}}
+	for i := range 100_000 {
+		entries = append(entries, rawEntry{entryName(i), '0', nil})
+	}
+	raw := rawTar(entries...)
+	t.Logf("rawTar %v", time.Since(start))
+	for _, lvl := range []int{gzip.HuffmanOnly, gzip.BestSpeed, gzip.DefaultCompression} {
+		start = time.Now()
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, lvl)
+		zw.Write(raw)
+		zw.Close()
+		t.Logf("level %d: %v, %d bytes", lvl, time.Since(start), buf.Len())
+	}
 }
