@@ -8,6 +8,8 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/buildertest"
+	"github.com/slipway/slipway/builder/image"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
@@ -404,4 +415,95 @@ func TestCompileEnvCarriesNoSecrets(t *testing.T) {
 			t.Errorf("the compiler's environment lacks %s:\n%s", want, got)
 		}
 	}
+}
+
+// TestImageReproducible builds the same source in two separate systems (their own Redis
+// databases, blob stores and data directories) a second apart: same index digest.
+func TestImageReproducible(t *testing.T) {
+	var digests []string
+	for range 2 {
+		r := newRig(t, fsBlobs(t))
+		r.worker(builder.WorkerOptions{})
+		b, _, err := r.submit("same", builder.Request{Version: "1.0.0", SourceDateEpoch: 1700000000,
+			Platforms: []string{"linux/amd64", "linux/arm64"}},
+			buildertest.Module(t, "same", map[string]string{"main.go": buildertest.HelloMain}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = r.wait("same", b.ID, 3*time.Minute)
+		if b.Status != builder.StatusSucceeded || b.Image == nil {
+			t.Fatalf("build = %s %+v", b.Status, b.Error)
+		}
+		digests = append(digests, b.Image.Digest)
+		time.Sleep(time.Second)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("the same source built twice gave %s and %s", digests[0], digests[1])
+	}
+}
+
+// TestRegistryBase builds on a base image served by an in-process registry; a platform
+// the base lacks fails the build with a reason that names it.
+func TestRegistryBase(t *testing.T) {
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	baseRef := host + "/base:1"
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{
+		Add:        mustRandomImage(t),
+		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}},
+	})
+	ref, err := name.ParseReference(baseRef, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, fsBlobs(t))
+	r.worker(builder.WorkerOptions{})
+	src := buildertest.Module(t, "based", map[string]string{"main.go": buildertest.HelloMain})
+	b, _, err := r.submit("based", builder.Request{App: builder.AppSettings{BaseImage: baseRef}, Platforms: []string{"linux/amd64"}}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = r.wait("based", b.ID, 3*time.Minute)
+	if b.Status != builder.StatusSucceeded || b.Image == nil {
+		t.Fatalf("build on a registry base = %s %+v\n%s", b.Status, b.Error, r.log("based", b.ID))
+	}
+	img, err := image.OpenImage(context.Background(), r.blobs, store.Digest(b.Image.Manifests[0].Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	if len(layers) != 2 {
+		t.Errorf("image has %d layers, want the base's one and the binary's", len(layers))
+	}
+	b, _, err = r.submit("based", builder.Request{App: builder.AppSettings{BaseImage: baseRef}, Platforms: []string{"linux/amd64", "linux/arm64"}}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = r.wait("based", b.ID, 3*time.Minute)
+	if b.Status != builder.StatusFailed || b.Error == nil || b.Error.Reason != builder.ReasonImageFailed || !strings.Contains(b.Error.Detail, "linux/arm64") {
+		t.Errorf("build for a platform the base lacks = %s %+v, want image_failed naming linux/arm64", b.Status, b.Error)
+	}
+}
+
+func mustRandomImage(t *testing.T) v1.Image {
+	t.Helper()
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
