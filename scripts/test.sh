@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSITYGW_VERSION=v1.8.0
+# The OCI distribution-spec conformance test (a main package; pinned by pseudo-version).
+OCI_CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -49,6 +51,13 @@ if ! command -v versitygw >/dev/null ||
 	log "installing versitygw $VERSITYGW_VERSION (S3-compatible server) with go install"
 	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 fi
+
+if ! go version -m "$GOBIN_DIR/conformance" 2>/dev/null |
+	grep -q "github.com/opencontainers/distribution-spec/conformance[[:space:]]*$OCI_CONFORMANCE_VERSION"; then
+	log "installing the OCI distribution-spec conformance test $OCI_CONFORMANCE_VERSION with go install"
+	go install "github.com/opencontainers/distribution-spec/conformance@$OCI_CONFORMANCE_VERSION"
+fi
+export SLIPWAY_TEST_OCI_CONFORMANCE="$GOBIN_DIR/conformance"
 
 # --- servers -----------------------------------------------------------------------------
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/slipway-test.XXXXXX")"
