@@ -13,8 +13,9 @@ var ErrInvalid = errors.New("invalid source archive")
 var ErrTooLarge = errors.New("source archive too large")
 
 // Error is an archive slipway refuses. Entry is the offending entry's name as it appears in
-// the archive, cut to 1024 bytes when longer, or "" when the problem is the archive as a
-// whole; Reason says what is wrong in words a user can act on.
+// the archive (a longer name than 1024 bytes is cut there and ends in "..."), or "" when
+// the problem is the archive as a whole; Reason says what is wrong in words a user can
+// act on.
 type Error struct {
 	Entry  string
 	Reason string

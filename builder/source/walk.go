@@ -335,7 +335,7 @@ func (w *walker) readError(err error, what string) error {
 	return invalid(w.cur, "%s", reason)
 }
 
-// inflated counts the bytes that come out of a decompressor and stops a stream that
+// addInflated counts the bytes that come out of a decompressor and stops a stream that
 // expands too far, absolutely or relative to the compressed bytes read so far.
 func (w *walker) addInflated(n int) error {
 	w.inflated += int64(n)
