@@ -76,6 +76,8 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 		Intake:      intake,
 		Blobs:       blobs,
 		Idempotency: store.NewIdempotency(rdb, 0),
+		Tokens:      store.NewTokens(rdb),
+		Limiter:     store.NewRateLimiter(rdb, 1000, 1000),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: blobs.Ping},

@@ -41,7 +41,9 @@ func (s *Server) ListApps(c echo.Context, params openapi.ListAppsParams) error {
 	}
 	out := openapi.AppList{Items: make([]openapi.App, 0, len(apps))}
 	for _, a := range apps {
-		out.Items = append(out.Items, appResponse(a))
+		if visibleApp(c, a.Name) {
+			out.Items = append(out.Items, appResponse(a))
+		}
 	}
 	if next != "" {
 		out.NextCursor = ptr(encodeCursor(next))
@@ -98,6 +100,7 @@ func (s *Server) PutApp(c echo.Context, name openapi.AppName, params openapi.Put
 		BaseImage:   in.BaseImage,
 		Ldflags:     in.Ldflags,
 		AutoPromote: in.AutoPromote,
+		Public:      in.Public,
 	}
 	if in.Channels != nil {
 		chs := make([]release.Channel, len(*in.Channels))
@@ -157,6 +160,7 @@ func appResponse(a release.App) openapi.App {
 		Ldflags:     a.Ldflags,
 		Channels:    chs,
 		AutoPromote: a.AutoPromote,
+		Public:      a.Public,
 		Generation:  a.Generation,
 		CreatedAt:   a.CreatedAt,
 		UpdatedAt:   a.UpdatedAt,

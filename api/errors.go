@@ -24,6 +24,9 @@ var kinds = map[openapi.ProblemType]struct {
 }{
 	openapi.ProblemInvalidJSON:           {http.StatusBadRequest, "Request body is not valid JSON"},
 	openapi.ProblemInvalidParameter:      {http.StatusBadRequest, "Invalid parameter"},
+	openapi.ProblemUnauthorized:          {http.StatusUnauthorized, "Authentication required"},
+	openapi.ProblemForbidden:             {http.StatusForbidden, "Not allowed"},
+	openapi.ProblemRateLimited:           {http.StatusTooManyRequests, "Too many requests"},
 	openapi.ProblemNotFound:              {http.StatusNotFound, "Not found"},
 	openapi.ProblemRouteNotFound:         {http.StatusNotFound, "No such route"},
 	openapi.ProblemMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},

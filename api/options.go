@@ -8,8 +8,11 @@ import (
 )
 
 type options struct {
-	maxBodyBytes int64
-	readyTimeout time.Duration
+	maxBodyBytes  int64
+	readyTimeout  time.Duration
+	adminToken    string
+	metricsPublic bool
+	corsOrigins   []string
 }
 
 func defaultOptions() options {
@@ -37,6 +40,36 @@ func WithReadyTimeout(d time.Duration) Option {
 			return fmt.Errorf("ready timeout %s must be positive", d)
 		}
 		o.readyTimeout = d
+		return nil
+	}
+}
+
+// WithAdminToken turns authentication on: secret is the admin token, and every other
+// caller needs a token from the token store. Default: off, for a server on loopback.
+func WithAdminToken(secret string) Option {
+	return func(o *options) error {
+		if len(secret) < 16 {
+			return fmt.Errorf("the admin token must be at least 16 characters")
+		}
+		o.adminToken = secret
+		return nil
+	}
+}
+
+// WithMetricsPublic serves /metrics without a token. Default: /metrics needs read.
+func WithMetricsPublic(public bool) Option {
+	return func(o *options) error { o.metricsPublic = public; return nil }
+}
+
+// WithCORSOrigins lets browser pages from these origins call the API. Default: none.
+func WithCORSOrigins(origins []string) Option {
+	return func(o *options) error {
+		for _, origin := range origins {
+			if origin != "*" && !strings.HasPrefix(origin, "http://") && !strings.HasPrefix(origin, "https://") {
+				return fmt.Errorf("CORS origin %q is not * or an http(s) origin", origin)
+			}
+		}
+		o.corsOrigins = origins
 		return nil
 	}
 }

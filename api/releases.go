@@ -58,9 +58,6 @@ func (l buildLookup) BuildRef(ctx context.Context, app, id string) (release.Buil
 	return ref, nil
 }
 
-// actor names who makes a change.
-func actor(echo.Context) string { return "anonymous" }
-
 // CreateRelease implements openapi.ServerInterface.
 func (s *Server) CreateRelease(c echo.Context, app openapi.AppName, params openapi.CreateReleaseParams) error {
 	ctx := c.Request().Context()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -50,6 +51,9 @@ type Deps struct {
 	Intake      BuildIntake
 	Blobs       store.Blobs
 	Idempotency IdempotencyStore
+	Tokens      TokenStore
+	// Limiter, when set, limits each token's request rate.
+	Limiter RateLimiter
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.
@@ -80,8 +84,8 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 		}
 	}
 	if deps.Apps == nil || deps.Releases == nil || deps.Channels == nil || deps.Builds == nil ||
-		deps.Intake == nil || deps.Blobs == nil || deps.Idempotency == nil {
-		return nil, errors.New("api: Deps needs Apps, Releases, Channels, Builds, Intake, Blobs and Idempotency")
+		deps.Intake == nil || deps.Blobs == nil || deps.Idempotency == nil || deps.Tokens == nil {
+		return nil, errors.New("api: Deps needs Apps, Releases, Channels, Builds, Intake, Blobs, Idempotency and Tokens")
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = prometheus.NewRegistry()
@@ -96,12 +100,25 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	}
 	s.metrics = m
 
+	reqs, err := requirements()
+	if err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(withRequestID, s.observe, s.recoverPanics)
-	openapi.RegisterHandlers(e, s)
+	if len(o.corsOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  o.corsOrigins,
+			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"},
+			ExposeHeaders: []string{"ETag", "Location", "Retry-After", "X-Request-ID", "Slipway-Build-Status", "Link"},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(s.authenticate)
+	openapi.RegisterHandlersWithOptions(e, s, openapi.RegisterHandlersOptions{OperationMiddlewares: s.operationMiddlewares(reqs)})
 	s.echo = e
 	return s, nil
 }

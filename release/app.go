@@ -32,6 +32,8 @@ type AppConfig struct {
 	Channels []Channel `json:"channels"`
 	// AutoPromote sends every new release to the first channel.
 	AutoPromote bool `json:"auto_promote,omitempty"`
+	// Public lets anyone pull the app's images from the registry.
+	Public bool `json:"public,omitempty"`
 }
 
 // Channel is one release channel of an app and its promotion policy.
@@ -48,8 +50,9 @@ type AppSpec struct {
 	BaseImage *string
 	Ldflags   *string
 	Channels  *[]Channel
-	// AutoPromote defaults to false.
+	// AutoPromote and Public default to false.
 	AutoPromote *bool
+	Public      *bool
 }
 
 // The defaults of an app's configuration.
@@ -125,6 +128,9 @@ func (spec AppSpec) Resolve(check BuildChecker) (AppConfig, error) {
 	}
 	if spec.AutoPromote != nil {
 		cfg.AutoPromote = *spec.AutoPromote
+	}
+	if spec.Public != nil {
+		cfg.Public = *spec.Public
 	}
 	return cfg, verr.err()
 }

@@ -42,6 +42,12 @@ type serveConfig struct {
 	MaxSourceBytes    int64
 	MaxSourceUnpacked int64
 	MaxSourceEntries  int
+
+	Insecure      bool
+	MetricsPublic bool
+	RateLimit     float64
+	RateBurst     int
+	CORSOrigins   []string
 }
 
 // setting is one flag with the environment variable that also sets it.
@@ -70,6 +76,13 @@ func serveSettings(c *serveConfig) []setting {
 				err = fmt.Errorf("must be at least %d", least)
 			}
 			*p = n
+			return err
+		}
+	}
+	boolean := func(p *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			*p = b
 			return err
 		}
 	}
@@ -125,6 +138,21 @@ func serveSettings(c *serveConfig) []setting {
 		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: size(&c.MaxSourceBytes)},
 		{flag: "max-source-unpacked", env: "SLIPWAY_MAX_SOURCE_UNPACKED", def: "1GiB", help: "most bytes a source archive may unpack to", set: size(&c.MaxSourceUnpacked)},
 		{flag: "max-source-entries", env: "SLIPWAY_MAX_SOURCE_ENTRIES", def: "50000", help: "most files and directories in a source archive", set: count(&c.MaxSourceEntries, 1)},
+		{flag: "insecure", env: "SLIPWAY_INSECURE", def: "false", help: "serve without an admin token (so without authentication) on a non-loopback address", set: boolean(&c.Insecure)},
+		{flag: "metrics-public", env: "SLIPWAY_METRICS_PUBLIC", def: "false", help: "serve /metrics without a token (it needs the read scope otherwise)", set: boolean(&c.MetricsPublic)},
+		{flag: "rate-limit", env: "SLIPWAY_RATE_LIMIT", def: "20", help: "requests per second each token may make, shared by every API replica", set: func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil && f <= 0 {
+				err = errors.New("must be positive")
+			}
+			c.RateLimit = f
+			return err
+		}},
+		{flag: "rate-burst", env: "SLIPWAY_RATE_BURST", def: "40", help: "requests a token may make at once above its rate", set: count(&c.RateBurst, 1)},
+		{flag: "cors-origins", env: "SLIPWAY_CORS_ORIGINS", def: "", help: "comma-separated origins whose browser pages may call the API (https://portal.example.com); none by default", set: func(v string) error {
+			c.CORSOrigins = splitComma(v)
+			return nil
+		}},
 	}
 }
 
@@ -147,7 +175,7 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 		fs.Func(s.flag, s.help, func(v string) error { return s.set(v) })
 	}
 	// Boolean flags may be given bare (--s3-path-style).
-	args = expandBoolFlags(args, "s3-path-style")
+	args = expandBoolFlags(args, "s3-path-style", "insecure", "metrics-public")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printServeHelp(out, name, settings)
@@ -198,6 +226,16 @@ func printServeHelp(w io.Writer, name string, settings []setting) {
 		fmt.Fprintf(w, "  --%s  (%s)\n      %s\n      default: %s\n", s.flag, s.env, s.help, def)
 	}
 	fmt.Fprint(w, "\nS3 credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID and\nAWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, or the instance role.\n")
+}
+
+func splitComma(v string) []string {
+	var out []string
+	for part := range strings.SplitSeq(v, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // parseSize reads a byte count with an optional KiB, MiB or GiB suffix.

@@ -120,6 +120,12 @@ func workerID(i int) string {
 // serve runs the API server (and workers) until ctx is done, then drains in-flight
 // requests.
 func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+	if cfg.AdminToken == "" && !cfg.Insecure && !loopback(cfg.Addr) {
+		return &usageError{fmt.Sprintf("refusing to serve on %s without authentication: set SLIPWAY_ADMIN_TOKEN (at least 16 characters), listen on 127.0.0.1, or pass --insecure", cfg.Addr)}
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < 16 {
+		return &usageError{"SLIPWAY_ADMIN_TOKEN is shorter than 16 characters; use a long random secret (openssl rand -hex 32)"}
+	}
 	s, err := open(ctx, cfg, logOut)
 	if err != nil {
 		return err
@@ -138,6 +144,12 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apps := release.NewApps(s.rdb, s.toolchain)
+	opts := []api.Option{api.WithMetricsPublic(cfg.MetricsPublic), api.WithCORSOrigins(cfg.CORSOrigins)}
+	if cfg.AdminToken != "" {
+		opts = append(opts, api.WithAdminToken(cfg.AdminToken))
+	} else {
+		log.Warn("authentication is off: no SLIPWAY_ADMIN_TOKEN is set, so anyone who reaches " + cfg.Addr + " may do anything")
+	}
 	handler, err := api.New(api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
@@ -146,13 +158,15 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		Intake:      intake,
 		Blobs:       s.blobs,
 		Idempotency: store.NewIdempotency(s.rdb, 0),
+		Tokens:      store.NewTokens(s.rdb),
+		Limiter:     store.NewRateLimiter(s.rdb, cfg.RateLimit, cfg.RateBurst),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: s.blobs.Ping},
 		},
 		Metrics: reg,
 		Log:     log,
-	})
+	}, opts...)
 	if err != nil {
 		return err
 	}
@@ -199,6 +213,19 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// loopback reports whether addr listens on the loopback interface only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // runWorkers runs build workers only, until ctx is done.

@@ -315,3 +315,12 @@ func TestRunUsage(t *testing.T) {
 		t.Errorf("run(version) = %v, %q", err, out.String())
 	}
 }
+
+func TestServeRefusesOpenNonLoopback(t *testing.T) {
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(baseEnv(t), "SLIPWAY_ADDR=0.0.0.0:0", "SLIPWAY_DATA_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "SLIPWAY_ADMIN_TOKEN") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+		t.Errorf("serve on 0.0.0.0 without a token = %v: %s; want exit 2 and one line naming SLIPWAY_ADMIN_TOKEN", err, out)
+	}
+}

@@ -1,0 +1,356 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/store"
+)
+
+// TokenStore is what the API needs of the token store; *store.Tokens implements it.
+type TokenStore interface {
+	Create(ctx context.Context, name string, scopes, apps []string) (string, store.Token, error)
+	Lookup(ctx context.Context, secret string) (store.Token, error)
+	List(ctx context.Context) ([]store.Token, error)
+	Delete(ctx context.Context, name string) error
+}
+
+// RateLimiter admits or refuses each caller's requests; *store.RateLimiter implements it.
+type RateLimiter interface {
+	Allow(ctx context.Context, caller string) (bool, time.Duration, error)
+}
+
+var (
+	_ TokenStore  = (*store.Tokens)(nil)
+	_ RateLimiter = (*store.RateLimiter)(nil)
+)
+
+// principal is who makes a request: a token, the admin, or nobody.
+type principal struct {
+	name   string
+	scopes []string
+	apps   []string // empty: every app
+}
+
+const (
+	ctxPrincipal     = "slipway.principal"
+	ctxBadCredential = "slipway.bad_credential"
+)
+
+// has reports whether the principal holds scope; channel is the path's channel, which a
+// promote:<channel> scope must match.
+func (p *principal) has(scope, channel string) bool {
+	for _, s := range p.scopes {
+		switch {
+		case s == "admin", s == scope:
+			return true
+		case scope == "read":
+			return true // every scope holds read
+		case scope == "promote" && channel != "" && s == "promote:"+channel:
+			return true
+		}
+	}
+	return false
+}
+
+func (p *principal) allowsApp(app string) bool {
+	return len(p.apps) == 0 || slices.Contains(p.apps, app)
+}
+
+// requirement is the scope one operation needs, from openapi.yaml.
+type requirement struct {
+	scope string
+	// registry operations accept Basic credentials and answer in the registry's format.
+	registry bool
+}
+
+// requirements reads every operation's security requirement from the embedded spec. An
+// operation that declares none is an error: every route must say what it needs.
+func requirements() (map[string]*requirement, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(openapi.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("loading openapi.yaml: %w", err)
+	}
+	out := map[string]*requirement{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Security == nil {
+				return nil, fmt.Errorf("openapi.yaml: %s %s declares no security", method, path)
+			}
+			if len(*op.Security) == 0 {
+				out[op.OperationID] = nil // open
+				continue
+			}
+			req := &requirement{}
+			for _, alt := range *op.Security {
+				for scheme, scopes := range alt {
+					if len(scopes) != 1 {
+						return nil, fmt.Errorf("openapi.yaml: %s %s: %s must name one scope", method, path, scheme)
+					}
+					req.scope = scopes[0]
+					req.registry = req.registry || scheme == "basic"
+				}
+			}
+			out[op.OperationID] = req
+		}
+	}
+	return out, nil
+}
+
+// operationMiddlewares guards each operation with its requirement.
+func (s *Server) operationMiddlewares(reqs map[string]*requirement) map[string][]echo.MiddlewareFunc {
+	m := map[string][]echo.MiddlewareFunc{}
+	for op, req := range reqs {
+		if req == nil || (op == "getMetrics" && s.opts.metricsPublic) {
+			continue
+		}
+		m[op] = []echo.MiddlewareFunc{s.require(*req)}
+	}
+	return m
+}
+
+// authenticate finds the request's principal, if any. A credential that is not a
+// token is refused at once; no credential leaves the request anonymous for the
+// operation's guard to judge.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.opts.adminToken == "" {
+			return next(c) // auth is off: the server runs on loopback without an admin token
+		}
+		secret, scheme := credential(c.Request())
+		if secret == "" {
+			return next(c)
+		}
+		p, err := s.lookup(c.Request().Context(), secret)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			// Refused by the operation's guard; open operations ignore credentials.
+			c.Set(ctxBadCredential, scheme)
+			return next(c)
+		}
+		c.Set(ctxPrincipal, p)
+		return next(c)
+	}
+}
+
+// credential returns the secret of a Bearer header, or the password of a Basic one.
+func credential(r *http.Request) (secret, scheme string) {
+	h := r.Header.Get("Authorization")
+	if v, ok := cutPrefixFold(h, "Bearer "); ok {
+		return strings.TrimSpace(v), "bearer"
+	}
+	if v, ok := cutPrefixFold(h, "Basic "); ok {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil {
+			return "", "basic"
+		}
+		_, pass, _ := strings.Cut(string(raw), ":")
+		return pass, "basic"
+	}
+	return "", ""
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+// lookup returns the principal a secret names, or nil.
+func (s *Server) lookup(ctx context.Context, secret string) (*principal, error) {
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.adminToken)) == 1 {
+		return &principal{name: "admin", scopes: []string{"admin"}}, nil
+	}
+	if !strings.HasPrefix(secret, store.TokenPrefix) {
+		return nil, nil
+	}
+	tok, err := s.deps.Tokens.Lookup(ctx, secret)
+	if errors.Is(err, store.ErrTokenUnknown) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{name: tok.Name, scopes: tok.Scopes, apps: tok.Apps}, nil
+}
+
+// require guards an operation: the principal must hold the scope, be allowed the app in
+// the path, and be within its rate.
+func (s *Server) require(req requirement) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if s.opts.adminToken == "" {
+				return next(c)
+			}
+			p, _ := c.Get(ctxPrincipal).(*principal)
+			app := c.Param("app")
+			if bad, _ := c.Get(ctxBadCredential).(string); bad != "" {
+				return s.unauthorized(c, bad, "the token is not valid (revoked, mistyped, or from another server)")
+			}
+			if p == nil {
+				if req.registry && app != "" && s.publicApp(c, app) {
+					return next(c)
+				}
+				scheme := "bearer"
+				if req.registry {
+					scheme = "basic"
+				}
+				return s.unauthorized(c, scheme, "this needs a token with the "+req.scope+" scope: send Authorization: Bearer <token>")
+			}
+			if !p.has(req.scope, c.Param("channel")) {
+				what := req.scope
+				if req.scope == "promote" && c.Param("channel") != "" {
+					what = "promote (or promote:" + c.Param("channel") + ")"
+				}
+				return s.forbidden(c, req, "token %s lacks the %s scope; it has %s", p.name, what, strings.Join(p.scopes, ", "))
+			}
+			if app != "" && !p.allowsApp(app) {
+				return s.forbidden(c, req, "token %s is limited to the apps %s, not %s", p.name, strings.Join(p.apps, ", "), app)
+			}
+			if s.deps.Limiter != nil {
+				ok, wait, err := s.deps.Limiter.Allow(c.Request().Context(), p.name)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					secs := int(wait.Seconds()) + 1
+					c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+					if req.registry {
+						return regErr(http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "token %s is over its rate; retry in %d s", p.name, secs)
+					}
+					return newProblem(openapi.ProblemRateLimited, "token %s is over its request rate; retry in %d s", p.name, secs)
+				}
+			}
+			return next(c)
+		}
+	}
+}
+
+func (s *Server) publicApp(c echo.Context, app string) bool {
+	a, err := s.deps.Apps.Get(c.Request().Context(), app)
+	return err == nil && a.Public
+}
+
+func (s *Server) unauthorized(c echo.Context, scheme, detail string) error {
+	if scheme == "basic" || strings.HasPrefix(c.Path(), "/v2/") {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
+		return regErr(http.StatusUnauthorized, "UNAUTHORIZED", "%s", detail)
+	}
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="slipway"`)
+	return newProblem(openapi.ProblemUnauthorized, "%s", detail)
+}
+
+func (s *Server) forbidden(c echo.Context, req requirement, format string, args ...any) error {
+	if req.registry {
+		return regErr(http.StatusForbidden, "DENIED", format, args...)
+	}
+	return newProblem(openapi.ProblemForbidden, format, args...)
+}
+
+// actor names who makes a change: the token's name, or anonymous when auth is off.
+func actor(c echo.Context) string {
+	if p, ok := c.Get(ctxPrincipal).(*principal); ok {
+		return p.name
+	}
+	return "anonymous"
+}
+
+// visibleApp reports whether the request's principal may see app.
+func visibleApp(c echo.Context, app string) bool {
+	p, ok := c.Get(ctxPrincipal).(*principal)
+	return !ok || p.allowsApp(app)
+}
+
+// CreateToken implements openapi.ServerInterface.
+func (s *Server) CreateToken(c echo.Context) error {
+	var in openapi.TokenInput
+	if err := decodeJSON(c, s.opts.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	var verr release.ValidationError
+	if !tokenName.MatchString(in.Name) {
+		verr.Fields = append(verr.Fields, release.FieldError{Field: "name", Detail: "1 to 64 of a-z, 0-9, '-', '_' and '.'"})
+	}
+	if len(in.Scopes) == 0 {
+		verr.Fields = append(verr.Fields, release.FieldError{Field: "scopes", Detail: "at least one scope: read, build, release, promote, promote:<channel> or admin"})
+	}
+	for i, sc := range in.Scopes {
+		if !validScope(sc) {
+			verr.Fields = append(verr.Fields, release.FieldError{Field: fmt.Sprintf("scopes[%d]", i),
+				Detail: fmt.Sprintf("%q is not read, build, release, promote, promote:<channel> or admin", sc)})
+		}
+	}
+	apps := deref(in.Apps)
+	for i, a := range apps {
+		if err := release.ValidateName(a); err != nil {
+			verr.Fields = append(verr.Fields, release.FieldError{Field: fmt.Sprintf("apps[%d]", i), Detail: err.Error()})
+		}
+	}
+	if len(verr.Fields) > 0 {
+		return &verr
+	}
+	secret, tok, err := s.deps.Tokens.Create(c.Request().Context(), in.Name, in.Scopes, apps)
+	if errors.Is(err, store.ErrTokenExists) {
+		return newProblem(openapi.ProblemConflict, "%s", err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusCreated, openapi.TokenCreated{
+		Name: tok.Name, Scopes: tok.Scopes, Apps: tok.Apps, CreatedAt: tok.CreatedAt, Token: secret,
+	})
+}
+
+// ListTokens implements openapi.ServerInterface.
+func (s *Server) ListTokens(c echo.Context) error {
+	toks, err := s.deps.Tokens.List(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := openapi.TokenList{Items: make([]openapi.Token, len(toks))}
+	for i, t := range toks {
+		out.Items[i] = openapi.Token{Name: t.Name, Scopes: t.Scopes, Apps: t.Apps, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// DeleteToken implements openapi.ServerInterface.
+func (s *Server) DeleteToken(c echo.Context, name string) error {
+	err := s.deps.Tokens.Delete(c.Request().Context(), name)
+	if errors.Is(err, store.ErrTokenUnknown) {
+		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+var tokenName = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+
+func validScope(s string) bool {
+	switch s {
+	case "read", "build", "release", "promote", "admin":
+		return true
+	}
+	ch, ok := strings.CutPrefix(s, "promote:")
+	return ok && release.ValidateName(ch) == nil
+}

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Token is an API token as stored: never its secret, only the secret's SHA-256.
+type Token struct {
+	Name       string     `json:"name"`
+	Scopes     []string   `json:"scopes"`
+	Apps       []string   `json:"apps"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// Token errors.
+var (
+	ErrTokenExists  = errors.New("token name taken")
+	ErrTokenUnknown = errors.New("unknown token")
+)
+
+// TokenPrefix starts every token slipway makes, so secret scanners can find them.
+const TokenPrefix = "slw_"
+
+// Tokens keeps API tokens in Redis:
+//
+//	slipway:token:<sha256 hex of the secret>  string: the token's JSON
+//	slipway:tokens                            hash: name → sha256 hex
+type Tokens struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+}
+
+// NewTokens returns the token store on rdb.
+func NewTokens(rdb redis.UniversalClient) *Tokens { return &Tokens{rdb: rdb, now: time.Now} }
+
+const tokensIndexKey = "slipway:tokens"
+
+func tokenKey(hash string) string { return "slipway:token:" + hash }
+
+// HashToken returns the hex SHA-256 of a secret.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// createTokenScript records a token unless its name is taken.
+//
+//	KEYS  the index, the token key
+//	ARGV  name, hash, JSON
+var createTokenScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+`)
+
+// Create makes a token and returns its secret, which is not kept.
+func (t *Tokens) Create(ctx context.Context, name string, scopes, apps []string) (string, Token, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", Token{}, err
+	}
+	secret := TokenPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw))
+	if apps == nil {
+		apps = []string{}
+	}
+	tok := Token{Name: name, Scopes: slices.Clone(scopes), Apps: slices.Clone(apps), CreatedAt: t.now().UTC()}
+	doc, err := json.Marshal(tok)
+	if err != nil {
+		return "", Token{}, err
+	}
+	h := HashToken(secret)
+	ok, err := createTokenScript.Run(ctx, t.rdb, []string{tokensIndexKey, tokenKey(h)}, name, h, doc).Int()
+	if err != nil {
+		return "", Token{}, fmt.Errorf("recording token: %w", err)
+	}
+	if ok == 0 {
+		return "", Token{}, fmt.Errorf("%w: a token named %q exists; revoke it first or pick another name", ErrTokenExists, name)
+	}
+	return secret, tok, nil
+}
+
+// Lookup returns the token whose secret is given, or ErrTokenUnknown. It notes the time
+// of use, at most once a minute per token.
+func (t *Tokens) Lookup(ctx context.Context, secret string) (Token, error) {
+	h := HashToken(secret)
+	s, err := t.rdb.Get(ctx, tokenKey(h)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Token{}, ErrTokenUnknown
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("reading token: %w", err)
+	}
+	var tok Token
+	if err := json.Unmarshal([]byte(s), &tok); err != nil {
+		return Token{}, fmt.Errorf("decoding token: %w", err)
+	}
+	now := t.now().UTC()
+	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) > time.Minute {
+		tok.LastUsedAt = &now
+		if doc, err := json.Marshal(tok); err == nil {
+			t.rdb.SetArgs(ctx, tokenKey(h), doc, redis.SetArgs{Mode: "XX"})
+		}
+	}
+	return tok, nil
+}
+
+// List returns every token, by name.
+func (t *Tokens) List(ctx context.Context) ([]Token, error) {
+	idx, err := t.rdb.HGetAll(ctx, tokensIndexKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing tokens: %w", err)
+	}
+	names := make([]string, 0, len(idx))
+	for n := range idx {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]Token, 0, len(names))
+	for _, n := range names {
+		s, err := t.rdb.Get(ctx, tokenKey(idx[n])).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading token %s: %w", n, err)
+		}
+		var tok Token
+		if err := json.Unmarshal([]byte(s), &tok); err != nil {
+			return nil, fmt.Errorf("decoding token %s: %w", n, err)
+		}
+		out = append(out, tok)
+	}
+	return out, nil
+}
+
+// Delete revokes the token called name.
+func (t *Tokens) Delete(ctx context.Context, name string) error {
+	h, err := t.rdb.HGet(ctx, tokensIndexKey, name).Result()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%w: no token named %q", ErrTokenUnknown, name)
+	}
+	if err != nil {
+		return fmt.Errorf("reading token %s: %w", name, err)
+	}
+	if err := t.rdb.Del(ctx, tokenKey(h)).Err(); err != nil {
+		return fmt.Errorf("revoking token %s: %w", name, err)
+	}
+	return t.rdb.HDel(ctx, tokensIndexKey, name).Err()
+}
+
+// RateLimiter spreads each caller's requests over time (GCRA), shared by every API
+// replica through Redis: slipway:ratelimit:<caller> holds the caller's theoretical arrival
+// time.
+type RateLimiter struct {
+	rdb   redis.UniversalClient
+	rate  float64 // requests per second
+	burst int
+}
+
+// NewRateLimiter allows rate requests per second per caller, with bursts of burst.
+func NewRateLimiter(rdb redis.UniversalClient, rate float64, burst int) *RateLimiter {
+	return &RateLimiter{rdb: rdb, rate: rate, burst: max(burst, 1)}
+}
+
+// gcraScript admits a request if the caller's theoretical arrival time allows it.
+//
+//	KEYS  the caller's key
+//	ARGV  emission interval (µs), burst tolerance (µs)
+//	returns {1, 0} when admitted, {0, retry after µs} when not
+var gcraScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat - tolerance
+if now < allow_at then return {0, allow_at - now} end
+local new = tat + interval
+redis.call('SET', KEYS[1], new, 'PX', math.ceil((new - now) / 1000) + 1000)
+return {1, 0}
+`)
+
+// Allow reports whether caller may make a request now, and if not, when to retry.
+func (l *RateLimiter) Allow(ctx context.Context, caller string) (bool, time.Duration, error) {
+	interval := int64(1e6 / l.rate)
+	res, err := gcraScript.Run(ctx, l.rdb, []string{"slipway:ratelimit:" + caller}, interval, interval*int64(l.burst-1)).Int64Slice()
+	if err != nil {
+		return false, 0, fmt.Errorf("rate limiting: %w", err)
+	}
+	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
+}
