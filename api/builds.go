@@ -57,7 +57,10 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 	if err != nil {
 		return err
 	}
-	req := builder.Request{App: builder.AppSettings{Name: a.Name, Main: a.Main, Platforms: a.Platforms, Ldflags: a.Ldflags, BaseImage: a.BaseImage}}
+	req := builder.Request{
+		App:   builder.AppSettings{Name: a.Name, Main: a.Main, Platforms: a.Platforms, Ldflags: a.Ldflags, BaseImage: a.BaseImage},
+		Actor: actor(c),
+	}
 
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	mt, _, _ := mime.ParseMediaType(ct)

@@ -51,6 +51,7 @@ type Build struct {
 	SourceDateEpoch int64       `json:"source_date_epoch"`
 	GoVersion       string      `json:"go_version"`
 	InputHash       string      `json:"input_hash"`
+	CreatedBy       string      `json:"created_by,omitempty"`
 	CreatedAt       time.Time   `json:"created_at"`
 	StartedAt       *time.Time  `json:"started_at,omitempty"`
 	FinishedAt      *time.Time  `json:"finished_at,omitempty"`

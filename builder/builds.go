@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/store"
@@ -27,9 +28,9 @@ func NewBuilds(rdb redis.UniversalClient) *Builds {
 
 // createScript records a new build unless a live build with the same inputs exists.
 //
-//	KEYS  build hash, all builds, builds in status queued, dedupe key
-//	ARGV  id, doc
-//	returns {"ok"} or {"dup", existing id}
+//	KEYS  build hash, all builds, builds in status queued, dedupe key, the app's events
+//	ARGV  id, doc, event id, time, app, actor
+//	returns {"ok"} or {"dup", existing id}; a new build also gets a build.queued event
 var createScript = redis.NewScript(`
 local existing = redis.call('GET', KEYS[4])
 if existing then return {'dup', existing} end
@@ -37,16 +38,19 @@ redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'status', 'queued', 'attempt', '0')
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('SET', KEYS[4], ARGV[1])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[3], 'type', 'build.queued',
+  'app', ARGV[5], 'actor', ARGV[6], 'time', ARGV[4], 'data', ARGV[2])
 return {'ok'}
 `)
 
 // transitionScript moves a build from one state to the next if nobody moved it first:
 // the attempt (fencing token) and status must be the ones the caller read.
 //
-//	KEYS  build hash, set of the old status, set of the new status, dedupe key
+//	KEYS  build hash, set of the old status, set of the new status, dedupe key, the app's
+//	      events
 //	ARGV  id, expected attempt, expected status, new attempt, new status, doc,
-//	      drop dedupe ("1": the build can no longer be reused)
-//	returns "ok", "missing" or "conflict"
+//	      drop dedupe ("1": the build can no longer be reused), event id, time, app, actor
+//	returns "ok", "missing" or "conflict"; a build that ends gets its build.<status> event
 var transitionScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if not cur[2] then return 'missing' end
@@ -58,6 +62,10 @@ if ARGV[3] ~= ARGV[5] then
 end
 if ARGV[7] == '1' and redis.call('GET', KEYS[4]) == ARGV[1] then
   redis.call('DEL', KEYS[4])
+end
+if ARGV[3] ~= ARGV[5] and (ARGV[5] == 'succeeded' or ARGV[5] == 'failed' or ARGV[5] == 'canceled') then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[8], 'type', 'build.' .. ARGV[5],
+    'app', ARGV[10], 'actor', ARGV[11], 'time', ARGV[9], 'data', ARGV[6])
 end
 return 'ok'
 `)
@@ -173,10 +181,12 @@ func (s *Builds) create(ctx context.Context, b Build) (dupOf string, err error) 
 	if err != nil {
 		return "", fmt.Errorf("encoding build: %w", err)
 	}
+	now := s.now().UTC()
 	res, err := createScript.Run(ctx, s.rdb, []string{
 		store.BuildKey(b.App, b.ID), store.BuildsKey(b.App),
 		store.BuildsByStatusKey(b.App, string(StatusQueued)), store.DedupeKey(b.App, b.InputHash),
-	}, b.ID, doc).StringSlice()
+		store.EventsKey(b.App),
+	}, b.ID, doc, eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("recording build %s: %w", b.ID, err)
 	}
@@ -197,10 +207,13 @@ func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b
 	if b.Status == StatusFailed || b.Status == StatusCanceled {
 		drop = "1"
 	}
+	now := s.now().UTC()
 	res, err := transitionScript.Run(ctx, s.rdb, []string{
 		store.BuildKey(b.App, b.ID), store.BuildsByStatusKey(b.App, string(from)),
 		store.BuildsByStatusKey(b.App, string(b.Status)), store.DedupeKey(b.App, b.InputHash),
-	}, b.ID, fromAttempt, string(from), b.Attempts, string(b.Status), doc, drop).Text()
+		store.EventsKey(b.App),
+	}, b.ID, fromAttempt, string(from), b.Attempts, string(b.Status), doc, drop,
+		eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy).Text()
 	if err != nil {
 		return fmt.Errorf("updating build %s: %w", b.ID, err)
 	}
@@ -257,6 +270,11 @@ func (s *Builds) Cancel(ctx context.Context, app, id string) (Build, bool, error
 		}
 	}
 	return Build{}, false, fmt.Errorf("canceling build %s: its state kept changing", id)
+}
+
+// eventID makes the id of an event: a ULID, so ids sort by time.
+func eventID(t time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(t), ulid.DefaultEntropy()).String()
 }
 
 // validID reports whether id looks like a build id (a ULID), so a path parameter never

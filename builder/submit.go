@@ -37,6 +37,8 @@ type Request struct {
 	Platforms       []string // nil for the app's
 	SourceDateEpoch int64
 	Format          source.Format
+	// Actor names who asked for the build, for its events.
+	Actor string
 }
 
 // SourceError is a source slipway refuses to build: a bad archive or go.mod.
@@ -212,6 +214,7 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 		SourceDateEpoch: req.SourceDateEpoch,
 		GoVersion:       in.toolchain.Version(),
 		InputHash:       inputHash,
+		CreatedBy:       req.Actor,
 		CreatedAt:       now,
 		Artifacts:       []Artifact{},
 	}

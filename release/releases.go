@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/store"
@@ -69,9 +70,10 @@ func NewReleases(rdb redis.UniversalClient, blobs store.Blobs, builds BuildLooku
 // createReleaseScript records a release under the next sequence number, unless the
 // version exists.
 //
-//	KEYS  release key, releases set, sequence counter
-//	ARGV  version, build id, release JSON (sequence 0)
-//	returns {"created"|"exists"|"taken", release JSON}
+//	KEYS  release key, releases set, sequence counter, the app's events
+//	ARGV  version, build id, release JSON (sequence 0), event id, time, actor, app
+//	returns {"created"|"exists"|"taken", release JSON}; a new release gets its
+//	        release.created event
 var createReleaseScript = redis.NewScript(`
 local existing = redis.call('GET', KEYS[1])
 if existing then
@@ -85,6 +87,8 @@ doc.sequence = seq
 local out = cjson.encode(doc)
 redis.call('SET', KEYS[1], out)
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'id', ARGV[4], 'type', 'release.created',
+  'app', ARGV[7], 'actor', ARGV[6], 'time', ARGV[5], 'data', out)
 return {'created', out}
 `)
 
@@ -128,9 +132,11 @@ func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Re
 	if err != nil {
 		return Release{}, false, err
 	}
+	now := r.now().UTC()
 	res, err := createReleaseScript.Run(ctx, r.rdb, []string{
-		store.ReleaseKey(app, version), store.ReleasesKey(app), store.ReleaseSeqKey(app),
-	}, version, b.ID, doc).StringSlice()
+		store.ReleaseKey(app, version), store.ReleasesKey(app), store.ReleaseSeqKey(app), store.EventsKey(app),
+	}, version, b.ID, doc, ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
+		now.Format(time.RFC3339Nano), spec.Actor, app).StringSlice()
 	if err != nil {
 		return Release{}, false, fmt.Errorf("recording release %s: %w", version, err)
 	}
