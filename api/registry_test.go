@@ -3,6 +3,7 @@ package api_test
 import (
 	"archive/tar"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -260,9 +261,10 @@ func TestChannelsMoveTags(t *testing.T) {
 		t.Errorf("history = %+v", hist)
 	}
 	var rels openapi.ReleaseList
-	_ = json.Unmarshal(e.do("GET", "/v1/apps/hello/releases?channel=prod", nil, "").body, &rels)
-	if len(rels.Items) != 3 || rels.Items[0].Version != "1.2.0" {
-		t.Errorf("releases in prod = %+v", rels.Items)
+	rr := e.do("GET", "/v1/apps/hello/releases?channel=prod", nil, "")
+	_ = json.Unmarshal(rr.body, &rels)
+	if rr.status != 200 || len(rels.Items) != 3 || rels.Items[0].Version != "1.2.0" || fmt.Sprint(rels.Items[1].Channels) != "[prod]" {
+		t.Errorf("releases in prod = %d %s", rr.status, rr.body)
 	}
 	tags := string(e.do("GET", "/v2/hello/tags/list", nil, "").body)
 	for _, want := range []string{`"1.0.0"`, `"1.2.0"`, `"dev"`, `"staging"`, `"prod"`} {

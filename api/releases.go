@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,7 @@ type ReleaseStore interface {
 	Create(ctx context.Context, app string, spec release.ReleaseSpec) (release.Release, bool, error)
 	Get(ctx context.Context, app, version string) (release.Release, error)
 	List(ctx context.Context, app, channel string, before int64, limit int) ([]release.Release, int64, error)
+	Page(ctx context.Context, app string, channels []string, filter string, before int64, limit int) ([]release.Release, int64, error)
 }
 
 // ChannelStore is what the API needs of channels; *release.Channels implements it.
@@ -106,7 +108,8 @@ func (s *Server) ListReleases(c echo.Context, app openapi.AppName, params openap
 	if err := checkPathName(app); err != nil {
 		return err
 	}
-	if _, err := s.deps.Apps.Get(ctx, app); err != nil {
+	a, err := s.deps.Apps.Get(ctx, app)
+	if err != nil {
 		return err
 	}
 	limit, err := pageLimit(params.Limit)
@@ -119,23 +122,21 @@ func (s *Server) ListReleases(c echo.Context, app openapi.AppName, params openap
 			return err
 		}
 	}
+	names := make([]string, len(a.Channels))
+	for i, ch := range a.Channels {
+		names[i] = ch.Name
+	}
 	channel := deref(params.Channel)
-	if channel != "" {
-		if _, err := s.deps.Channels.Get(ctx, app, channel); err != nil {
-			return err
-		}
+	if channel != "" && !slices.Contains(names, channel) {
+		return newProblem(openapi.ProblemNotFound, "app %s has no channel %q; its channels are %s", app, channel, strings.Join(names, ", "))
 	}
-	rels, next, err := s.deps.Releases.List(ctx, app, channel, before, limit)
-	if err != nil {
-		return err
-	}
-	on, err := s.deps.Channels.ChannelsOf(ctx, app)
+	rels, next, err := s.deps.Releases.Page(ctx, app, names, channel, before, limit)
 	if err != nil {
 		return err
 	}
 	out := openapi.ReleaseList{Items: make([]openapi.Release, 0, len(rels))}
 	for _, r := range rels {
-		out.Items = append(out.Items, releaseResponse(r, on))
+		out.Items = append(out.Items, releaseResponse(r, map[string][]string{r.Version: r.Channels}))
 	}
 	if next > 0 {
 		out.NextCursor = ptr(encodeCursor(strconv.FormatInt(next, 10)))

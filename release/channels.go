@@ -104,16 +104,21 @@ func NewChannels(rdb redis.UniversalClient, apps *Apps) *Channels {
 //	ARGV  1 action, 2 expected generation ("" for any), 3 target version ("" for the
 //	      default rollback), 4 actor, 5 reason, 6 now, 7 policy channel ("" for none),
 //	      8 event id, 9 channel name, 10 app
-//	returns {outcome, event JSON or ""}; outcome is ok, unchanged, stale, locked, policy,
-//	        nothing, missing_release or not_in_channel
+//	returns {outcome, event JSON or "", the channel hash's fields and values...}; outcome is
+//	        ok, unchanged, stale, locked, policy, nothing, missing_release or not_in_channel
 var moveScript = redis.NewScript(`
 local ch = KEYS[1]
+local function done(outcome, ev)
+  local out = {outcome, ev}
+  for _, v in ipairs(redis.call('HGETALL', ch)) do out[#out + 1] = v end
+  return out
+end
 local action = ARGV[1]
 local gen = tonumber(redis.call('HGET', ch, 'generation') or '0')
 local cur = redis.call('HGET', ch, 'release') or ''
 local curDigest = redis.call('HGET', ch, 'image_digest') or ''
 local locked = redis.call('HGET', ch, 'locked') == '1'
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= gen then return {'stale', ''} end
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= gen then return done('stale', '') end
 
 local target = ARGV[3]
 local digest = ''
@@ -133,10 +138,10 @@ local function split(entry)
 end
 
 if action == 'promote' then
-  if locked then return {'locked', ''} end
-  if not release() then return {'missing_release', ''} end
-  if ARGV[7] ~= '' and not redis.call('ZSCORE', KEYS[5], target) then return {'policy', ''} end
-  if target == cur then return {'unchanged', ''} end
+  if locked then return done('locked', '') end
+  if not release() then return done('missing_release', '') end
+  if ARGV[7] ~= '' and not redis.call('ZSCORE', KEYS[5], target) then return done('policy', '') end
+  if target == cur then return done('unchanged', '') end
 elseif action == 'rollback' then
   local top = redis.call('LINDEX', KEYS[4], -1)
   if top then
@@ -144,20 +149,20 @@ elseif action == 'rollback' then
     reverts = s
   end
   if target == '' then
-    if redis.call('LLEN', KEYS[4]) < 2 then return {'nothing', ''} end
+    if redis.call('LLEN', KEYS[4]) < 2 then return done('nothing', '') end
     redis.call('RPOP', KEYS[4])
     local v, _, d = split(redis.call('LINDEX', KEYS[4], -1))
     target, digest = v, d
     relSeq = redis.call('ZSCORE', KEYS[3], target)
   else
-    if target == cur then return {'unchanged', ''} end
-    if not redis.call('ZSCORE', KEYS[3], target) then return {'not_in_channel', ''} end
-    if not release() then return {'missing_release', ''} end
+    if target == cur then return done('unchanged', '') end
+    if not redis.call('ZSCORE', KEYS[3], target) then return done('not_in_channel', '') end
+    if not release() then return done('missing_release', '') end
   end
 elseif action == 'lock' then
-  if locked then return {'unchanged', ''} end
+  if locked then return done('unchanged', '') end
 elseif action == 'unlock' then
-  if not locked then return {'unchanged', ''} end
+  if not locked then return done('unchanged', '') end
 end
 
 local seq = redis.call('LLEN', KEYS[2]) + 1
@@ -200,7 +205,7 @@ local data = {channel = ARGV[9], event = ev}
 for i = 1, #state, 2 do data[state[i]] = state[i + 1] end
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100000, '*',
   'id', ARGV[8], 'type', types[action], 'app', ARGV[10], 'actor', ARGV[4], 'time', ARGV[6], 'data', cjson.encode(data))
-return {'ok', evJSON}
+return done('ok', evJSON)
 `)
 
 // channelOf returns an app's channel configuration, or ErrNotFound.
@@ -327,10 +332,11 @@ func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResu
 	if err != nil {
 		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
 	}
-	state, serr := c.state(ctx, app, ch)
-	if serr != nil {
-		return MoveResult{}, serr
+	h := map[string]string{}
+	for i := 2; i+1 < len(res); i += 2 {
+		h[res[i]] = res[i+1]
 	}
+	state := decodeChannel(ch, h)
 	switch res[0] {
 	case "ok":
 		var ev Event

@@ -264,3 +264,26 @@ func TestMoveSurvivesRedisCrash(t *testing.T) {
 		t.Errorf("history after the crash = %+v %v", hist, err)
 	}
 }
+
+func TestReleasesPage(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, storetest.Redis(t))
+	r.release(t, "1.0.0", "1.1.0", "1.2.0")
+	r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: "1.0.0"})
+	r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: "1.2.0"})
+	r.move(t, "staging", release.Move{Action: release.ActionPromote, Version: "1.2.0"})
+	chs := []string{"dev", "staging", "prod"}
+	page, next, err := r.releases.Page(ctx, "hello", chs, "", 0, 2)
+	if err != nil || len(page) != 2 || page[0].Version != "1.2.0" || next != 2 ||
+		fmt.Sprint(page[0].Channels) != "[dev staging]" || len(page[1].Channels) != 0 {
+		t.Fatalf("Page = %+v next %d %v", page, next, err)
+	}
+	page, next, err = r.releases.Page(ctx, "hello", chs, "", next, 2)
+	if err != nil || len(page) != 1 || page[0].Version != "1.0.0" || next != 0 {
+		t.Errorf("Page 2 = %+v next %d %v", page, next, err)
+	}
+	page, _, err = r.releases.Page(ctx, "hello", chs, "dev", 0, 10)
+	if err != nil || len(page) != 2 || page[0].Version != "1.2.0" || page[1].Version != "1.0.0" {
+		t.Errorf("Page(dev) = %+v %v", page, err)
+	}
+}

@@ -189,6 +189,82 @@ func (r *Releases) Get(ctx context.Context, app, version string) (Release, error
 	return rel, nil
 }
 
+// pageScript reads one page of releases and where every channel points, in one round
+// trip.
+//
+//	KEYS  the sorted set to page (all releases, or those seen in a channel), then each
+//	      channel's hash
+//	ARGV  max score ("+inf" or "(<seq>"), limit + 1, app, then each channel's name
+//	returns {n, score_1, json_1, ..., score_n, json_n, channel_1, release_1, ...}
+var pageScript = redis.NewScript(`
+local zs = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {tostring(#zs / 2)}
+local prefix = 'slipway:{' .. ARGV[3] .. '}:release:'
+for i = 1, #zs, 2 do
+  out[#out + 1] = zs[i + 1]
+  out[#out + 1] = redis.call('GET', prefix .. zs[i]) or ''
+end
+for i = 2, #KEYS do
+  out[#out + 1] = ARGV[i + 2]
+  out[#out + 1] = redis.call('HGET', KEYS[i], 'release') or ''
+end
+return out
+`)
+
+// Page returns up to limit releases, newest first, before sequence number before (0 for
+// the newest); only those that have been in channel filter when it is not "". Each
+// release's Channels says which of channels point at it. It returns the sequence to pass
+// as before for the next page (0 on the last). One Redis round trip, whatever the number
+// of releases.
+func (r *Releases) Page(ctx context.Context, app string, channels []string, filter string, before int64, limit int) ([]Release, int64, error) {
+	key := store.ReleasesKey(app)
+	if filter != "" {
+		key = store.ChannelSeenKey(app, filter)
+	}
+	max := "+inf"
+	if before > 0 {
+		max = "(" + strconv.FormatInt(before, 10)
+	}
+	keys := []string{key}
+	args := []any{max, limit + 1, app}
+	for _, ch := range channels {
+		keys = append(keys, store.ChannelKey(app, ch))
+		args = append(args, ch)
+	}
+	res, err := pageScript.Run(ctx, r.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
+	}
+	n, _ := strconv.Atoi(res[0])
+	on := map[string][]string{}
+	for i := 1 + 2*n; i+1 < len(res); i += 2 {
+		if res[i+1] != "" {
+			on[res[i+1]] = append(on[res[i+1]], res[i])
+		}
+	}
+	out := make([]Release, 0, min(n, limit))
+	var next int64
+	for i := range n {
+		if i == limit {
+			break
+		}
+		doc := res[2+2*i]
+		if doc == "" {
+			continue
+		}
+		var rel Release
+		if err := json.Unmarshal([]byte(doc), &rel); err != nil {
+			return nil, 0, fmt.Errorf("decoding a release of %s: %w", app, err)
+		}
+		rel.Channels = on[rel.Version]
+		out = append(out, rel)
+		if i == limit-1 && n > limit {
+			next, _ = strconv.ParseInt(res[1+2*i], 10, 64)
+		}
+	}
+	return out, next, nil
+}
+
 // List returns up to limit releases, newest first, before sequence number before (0 for
 // the newest); only those that have been in channel when channel is not "". It returns
 // the sequence to pass as before for the next page (0 on the last).
