@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,12 +14,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		var ue *usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(os.Stderr, "slipway: "+err.Error())
-			os.Exit(2)
-		}
 		fmt.Fprintln(os.Stderr, "slipway: "+err.Error())
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }

@@ -22,7 +22,7 @@ Usage:
   slipway version           print the version
 
 Settings come from flags or SLIPWAY_* environment variables; flags win.
-`
+` + clientUsage
 
 // run is the whole program: main only supplies the process's context, arguments,
 // environment and output.
@@ -51,8 +51,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
+	if ok, err := runClient(ctx, args, getenv, stdout, stderr); ok {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
+		return err
+	}
 	fmt.Fprint(stderr, usage)
 	return &usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+// exitCode is the process's exit status for what run returned: 0 for nil, 2 for a
+// usageError, the ExitCode of an error that has one (the client's 1, 3 and 4), else 1.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
+	return exitFailed
 }
 
 func version() string {

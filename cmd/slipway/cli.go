@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Exit statuses of the client commands; `slipway help` documents them.
+const (
+	exitFailed      = 1 // the build failed or was canceled, the server failed (5xx), a local error
+	exitUsage       = 2 // the command line is wrong
+	exitRejected    = 3 // the server refused the request (4xx)
+	exitUnreachable = 4 // the server could not be reached
+)
+
+// defaultServerURL is where the client looks for the server when neither --url nor
+// SLIPWAY_URL says.
+const defaultServerURL = "http://127.0.0.1:8080"
+
+// cliEnv is what every client command is given: the process's environment and output,
+// and the clock (tests set it to print fixed relative times).
+type cliEnv struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+	now    func() time.Time
+}
+
+// clientCommand is one client command: what it is called, its synopsis and what it does.
+type clientCommand struct {
+	synopsis string
+	help     string
+	run      func(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error
+}
+
+// clientCommands are the commands that talk to a slipway server. `token` has its own
+// subcommands, named "token create" and so on here.
+var clientCommands = map[string]*clientCommand{
+	"build": {
+		synopsis: "slipway build [DIR] --app A [--platform P]... [--version V] [--commit C] [--release] [--promote CH] [--follow]",
+		help: `Packs the Go module in DIR (default ".", which must hold go.mod) as a tar.gz and builds it.
+The archive leaves out .git and what DIR/.gitignore names (blank and # lines, names, dir/,
+globs such as *.ext, leading / to anchor, ** for any directories, ! to re-include; not
+.gitignore files in subdirectories, .git/info/exclude or core.excludesFile), and files that
+are not regular files (symbolic links). Entries are sorted and carry no owners or times,
+so the same tree gives the same archive and a retried command the same Idempotency-Key.
+
+Without --follow, --release or --promote it returns once the build is queued. With them it
+streams the build log to stderr and waits for the outcome; --release then releases the
+build and --promote CH (which implies --release) moves channel CH to that release.
+stdout gets the build id, its status and image digest, the release and the channel move.`,
+		run: cmdBuild,
+	},
+	"apps": {
+		synopsis: "slipway apps [--limit N]",
+		help:     "Lists the apps in name order.",
+		run:      cmdApps,
+	},
+	"releases": {
+		synopsis: "slipway releases A [--channel CH] [--limit N]",
+		help:     "Lists app A's releases, newest first (--channel: only those that are or were in CH).",
+		run:      cmdReleases,
+	},
+	"channels": {
+		synopsis: "slipway channels A",
+		help:     "Lists app A's channels in order, with the release each holds.",
+		run:      cmdChannels,
+	},
+	"history": {
+		synopsis: "slipway history A CH [--limit N]",
+		help:     "Lists channel CH's events, newest first: the audit trail of promotions, rollbacks and locks.",
+		run:      cmdHistory,
+	},
+	"promote": {
+		synopsis: "slipway promote A CH (--version V | --from CH2) --reason R",
+		help: `Points channel CH of app A at release V, or at what channel CH2 holds now. It reads the
+channel first and moves it only if nobody else has since (If-Match); otherwise it says
+who did, and exits 3.`,
+		run: cmdMove("promote"),
+	},
+	"rollback": {
+		synopsis: "slipway rollback A CH [--to V] --reason R",
+		help: `Points channel CH of app A back at release V, or by default at the release it held
+before the current one. Like promote, it fails (exit 3) if someone moved the channel
+after it was read.`,
+		run: cmdMove("rollback"),
+	},
+	"lock": {
+		synopsis: "slipway lock A CH --reason R",
+		help:     "Locks channel CH of app A against promotion; rollback stays allowed.",
+		run:      cmdMove("lock"),
+	},
+	"unlock": {
+		synopsis: "slipway unlock A CH --reason R",
+		help:     "Unlocks channel CH of app A.",
+		run:      cmdMove("unlock"),
+	},
+	"token create": {
+		synopsis: "slipway token create NAME --scope S [--scope S]... [--app A]...",
+		help: `Makes an API token named NAME (the actor of what it does) with the scopes read, build,
+release, promote, promote:<channel> or admin, limited to the --app apps if any are given.
+Its secret is printed to stdout this once; slipway keeps only its hash.`,
+		run: cmdTokenCreate,
+	},
+	"token list": {
+		synopsis: "slipway token list",
+		help:     "Lists the API tokens: names, scopes, apps and times, never secrets.",
+		run:      cmdTokenList,
+	},
+	"token revoke": {
+		synopsis: "slipway token revoke NAME",
+		help:     "Revokes the token NAME at once.",
+		run:      cmdTokenRevoke,
+	},
+}
+
+// runClient runs the client command args[0] (and, for token, its subcommand args[1]).
+// It reports ok false when args[0] is no client command.
+func runClient(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (bool, error) {
+	name := args[0]
+	rest := args[1:]
+	if name == "token" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+				fmt.Fprint(stdout, tokenUsage())
+				return true, nil
+			}
+			return true, &usageError{"token needs a subcommand: create, list or revoke (see slipway help)"}
+		}
+		name, rest = "token "+rest[0], rest[1:]
+		if clientCommands[name] == nil {
+			return true, &usageError{fmt.Sprintf("unknown token subcommand %q; use create, list or revoke", strings.TrimPrefix(name, "token "))}
+		}
+	}
+	cmd := clientCommands[name]
+	if cmd == nil {
+		return false, nil
+	}
+	e := &cliEnv{getenv: getenv, stdout: stdout, stderr: stderr, now: time.Now}
+	return true, cmd.run(ctx, e, cmd, rest)
+}
+
+func tokenUsage() string {
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	for _, n := range []string{"token create", "token list", "token revoke"} {
+		fmt.Fprintf(&b, "  %s\n", clientCommands[n].synopsis)
+	}
+	return b.String()
+}
+
+// clientUsage is the part of `slipway help` about the client commands and exit statuses.
+const clientUsage = `
+Client commands (each also takes --url, --token and --json; COMMAND --help shows its flags):
+  slipway build [DIR] --app A [--platform P]... [--version V] [--commit C]
+                [--release] [--promote CH] [--follow]
+                            pack the module in DIR (default .) and build it; see build --help
+  slipway apps              list the apps
+  slipway releases A        list app A's releases, newest first
+  slipway channels A        list A's channels and the release each holds
+  slipway history A CH      list channel CH's events, newest first
+  slipway promote A CH (--version V | --from CH2) --reason R
+  slipway rollback A CH [--to V] --reason R
+  slipway lock A CH --reason R
+  slipway unlock A CH --reason R
+  slipway token create NAME --scope S [--scope S]... [--app A]...
+  slipway token list
+  slipway token revoke NAME
+
+The client talks to SLIPWAY_URL (default http://127.0.0.1:8080) with the token in
+SLIPWAY_TOKEN; --url and --token override them. Output is aligned tables; --json prints
+the API's JSON as received (lists: every page's items in one {"items": [...]}). Lists are
+read to the end unless --limit N stops them earlier.
+
+Exit status:
+  0  success
+  1  the build failed or was canceled; or the server failed (5xx); or a local error
+  2  usage error: unknown command, bad flag or argument, DIR without go.mod
+  3  the server refused the request (4xx); its problem's title, detail and fields are
+     printed. This includes a channel that someone else moved after it was read (412).
+  4  the server could not be reached (connection refused, unknown host, timeout)
+`
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	url, token string
+	json       bool
+	limit      int
+}
+
+// newFlagSet returns a flag set for cmd with the common flags, and --limit when the
+// command lists something that pages.
+func newFlagSet(cmd *clientCommand, cf *clientFlags, withLimit bool) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.synopsis, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cf.url, "url", "", "the server's URL (default $SLIPWAY_URL, else "+defaultServerURL+")")
+	fs.StringVar(&cf.token, "token", "", "the API token (default $SLIPWAY_TOKEN); prefer the variable, since flags show in ps")
+	fs.BoolVar(&cf.json, "json", false, "print the API's JSON instead of a table")
+	if withLimit {
+		fs.IntVar(&cf.limit, "limit", 0, "stop after N items (default: all of them)")
+	}
+	return fs
+}
+
+// errHelpShown tells that a command printed its help; run exits 0 for it.
+var errHelpShown = errors.New("help shown")
+
+// parseArgs parses flags anywhere among args (slipway build . --app x) and returns the
+// positional arguments; "--" ends the flags. It checks there are between min and max
+// positional arguments (max -1: any number).
+func parseArgs(fs *flag.FlagSet, e *cliEnv, cmd *clientCommand, args []string, min, max int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printCommandHelp(e.stdout, fs, cmd)
+				return nil, errHelpShown
+			}
+			return nil, &usageError{err.Error() + " (see " + commandName(cmd) + " --help)"}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	if len(pos) < min || (max >= 0 && len(pos) > max) {
+		return nil, &usageError{fmt.Sprintf("usage: %s", cmd.synopsis)}
+	}
+	return pos, nil
+}
+
+// commandName is "slipway build" for the build command.
+func commandName(cmd *clientCommand) string {
+	f := strings.Fields(cmd.synopsis)
+	if len(f) > 2 && f[1] == "token" {
+		return strings.Join(f[:3], " ")
+	}
+	return strings.Join(f[:2], " ")
+}
+
+func printCommandHelp(w io.Writer, fs *flag.FlagSet, cmd *clientCommand) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n", cmd.synopsis, cmd.help)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprint(w, "\nExit status: 0 success, 1 failed, 2 usage, 3 refused by the server, 4 server unreachable (see slipway help).\n")
+}
+
+// client returns the API client the flags and environment describe.
+func (cf *clientFlags) client(e *cliEnv) (*client, error) {
+	raw, from := cf.url, "--url"
+	if raw == "" {
+		raw, from = e.getenv("SLIPWAY_URL"), "SLIPWAY_URL"
+	}
+	if raw == "" {
+		raw = defaultServerURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &usageError{fmt.Sprintf("%s=%q is not an http:// or https:// URL of a slipway server", from, redactURL(raw))}
+	}
+	token := cf.token
+	if token == "" {
+		token = e.getenv("SLIPWAY_TOKEN")
+	}
+	return newClient(u, token)
+}
+
+// stringList is a flag that may be repeated; each value may also hold several,
+// comma-separated.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal, for the upload progress bar.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// ago tells how long before now t was, or t in RFC 3339 when that is over a week.
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0 || d >= 7*24*time.Hour:
+		return t.UTC().Format(time.RFC3339)
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + "m ago"
+	case d < 24*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + "h ago"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + "d ago"
+}
+
+// orDash is s, or "-" for nothing.
+func orDash(s *string) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	return *s
+}
+
+// shortDigest abbreviates a digest to its algorithm and 12 hex digits, for tables.
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) <= 12 {
+		return d
+	}
+	return alg + ":" + hex[:12]
+}

@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slipway/slipway/openapi"
+)
+
+// cmdBuild is `slipway build`.
+func cmdBuild(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
+	var cf clientFlags
+	fs := newFlagSet(cmd, &cf, false)
+	var platforms stringList
+	app := fs.String("app", "", "the app to build (required)")
+	fs.Var(&platforms, "platform", "a platform to build, GOOS/GOARCH[/variant]; repeat it or separate with commas (default: the app's)")
+	ver := fs.String("version", "", "the build's SemVer version (default 0.0.0-<build id>); also the release's")
+	commit := fs.String("commit", "", "the source's commit, for {{.Commit}} in the app's ldflags")
+	release := fs.Bool("release", false, "release the build once it succeeds (implies --follow)")
+	promote := fs.String("promote", "", "promote the release to channel `CH` (implies --release)")
+	reason := fs.String("reason", "", "the reason --promote records in the channel's history (default: slipway build --promote)")
+	follow := fs.Bool("follow", false, "stream the build log to stderr and wait for the build to end")
+	pos, err := parseArgs(fs, e, cmd, args, 0, 1)
+	if err != nil {
+		return err
+	}
+	if *app == "" {
+		return &usageError{"build needs --app, the app to build (see slipway build --help)"}
+	}
+	dir := "."
+	if len(pos) == 1 {
+		dir = pos[0]
+	}
+	*release = *release || *promote != ""
+	*follow = *follow || *release
+	if *reason == "" {
+		*reason = "slipway build --promote"
+	}
+	c, err := cf.client(e)
+	if err != nil {
+		return err
+	}
+	tree, err := listSource(dir)
+	if errors.Is(err, errNoGoMod) {
+		return &usageError{err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range tree.skipped {
+		fmt.Fprintf(e.stderr, "slipway: leaving out %s: not a regular file\n", s)
+	}
+
+	// Pack once to learn the archive's digest and size: the digest goes into the
+	// Idempotency-Key, which is sent before the body; the upload packs it again.
+	h := sha256.New()
+	cw := &countingWriter{w: h}
+	if err := tree.writeTarGz(cw); err != nil {
+		return err
+	}
+	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	params := &openapi.CreateBuildParams{
+		IdempotencyKey: idempotencyKey("build", *app, digest, strings.Join(platforms, ","), *ver, *commit),
+	}
+	if len(platforms) > 0 {
+		params.Platforms = ptr(strings.Join(platforms, ","))
+	}
+	if *ver != "" {
+		params.Version = ver
+	}
+	if *commit != "" {
+		params.Commit = commit
+	}
+	var bar *progressBar
+	if isTerminal(e.stderr) {
+		fmt.Fprintf(e.stderr, "slipway: uploading %s to %s: %d files, %s\n", dir, c.base.Redacted(), tree.files, humanBytes(cw.n))
+		bar = &progressBar{w: e.stderr, total: cw.n}
+	}
+	b, raw, err := c.uploadSource(ctx, *app, tree, digest, params, bar)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "slipway: uploaded %s (%d files, %s): build %s is %s\n", dir, tree.files, humanBytes(cw.n), b.Id, b.Status)
+	if b.Deduplicated {
+		fmt.Fprintf(e.stderr, "slipway: build %s has the same inputs; that build is the answer\n", b.Id)
+	}
+	out := buildOutput{json: cf.json, raw: map[string]json.RawMessage{"build": raw}}
+	if *follow && !terminal(b.Status) {
+		b, raw, err = c.followLog(ctx, e.stderr, *app, b.Id)
+		if err != nil {
+			return err
+		}
+		out.raw["build"] = raw
+	}
+	out.add("build", b.Id)
+	out.add("status", string(b.Status))
+	if b.Image != nil {
+		out.add("image", b.Image.Digest)
+	}
+	if terminal(b.Status) && b.Status != openapi.BuildStatusSucceeded {
+		if err := out.write(e.stdout); err != nil {
+			return err
+		}
+		return &buildFailedError{build: b, logShown: *follow}
+	}
+	if !*release {
+		return out.write(e.stdout)
+	}
+
+	rr, err := c.api.CreateReleaseWithResponse(ctx, *app,
+		&openapi.CreateReleaseParams{IdempotencyKey: idempotencyKey("release", *app, b.Id, *ver)},
+		openapi.ReleaseInput{BuildId: b.Id, Version: params.Version})
+	if err != nil {
+		return errors.Join(out.write(e.stdout), fmt.Errorf("releasing build %s: %w", b.Id, err))
+	}
+	rel := rr.JSON201
+	if rel == nil {
+		rel = rr.JSON200
+	}
+	if rel == nil {
+		return unexpected("releasing", rr.HTTPResponse, rr.Body)
+	}
+	out.raw["release"] = rr.Body
+	out.add("release", rel.Version)
+	if *promote == "" {
+		return out.write(e.stdout)
+	}
+
+	ch, err := c.getChannel(ctx, *app, *promote)
+	if err != nil {
+		return errors.Join(out.write(e.stdout), fmt.Errorf("reading channel %s: %w", *promote, err))
+	}
+	mv, mraw, err := c.move(ctx, *app, *promote, ch.Generation, channelAction{
+		kind: "promote",
+		body: openapi.PromoteInput{Version: &rel.Version, Reason: reason},
+	})
+	if err != nil {
+		return errors.Join(out.write(e.stdout), fmt.Errorf("promoting %s to %s: %w", rel.Version, *promote, err))
+	}
+	out.raw["promotion"] = mraw
+	out.add("promoted", moveSummary(*app, "promote", mv))
+	return out.write(e.stdout)
+}
+
+// buildOutput is what build prints to stdout: aligned "key value" lines, or with --json
+// the API's answers as received in one object (build, release, promotion).
+type buildOutput struct {
+	json  bool
+	lines [][2]string
+	raw   map[string]json.RawMessage
+}
+
+func (o *buildOutput) add(k, v string) { o.lines = append(o.lines, [2]string{k, v}) }
+
+func (o *buildOutput) write(w io.Writer) error {
+	if o.json {
+		b, err := json.Marshal(o.raw)
+		if err != nil {
+			return fmt.Errorf("writing JSON: %w", err)
+		}
+		return writeJSON(w, b)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, l := range o.lines {
+		fmt.Fprintf(tw, "%s\t%s\n", l[0], l[1])
+	}
+	return tw.Flush()
+}
+
+// buildFailedError is a build that ended failed or canceled.
+type buildFailedError struct {
+	build openapi.Build
+	// logShown tells that the build's log, which holds the compiler's output, was
+	// streamed already; the message then does not repeat it.
+	logShown bool
+}
+
+// ExitCode is 1.
+func (e *buildFailedError) ExitCode() int { return exitFailed }
+
+func (e *buildFailedError) Error() string {
+	b := e.build
+	msg := fmt.Sprintf("build %s %s", b.Id, b.Status)
+	if be := b.Error; be != nil {
+		msg += ": " + string(be.Reason)
+		if be.Platform != nil {
+			msg += " on " + *be.Platform
+		}
+		if d := strings.TrimSpace(be.Detail); d != "" && !e.logShown {
+			msg += "\n" + d
+		} else if d != "" {
+			msg += " (the log above has the details)"
+		}
+	}
+	return msg
+}
+
+// terminal reports whether a build has ended.
+func terminal(s openapi.BuildStatus) bool {
+	return s == openapi.BuildStatusSucceeded || s == openapi.BuildStatusFailed || s == openapi.BuildStatusCanceled
+}
+
+// errUploadOver tells the packer that the request is over, answered before it read the
+// whole body or failed.
+var errUploadOver = errors.New("the upload is over")
+
+// uploadSource streams the tree, packed a second time on the way, as the body of
+// POST /v1/apps/{app}/builds. If the archive comes out other than the one whose digest
+// is in the Idempotency-Key (a file changed meanwhile) the upload is cut short, so that
+// the server builds nothing. It returns the build and the answer as received.
+func (c *client) uploadSource(ctx context.Context, app string, tree *sourceTree, digest string, params *openapi.CreateBuildParams, bar *progressBar) (openapi.Build, []byte, error) {
+	pr, pw := io.Pipe()
+	packed := make(chan error, 1)
+	go func() {
+		h := sha256.New()
+		err := tree.writeTarGz(io.MultiWriter(pw, h))
+		if err == nil && "sha256:"+hex.EncodeToString(h.Sum(nil)) != digest {
+			err = fmt.Errorf("%s changed while it was uploaded; run the command again", tree.dir)
+		}
+		packed <- err
+		pw.CloseWithError(err) // nil: the body ends
+	}()
+	// Hidden behind a plain Reader so that the transport closing the body does not look
+	// like a failed pack: the upload is over only when CloseWithError says so below.
+	var body io.Reader = struct{ io.Reader }{pr}
+	if bar != nil {
+		bar.r = pr
+		body = bar
+	}
+	// Expect: 100-continue lets the server refuse (unknown app, bad version, no token)
+	// before the body is sent.
+	expect := func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Expect", "100-continue")
+		return nil
+	}
+	resp, err := c.api.CreateBuildWithBodyWithResponse(ctx, app, params, "application/gzip", body, expect)
+	pr.CloseWithError(errUploadOver)
+	if perr := <-packed; perr != nil && !errors.Is(perr, errUploadOver) {
+		return openapi.Build{}, nil, fmt.Errorf("packing %s: %w", tree.dir, perr)
+	}
+	if bar != nil {
+		bar.finish()
+	}
+	if err != nil {
+		return openapi.Build{}, nil, fmt.Errorf("uploading the source of %s: %w", app, err)
+	}
+	b := resp.JSON202
+	if b == nil {
+		b = resp.JSON200
+	}
+	if b == nil {
+		return openapi.Build{}, nil, unexpected("uploading the source", resp.HTTPResponse, resp.Body)
+	}
+	return *b, resp.Body, nil
+}
+
+// followLog copies the build's log to w as it is written and returns the build once it
+// has ended. A dropped stream is resumed from the byte it reached.
+func (c *client) followLog(ctx context.Context, w io.Writer, app, id string) (openapi.Build, []byte, error) {
+	var offset int64
+	retries := 0
+	follow := true
+	for {
+		n, streamErr := c.streamLog(ctx, w, app, id, offset, follow)
+		offset += n
+		if ctx.Err() != nil {
+			return openapi.Build{}, nil, ctx.Err()
+		}
+		var ae *apiError
+		if errors.As(streamErr, &ae) {
+			return openapi.Build{}, nil, fmt.Errorf("following the log of build %s: %w", id, streamErr)
+		}
+		if streamErr == nil {
+			// The server ends the response when the build ends (or when it cannot read
+			// more of the log): ask which.
+			r, err := c.api.GetBuildWithResponse(ctx, app, id)
+			if err == nil && r.JSON200 != nil && terminal(r.JSON200.Status) {
+				if !follow {
+					return *r.JSON200, r.Body, nil
+				}
+				// Read what was written between the stream's end and now, then stop.
+				follow = false
+				continue
+			}
+			if err != nil {
+				streamErr = err
+			}
+		}
+		if n > 0 {
+			retries = 0
+		}
+		retries++
+		if retries > 8 {
+			if streamErr == nil {
+				streamErr = errors.New("the log stream keeps ending before the build does")
+			}
+			return openapi.Build{}, nil, fmt.Errorf("following the log of build %s: %w", id, streamErr)
+		}
+		if streamErr != nil {
+			fmt.Fprintf(w, "\nslipway: the log stream dropped (%s); resuming at byte %d\n", networkCause(streamErr), offset)
+		}
+		select {
+		case <-ctx.Done():
+			return openapi.Build{}, nil, ctx.Err()
+		case <-time.After(time.Duration(retries) * 500 * time.Millisecond):
+		}
+	}
+}
+
+// streamLog copies one response of GET .../log from offset to w and returns how many
+// bytes it copied; a nil error means the server ended the response.
+func (c *client) streamLog(ctx context.Context, w io.Writer, app, id string, offset int64, follow bool) (int64, error) {
+	resp, err := c.api.GetBuildLog(ctx, app, id, &openapi.GetBuildLogParams{Follow: &follow, Offset: &offset})
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return io.Copy(w, resp.Body)
+}
+
+// unexpected is an answer the API does not describe.
+func unexpected(what string, resp *http.Response, body []byte) error {
+	status := 0
+	ct := ""
+	if resp != nil {
+		status, ct = resp.StatusCode, resp.Header.Get("Content-Type")
+	}
+	if len(body) > 200 {
+		body = body[:200]
+	}
+	return fmt.Errorf("%s: unexpected answer HTTP %d %s: %q", what, status, ct, body)
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// progressBar draws an upload's progress on a terminal as its body is read.
+type progressBar struct {
+	r     io.Reader
+	w     io.Writer
+	total int64
+	n     int64
+	drawn time.Time
+}
+
+func (p *progressBar) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if now := time.Now(); now.Sub(p.drawn) >= 100*time.Millisecond {
+		p.drawn = now
+		p.draw()
+	}
+	return n, err
+}
+
+func (p *progressBar) draw() {
+	const width = 30
+	frac := 1.0
+	if p.total > 0 {
+		frac = min(float64(p.n)/float64(p.total), 1)
+	}
+	full := int(frac * width)
+	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%%  %s / %s ", strings.Repeat("=", full), strings.Repeat(" ", width-full), frac*100, humanBytes(p.n), humanBytes(p.total))
+}
+
+func (p *progressBar) finish() {
+	p.draw()
+	fmt.Fprintln(p.w)
+}
+
+// humanBytes is n in B, KiB, MiB or GiB.
+func humanBytes(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slipway/slipway/openapi"
+)
+
+// channelAction is one change of a channel: promote, rollback, lock or unlock, with the
+// body the API takes for it.
+type channelAction struct {
+	kind string
+	body any // openapi.PromoteInput, openapi.RollbackInput or openapi.ReasonInput
+}
+
+// getChannel reads a channel, for the generation a move is conditioned on.
+func (c *client) getChannel(ctx context.Context, app, channel string) (*openapi.Channel, error) {
+	r, err := c.api.GetChannelWithResponse(ctx, app, channel)
+	if err != nil {
+		return nil, err
+	}
+	if r.JSON200 == nil {
+		return nil, unexpected("reading channel "+channel, r.HTTPResponse, r.Body)
+	}
+	return r.JSON200, nil
+}
+
+// move applies act to the channel if it is still at generation gen (If-Match), with an
+// Idempotency-Key derived from the move and gen, so that a retry of the same command is
+// answered once. A channel that moved since is a *staleChannelError.
+func (c *client) move(ctx context.Context, app, channel string, gen int64, act channelAction) (*openapi.ChannelMove, []byte, error) {
+	body, err := json.Marshal(act.body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding the %s: %w", act.kind, err)
+	}
+	key := idempotencyKey(act.kind, app, channel, strconv.FormatInt(gen, 10), string(body))
+	const ct = "application/json"
+	var (
+		mv  *openapi.ChannelMove
+		raw []byte
+	)
+	switch act.kind {
+	case "promote":
+		var r *openapi.PromoteChannelResponse
+		r, err = c.api.PromoteChannelWithBodyWithResponse(ctx, app, channel, &openapi.PromoteChannelParams{IfMatch: ifMatch(gen), IdempotencyKey: key}, ct, bytes.NewReader(body))
+		if err == nil {
+			mv, raw = r.JSON200, r.Body
+		}
+	case "rollback":
+		var r *openapi.RollbackChannelResponse
+		r, err = c.api.RollbackChannelWithBodyWithResponse(ctx, app, channel, &openapi.RollbackChannelParams{IfMatch: ifMatch(gen), IdempotencyKey: key}, ct, bytes.NewReader(body))
+		if err == nil {
+			mv, raw = r.JSON200, r.Body
+		}
+	case "lock":
+		var r *openapi.LockChannelResponse
+		r, err = c.api.LockChannelWithBodyWithResponse(ctx, app, channel, &openapi.LockChannelParams{IfMatch: ifMatch(gen), IdempotencyKey: key}, ct, bytes.NewReader(body))
+		if err == nil {
+			mv, raw = r.JSON200, r.Body
+		}
+	case "unlock":
+		var r *openapi.UnlockChannelResponse
+		r, err = c.api.UnlockChannelWithBodyWithResponse(ctx, app, channel, &openapi.UnlockChannelParams{IfMatch: ifMatch(gen), IdempotencyKey: key}, ct, bytes.NewReader(body))
+		if err == nil {
+			mv, raw = r.JSON200, r.Body
+		}
+	default:
+		return nil, nil, fmt.Errorf("unknown channel action %q", act.kind)
+	}
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusPreconditionFailed && ae.problem.Channel != nil {
+		return nil, nil, &staleChannelError{app: app, read: gen, now: *ae.problem.Channel, apiErr: ae}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if mv == nil {
+		return nil, nil, unexpected(act.kind, nil, raw)
+	}
+	return mv, raw, nil
+}
+
+// staleChannelError is a move refused because someone changed the channel after this
+// command read it.
+type staleChannelError struct {
+	app    string
+	read   int64
+	now    openapi.Channel
+	apiErr *apiError
+}
+
+// ExitCode is 3, as for every refused request.
+func (e *staleChannelError) ExitCode() int { return exitRejected }
+
+func (e *staleChannelError) Unwrap() error { return e.apiErr }
+
+func (e *staleChannelError) Error() string {
+	ch := e.now
+	who := "someone else"
+	if ch.UpdatedBy != nil && *ch.UpdatedBy != "" {
+		who = *ch.UpdatedBy
+	}
+	when := ""
+	if ch.UpdatedAt != nil {
+		when = " (" + ago(*ch.UpdatedAt, time.Now()) + ")"
+	}
+	holds := "no release"
+	if ch.Release != nil {
+		holds = *ch.Release
+	}
+	locked := ""
+	if ch.Locked {
+		locked = ", locked"
+	}
+	return fmt.Sprintf("%s moved channel %s of %s first%s: it now holds %s (generation %d%s); this command read generation %d and changed nothing. "+
+		"See slipway history %s %s, and run the command again if it still makes sense.",
+		who, ch.Name, e.app, when, holds, ch.Generation, locked, e.read, e.app, ch.Name)
+}
+
+// moveSummary is one line about a channel move: "dev: 1.0.0 → 1.2.3".
+func moveSummary(app, kind string, mv *openapi.ChannelMove) string {
+	ch := mv.Channel
+	name := app + "/" + ch.Name
+	switch kind {
+	case "lock":
+		if !mv.Changed {
+			return name + " was already locked"
+		}
+		return name + " locked"
+	case "unlock":
+		if !mv.Changed {
+			return name + " was not locked"
+		}
+		return name + " unlocked"
+	}
+	if !mv.Changed {
+		return fmt.Sprintf("%s already holds %s; nothing changed", name, orNone(ch.Release))
+	}
+	from := "(none)"
+	if mv.Event != nil && mv.Event.FromVersion != nil {
+		from = *mv.Event.FromVersion
+	}
+	return fmt.Sprintf("%s: %s → %s (generation %d)", name, from, orNone(ch.Release), ch.Generation)
+}
+
+func orNone(s *string) string {
+	if s == nil || *s == "" {
+		return "(none)"
+	}
+	return *s
+}
+
+// cmdMove returns the command that applies channel actions of kind.
+func cmdMove(kind string) func(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
+	return func(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
+		var cf clientFlags
+		fs := newFlagSet(cmd, &cf, false)
+		reason := fs.String("reason", "", "why, for the channel's history (required)")
+		var version, from, to string
+		switch kind {
+		case "promote":
+			fs.StringVar(&version, "version", "", "the release `V` to promote")
+			fs.StringVar(&from, "from", "", "promote what channel `CH2` holds now")
+		case "rollback":
+			fs.StringVar(&to, "to", "", "the release `V` to go back to (default: the one before the current)")
+		}
+		pos, err := parseArgs(fs, e, cmd, args, 2, 2)
+		if err != nil {
+			return err
+		}
+		if *reason == "" {
+			return &usageError{kind + " needs --reason: it goes into the channel's history"}
+		}
+		act := channelAction{kind: kind}
+		switch kind {
+		case "promote":
+			if (version == "") == (from == "") {
+				return &usageError{"promote needs one of --version V or --from CH2"}
+			}
+			in := openapi.PromoteInput{Reason: reason}
+			if version != "" {
+				in.Version = &version
+			} else {
+				in.From = &from
+			}
+			act.body = in
+		case "rollback":
+			in := openapi.RollbackInput{Reason: reason}
+			if to != "" {
+				in.To = &to
+			}
+			act.body = in
+		default:
+			act.body = openapi.ReasonInput{Reason: reason}
+		}
+		c, err := cf.client(e)
+		if err != nil {
+			return err
+		}
+		app, channel := pos[0], pos[1]
+		ch, err := c.getChannel(ctx, app, channel)
+		if err != nil {
+			return fmt.Errorf("reading channel %s of %s: %w", channel, app, err)
+		}
+		mv, raw, err := c.move(ctx, app, channel, ch.Generation, act)
+		if err != nil {
+			var stale *staleChannelError
+			if errors.As(err, &stale) {
+				return err
+			}
+			return fmt.Errorf("%s %s/%s: %w", kind, app, channel, err)
+		}
+		if cf.json {
+			return writeJSON(e.stdout, raw)
+		}
+		_, err = fmt.Fprintln(e.stdout, moveSummary(app, kind, mv))
+		return err
+	}
+}
+
+// cmdChannels is `slipway channels A`.
+func cmdChannels(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
+	var cf clientFlags
+	fs := newFlagSet(cmd, &cf, false)
+	pos, err := parseArgs(fs, e, cmd, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client(e)
+	if err != nil {
+		return err
+	}
+	r, err := c.api.ListChannelsWithResponse(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("listing the channels of %s: %w", pos[0], err)
+	}
+	if r.JSON200 == nil {
+		return unexpected("listing channels", r.HTTPResponse, r.Body)
+	}
+	if cf.json {
+		return writeJSON(e.stdout, r.Body)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANNEL\tRELEASE\tFROM\tLOCKED\tGENERATION\tUPDATED\tBY")
+	for _, ch := range r.JSON200.Items {
+		locked := "no"
+		if ch.Locked {
+			locked = "yes"
+			if ch.LockReason != nil && *ch.LockReason != "" {
+				locked += ": " + *ch.LockReason
+			}
+		}
+		updated := "-"
+		if ch.UpdatedAt != nil {
+			updated = ago(*ch.UpdatedAt, e.now())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", ch.Name, orDash(ch.Release), orDash(ch.From), locked, ch.Generation, updated, orDash(ch.UpdatedBy))
+	}
+	return tw.Flush()
+}
+
+// cmdHistory is `slipway history A CH`.
+func cmdHistory(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
+	var cf clientFlags
+	fs := newFlagSet(cmd, &cf, true)
+	pos, err := parseArgs(fs, e, cmd, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client(e)
+	if err != nil {
+		return err
+	}
+	app, channel := pos[0], pos[1]
+	l, err := listAll[openapi.ChannelEvent](ctx, cf.limit, func(ctx context.Context, n int, cursor *string) ([]byte, error) {
+		r, err := c.api.GetChannelHistoryWithResponse(ctx, app, channel, &openapi.GetChannelHistoryParams{Limit: &n, Cursor: cursor})
+		if err != nil {
+			return nil, err
+		}
+		return r.Body, nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the history of %s/%s: %w", app, channel, err)
+	}
+	if cf.json {
+		return writeListJSON(e.stdout, l)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tACTION\tFROM\tTO\tBY\tWHEN\tREASON")
+	for _, ev := range l.items {
+		action := string(ev.Action)
+		if ev.Reverts != nil {
+			action += " (reverts " + strconv.FormatInt(*ev.Reverts, 10) + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, action, orDash(ev.FromVersion), orDash(ev.ToVersion), ev.Actor, ago(ev.At, e.now()), flatText(ev.Reason))
+	}
+	return tw.Flush()
+}
+
+// flatText keeps a free-text field from breaking a table row.
+func flatText(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
