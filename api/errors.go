@@ -14,6 +14,7 @@ import (
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/release/webhook"
 )
 
 // kinds registers every problem type with its HTTP status and title: the one place where
@@ -35,6 +36,7 @@ var kinds = map[openapi.ProblemType]struct {
 	openapi.ProblemPolicyViolation:       {http.StatusConflict, "Promotion policy violated"},
 	openapi.ProblemChannelLocked:         {http.StatusLocked, "Channel locked"},
 	openapi.ProblemSourceInvalid:         {http.StatusUnprocessableEntity, "Source refused"},
+	openapi.ProblemTargetRefused:         {http.StatusUnprocessableEntity, "Webhook target refused"},
 	openapi.ProblemIdempotencyKeyReused:  {http.StatusUnprocessableEntity, "Idempotency-Key reused"},
 	openapi.ProblemPreconditionFailed:    {http.StatusPreconditionFailed, "Precondition failed"},
 	openapi.ProblemBodyTooLarge:          {http.StatusRequestEntityTooLarge, "Request body too large"},
@@ -95,6 +97,29 @@ func toProblem(err error) *problemError {
 		}
 		p.detail = strings.Join(details, "; ")
 		return p
+	}
+	var whErr *webhook.ValidationError
+	if errors.As(err, &whErr) {
+		p := &problemError{kind: openapi.ProblemValidationFailed}
+		details := make([]string, 0, len(whErr.Fields))
+		for _, f := range whErr.Fields {
+			p.fields = append(p.fields, openapi.FieldError{Field: f.Field, Pointer: pointer(f.Field), Detail: f.Detail})
+			details = append(details, f.Field+": "+f.Detail)
+		}
+		p.detail = strings.Join(details, "; ")
+		return p
+	}
+	var refused *webhook.RefusedError
+	if errors.As(err, &refused) {
+		p := newProblem(openapi.ProblemTargetRefused, "url: %s; the server's operator can allow the range (SLIPWAY_WEBHOOK_ALLOW_NETS) if the target is meant to be internal", refused.Error())
+		p.fields = []openapi.FieldError{{Field: "url", Pointer: "/url", Detail: refused.Error()}}
+		return p
+	}
+	if errors.Is(err, webhook.ErrNotFound) {
+		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
+	}
+	if errors.Is(err, webhook.ErrBadCursor) {
+		return newProblem(openapi.ProblemInvalidParameter, "cursor: %s", err.Error())
 	}
 	var inErr *builder.InputError
 	if errors.As(err, &inErr) {

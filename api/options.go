@@ -13,6 +13,7 @@ type options struct {
 	adminToken    string
 	metricsPublic bool
 	corsOrigins   []string
+	events        eventOptions
 }
 
 func defaultOptions() options {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -52,6 +53,10 @@ type Deps struct {
 	Blobs       store.Blobs
 	Idempotency IdempotencyStore
 	Tokens      TokenStore
+	// Events, when set, serves GET /v1/events.
+	Events EventLog
+	// Webhooks, when set, serves /v1/webhooks.
+	Webhooks WebhookStore
 	// Limiter, when set, limits each token's request rate.
 	Limiter RateLimiter
 	// Checks are the dependencies /readyz reports on.
@@ -68,6 +73,9 @@ type Server struct {
 	log     *slog.Logger
 	echo    *echo.Echo
 	metrics *httpMetrics
+
+	stopStreams  chan struct{} // closed by CloseStreams
+	closeStreams sync.Once
 }
 
 var (
@@ -93,7 +101,7 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{deps: deps, opts: o, log: deps.Log}
+	s := &Server{deps: deps, opts: o, log: deps.Log, stopStreams: make(chan struct{})}
 	m, err := newHTTPMetrics(deps.Metrics)
 	if err != nil {
 		return nil, err

@@ -48,8 +48,33 @@ package store
 //	slipway:{<app>}:referrers:<digest>  hash: field = referrer manifest digest, value = its
 //	                            OCI descriptor JSON (with artifactType): the artifacts (SBOMs)
 //	                            whose subject is the manifest <digest>
-//	slipway:{<app>}:events      stream of the app's events (type, id, time, actor, data),
-//	                            written in the same script as the change it reports
+//	slipway:{<app>}:events      stream of the app's events (id, type, app, actor, time,
+//	                            data), written in the same script as the change it reports;
+//	                            consumer group "webhooks": the webhook dispatchers, which
+//	                            turn each entry into deliveries before they acknowledge it
+//
+// Webhooks span apps, so their keys share the hash tag {webhooks} (one cluster slot) and
+// every script that touches several of them stays in one slot:
+//
+//	slipway:{webhooks}:subs     sorted set, score 0, member = subscription id (a ULID): every
+//	                            subscription, listed in id order
+//	slipway:{webhooks}:sub:<id> hash: doc (the subscription's JSON, without secrets),
+//	                            created_ms (Redis time when it was written: it receives the
+//	                            events whose stream id is at or after it), secret, prev_secret,
+//	                            prev_expires (ms; the old secret signs until then)
+//	slipway:{webhooks}:sub:<id>:deliveries  sorted set, score 0, member = delivery id (a
+//	                            ULID with the event's time): the subscription's deliveries,
+//	                            listed newest first, trimmed to the newest 10 000
+//	slipway:{webhooks}:delivery:<id>  hash: sub, event_id, type, app, body (the bytes every
+//	                            attempt sends), ctype, state (pending, delivering, succeeded,
+//	                            failed), attempts, last_status, last_error, last_at, next_at,
+//	                            created, deadline (ms), lease (the fencing token of the
+//	                            attempt in flight), recent (JSON of the last attempts);
+//	                            expires some days after it succeeds or fails
+//	slipway:{webhooks}:due      sorted set, score = when (unix ms), member = delivery id: the
+//	                            schedule. A dispatcher claims a due delivery by moving its
+//	                            score to the end of its lease, so a dispatcher that dies
+//	                            mid-attempt leaves it due again when the lease runs out
 //
 // The build queue is a global stream, written before the build's own keys (a worker drops
 // an entry whose build never appeared):
@@ -125,6 +150,25 @@ func ReferrersKey(app string, subject Digest) string {
 
 // EventsKey is the Redis stream of an app's events.
 func EventsKey(app string) string { return appPrefix(app) + "events" }
+
+// EventsGroup is the consumer group of the webhook dispatchers on every app's events
+// stream.
+const EventsGroup = "webhooks"
+
+// WebhooksKey is the Redis sorted set of every webhook subscription id.
+const WebhooksKey = "slipway:{webhooks}:subs"
+
+// WebhookKey is the Redis hash of one webhook subscription.
+func WebhookKey(id string) string { return "slipway:{webhooks}:sub:" + id }
+
+// WebhookDeliveriesKey is the Redis sorted set of one subscription's deliveries.
+func WebhookDeliveriesKey(id string) string { return WebhookKey(id) + ":deliveries" }
+
+// DeliveryKey is the Redis hash of one webhook delivery.
+func DeliveryKey(id string) string { return "slipway:{webhooks}:delivery:" + id }
+
+// DeliveriesDueKey is the Redis sorted set of deliveries by the time they are due.
+const DeliveriesDueKey = "slipway:{webhooks}:due"
 
 // AppsIndexKey is the Redis sorted set of all app names.
 const AppsIndexKey = "slipway:apps"

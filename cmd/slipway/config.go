@@ -48,6 +48,15 @@ type serveConfig struct {
 	RateLimit     float64
 	RateBurst     int
 	CORSOrigins   []string
+
+	WebhookAllowNets   []netip.Prefix
+	WebhookSecretGrace time.Duration
+	WebhookHorizon     time.Duration
+	WebhookMinBackoff  time.Duration
+	WebhookMaxBackoff  time.Duration
+	WebhookTimeout     time.Duration
+	WebhookVisibility  time.Duration
+	WebhookConcurrency int
 }
 
 // setting is one flag with the environment variable that also sets it.
@@ -149,6 +158,14 @@ func serveSettings(c *serveConfig) []setting {
 			return err
 		}},
 		{flag: "rate-burst", env: "SLIPWAY_RATE_BURST", def: "40", help: "requests a token may make at once above its rate", set: count(&c.RateBurst, 1)},
+		{flag: "webhook-allow-nets", env: "SLIPWAY_WEBHOOK_ALLOW_NETS", def: "", help: "comma-separated CIDRs webhooks may reach although loopback, private, link-local or otherwise special (checked after DNS, on every connection)", set: cidrs(&c.WebhookAllowNets)},
+		{flag: "webhook-secret-grace", env: "SLIPWAY_WEBHOOK_SECRET_GRACE", def: "24h", help: "how long a rotated-out webhook secret keeps signing beside the new one", set: dur(&c.WebhookSecretGrace)},
+		{flag: "webhook-horizon", env: "SLIPWAY_WEBHOOK_HORIZON", def: "24h", help: "how long a webhook delivery is retried before it is marked failed", set: dur(&c.WebhookHorizon)},
+		{flag: "webhook-min-backoff", env: "SLIPWAY_WEBHOOK_MIN_BACKOFF", def: "2s", help: "wait before the first retry of a webhook delivery; each later wait doubles (with jitter)", set: dur(&c.WebhookMinBackoff)},
+		{flag: "webhook-max-backoff", env: "SLIPWAY_WEBHOOK_MAX_BACKOFF", def: "1h", help: "longest wait between attempts of a webhook delivery, Retry-After included", set: dur(&c.WebhookMaxBackoff)},
+		{flag: "webhook-timeout", env: "SLIPWAY_WEBHOOK_TIMEOUT", def: "10s", help: "longest one webhook attempt may take, from dialing to the end of the answer", set: dur(&c.WebhookTimeout)},
+		{flag: "webhook-visibility", env: "SLIPWAY_WEBHOOK_VISIBILITY", def: "1m", help: "how long a dispatcher may hold a delivery or an event without finishing before another takes it over; more than the timeout", set: dur(&c.WebhookVisibility)},
+		{flag: "webhook-concurrency", env: "SLIPWAY_WEBHOOK_CONCURRENCY", def: "8", help: "webhook deliveries this process sends at once; 0 runs no webhook dispatcher here", set: count(&c.WebhookConcurrency, 0)},
 		{flag: "cors-origins", env: "SLIPWAY_CORS_ORIGINS", def: "", help: "comma-separated origins whose browser pages may call the API (https://portal.example.com); none by default", set: func(v string) error {
 			c.CORSOrigins = splitComma(v)
 			return nil
@@ -185,6 +202,12 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 	}
 	if fs.NArg() > 0 {
 		return cfg, &usageError{fmt.Sprintf("%s takes no arguments, got %q (see slipway %s --help)", name, fs.Args(), name)}
+	}
+	if cfg.WebhookVisibility <= cfg.WebhookTimeout {
+		return cfg, &usageError{fmt.Sprintf("SLIPWAY_WEBHOOK_VISIBILITY (%s) must be longer than SLIPWAY_WEBHOOK_TIMEOUT (%s), or an attempt still running would be taken over", cfg.WebhookVisibility, cfg.WebhookTimeout)}
+	}
+	if cfg.WebhookMaxBackoff < cfg.WebhookMinBackoff {
+		return cfg, &usageError{fmt.Sprintf("SLIPWAY_WEBHOOK_MAX_BACKOFF (%s) is shorter than SLIPWAY_WEBHOOK_MIN_BACKOFF (%s)", cfg.WebhookMaxBackoff, cfg.WebhookMinBackoff)}
 	}
 	if cfg.S3Bucket == "" && (cfg.S3Endpoint != "" || cfg.S3Region != "") {
 		return cfg, &usageError{"SLIPWAY_S3_ENDPOINT or SLIPWAY_S3_REGION is set but SLIPWAY_S3_BUCKET is not; set the bucket to store blobs in S3"}
@@ -226,6 +249,21 @@ func printServeHelp(w io.Writer, name string, settings []setting) {
 		fmt.Fprintf(w, "  --%s  (%s)\n      %s\n      default: %s\n", s.flag, s.env, s.help, def)
 	}
 	fmt.Fprint(w, "\nS3 credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID and\nAWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, or the instance role.\n")
+}
+
+// cidrs sets *p from a comma-separated list of CIDRs.
+func cidrs(p *[]netip.Prefix) func(string) error {
+	return func(v string) error {
+		*p = nil
+		for _, part := range splitComma(v) {
+			prefix, err := netip.ParsePrefix(part)
+			if err != nil {
+				return err
+			}
+			*p = append(*p, prefix)
+		}
+		return nil
+	}
 }
 
 func splitComma(v string) []string {

@@ -25,6 +25,7 @@ import (
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store"
 )
 
@@ -111,9 +112,49 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 	return wg.Wait, nil
 }
 
+// webhookOptions are the webhook settings, for the store and the dispatcher alike.
+func (s *service) webhookOptions() []webhook.Option {
+	return []webhook.Option{
+		webhook.WithAllowNets(s.cfg.WebhookAllowNets),
+		webhook.WithSecretGrace(s.cfg.WebhookSecretGrace),
+		webhook.WithHorizon(s.cfg.WebhookHorizon),
+		webhook.WithBackoff(s.cfg.WebhookMinBackoff, s.cfg.WebhookMaxBackoff),
+		webhook.WithTimeout(s.cfg.WebhookTimeout),
+		webhook.WithVisibility(s.cfg.WebhookVisibility),
+		webhook.WithConcurrency(max(s.cfg.WebhookConcurrency, 1)),
+		webhook.WithConsumer(workerID(-1)),
+		webhook.WithLogger(s.log),
+	}
+}
+
+// startDispatcher starts the webhook dispatcher unless SLIPWAY_WEBHOOK_CONCURRENCY is 0;
+// the returned function waits for it to stop after ctx ends (each attempt in flight is
+// put back on the schedule).
+func (s *service) startDispatcher(ctx context.Context) (func(), error) {
+	if s.cfg.WebhookConcurrency == 0 {
+		return func() {}, nil
+	}
+	d, err := webhook.NewDispatcher(s.rdb, s.webhookOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			s.log.Error("webhook dispatcher stopped", "err", err)
+		}
+	}()
+	return func() { <-done }, nil
+}
+
 // workerID names the i-th worker of this process: host, pid, index.
+// The webhook dispatcher is "webhooks" instead of an index.
 func workerID(i int) string {
 	host, _ := os.Hostname()
+	if i < 0 {
+		return fmt.Sprintf("%s-%d-webhooks", host, os.Getpid())
+	}
 	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i)
 }
 
@@ -150,6 +191,10 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	} else {
 		log.Warn("authentication is off: no SLIPWAY_ADMIN_TOKEN is set, so anyone who reaches " + cfg.Addr + " may do anything")
 	}
+	hooks, err := webhook.NewStore(s.rdb, s.webhookOptions()...)
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
@@ -159,6 +204,8 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		Blobs:       s.blobs,
 		Idempotency: store.NewIdempotency(s.rdb, 0),
 		Tokens:      store.NewTokens(s.rdb),
+		Events:      webhook.NewLog(s.rdb),
+		Webhooks:    hooks,
 		Limiter:     store.NewRateLimiter(s.rdb, cfg.RateLimit, cfg.RateBurst),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
@@ -182,15 +229,25 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	srv.RegisterOnShutdown(handler.CloseStreams) // event streams would hold the shutdown back
 	wctx, stopWorkers := context.WithCancel(ctx)
 	defer stopWorkers()
-	waitWorkers, err := s.startWorkers(wctx)
+	waitBuilders, err := s.startWorkers(wctx)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	waitDispatcher, err := s.startDispatcher(wctx)
+	if err != nil {
+		stopWorkers()
+		waitBuilders()
+		ln.Close()
+		return err
+	}
+	waitWorkers := func() { waitBuilders(); waitDispatcher() }
 	log.Info("slipway serving", "addr", ln.Addr().String(), "redis", redactURL(cfg.RedisURL),
-		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "workers", cfg.Workers, "version", version())
+		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "workers", cfg.Workers,
+		"webhook_concurrency", cfg.WebhookConcurrency, "version", version())
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -228,10 +285,10 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// runWorkers runs build workers only, until ctx is done.
+// runWorkers runs build workers and the webhook dispatcher only, until ctx is done.
 func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
-	if cfg.Workers < 1 {
-		return &usageError{"slipway worker needs --workers (SLIPWAY_WORKERS) of at least 1"}
+	if cfg.Workers < 1 && cfg.WebhookConcurrency < 1 {
+		return &usageError{"slipway worker needs --workers (SLIPWAY_WORKERS) or --webhook-concurrency (SLIPWAY_WEBHOOK_CONCURRENCY) of at least 1"}
 	}
 	s, err := open(ctx, cfg, logOut)
 	if err != nil {
@@ -242,10 +299,15 @@ func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("slipway worker running", "workers", cfg.Workers, "redis", redactURL(cfg.RedisURL),
-		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "version", version())
+	waitDispatcher, err := s.startDispatcher(ctx)
+	if err != nil {
+		return err
+	}
+	s.log.Info("slipway worker running", "workers", cfg.Workers, "webhook_concurrency", cfg.WebhookConcurrency,
+		"redis", redactURL(cfg.RedisURL), "blobs", s.blobsDesc, "go", s.toolchain.Version(), "version", version())
 	<-ctx.Done()
 	wait()
+	waitDispatcher()
 	s.log.Info("stopped")
 	return nil
 }

@@ -1,0 +1,266 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/release/webhook"
+)
+
+// EventLog is what the API needs of the events streams; *webhook.Log implements it.
+type EventLog interface {
+	Apps(ctx context.Context) ([]string, error)
+	List(ctx context.Context, apps, types []string, cursor string, limit int) ([]webhook.Event, string, error)
+	Start(ctx context.Context, apps []string) (string, error)
+	Read(ctx context.Context, apps []string, cursor string, block time.Duration, count int) ([]webhook.Event, string, error)
+}
+
+var _ EventLog = (*webhook.Log)(nil)
+
+// eventOptions time the event streams.
+type eventOptions struct {
+	keepAlive time.Duration // between comments when nothing happens; 0 for 15s
+	poll      time.Duration // between reads of the streams; 0 for 250ms
+}
+
+// WithEventKeepAlive is how long an event stream stays silent before it sends a
+// keep-alive comment. Default 15s.
+func WithEventKeepAlive(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errNonPositive("event keep-alive", d)
+		}
+		o.events.keepAlive = d
+		return nil
+	}
+}
+
+// WithEventPoll is how often an event stream looks for new events. Streams poll rather
+// than block in Redis so that each holds a connection of the shared pool only for a
+// moment. Default 250ms.
+func WithEventPoll(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errNonPositive("event poll interval", d)
+		}
+		o.events.poll = d
+		return nil
+	}
+}
+
+func errNonPositive(what string, d time.Duration) error {
+	return fmt.Errorf("%s %s must be positive", what, d)
+}
+
+// appsRefresh is how often a stream over every app looks for new apps.
+const appsRefresh = 5 * time.Second
+
+// eventBody is openapi.Event with data kept as the raw JSON it is stored as.
+type eventBody struct {
+	ID    string            `json:"id"`
+	Type  openapi.EventType `json:"type"`
+	Time  time.Time         `json:"time"`
+	App   string            `json:"app"`
+	Actor string            `json:"actor"`
+	Data  json.RawMessage   `json:"data"`
+}
+
+func eventJSON(ev webhook.Event) eventBody {
+	return eventBody{ID: ev.ID, Type: openapi.EventType(ev.Type), Time: ev.Time, App: ev.App, Actor: ev.Actor, Data: ev.Data}
+}
+
+// ListEvents implements openapi.ServerInterface: a page of events, or a stream of them
+// for Accept: text/event-stream.
+func (s *Server) ListEvents(c echo.Context, params openapi.ListEventsParams) error {
+	if s.deps.Events == nil {
+		return newProblem(openapi.ProblemDependencyUnavailable, "this server has no event log configured")
+	}
+	types, err := parseTypes(params.Type)
+	if err != nil {
+		return err
+	}
+	apps, fixed, err := s.eventApps(c, params.App)
+	if err != nil {
+		return err
+	}
+	if wantsEventStream(c.Request()) {
+		return s.streamEvents(c, apps, fixed, types, deref(params.LastEventID))
+	}
+	limit, err := pageLimit(params.Limit)
+	if err != nil {
+		return err
+	}
+	events, next, err := s.deps.Events.List(c.Request().Context(), apps, types, deref(params.Cursor), limit)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Items      []eventBody `json:"items"`
+		NextCursor string      `json:"next_cursor,omitempty"`
+	}{Items: make([]eventBody, len(events)), NextCursor: next}
+	for i, ev := range events {
+		out.Items[i] = eventJSON(ev)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func parseTypes(p *string) ([]string, error) {
+	var types []string
+	for _, t := range splitList(deref(p)) {
+		if !webhook.ValidTypeFilter(t) {
+			return nil, newProblem(openapi.ProblemInvalidParameter,
+				"type %q is not an event type (%s) or a family such as build.*", t, strings.Join(webhook.Types, ", "))
+		}
+		types = append(types, t)
+	}
+	return types, nil
+}
+
+// eventApps returns the apps whose events the request reads: the one asked for, or
+// every app the principal may see. fixed is true for the former.
+func (s *Server) eventApps(c echo.Context, app *string) (apps []string, fixed bool, err error) {
+	ctx := c.Request().Context()
+	if app != nil && *app != "" {
+		if err := checkPathName(*app); err != nil {
+			return nil, false, err
+		}
+		if !visibleApp(c, *app) {
+			p := c.Get(ctxPrincipal).(*principal)
+			return nil, false, newProblem(openapi.ProblemForbidden, "token %s is limited to the apps %s, not %s",
+				p.name, strings.Join(p.apps, ", "), *app)
+		}
+		if _, err := s.deps.Apps.Get(ctx, *app); err != nil {
+			return nil, false, err
+		}
+		return []string{*app}, true, nil
+	}
+	apps, err = s.visibleApps(c)
+	return apps, false, err
+}
+
+func (s *Server) visibleApps(c echo.Context) ([]string, error) {
+	all, err := s.deps.Events.Apps(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
+	apps := all[:0]
+	for _, a := range all {
+		if visibleApp(c, a) {
+			apps = append(apps, a)
+		}
+	}
+	return apps, nil
+}
+
+func wantsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		if strings.Contains(v, "text/event-stream") {
+			return true
+		}
+	}
+	return false
+}
+
+// streamEvents answers with Server-Sent Events until the client goes or the server
+// shuts down. Each event's id is the cursor just after it, so a client that reconnects
+// with Last-Event-ID misses nothing and sees nothing twice.
+func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types []string, last string) error {
+	ctx := c.Request().Context()
+	keepAlive, poll := s.opts.events.keepAlive, s.opts.events.poll
+	if keepAlive == 0 {
+		keepAlive = 15 * time.Second
+	}
+	if poll == 0 {
+		poll = 250 * time.Millisecond
+	}
+	cursor := last
+	if cursor != "" {
+		if err := webhook.CheckTailCursor(cursor); err != nil {
+			return newProblem(openapi.ProblemInvalidParameter, "Last-Event-ID is not an event id of this server; reconnect without it")
+		}
+	} else {
+		var err error
+		if cursor, err = s.deps.Events.Start(ctx, apps); err != nil {
+			return err
+		}
+	}
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write([]byte(": slipway events\n\n")); err != nil {
+		return nil
+	}
+	w.Flush()
+	lastWrite, refreshed := time.Now(), time.Now()
+	for {
+		select {
+		case <-s.stopStreams:
+			return nil
+		default:
+		}
+		if !fixed && time.Since(refreshed) >= appsRefresh {
+			if more, err := s.visibleApps(c); err == nil {
+				apps = more
+			}
+			refreshed = time.Now()
+		}
+		events, next, err := s.deps.Events.Read(ctx, apps, cursor, 0, 100)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "streaming events", "err", err, "request_id", requestID(c))
+			}
+			return nil // the response has begun; the client reconnects with its Last-Event-ID
+		}
+		var b strings.Builder
+		for _, ev := range events {
+			if !webhook.MatchType(types, ev.Type) {
+				continue
+			}
+			data, err := json.Marshal(eventJSON(ev))
+			if err != nil {
+				continue
+			}
+			b.WriteString("id: " + ev.Cursor + "\nevent: " + ev.Type + "\ndata: ")
+			b.Write(data)
+			b.WriteString("\n\n")
+		}
+		cursor = next
+		if b.Len() == 0 && time.Since(lastWrite) >= keepAlive {
+			b.WriteString(": keep-alive\n\n")
+		}
+		if b.Len() > 0 {
+			if _, err := w.Write([]byte(b.String())); err != nil {
+				return nil // the client went away
+			}
+			w.Flush()
+			lastWrite = time.Now()
+		}
+		if len(events) == 0 {
+			t := time.NewTimer(poll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-s.stopStreams:
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// CloseStreams ends every event stream, now and from now on; call it when the server
+// shuts down so that open streams do not hold the shutdown back.
+func (s *Server) CloseStreams() {
+	s.closeStreams.Do(func() { close(s.stopStreams) })
+}

@@ -1,0 +1,59 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotFound means the subscription or delivery does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrBadCursor means a cursor or Last-Event-ID is not one this package made.
+	ErrBadCursor = errors.New("malformed cursor")
+
+	// ErrSignatureHeader means the Slipway-Signature header is missing or malformed.
+	ErrSignatureHeader = errors.New("malformed Slipway-Signature header")
+	// ErrSignatureExpired means the signature's timestamp is more than Tolerance away
+	// from now: a replay, or a clock that is wrong.
+	ErrSignatureExpired = errors.New("signature timestamp outside the tolerance")
+	// ErrSignatureMismatch means no v1 entry matches the body under any of the secrets.
+	ErrSignatureMismatch = errors.New("signature does not match")
+)
+
+// FieldError is what is wrong with one field of a subscription.
+type FieldError struct {
+	Field  string
+	Detail string
+}
+
+// ValidationError lists every field of a subscription that is wrong; nothing was written.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Detail
+	}
+	return "invalid subscription: " + strings.Join(parts, "; ")
+}
+
+// RefusedError is a target that resolves to an address webhooks may not reach:
+// loopback, private, link-local (cloud metadata) and other special ranges, unless the
+// server allows them.
+type RefusedError struct {
+	Host   string // the host of the URL; "" when the error comes from a dial
+	Addr   netip.Addr
+	Reason string // "loopback", "private", "link-local (cloud metadata)", ...
+}
+
+func (e *RefusedError) Error() string {
+	if e.Host != "" && e.Host != e.Addr.String() {
+		return fmt.Sprintf("%s resolves to %s, a %s address, which webhooks may not reach", e.Host, e.Addr, e.Reason)
+	}
+	return fmt.Sprintf("%s is a %s address, which webhooks may not reach", e.Addr, e.Reason)
+}

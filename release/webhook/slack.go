@@ -1,0 +1,103 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SlackText is the sentence a Slack-format subscription posts for ev, such as
+// "hello 1.4.2 promoted to prod by release-bot: hotfix for login".
+func SlackText(ev Event) string {
+	var d struct {
+		// builds
+		ID        string   `json:"id"`
+		Version   string   `json:"version"`
+		Platforms []string `json:"platforms"`
+		Error     *struct {
+			Reason   string `json:"reason"`
+			Platform string `json:"platform"`
+		} `json:"error"`
+		Timings struct {
+			TotalMS *int64 `json:"total_ms"`
+		} `json:"timings"`
+		// releases
+		BuildID string `json:"build_id"`
+		// channels
+		Channel string `json:"channel"`
+		Event   struct {
+			FromVersion string `json:"from_version"`
+			ToVersion   string `json:"to_version"`
+			Reason      string `json:"reason"`
+		} `json:"event"`
+	}
+	_ = json.Unmarshal(ev.Data, &d) // a field that does not decode stays empty
+	actor := ev.Actor
+	if actor == "" {
+		actor = "someone"
+	}
+	because := ""
+	if r := strings.TrimSpace(d.Event.Reason); r != "" {
+		because = ": " + r
+	}
+	build := fmt.Sprintf("%s build %s", ev.App, d.ID)
+	if d.Version != "" {
+		build += " (" + d.Version + ")"
+	}
+	var s string
+	switch ev.Type {
+	case BuildQueued:
+		s = fmt.Sprintf("%s queued by %s", build, actor)
+		if len(d.Platforms) > 0 {
+			s += " for " + strings.Join(d.Platforms, ", ")
+		}
+	case BuildSucceeded:
+		s = build + " succeeded"
+		if d.Timings.TotalMS != nil {
+			s += " in " + (time.Duration(*d.Timings.TotalMS) * time.Millisecond).Round(time.Second).String()
+		}
+	case BuildFailed:
+		s = build + " failed"
+		if d.Error != nil {
+			s += ": " + strings.ReplaceAll(d.Error.Reason, "_", " ")
+			if d.Error.Platform != "" {
+				s += " on " + d.Error.Platform
+			}
+		}
+	case BuildCanceled:
+		s = build + " canceled"
+	case ReleaseCreated:
+		s = fmt.Sprintf("%s %s released by %s from build %s", ev.App, d.Version, actor, d.BuildID)
+	case ChannelPromoted:
+		s = fmt.Sprintf("%s %s promoted to %s by %s%s", ev.App, d.Event.ToVersion, d.Channel, actor, because)
+	case ChannelRolledBack:
+		s = fmt.Sprintf("%s %s rolled back", ev.App, d.Channel)
+		if d.Event.FromVersion != "" {
+			s += " from " + d.Event.FromVersion
+		}
+		s += fmt.Sprintf(" to %s by %s%s", d.Event.ToVersion, actor, because)
+	case ChannelLocked:
+		s = fmt.Sprintf("%s %s locked by %s%s", ev.App, d.Channel, actor, because)
+	case ChannelUnlocked:
+		s = fmt.Sprintf("%s %s unlocked by %s%s", ev.App, d.Channel, actor, because)
+	default:
+		s = fmt.Sprintf("%s: %s by %s", ev.App, ev.Type, actor)
+	}
+	return slackEscape(s)
+}
+
+// slackEscape escapes the three characters Slack's mrkdwn gives meaning to.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// body returns what a subscription in format f sends for ev, and its content type.
+func body(f Format, ev Event) ([]byte, error) {
+	if f == FormatSlack {
+		b, err := json.Marshal(map[string]string{"text": SlackText(ev)})
+		return b, err
+	}
+	b, err := json.Marshal(ev)
+	return b, err
+}
