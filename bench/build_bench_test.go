@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,9 +83,14 @@ func newHarness(b *testing.B, app string) *harness {
 
 // slipwayBuild posts the module as a build of version and polls until it has succeeded.
 // It returns the time from the POST to seeing the build succeeded, the POST's share of
-// it, and the build.
-func (h *harness) slipwayBuild(b *testing.B, version string) (total, post time.Duration, build openapi.Build) {
+// it, the CPU time the server's go commands and the server itself used meanwhile, and
+// the build.
+func (h *harness) slipwayBuild(b *testing.B, version string) (total, post, goCPU, serverCPU time.Duration, build openapi.Build) {
 	b.Helper()
+	self0, children0, err := h.srv.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
 	code, queued, err := h.srv.submit(h.app, version, bytes.NewReader(h.archive), int64(len(h.archive)))
 	post = time.Since(start)
@@ -94,7 +101,12 @@ func (h *harness) slipwayBuild(b *testing.B, version string) (total, post time.D
 		b.Fatalf("POST build of %s = %d, want 202 (a new build)", version, code)
 	}
 	build = h.srv.wait(b, h.app, queued.Id)
-	return time.Since(start), post, build
+	total = time.Since(start)
+	self1, children1, err := h.srv.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return total, post, children1 - children0, self1 - self0, build
 }
 
 // resubmit posts the same module and version again; slipway must answer 200 with the
@@ -115,11 +127,12 @@ func (h *harness) resubmit(b *testing.B, version, wantID string) time.Duration {
 
 // plainBuild runs one go build as a CI script would, with the flags and the clean
 // environment slipway's builder.Toolchain.Compile uses.
-func (h *harness) plainBuild(version, platform, out string) error {
+// It returns the CPU time the go command and its compilers and linker used.
+func (h *harness) plainBuild(version, platform, out string) (time.Duration, error) {
 	goos, goarch, _ := strings.Cut(platform, "/")
 	tmp, err := os.MkdirTemp("", "plain-build")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer os.RemoveAll(tmp)
 	cmd := exec.Command(h.goBin, "build", "-trimpath", "-buildvcs=false",
@@ -143,50 +156,61 @@ func (h *harness) plainBuild(version, platform, out string) error {
 		"GOOS=" + goos,
 		"GOARCH=" + goarch,
 	}
-	if output, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build for %s: %w\n%s", platform, err, output)
+	output, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("go build for %s: %w\n%s", platform, err, output)
 	}
-	return nil
+	// The usage wait4 reports includes the descendants the go command waited for.
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // plainSequential builds every platform one after the other, as `go build; go build`.
-func (h *harness) plainSequential(b *testing.B, version string) time.Duration {
+// It returns the wall time and the CPU time.
+func (h *harness) plainSequential(b *testing.B, version string) (wall, cpu time.Duration) {
 	b.Helper()
 	out := b.TempDir()
 	start := time.Now()
 	for _, p := range platforms {
-		if err := h.plainBuild(version, p, filepath.Join(out, filepath.Base(p), h.app)); err != nil {
+		c, err := h.plainBuild(version, p, filepath.Join(out, filepath.Base(p), h.app))
+		if err != nil {
 			b.Fatal(err)
 		}
+		cpu += c
 	}
-	return time.Since(start)
+	return time.Since(start), cpu
 }
 
-// plainParallel builds every platform at once, as slipway's worker does.
-func (h *harness) plainParallel(b *testing.B, version string) time.Duration {
+// plainParallel builds every platform at once, as slipway's worker does. It returns the
+// wall time and the CPU time.
+func (h *harness) plainParallel(b *testing.B, version string) (wall, cpu time.Duration) {
 	b.Helper()
 	out := b.TempDir()
+	cpus := make([]time.Duration, len(platforms))
 	errs := make([]error, len(platforms))
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, p := range platforms {
-		wg.Go(func() { errs[i] = h.plainBuild(version, p, filepath.Join(out, filepath.Base(p), h.app)) })
+		wg.Go(func() { cpus[i], errs[i] = h.plainBuild(version, p, filepath.Join(out, filepath.Base(p), h.app)) })
 	}
 	wg.Wait()
-	took := time.Since(start)
-	for _, err := range errs {
+	wall = time.Since(start)
+	for i, err := range errs {
 		if err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpus[i]
 	}
-	return took
+	return wall, cpu
 }
 
-// sample is one iteration's measurements.
+// sample is one iteration's measurements: wall times, and the CPU times of the go
+// commands (and, for slipway, of the server itself).
 type sample struct {
 	slipway, post                time.Duration // POST to seen succeeded; the POST alone
 	build                        openapi.Build // with the worker's timings
 	sequential, parallel, dedupe time.Duration
+	slipwayCPU, seqCPU, parCPU   time.Duration // of the go commands
+	serverCPU                    time.Duration // of slipway serve itself
 }
 
 // totals adds up one benchmark's samples.
@@ -194,9 +218,11 @@ type totals struct {
 	n                             int
 	slipway, sequential, parallel time.Duration
 	dedupe, post                  time.Duration
+	slipwayCPU, seqCPU, parCPU    time.Duration
+	serverCPU                     time.Duration
 	// From the builds' timings: creation to a worker starting it, fetching and
-	// extracting the source, compiling, storing the binaries.
-	queued, source, compile, upload time.Duration
+	// extracting the source, compiling, storing the binaries, assembling the image.
+	queued, source, compile, upload, image time.Duration
 }
 
 // add logs the sample and adds it to the totals.
@@ -209,9 +235,11 @@ func (t *totals) add(b *testing.B, s sample) {
 		return time.Duration(*p) * time.Millisecond
 	}
 	tm := s.build.Timings
-	b.Logf("iteration %d: slipway %v (post %v, queued %v, source %v, compile %v, upload %v), go build sequential %v, parallel %v, dedupe %v; load average %s",
+	b.Logf("iteration %d: slipway %v (post %v, queued %v, source %v, compile %v, upload %v, image %v; go cpu %v, server cpu %v), "+
+		"go build sequential %v (cpu %v), parallel %v (cpu %v), dedupe %v; load average %s",
 		t.n, s.slipway.Round(time.Millisecond), s.post.Round(100*time.Microsecond), ms(tm.QueuedMs), ms(tm.SourceMs),
-		ms(tm.CompileMs), ms(tm.UploadMs), s.sequential.Round(time.Millisecond), s.parallel.Round(time.Millisecond),
+		ms(tm.CompileMs), ms(tm.UploadMs), ms(tm.ImageMs), s.slipwayCPU, s.serverCPU,
+		s.sequential.Round(time.Millisecond), s.seqCPU, s.parallel.Round(time.Millisecond), s.parCPU,
 		s.dedupe.Round(100*time.Microsecond), loadAverage())
 	t.n++
 	t.slipway += s.slipway
@@ -219,10 +247,15 @@ func (t *totals) add(b *testing.B, s sample) {
 	t.sequential += s.sequential
 	t.parallel += s.parallel
 	t.dedupe += s.dedupe
+	t.slipwayCPU += s.slipwayCPU
+	t.serverCPU += s.serverCPU
+	t.seqCPU += s.seqCPU
+	t.parCPU += s.parCPU
 	t.queued += ms(tm.QueuedMs)
 	t.source += ms(tm.SourceMs)
 	t.compile += ms(tm.CompileMs)
 	t.upload += ms(tm.UploadMs)
+	t.image += ms(tm.ImageMs)
 }
 
 // report sets the ratios as metrics, named for the cache case ("warm" or "cold"), and
@@ -234,6 +267,11 @@ func (t *totals) report(b *testing.B, cache string) {
 	b.ReportMetric(ratio(t.slipway, t.sequential), "x_"+cache+"_vs_sequential")
 	b.ReportMetric(ratio(t.slipway, t.parallel), "x_"+cache+"_vs_parallel")
 	b.ReportMetric(ratio(t.compile, t.parallel), "x_compile_vs_parallel")
+	// The go commands' CPU time, slipway's against plain: the same commands should do the
+	// same work. And the server's own CPU time, against its go commands'.
+	b.ReportMetric(ratio(t.slipwayCPU, t.seqCPU), "x_gocpu_vs_sequential")
+	b.ReportMetric(ratio(t.slipwayCPU, t.parCPU), "x_gocpu_vs_parallel")
+	b.ReportMetric(ratio(t.serverCPU, t.slipwayCPU), "server_cpu_fraction")
 	if t.dedupe > 0 {
 		b.ReportMetric(ratio(t.dedupe, t.slipway), "dedupe_fraction_of_"+cache)
 	}
@@ -245,15 +283,17 @@ func (t *totals) report(b *testing.B, cache string) {
 	b.ReportMetric(ratio(t.source, t.slipway), "frac_source")
 	b.ReportMetric(ratio(t.compile, t.slipway), "frac_compile")
 	b.ReportMetric(ratio(t.upload, t.slipway), "frac_upload")
-	b.ReportMetric(1-ratio(t.post+t.queued+t.source+t.compile+t.upload, t.slipway), "frac_rest")
+	b.ReportMetric(ratio(t.image, t.slipway), "frac_image")
+	b.ReportMetric(1-ratio(t.post+t.queued+t.source+t.compile+t.upload+t.image, t.slipway), "frac_rest")
 	mean := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(t.n) }
 	b.ReportMetric(mean(t.slipway), "slipway_ms")
 	b.ReportMetric(mean(t.sequential), "sequential_ms")
 	b.ReportMetric(mean(t.parallel), "parallel_ms")
 	n := time.Duration(t.n)
-	b.Logf("%s cache, %d iterations, means: slipway %v (post %v, queued %v, source %v, compile %v, upload %v), go build sequential %v, parallel %v, dedupe %v; load average %s",
-		cache, t.n, t.slipway/n, t.post/n, t.queued/n, t.source/n, t.compile/n, t.upload/n,
-		t.sequential/n, t.parallel/n, t.dedupe/n, loadAverage())
+	b.Logf("%s cache, %d iterations, means: slipway %v (post %v, queued %v, source %v, compile %v, upload %v, image %v; go cpu %v, server cpu %v), "+
+		"go build sequential %v (cpu %v), parallel %v (cpu %v), dedupe %v; load average %s",
+		cache, t.n, t.slipway/n, t.post/n, t.queued/n, t.source/n, t.compile/n, t.upload/n, t.image/n, t.slipwayCPU/n, t.serverCPU/n,
+		t.sequential/n, t.seqCPU/n, t.parallel/n, t.parCPU/n, t.dedupe/n, loadAverage())
 }
 
 // loadAverage returns the machine's 1, 5 and 15 minute load averages, to read noisy
@@ -298,25 +338,57 @@ func inTurn(i int, steps ...func()) {
 // again, and the dedupe answer's latency is reported as a fraction of the build's time.
 func BenchmarkBuildWarm(b *testing.B) {
 	h := newHarness(b, "warm")
-	_, _, first := h.slipwayBuild(b, "0.0.1-warmup")
+	_, _, _, _, first := h.slipwayBuild(b, "0.0.1-warmup")
 	h.resubmit(b, "0.0.1-warmup", first.Id)
 	h.plainSequential(b, "0.0.1-warmup")
 
 	var t totals
+	var last openapi.Build
 	for b.Loop() {
 		version := fmt.Sprintf("1.0.%d", t.n)
 		var s sample
 		inTurn(t.n,
 			func() {
-				s.slipway, s.post, s.build = h.slipwayBuild(b, version)
+				s.slipway, s.post, s.slipwayCPU, s.serverCPU, s.build = h.slipwayBuild(b, version)
 				s.dedupe = h.resubmit(b, version, s.build.Id)
 			},
-			func() { s.sequential = h.plainSequential(b, version) },
-			func() { s.parallel = h.plainParallel(b, version) },
+			func() { s.sequential, s.seqCPU = h.plainSequential(b, version) },
+			func() { s.parallel, s.parCPU = h.plainParallel(b, version) },
 		)
 		t.add(b, s)
+		last = s.build
 	}
 	t.report(b, "warm")
+	b.ReportMetric(pollLoad(b, h.srv, h.app, last.Id), "poll_load_cores")
+	b.Logf("the last build's log:\n%s", h.srv.buildLog(h.app, last.Id))
+}
+
+// pollLoad polls a finished build for two seconds as wait does, and returns the CPU the
+// server and this process spent on it per second: the load the benchmark's own polling
+// puts on the machine while slipway compiles (Redis's share not counted).
+func pollLoad(b *testing.B, srv *server, app, id string) float64 {
+	b.Helper()
+	self0, _, err := srv.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	start := time.Now()
+	for time.Since(start) < 2*time.Second {
+		if _, err := srv.get(context.Background(), app, id); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(pollEvery)
+	}
+	wall := time.Since(start)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	self1, _, err := srv.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	return float64(self1-self0+client) / float64(wall)
 }
 
 // BenchmarkBuildCold is BenchmarkBuildWarm with every GOCACHE emptied before each build,
@@ -336,10 +408,10 @@ func BenchmarkBuildCold(b *testing.B) {
 		inTurn(t.n,
 			func() {
 				fresh(h.slipwayCache)
-				s.slipway, s.post, s.build = h.slipwayBuild(b, version)
+				s.slipway, s.post, s.slipwayCPU, s.serverCPU, s.build = h.slipwayBuild(b, version)
 			},
-			func() { fresh(h.plainCache); s.sequential = h.plainSequential(b, version) },
-			func() { fresh(h.plainCache); s.parallel = h.plainParallel(b, version) },
+			func() { fresh(h.plainCache); s.sequential, s.seqCPU = h.plainSequential(b, version) },
+			func() { fresh(h.plainCache); s.parallel, s.parCPU = h.plainParallel(b, version) },
 		)
 		t.add(b, s)
 	}

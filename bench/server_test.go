@@ -254,27 +254,99 @@ func (s *server) buildLog(app, id string) string {
 	return string(data)
 }
 
-// peakRSS returns the server process's peak resident set size (VmHWM) in bytes.
-func (s *server) peakRSS() (int64, error) {
+// clockTick is the unit of the times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the CPU time the server process has used itself, and that of the
+// children it has waited for: the go commands of its builds, with their compilers and
+// linkers.
+func (s *server) cpuTime() (self, children time.Duration, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the server's CPU time: %w", err)
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces:
+	// state is field 3, utime, stime, cutime and cstime fields 14 to 17.
+	rest := string(data[strings.LastIndexByte(string(data), ')')+1:])
+	f := strings.Fields(rest)
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("reading the server's CPU time: %d fields in /proc/<pid>/stat", len(f)+2)
+	}
+	var ticks [4]int64
+	for i, v := range f[11:15] {
+		if ticks[i], err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("reading the server's CPU time: %w", err)
+		}
+	}
+	return time.Duration(ticks[0]+ticks[1]) * clockTick, time.Duration(ticks[2]+ticks[3]) * clockTick, nil
+}
+
+// memory returns the server process's peak resident set size (VmHWM) and its current
+// one (VmRSS), in bytes.
+func (s *server) memory() (peak, current int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.pid))
 	if err != nil {
-		return 0, fmt.Errorf("reading the server's peak RSS: %w", err)
+		return 0, 0, fmt.Errorf("reading the server's memory: %w", err)
 	}
 	defer f.Close()
+	found := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
-		if !ok {
+		name, v, _ := strings.Cut(sc.Text(), ":")
+		var dst *int64
+		switch name {
+		case "VmHWM":
+			dst = &peak
+		case "VmRSS":
+			dst = &current
+		default:
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parsing VmHWM %q: %w", v, err)
+			return 0, 0, fmt.Errorf("parsing %s %q: %w", name, v, err)
 		}
-		return kb << 10, nil
+		*dst = kb << 10
+		found++
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("reading the server's peak RSS: %w", err)
+		return 0, 0, fmt.Errorf("reading the server's memory: %w", err)
 	}
-	return 0, errors.New("no VmHWM line in /proc/<pid>/status")
+	if found != 2 {
+		return 0, 0, errors.New("no VmHWM and VmRSS lines in /proc/<pid>/status")
+	}
+	return peak, current, nil
+}
+
+// metrics returns the named metrics, without labels, from the server's /metrics.
+func (s *server) metrics(names ...string) (map[string]float64, error) {
+	resp, err := s.client.Get(s.url + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("reading /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics = %d", resp.StatusCode)
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !want[name] {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s %q: %w", name, v, err)
+		}
+		out[name] = f
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading /metrics: %w", err)
+	}
+	return out, nil
 }

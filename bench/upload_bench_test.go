@@ -45,7 +45,7 @@ func BenchmarkUpload100MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv.wait(b, app, warm.Id)
-	before, err := srv.peakRSS()
+	before, _, err := srv.memory()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,9 +87,22 @@ func BenchmarkUpload100MiB(b *testing.B) {
 		if err != nil || code != http.StatusOK || !again.Deduplicated || again.Id != queued.Id {
 			b.Fatalf("resubmitting = %d, deduplicated %t, build %s, %v; want 200, true, %s", code, again.Deduplicated, again.Id, err, queued.Id)
 		}
+		peak, current, err := srv.memory()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := srv.metrics("go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
+			"go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes")
+		if err != nil {
+			b.Fatal(err)
+		}
+		mib := func(v float64) float64 { return v / (1 << 20) }
+		b.Logf("iteration %d: server peak RSS %.1f MiB, RSS %.1f MiB; Go heap in use %.1f MiB, idle %.1f MiB (released %.1f), stacks %.1f MiB, from the OS %.1f MiB; %.0f goroutines",
+			n, mib(float64(peak)), mib(float64(current)), mib(m["go_memstats_heap_inuse_bytes"]), mib(m["go_memstats_heap_idle_bytes"]),
+			mib(m["go_memstats_heap_released_bytes"]), mib(m["go_memstats_stack_inuse_bytes"]), mib(m["go_memstats_sys_bytes"]), m["go_goroutines"])
 		n++
 	}
-	after, err := srv.peakRSS()
+	after, _, err := srv.memory()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@
 #
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh ./store/...     # only some packages (any go test arguments)
+#   RACE=0 ./scripts/test.sh -run '^$' -bench . ./bench/   # benchmarks, without -race
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -146,4 +147,7 @@ PKGS=()
 for a in "$@"; do case "$a" in ./* | ../*) PKGS+=("$a") ;; esac; done
 if [ "${#PKGS[@]}" = 0 ]; then PKGS=(./...); set -- "$@" ./...; fi
 go vet "${PKGS[@]}"
-go test -race -count=1 -timeout 30m "$@"
+# RACE=0 drops the race detector, for benchmarks: ./scripts/test.sh -run '^$' -bench . ./bench/
+RACEFLAG=-race
+[ "${RACE:-1}" = 0 ] && RACEFLAG=
+go test $RACEFLAG -count=1 -timeout 60m "$@"
