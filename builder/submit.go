@@ -163,6 +163,13 @@ func (in *Intake) ldflagsVars(req *Request, version string) LdflagsVars {
 // same inputs exists it queues nothing and returns that build with deduplicated true.
 // A refused source is a *SourceError; nothing is stored for it.
 func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spooled) (Build, bool, error) {
+	// A live build of the same inputs has passed every check below already, so it is
+	// looked up first: resubmitting a large module costs one Redis read, not a
+	// decompress-and-walk of the whole archive.
+	inputHash := in.inputHash(req, archive.Digest)
+	if b, ok, err := in.live(ctx, req.App.Name, inputHash); err != nil || ok {
+		return b, ok, err
+	}
 	info, err := source.Inspect(ctx, archive.Path, req.Format, in.limits)
 	if err != nil {
 		var serr *source.Error
@@ -173,10 +180,6 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 	}
 	if err := CheckGoMod(info.GoMod, in.toolchain.Version()); err != nil {
 		return Build{}, false, &SourceError{Entry: info.Root + "go.mod", Detail: err.Error()}
-	}
-	inputHash := in.inputHash(req, archive.Digest)
-	if b, ok, err := in.live(ctx, req.App.Name, inputHash); err != nil || ok {
-		return b, ok, err
 	}
 
 	f, err := os.Open(archive.Path)

@@ -297,14 +297,18 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 }
 
 // readForClaim reads the entry's build, waiting a moment for one that is being
-// recorded right now (the queue entry is written first).
+// recorded right now (the queue entry is written first, and a worker blocked on the
+// queue usually wakes before the record lands). It looks again after 1 ms, backing off
+// to 100 ms, so a build is not held up by the race it nearly always wins.
 func (w *Worker) readForClaim(ctx context.Context, app, id, entry string) (record, error) {
+	wait := time.Millisecond
 	for {
 		rec, err := w.builds.read(ctx, app, id)
 		if !errors.Is(err, ErrNotFound) || entryAge(entry) > 10*time.Second || ctx.Err() != nil {
 			return rec, err
 		}
-		sleep(ctx, 100*time.Millisecond)
+		sleep(ctx, wait)
+		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 
@@ -413,26 +417,38 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	}
 	b.Timings.CompileMS = ms(time.Since(start))
 
+	// The binaries are stored (each platform at once) while the image is assembled: the
+	// two only read the compiled files. upload_ms and image_ms overlap.
 	start = time.Now()
-	arts := make([]Artifact, 0, len(outs))
+	arts := make([]Artifact, len(outs))
+	upErrs := make([]error, len(outs))
+	var uploads sync.WaitGroup
 	for i, out := range outs {
-		a, err := w.storeBinary(ctx, b.Platforms[i], out)
+		uploads.Go(func() {
+			arts[i], upErrs[i] = w.storeBinary(ctx, b.Platforms[i], out)
+		})
+	}
+	var uploaded time.Time
+	uploadsDone := make(chan struct{})
+	go func() { uploads.Wait(); uploaded = time.Now(); close(uploadsDone) }()
+
+	img, berr := w.assembleImage(ctx, b, outs, work, blog)
+	b.Timings.ImageMS = ms(time.Since(start))
+	<-uploadsDone
+	b.Timings.UploadMS = ms(uploaded.Sub(start))
+	for i, err := range upErrs {
 		if err != nil {
 			return internalError(blog, "storing the "+b.Platforms[i]+" binary", err)
 		}
+	}
+	for _, a := range arts {
 		blog.Printf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size)
-		arts = append(arts, a)
 	}
 	b.Artifacts = arts
-	b.Timings.UploadMS = ms(time.Since(start))
-
-	start = time.Now()
-	img, berr := w.assembleImage(ctx, b, outs, work, blog)
 	if berr != nil {
 		return berr
 	}
 	b.Image = img
-	b.Timings.ImageMS = ms(time.Since(start))
 	return nil
 }
 

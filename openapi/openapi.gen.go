@@ -489,7 +489,7 @@ type BuildTimings struct {
 	// CompileMs Compiling every platform.
 	CompileMs *int64 `json:"compile_ms,omitempty"`
 
-	// ImageMs Assembling and storing the image.
+	// ImageMs Assembling and storing the image (while the binaries are stored).
 	ImageMs *int64 `json:"image_ms,omitempty"`
 
 	// QueuedMs From creation to a worker starting it.
@@ -501,7 +501,7 @@ type BuildTimings struct {
 	// TotalMs From creation to the end.
 	TotalMs *int64 `json:"total_ms,omitempty"`
 
-	// UploadMs Storing the binaries.
+	// UploadMs Storing the binaries (at the same time as the image, so it overlaps image_ms).
 	UploadMs *int64 `json:"upload_ms,omitempty"`
 }
 

@@ -49,11 +49,14 @@ func ensure(ctx context.Context, blobs store.Blobs, d store.Digest, open func() 
 }
 
 // ensureBytes stores b under its digest unless the store has it, and returns the digest.
+// A small document is put straight away: the store refuses to overwrite (ErrExists), so
+// one round trip does what asking first and then putting does in two.
 func ensureBytes(ctx context.Context, blobs store.Blobs, b []byte) (store.Digest, error) {
 	d := store.DigestBytes(b)
-	return d, ensure(ctx, blobs, d, func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(b)), nil
-	})
+	if _, err := blobs.Put(ctx, store.BlobKey(d), bytes.NewReader(b), d); err != nil && !errors.Is(err, store.ErrExists) {
+		return d, fmt.Errorf("storing blob %s: %w", d, err)
+	}
+	return d, nil
 }
 
 // readBlob reads a stored JSON document (at most maxManifestSize bytes).

@@ -14,6 +14,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -222,10 +223,13 @@ func (b builtin) resolve(ctx context.Context, blobs store.Blobs, platforms []Pla
 	if err != nil {
 		return nil, err
 	}
-	if err := ensure(ctx, blobs, l.sums.digest, func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(l.gz)), nil
-	}); err != nil {
-		return nil, fmt.Errorf("built-in base: %w", err)
+	if !baseStored(blobs, l.sums.digest) {
+		if err := ensure(ctx, blobs, l.sums.digest, func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(l.gz)), nil
+		}); err != nil {
+			return nil, fmt.Errorf("built-in base: %w", err)
+		}
+		rememberBase(blobs, l.sums.digest)
 	}
 	layer := descriptor(types.OCILayer, l.sums.digest, l.sums.size)
 
@@ -256,7 +260,7 @@ func (b builtin) resolve(ctx context.Context, blobs store.Blobs, platforms []Pla
 		if err != nil {
 			return nil, fmt.Errorf("built-in base: %w", err)
 		}
-		cfgDigest, err := ensureBytes(ctx, blobs, cfgJSON)
+		cfgDigest, err := ensureBaseBytes(ctx, blobs, cfgJSON)
 		if err != nil {
 			return nil, fmt.Errorf("built-in base: %w", err)
 		}
@@ -270,7 +274,7 @@ func (b builtin) resolve(ctx context.Context, blobs store.Blobs, platforms []Pla
 		if err != nil {
 			return nil, fmt.Errorf("built-in base: %w", err)
 		}
-		manDigest, err := ensureBytes(ctx, blobs, manJSON)
+		manDigest, err := ensureBaseBytes(ctx, blobs, manJSON)
 		if err != nil {
 			return nil, fmt.Errorf("built-in base: %w", err)
 		}
@@ -288,8 +292,45 @@ func (b builtin) resolve(ctx context.Context, blobs store.Blobs, platforms []Pla
 	if err != nil {
 		return nil, fmt.Errorf("built-in base: %w", err)
 	}
-	if rb.digest, err = ensureBytes(ctx, blobs, indexJSON); err != nil {
+	if rb.digest, err = ensureBaseBytes(ctx, blobs, indexJSON); err != nil {
 		return nil, fmt.Errorf("built-in base: %w", err)
 	}
 	return rb, nil
+}
+
+// storedBase remembers which of the built-in base's blobs this process has stored (or
+// found) in which blob store. Blobs are content-addressed and never deleted, so each is
+// written or checked once per process rather than on every build.
+var storedBase sync.Map // baseKey → struct{}
+
+type baseKey struct {
+	blobs store.Blobs
+	d     store.Digest
+}
+
+func baseStored(blobs store.Blobs, d store.Digest) bool {
+	if !reflect.TypeOf(blobs).Comparable() {
+		return false
+	}
+	_, ok := storedBase.Load(baseKey{blobs, d})
+	return ok
+}
+
+func rememberBase(blobs store.Blobs, d store.Digest) {
+	if reflect.TypeOf(blobs).Comparable() {
+		storedBase.Store(baseKey{blobs, d}, struct{}{})
+	}
+}
+
+// ensureBaseBytes is ensureBytes for the built-in base's documents, remembered.
+func ensureBaseBytes(ctx context.Context, blobs store.Blobs, b []byte) (store.Digest, error) {
+	d := store.DigestBytes(b)
+	if baseStored(blobs, d) {
+		return d, nil
+	}
+	if _, err := ensureBytes(ctx, blobs, b); err != nil {
+		return d, err
+	}
+	rememberBase(blobs, d)
+	return d, nil
 }

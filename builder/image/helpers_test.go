@@ -164,15 +164,35 @@ func keys(t *testing.T, blobs store.Blobs) []string {
 	return ks
 }
 
-// countingStore counts Puts.
+// countingStore counts Puts and remembers the largest body one sent.
 type countingStore struct {
 	store.Blobs
-	puts atomic.Int64
+	puts    atomic.Int64
+	largest atomic.Int64
 }
 
 func (c *countingStore) Put(ctx context.Context, key string, r io.Reader, want store.Digest) (store.Info, error) {
 	c.puts.Add(1)
-	return c.Blobs.Put(ctx, key, r, want)
+	cr := &countingReader{r: r}
+	info, err := c.Blobs.Put(ctx, key, cr, want)
+	for {
+		l := c.largest.Load()
+		if cr.n <= l || c.largest.CompareAndSwap(l, cr.n) {
+			break
+		}
+	}
+	return info, err
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // unpacked is an image's file system written to a directory, with the tar header of
