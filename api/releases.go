@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,7 +24,7 @@ type ReleaseStore interface {
 	Create(ctx context.Context, app string, spec release.ReleaseSpec) (release.Release, bool, error)
 	Get(ctx context.Context, app, version string) (release.Release, error)
 	List(ctx context.Context, app, channel string, before int64, limit int) ([]release.Release, int64, error)
-	Page(ctx context.Context, app string, channels []string, filter string, before int64, limit int) ([]release.Release, int64, error)
+	Page(ctx context.Context, app, filter string, before int64, limit int) (release.App, []release.PageItem, int64, error)
 }
 
 // ChannelStore is what the API needs of channels; *release.Channels implements it.
@@ -108,41 +109,47 @@ func (s *Server) ListReleases(c echo.Context, app openapi.AppName, params openap
 	if err := checkPathName(app); err != nil {
 		return err
 	}
-	a, err := s.deps.Apps.Get(ctx, app)
+	limit, before, err := seqPage(params.Limit, params.Cursor)
 	if err != nil {
 		return err
-	}
-	limit, err := pageLimit(params.Limit)
-	if err != nil {
-		return err
-	}
-	var before int64
-	if params.Cursor != nil && *params.Cursor != "" {
-		if before, err = decodeSeqCursor(*params.Cursor); err != nil {
-			return err
-		}
-	}
-	names := make([]string, len(a.Channels))
-	for i, ch := range a.Channels {
-		names[i] = ch.Name
 	}
 	channel := deref(params.Channel)
-	if channel != "" && !slices.Contains(names, channel) {
-		return newProblem(openapi.ProblemNotFound, "app %s has no channel %q; its channels are %s", app, channel, strings.Join(names, ", "))
-	}
-	rels, next, err := s.deps.Releases.Page(ctx, app, names, channel, before, limit)
+	a, rels, next, err := s.deps.Releases.Page(ctx, app, channel, before, limit)
 	if err != nil {
 		return err
 	}
-	out := openapi.ReleaseList{Items: make([]openapi.Release, 0, len(rels))}
-	for _, r := range rels {
-		out.Items = append(out.Items, releaseResponse(r, map[string][]string{r.Version: r.Channels}))
+	if channel != "" && !slices.ContainsFunc(a.Channels, func(ch release.Channel) bool { return ch.Name == channel }) {
+		names := make([]string, len(a.Channels))
+		for i, ch := range a.Channels {
+			names[i] = ch.Name
+		}
+		return newProblem(openapi.ProblemNotFound, "app %s has no channel %q; its channels are %s", app, channel, strings.Join(names, ", "))
 	}
+	// The stored documents are the API's Release without channels, so they are spliced
+	// into the answer as they are: a page is neither decoded nor encoded again.
+	var buf bytes.Buffer
+	buf.WriteString(`{"items":[`)
+	for i, it := range rels {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(it.Doc[:len(it.Doc)-1])
+		buf.WriteString(`,"channels":`)
+		chs, _ := json.Marshal(orEmpty(it.Channels))
+		buf.Write(chs)
+		buf.WriteByte('}')
+	}
+	buf.WriteByte(']')
 	if next > 0 {
-		out.NextCursor = ptr(encodeCursor(strconv.FormatInt(next, 10)))
+		cur, _ := json.Marshal(encodeCursor(strconv.FormatInt(next, 10)))
+		buf.WriteString(`,"next_cursor":`)
+		buf.Write(cur)
 	}
-	return c.JSON(http.StatusOK, out)
+	buf.WriteString("}\n")
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
+	return c.JSONBlob(http.StatusOK, buf.Bytes())
 }
+
 
 // GetRelease implements openapi.ServerInterface.
 func (s *Server) GetRelease(c echo.Context, app openapi.AppName, version string) error {
@@ -279,15 +286,9 @@ func (s *Server) GetChannelHistory(c echo.Context, app openapi.AppName, channel 
 	if err := checkPathName(app); err != nil {
 		return err
 	}
-	limit, err := pageLimit(params.Limit)
+	limit, before, err := seqPage(params.Limit, params.Cursor)
 	if err != nil {
 		return err
-	}
-	var before int64
-	if params.Cursor != nil && *params.Cursor != "" {
-		if before, err = decodeSeqCursor(*params.Cursor); err != nil {
-			return err
-		}
 	}
 	events, next, err := s.deps.Channels.History(c.Request().Context(), app, channel, before, limit)
 	if err != nil {
@@ -301,6 +302,20 @@ func (s *Server) GetChannelHistory(c echo.Context, app openapi.AppName, channel 
 		out.NextCursor = ptr(encodeCursor(strconv.FormatInt(next, 10)))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// seqPage reads the limit and cursor of a list ordered by sequence number: the cursor
+// carries the sequence to continue before (0: from the newest).
+func seqPage(limitParam *int, cursor *string) (limit int, before int64, err error) {
+	if limit, err = pageLimit(limitParam); err != nil {
+		return 0, 0, err
+	}
+	if cursor != nil && *cursor != "" {
+		if before, err = decodeSeqCursor(*cursor); err != nil {
+			return 0, 0, err
+		}
+	}
+	return limit, before, nil
 }
 
 func decodeSeqCursor(cur string) (int64, error) {

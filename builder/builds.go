@@ -136,20 +136,9 @@ func (s *Builds) List(ctx context.Context, app string, status Status, after stri
 	if status != "" {
 		key = store.BuildsByStatusKey(app, string(status))
 	}
-	start := "+"
-	if after != "" {
-		start = "(" + after
-	}
-	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: key, Start: start, Stop: "-", ByLex: true, Rev: true, Count: int64(limit) + 1,
-	}).Result()
+	ids, next, err := store.PageIDs(ctx, s.rdb, key, after, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing builds of %s: %w", app, err)
-	}
-	next := ""
-	if len(ids) > limit {
-		ids = ids[:limit]
-		next = ids[limit-1]
 	}
 	cmds := make([]*redis.SliceCmd, len(ids))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

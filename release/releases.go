@@ -189,34 +189,68 @@ func (r *Releases) Get(ctx context.Context, app, version string) (Release, error
 	return rel, nil
 }
 
-// pageScript reads one page of releases and where every channel points, in one round
-// trip.
+// pageScript reads an app, one page of its releases and where each of its channels
+// points, in one round trip. The release and channel keys are made in the script from
+// the app's channel list and the key prefixes; like every key of an app they carry the
+// app's hash tag, so they are in the app's slot on Redis Cluster too.
 //
-//	KEYS  the sorted set to page (all releases, or those seen in a channel), then each
-//	      channel's hash
-//	ARGV  max score ("+inf" or "(<seq>"), limit + 1, app, then each channel's name
-//	returns {n, score_1, json_1, ..., score_n, json_n, channel_1, release_1, ...}
+//	KEYS  the app's hash, the sorted set to page (all releases, or those seen in a
+//	      channel)
+//	ARGV  max score ("+inf" or "(<seq>"), limit + 1, release key prefix, channel key
+//	      prefix
+//	returns {"noapp"}, or {gen, spec, created_at, updated_at, n,
+//	         score_1, version_1, json_1, ..., score_n, version_n, json_n,
+//	         channel_1, release_1, ...}
 var pageScript = redis.NewScript(`
-local zs = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {tostring(#zs / 2)}
-local prefix = 'slipway:{' .. ARGV[3] .. '}:release:'
+local app = redis.call('HMGET', KEYS[1], 'gen', 'spec', 'created_at', 'updated_at')
+if not app[1] or not app[2] then return {'noapp'} end
+local zs = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {app[1], app[2], app[3] or '', app[4] or '', tostring(#zs / 2)}
 for i = 1, #zs, 2 do
   out[#out + 1] = zs[i + 1]
-  out[#out + 1] = redis.call('GET', prefix .. zs[i]) or ''
+  out[#out + 1] = zs[i]
+  out[#out + 1] = redis.call('GET', ARGV[3] .. zs[i]) or ''
 end
-for i = 2, #KEYS do
-  out[#out + 1] = ARGV[i + 2]
-  out[#out + 1] = redis.call('HGET', KEYS[i], 'release') or ''
+local spec = cjson.decode(app[2])
+if type(spec.channels) == 'table' then
+  for _, ch in ipairs(spec.channels) do
+    out[#out + 1] = ch.name
+    out[#out + 1] = redis.call('HGET', ARGV[4] .. ch.name, 'release') or ''
+  end
 end
 return out
 `)
 
-// Page returns up to limit releases, newest first, before sequence number before (0 for
-// the newest); only those that have been in channel filter when it is not "". Each
-// release's Channels says which of channels point at it. It returns the sequence to pass
-// as before for the next page (0 on the last). One Redis round trip, whatever the number
-// of releases.
-func (r *Releases) Page(ctx context.Context, app string, channels []string, filter string, before int64, limit int) ([]Release, int64, error) {
+// PageItem is one release of a page as stored: its JSON document (the fields of
+// Release), handed through undecoded so a page of releases costs no decoding, and the
+// channels that point at it now.
+type PageItem struct {
+	Version  string
+	Sequence int64
+	Doc      json.RawMessage
+	Channels []string
+}
+
+// Release decodes the item's document.
+func (it PageItem) Release() (Release, error) {
+	var rel Release
+	if err := json.Unmarshal(it.Doc, &rel); err != nil {
+		return Release{}, fmt.Errorf("decoding release %s: %w", it.Version, err)
+	}
+	rel.Channels = it.Channels
+	return rel, nil
+}
+
+// Page returns the app and up to limit of its releases, newest first, before sequence
+// number before (0 for the newest); only those that have been in channel filter when it
+// is not "" (a channel the app does not have yields none). Each item's Channels says
+// which of the app's channels point at it. It returns the sequence to pass as before for
+// the next page (0 on the last), or ErrNotFound when there is no such app. One Redis
+// round trip, whatever the number of releases.
+func (r *Releases) Page(ctx context.Context, app, filter string, before int64, limit int) (App, []PageItem, int64, error) {
+	if ValidateName(app) != nil {
+		return App{}, nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
+	}
 	key := store.ReleasesKey(app)
 	if filter != "" {
 		key = store.ChannelSeenKey(app, filter)
@@ -225,44 +259,49 @@ func (r *Releases) Page(ctx context.Context, app string, channels []string, filt
 	if before > 0 {
 		max = "(" + strconv.FormatInt(before, 10)
 	}
-	keys := []string{key}
-	args := []any{max, limit + 1, app}
-	for _, ch := range channels {
-		keys = append(keys, store.ChannelKey(app, ch))
-		args = append(args, ch)
-	}
-	res, err := pageScript.Run(ctx, r.rdb, keys, args...).StringSlice()
+	res, err := pageScript.Run(ctx, r.rdb, []string{store.AppKey(app), key},
+		max, limit+1, store.ReleaseKey(app, ""), store.ChannelKey(app, "")).StringSlice()
 	if err != nil {
-		return nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
+		return App{}, nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
 	}
+	if len(res) < 5 {
+		return App{}, nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
+	}
+	a, err := decodeApp(app, res[0], res[1], res[2], res[3])
+	if err != nil {
+		return App{}, nil, 0, err
+	}
+	res = res[4:]
 	n, _ := strconv.Atoi(res[0])
 	on := map[string][]string{}
-	for i := 1 + 2*n; i+1 < len(res); i += 2 {
+	for i := 1 + 3*n; i+1 < len(res); i += 2 {
 		if res[i+1] != "" {
 			on[res[i+1]] = append(on[res[i+1]], res[i])
 		}
 	}
-	out := make([]Release, 0, min(n, limit))
+	out := make([]PageItem, 0, min(n, limit))
 	var next int64
-	for i := range n {
-		if i == limit {
-			break
+	for i := range min(n, limit) {
+		seq, _ := strconv.ParseInt(res[1+3*i], 10, 64)
+		version, doc := res[2+3*i], res[3+3*i]
+		if i == limit-1 && n > limit {
+			next = seq
 		}
-		doc := res[2+2*i]
 		if doc == "" {
 			continue
 		}
-		var rel Release
-		if err := json.Unmarshal([]byte(doc), &rel); err != nil {
-			return nil, 0, fmt.Errorf("decoding a release of %s: %w", app, err)
+		if !validDoc(doc) {
+			return App{}, nil, 0, fmt.Errorf("release %s of %s: stored document is not a JSON object", version, app)
 		}
-		rel.Channels = on[rel.Version]
-		out = append(out, rel)
-		if i == limit-1 && n > limit {
-			next, _ = strconv.ParseInt(res[1+2*i], 10, 64)
-		}
+		out = append(out, PageItem{Version: version, Sequence: seq, Doc: json.RawMessage(doc), Channels: on[version]})
 	}
-	return out, next, nil
+	return a, out, next, nil
+}
+
+// validDoc is a cheap check that a stored release document is a JSON object, so a page
+// can splice it into a response.
+func validDoc(doc string) bool {
+	return len(doc) >= 2 && doc[0] == '{' && doc[len(doc)-1] == '}'
 }
 
 // List returns up to limit releases, newest first, before sequence number before (0 for

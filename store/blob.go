@@ -86,7 +86,11 @@ func validSegment(seg string) bool {
 	return true
 }
 
-// ctxReader fails reads once ctx is done, so a long copy stops when its caller goes away.
+// ContextReader returns r with reads that fail once ctx is done, so a long copy from it
+// stops when its caller goes away. It has no WriteTo, so io.Copy cannot go around it.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+// ctxReader is ContextReader's reader.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

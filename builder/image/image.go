@@ -234,7 +234,7 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 	binSHA256, binSHA1 := sha256.New(), sha1.New()
 	sums, err := writeLayer(tmp, []entry{
 		dir("app", 0o755, rootID, rootID),
-		{name: appPath[1:], mode: 0o755, size: fi.Size(), body: hashingReader(ctxReader{ctx, f}, binSHA256, binSHA1)},
+		{name: appPath[1:], mode: 0o755, size: fi.Size(), body: hashingReader(store.ContextReader(ctx, f), binSHA256, binSHA1)},
 	}, created)
 	if err != nil {
 		return img, v1.Descriptor{}, err

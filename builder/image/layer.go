@@ -3,7 +3,6 @@ package image
 import (
 	"archive/tar"
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -142,18 +141,4 @@ func hashingReader(r io.Reader, hs ...hash.Hash) io.Reader {
 		ws[i] = h
 	}
 	return io.TeeReader(r, io.MultiWriter(ws...))
-}
-
-// ctxReader fails reads once ctx is done, so compressing a large binary stops when the
-// caller goes away.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -220,20 +220,9 @@ func (s *Store) Deliveries(ctx context.Context, sub, before string, limit int) (
 	if _, err := s.Get(ctx, sub); err != nil {
 		return nil, "", err
 	}
-	start := "+"
-	if before != "" {
-		start = "(" + before
-	}
-	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: store.WebhookDeliveriesKey(sub), Start: start, Stop: "-", ByLex: true, Rev: true, Count: int64(limit) + 1,
-	}).Result()
+	ids, next, err := store.PageIDs(ctx, s.rdb, store.WebhookDeliveriesKey(sub), before, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing deliveries of webhook %s: %w", sub, err)
-	}
-	next := ""
-	if len(ids) > limit {
-		ids = ids[:limit]
-		next = ids[limit-1]
 	}
 	cmds := make([]*redis.SliceCmd, len(ids))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
