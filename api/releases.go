@@ -150,7 +150,6 @@ func (s *Server) ListReleases(c echo.Context, app openapi.AppName, params openap
 	return c.JSONBlob(http.StatusOK, buf.Bytes())
 }
 
-
 // GetRelease implements openapi.ServerInterface.
 func (s *Server) GetRelease(c echo.Context, app openapi.AppName, version string) error {
 	ctx := c.Request().Context()
