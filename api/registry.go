@@ -197,6 +197,17 @@ func (s *Server) serveBlob(c echo.Context, app, digest string) error {
 	}
 	h := c.Response().Header()
 	h.Set("Docker-Content-Digest", d.String())
+	// With presigning on, the bytes come from the bucket, not through slipway: the client
+	// has been authorized above, and the URL reads this blob only, for a while.
+	if p, ok := s.deps.Blobs.(store.Presigner); ok && c.Request().Method == http.MethodGet {
+		url, ok, err := p.PresignGet(ctx, store.BlobKey(d))
+		if err != nil {
+			return err
+		}
+		if ok {
+			return c.Redirect(http.StatusTemporaryRedirect, url)
+		}
+	}
 	h.Set(headerETag, `"`+d.String()+`"`)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set(echo.HeaderContentType, echo.MIMEOctetStream)

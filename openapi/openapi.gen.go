@@ -1670,6 +1670,8 @@ type ClientInterface interface {
 
 	// GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
 	//
+	// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
+	//
 	// Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
 	GetBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -2657,6 +2659,8 @@ func (c *Client) DeleteBlob(ctx context.Context, app AppName, digest string, req
 }
 
 // GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
+//
+// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
 //
 // Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
 func (c *Client) GetBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6061,6 +6065,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetBlobWithResponse A blob (layer, config, SBOM); a single `Range` is honoured.
 	//
+	// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
@@ -9001,6 +9007,12 @@ type GetBlobResponse206Headers struct {
 	DockerContentDigest *string
 }
 
+// GetBlobResponse307Headers the declared response headers of an HTTP 307 response for GetBlob
+type GetBlobResponse307Headers struct {
+	DockerContentDigest *string
+	Location            *string
+}
+
 type GetBlobResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9016,6 +9028,8 @@ type GetBlobResponse struct {
 	Headers200 *GetBlobResponse200Headers
 	// Headers206 the parsed response headers for an HTTP 206 response
 	Headers206 *GetBlobResponse206Headers
+	// Headers307 the parsed response headers for an HTTP 307 response
+	Headers307 *GetBlobResponse307Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10276,6 +10290,8 @@ func (c *ClientWithResponses) DeleteBlobWithResponse(ctx context.Context, app Ap
 }
 
 // GetBlobWithResponse A blob (layer, config, SBOM); a single `Range` is honoured.
+//
+// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12695,6 +12711,9 @@ func ParseGetBlobResponse(rsp *http.Response) (*GetBlobResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 307:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest RegistryError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12746,6 +12765,23 @@ func ParseGetBlobResponse(rsp *http.Response) (*GetBlobResponse, error) {
 			headers.DockerContentDigest = &value
 		}
 		response.Headers206 = &headers
+	case rsp.StatusCode == 307:
+		var headers GetBlobResponse307Headers
+		if values := rsp.Header.Values("Docker-Content-Digest"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Docker-Content-Digest", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.DockerContentDigest = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers307 = &headers
 	}
 
 	return response, nil

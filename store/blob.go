@@ -86,6 +86,14 @@ func validSegment(seg string) bool {
 	return true
 }
 
+// Presigner is a blob store that can hand out a URL reading a key directly, valid for
+// a while (S3 with WithPresign). ok is false when the store does not do it.
+type Presigner interface {
+	PresignGet(ctx context.Context, key string) (url string, ok bool, err error)
+}
+
+var _ Presigner = (*S3)(nil)
+
 // ContextReader returns r with reads that fail once ctx is done, so a long copy from it
 // stops when its caller goes away. It has no WriteTo, so io.Copy cannot go around it.
 func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }

@@ -44,10 +44,12 @@ var _ S3API = (*s3.Client)(nil)
 // only when the digest matches. Both writes carry If-None-Match: *, so an existing object
 // is never replaced, even by a concurrent writer.
 type S3 struct {
-	client   S3API
-	bucket   string
-	partSize int
-	bufs     sync.Pool
+	client     S3API
+	bucket     string
+	partSize   int
+	bufs       sync.Pool
+	presign    *s3.PresignClient
+	presignTTL time.Duration
 }
 
 var (
@@ -71,6 +73,35 @@ func WithPartSize(n int) S3Option {
 		s.partSize = n
 		return nil
 	}
+}
+
+// WithPresign lets PresignGet hand out GET URLs signed by client, valid for ttl, so
+// readers can fetch objects from the bucket directly.
+func WithPresign(client *s3.Client, ttl time.Duration) S3Option {
+	return func(s *S3) error {
+		if ttl <= 0 {
+			return fmt.Errorf("presigned URL lifetime %s is not positive", ttl)
+		}
+		s.presign, s.presignTTL = s3.NewPresignClient(client), ttl
+		return nil
+	}
+}
+
+// PresignGet returns a URL that reads key straight from the bucket for the configured
+// lifetime, or ok false when the store was made without WithPresign.
+func (s *S3) PresignGet(ctx context.Context, key string) (url string, ok bool, err error) {
+	if s.presign == nil {
+		return "", false, nil
+	}
+	if err := ValidateKey(key); err != nil {
+		return "", false, err
+	}
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key},
+		s3.WithPresignExpires(s.presignTTL))
+	if err != nil {
+		return "", false, fmt.Errorf("presigning %s: %w", key, err)
+	}
+	return req.URL, true, nil
 }
 
 // NewS3 returns a store on bucket, reached through client.

@@ -23,6 +23,7 @@ type serveConfig struct {
 	S3Endpoint      string
 	S3Region        string
 	S3PathStyle     bool
+	S3PresignTTL    time.Duration
 	AdminToken      string
 	GoBin           string
 	LogLevel        slog.Level
@@ -112,6 +113,14 @@ func serveSettings(c *serveConfig) []setting {
 		{flag: "s3-path-style", env: "SLIPWAY_S3_PATH_STYLE", def: "false", help: "address buckets by path (http://endpoint/bucket), as most S3-compatible servers need", set: func(v string) error {
 			b, err := strconv.ParseBool(v)
 			c.S3PathStyle = b
+			return err
+		}},
+		{flag: "s3-presign-ttl", env: "SLIPWAY_S3_PRESIGN_TTL", def: "0", help: "answer registry blob downloads with a redirect to a presigned S3 URL valid this long (e.g. 15m), so layers leave the bucket without passing through slipway; 0 streams them", set: func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err == nil && d < 0 {
+				err = errors.New("must not be negative")
+			}
+			c.S3PresignTTL = d
 			return err
 		}},
 		{flag: "admin-token", env: "SLIPWAY_ADMIN_TOKEN", def: "", help: "bearer token that holds the admin scope; prefer the variable, since flags show in ps", secret: true, set: str(&c.AdminToken)},
@@ -209,8 +218,8 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 	if cfg.WebhookMaxBackoff < cfg.WebhookMinBackoff {
 		return cfg, &usageError{fmt.Sprintf("SLIPWAY_WEBHOOK_MAX_BACKOFF (%s) is shorter than SLIPWAY_WEBHOOK_MIN_BACKOFF (%s)", cfg.WebhookMaxBackoff, cfg.WebhookMinBackoff)}
 	}
-	if cfg.S3Bucket == "" && (cfg.S3Endpoint != "" || cfg.S3Region != "") {
-		return cfg, &usageError{"SLIPWAY_S3_ENDPOINT or SLIPWAY_S3_REGION is set but SLIPWAY_S3_BUCKET is not; set the bucket to store blobs in S3"}
+	if cfg.S3Bucket == "" && (cfg.S3Endpoint != "" || cfg.S3Region != "" || cfg.S3PresignTTL > 0) {
+		return cfg, &usageError{"SLIPWAY_S3_ENDPOINT, SLIPWAY_S3_REGION or SLIPWAY_S3_PRESIGN_TTL is set but SLIPWAY_S3_BUCKET is not; set the bucket to store blobs in S3"}
 	}
 	return cfg, nil
 }

@@ -366,7 +366,11 @@ func openBlobs(ctx context.Context, cfg serveConfig) (blobStore, string, error) 
 		}
 		o.UsePathStyle = cfg.S3PathStyle
 	})
-	s3Store, err := store.NewS3(client, cfg.S3Bucket)
+	var s3Opts []store.S3Option
+	if cfg.S3PresignTTL > 0 {
+		s3Opts = append(s3Opts, store.WithPresign(client, cfg.S3PresignTTL))
+	}
+	s3Store, err := store.NewS3(client, cfg.S3Bucket, s3Opts...)
 	if err != nil {
 		return nil, "", err
 	}
