@@ -124,19 +124,35 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, want Digest) (Inf
 	if err := ValidateKey(key); err != nil {
 		return Info{}, err
 	}
+	// Most blobs are small documents (manifests, configs, SBOMs): they are read into a
+	// small buffer and never take a part-sized one, which would be garbage at the next GC
+	// (the pool is emptied then).
+	rd := ctxReader{ctx, r}
+	small := make([]byte, smallBody)
+	n, err := io.ReadFull(rd, small)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return s.putSingle(ctx, key, small[:n], want)
+	case err != nil:
+		return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
+	}
+
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	buf := *bp
-
-	n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+	copy(buf, small)
+	m, err := io.ReadFull(rd, buf[n:])
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return s.putSingle(ctx, key, buf[:n], want)
+		return s.putSingle(ctx, key, buf[:n+m], want)
 	case err != nil:
 		return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
 	}
 	return s.putMultipart(ctx, key, r, buf, want)
 }
+
+// smallBody is the size below which a Put does not take a part buffer.
+const smallBody = 64 << 10
 
 func (s *S3) putSingle(ctx context.Context, key string, body []byte, want Digest) (Info, error) {
 	sum := sha256.Sum256(body)
