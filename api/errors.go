@@ -82,20 +82,6 @@ func pointer(field string) string {
 }
 
 // toProblem turns any error a handler returns into the problem the client sees.
-// validationProblem is the validation-failed problem for the fields of a
-// release.ValidationError or a webhook.ValidationError.
-func validationProblem[F ~struct{ Field, Detail string }](fields []F) *problemError {
-	p := &problemError{kind: openapi.ProblemValidationFailed}
-	details := make([]string, 0, len(fields))
-	for _, fe := range fields {
-		f := struct{ Field, Detail string }(fe)
-		p.fields = append(p.fields, openapi.FieldError{Field: f.Field, Pointer: pointer(f.Field), Detail: f.Detail})
-		details = append(details, f.Field+": "+f.Detail)
-	}
-	p.detail = strings.Join(details, "; ")
-	return p
-}
-
 func toProblem(err error) *problemError {
 	var p *problemError
 	if errors.As(err, &p) {
@@ -103,11 +89,14 @@ func toProblem(err error) *problemError {
 	}
 	var verr *release.ValidationError
 	if errors.As(err, &verr) {
-		return validationProblem(verr.Fields)
-	}
-	var whErr *webhook.ValidationError
-	if errors.As(err, &whErr) {
-		return validationProblem(whErr.Fields)
+		p := &problemError{kind: openapi.ProblemValidationFailed}
+		details := make([]string, 0, len(verr.Fields))
+		for _, f := range verr.Fields {
+			p.fields = append(p.fields, openapi.FieldError{Field: f.Field, Pointer: pointer(f.Field), Detail: f.Detail})
+			details = append(details, f.Field+": "+f.Detail)
+		}
+		p.detail = strings.Join(details, "; ")
+		return p
 	}
 	var refused *webhook.RefusedError
 	if errors.As(err, &refused) {

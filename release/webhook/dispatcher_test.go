@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
 )
@@ -386,7 +387,7 @@ func TestSubscriptionValidation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := open.Create(context.Background(), tc.spec)
-			var ve *ValidationError
+			var ve *release.ValidationError
 			var re *RefusedError
 			switch {
 			case tc.field == "refused":

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 )
 
 // Errors callers branch on.
@@ -22,25 +21,6 @@ var (
 	// ErrSignatureMismatch means no v1 entry matches the body under any of the secrets.
 	ErrSignatureMismatch = errors.New("signature does not match")
 )
-
-// FieldError is what is wrong with one field of a subscription.
-type FieldError struct {
-	Field  string
-	Detail string
-}
-
-// ValidationError lists every field of a subscription that is wrong; nothing was written.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Detail
-	}
-	return "invalid subscription: " + strings.Join(parts, "; ")
-}
 
 // RefusedError is a target that resolves to an address webhooks may not reach:
 // loopback, private, link-local (cloud metadata) and other special ranges, unless the

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"net/url"
 	"syscall"
+
+	"github.com/slipway/slipway/release"
 )
 
 // special are the ranges a webhook may not reach unless allowed, with what each is.
@@ -89,7 +91,7 @@ func (g guard) control(_, address string, _ syscall.RawConn) error {
 func (g guard) checkURL(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return &ValidationError{Fields: []FieldError{{Field: "url", Detail: "is not a URL"}}}
+		return &release.ValidationError{Fields: []release.FieldError{{Field: "url", Detail: "is not a URL"}}}
 	}
 	host := u.Hostname()
 	if ip, err := netip.ParseAddr(host); err == nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/slipway/slipway/release"
 )
 
 func TestGuard(t *testing.T) {
@@ -72,7 +74,7 @@ func TestCheckURL(t *testing.T) {
 		t.Run(tc.url, func(t *testing.T) {
 			err := guard{allow: tc.allow}.checkURL(context.Background(), tc.url)
 			var re *RefusedError
-			var ve *ValidationError
+			var ve *release.ValidationError
 			switch {
 			case tc.validErr:
 				if !errors.As(err, &ve) {

@@ -13,6 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 )
 
@@ -124,33 +125,35 @@ func (s *Store) CheckTarget(ctx context.Context, rawURL string) error {
 }
 
 func (s *Store) validate(spec *Spec) error {
-	var verr ValidationError
+	var verr release.ValidationError
+	bad := func(field, detail string) {
+		verr.Fields = append(verr.Fields, release.FieldError{Field: field, Detail: detail})
+	}
 	u, err := url.Parse(spec.URL)
 	switch {
 	case spec.URL == "":
-		verr.Fields = append(verr.Fields, FieldError{"url", "is required: the http(s) URL events are posted to"})
+		bad("url", "is required: the http(s) URL events are posted to")
 	case len(spec.URL) > 2048:
-		verr.Fields = append(verr.Fields, FieldError{"url", "is longer than 2048 bytes"})
+		bad("url", "is longer than 2048 bytes")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		verr.Fields = append(verr.Fields, FieldError{"url", "must be an absolute http or https URL"})
+		bad("url", "must be an absolute http or https URL")
 	case u.User != nil:
-		verr.Fields = append(verr.Fields, FieldError{"url", "must not carry a user or password; receivers check the signature instead"})
+		bad("url", "must not carry a user or password; receivers check the signature instead")
 	}
 	if len(spec.Events) > 50 {
-		verr.Fields = append(verr.Fields, FieldError{"events", "at most 50 entries"})
+		bad("events", "at most 50 entries")
 	}
 	for i, e := range spec.Events {
 		if !ValidTypeFilter(e) {
-			verr.Fields = append(verr.Fields, FieldError{fmt.Sprintf("events[%d]", i),
-				fmt.Sprintf("%q is not an event type (%v) or a family such as build.*", e, Types)})
+			bad(fmt.Sprintf("events[%d]", i), fmt.Sprintf("%q is not an event type (%v) or a family such as build.*", e, Types))
 		}
 	}
 	if len(spec.Apps) > 1000 {
-		verr.Fields = append(verr.Fields, FieldError{"apps", "at most 1000 entries"})
+		bad("apps", "at most 1000 entries")
 	}
 	for i, a := range spec.Apps {
 		if !appName.MatchString(a) {
-			verr.Fields = append(verr.Fields, FieldError{fmt.Sprintf("apps[%d]", i), fmt.Sprintf("%q is not an app name", a)})
+			bad(fmt.Sprintf("apps[%d]", i), fmt.Sprintf("%q is not an app name", a))
 		}
 	}
 	switch spec.Format {
@@ -158,7 +161,7 @@ func (s *Store) validate(spec *Spec) error {
 		spec.Format = FormatJSON
 	case FormatJSON, FormatSlack:
 	default:
-		verr.Fields = append(verr.Fields, FieldError{"format", fmt.Sprintf("%q is not json or slack", spec.Format)})
+		bad("format", fmt.Sprintf("%q is not json or slack", spec.Format))
 	}
 	if len(verr.Fields) > 0 {
 		return &verr
