@@ -288,19 +288,11 @@ func (s *Server) ListTags(c echo.Context, app openapi.AppName, params openapi.Li
 	for _, id := range ids {
 		tags = append(tags, "build-"+id)
 	}
-	for before := int64(0); ; {
-		page, next, err := s.deps.Releases.List(ctx, app, "", before, 1000)
-		if err != nil {
-			return err
-		}
-		for _, r := range page {
-			tags = append(tags, r.Version)
-		}
-		if next == 0 {
-			break
-		}
-		before = next
+	versions, err := s.deps.Releases.Versions(ctx, app)
+	if err != nil {
+		return err
 	}
+	tags = append(tags, versions...)
 	chs, err := s.deps.Channels.List(ctx, app)
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ import (
 type ReleaseStore interface {
 	Create(ctx context.Context, app string, spec release.ReleaseSpec) (release.Release, bool, error)
 	Get(ctx context.Context, app, version string) (release.Release, error)
-	List(ctx context.Context, app, channel string, before int64, limit int) ([]release.Release, int64, error)
+	Versions(ctx context.Context, app string) ([]string, error)
 	Page(ctx context.Context, app, filter string, before int64, limit int) (release.App, []release.PageItem, int64, error)
 }
 

@@ -304,49 +304,12 @@ func validDoc(doc string) bool {
 	return len(doc) >= 2 && doc[0] == '{' && doc[len(doc)-1] == '}'
 }
 
-// List returns up to limit releases, newest first, before sequence number before (0 for
-// the newest); only those that have been in channel when channel is not "". It returns
-// the sequence to pass as before for the next page (0 on the last).
-func (r *Releases) List(ctx context.Context, app, channel string, before int64, limit int) ([]Release, int64, error) {
-	key := store.ReleasesKey(app)
-	if channel != "" {
-		key = store.ChannelSeenKey(app, channel)
-	}
-	max := "+inf"
-	if before > 0 {
-		max = "(" + strconv.FormatInt(before, 10)
-	}
-	zs, err := r.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Max: max, Min: "-inf", Count: int64(limit) + 1}).Result()
+// Versions returns the versions of every release of app, oldest first: the members of
+// its sequence index, no documents read.
+func (r *Releases) Versions(ctx context.Context, app string) ([]string, error) {
+	vs, err := r.rdb.ZRange(ctx, store.ReleasesKey(app), 0, -1).Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
+		return nil, fmt.Errorf("listing releases of %s: %w", app, err)
 	}
-	var next int64
-	if len(zs) > limit {
-		zs = zs[:limit]
-		next = int64(zs[limit-1].Score)
-	}
-	keys := make([]string, len(zs))
-	for i, z := range zs {
-		keys[i] = store.ReleaseKey(app, z.Member.(string))
-	}
-	if len(keys) == 0 {
-		return []Release{}, 0, nil
-	}
-	vals, err := r.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading releases of %s: %w", app, err)
-	}
-	out := make([]Release, 0, len(vals))
-	for _, v := range vals {
-		s, ok := v.(string)
-		if !ok {
-			continue
-		}
-		var rel Release
-		if err := json.Unmarshal([]byte(s), &rel); err != nil {
-			return nil, 0, fmt.Errorf("decoding a release of %s: %w", app, err)
-		}
-		out = append(out, rel)
-	}
-	return out, next, nil
+	return vs, nil
 }
