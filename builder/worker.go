@@ -422,20 +422,22 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	start = time.Now()
 	arts := make([]Artifact, len(outs))
 	upErrs := make([]error, len(outs))
+	upTook := make([]time.Duration, len(outs))
 	var uploads sync.WaitGroup
 	for i, out := range outs {
 		uploads.Go(func() {
 			arts[i], upErrs[i] = w.storeBinary(ctx, b.Platforms[i], out)
+			upTook[i] = time.Since(start)
 		})
 	}
-	var uploaded time.Time
-	uploadsDone := make(chan struct{})
-	go func() { uploads.Wait(); uploaded = time.Now(); close(uploadsDone) }()
-
 	img, berr := w.assembleImage(ctx, b, outs, work, blog)
 	b.Timings.ImageMS = ms(time.Since(start))
-	<-uploadsDone
-	b.Timings.UploadMS = ms(uploaded.Sub(start))
+	uploads.Wait()
+	var took time.Duration
+	for _, d := range upTook {
+		took = max(took, d)
+	}
+	b.Timings.UploadMS = ms(took)
 	for i, err := range upErrs {
 		if err != nil {
 			return internalError(blog, "storing the "+b.Platforms[i]+" binary", err)
