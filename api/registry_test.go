@@ -266,6 +266,10 @@ func TestChannelsMoveTags(t *testing.T) {
 	if rr.status != 200 || len(rels.Items) != 3 || rels.Items[0].Version != "1.2.0" || fmt.Sprint(rels.Items[1].Channels) != "[prod]" {
 		t.Errorf("releases in prod = %d %s", rr.status, rr.body)
 	}
+	if rr := e.do("GET", "/v1/apps/hello/releases?channel=qa", nil, ""); rr.status != 404 ||
+		!strings.Contains(string(rr.body), `has no channel \"qa\"; its channels are dev, staging, prod`) {
+		t.Errorf("releases in an unknown channel = %d %s, want 404 naming the channels", rr.status, rr.body)
+	}
 	tags := string(e.do("GET", "/v2/hello/tags/list", nil, "").body)
 	for _, want := range []string{`"1.0.0"`, `"1.2.0"`, `"dev"`, `"staging"`, `"prod"`} {
 		if !strings.Contains(tags, want) {

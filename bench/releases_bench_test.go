@@ -130,12 +130,12 @@ func BenchmarkListReleases(b *testing.B) {
 	b.ResetTimer()
 	for range b.N * 500 {
 		start := time.Now()
-		if _, _, _, err := r.releases.Page(ctx, "large", "", 0, 20); err != nil {
+		if _, _, err := r.releases.Page(ctx, "large", "", 0, 20); err != nil {
 			b.Fatal(err)
 		}
 		large += time.Since(start)
 		start = time.Now()
-		if _, _, _, err := r.releases.Page(ctx, "small", "", 0, 20); err != nil {
+		if _, _, err := r.releases.Page(ctx, "small", "", 0, 20); err != nil {
 			b.Fatal(err)
 		}
 		small += time.Since(start)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -214,15 +215,25 @@ func (c *Channels) channelOf(ctx context.Context, app, name string) (App, Channe
 	if err != nil {
 		return App{}, Channel{}, err
 	}
+	i, err := a.channel(name)
+	if err != nil {
+		return App{}, Channel{}, err
+	}
+	return a, a.Channels[i], nil
+}
+
+// channel returns the index of the app's channel called name, or ErrNotFound naming the
+// channels it has.
+func (a App) channel(name string) (int, error) {
 	i := slices.IndexFunc(a.Channels, func(ch Channel) bool { return ch.Name == name })
 	if i < 0 {
 		names := make([]string, len(a.Channels))
 		for j, ch := range a.Channels {
 			names[j] = ch.Name
 		}
-		return App{}, Channel{}, fmt.Errorf("%w: app %s has no channel %q; its channels are %v", ErrNotFound, app, name, names)
+		return -1, fmt.Errorf("%w: app %s has no channel %q; its channels are %s", ErrNotFound, a.Name, name, strings.Join(names, ", "))
 	}
-	return a, a.Channels[i], nil
+	return i, nil
 }
 
 // Get returns a channel's state.

@@ -268,16 +268,16 @@ func TestReleasesPage(t *testing.T) {
 	r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: "1.0.0"})
 	r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: "1.2.0"})
 	r.move(t, "staging", release.Move{Action: release.ActionPromote, Version: "1.2.0"})
-	_, page, next, err := r.releases.Page(ctx, "hello", "", 0, 2)
+	page, next, err := r.releases.Page(ctx, "hello", "", 0, 2)
 	if err != nil || len(page) != 2 || page[0].Version != "1.2.0" || next != 2 ||
 		fmt.Sprint(page[0].Channels) != "[dev staging]" || len(page[1].Channels) != 0 {
 		t.Fatalf("Page = %+v next %d %v", page, next, err)
 	}
-	_, page, next, err = r.releases.Page(ctx, "hello", "", next, 2)
+	page, next, err = r.releases.Page(ctx, "hello", "", next, 2)
 	if err != nil || len(page) != 1 || page[0].Version != "1.0.0" || next != 0 {
 		t.Errorf("Page 2 = %+v next %d %v", page, next, err)
 	}
-	_, page, _, err = r.releases.Page(ctx, "hello", "dev", 0, 10)
+	page, _, err = r.releases.Page(ctx, "hello", "dev", 0, 10)
 	if err != nil || len(page) != 2 || page[0].Version != "1.2.0" || page[1].Version != "1.0.0" {
 		t.Errorf("Page(dev) = %+v %v", page, err)
 	}

@@ -231,25 +231,15 @@ type PageItem struct {
 	Channels []string
 }
 
-// Release decodes the item's document.
-func (it PageItem) Release() (Release, error) {
-	var rel Release
-	if err := json.Unmarshal(it.Doc, &rel); err != nil {
-		return Release{}, fmt.Errorf("decoding release %s: %w", it.Version, err)
-	}
-	rel.Channels = it.Channels
-	return rel, nil
-}
-
-// Page returns the app and up to limit of its releases, newest first, before sequence
-// number before (0 for the newest); only those that have been in channel filter when it
-// is not "" (a channel the app does not have yields none). Each item's Channels says
+// Page returns up to limit releases of app, newest first, before sequence number before
+// (0 for the newest); only those that have been in channel filter when it
+// is not "" (ErrNotFound when the app has no such channel). Each item's Channels says
 // which of the app's channels point at it. It returns the sequence to pass as before for
 // the next page (0 on the last), or ErrNotFound when there is no such app. One Redis
 // round trip, whatever the number of releases.
-func (r *Releases) Page(ctx context.Context, app, filter string, before int64, limit int) (App, []PageItem, int64, error) {
+func (r *Releases) Page(ctx context.Context, app, filter string, before int64, limit int) ([]PageItem, int64, error) {
 	if ValidateName(app) != nil {
-		return App{}, nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
+		return nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
 	}
 	key := store.ReleasesKey(app)
 	if filter != "" {
@@ -262,14 +252,19 @@ func (r *Releases) Page(ctx context.Context, app, filter string, before int64, l
 	res, err := pageScript.Run(ctx, r.rdb, []string{store.AppKey(app), key},
 		max, limit+1, store.ReleaseKey(app, ""), store.ChannelKey(app, "")).StringSlice()
 	if err != nil {
-		return App{}, nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
+		return nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
 	}
 	if len(res) < 5 {
-		return App{}, nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
+		return nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
 	}
 	a, err := decodeApp(app, res[0], res[1], res[2], res[3])
 	if err != nil {
-		return App{}, nil, 0, err
+		return nil, 0, err
+	}
+	if filter != "" {
+		if _, err := a.channel(filter); err != nil {
+			return nil, 0, err
+		}
 	}
 	res = res[4:]
 	n, _ := strconv.Atoi(res[0])
@@ -291,17 +286,17 @@ func (r *Releases) Page(ctx context.Context, app, filter string, before int64, l
 			continue
 		}
 		if !validDoc(doc) {
-			return App{}, nil, 0, fmt.Errorf("release %s of %s: stored document is not a JSON object", version, app)
+			return nil, 0, fmt.Errorf("release %s of %s: stored document is not a JSON object", version, app)
 		}
 		out = append(out, PageItem{Version: version, Sequence: seq, Doc: json.RawMessage(doc), Channels: on[version]})
 	}
-	return a, out, next, nil
+	return out, next, nil
 }
 
 // validDoc is a cheap check that a stored release document is a JSON object, so a page
 // can splice it into a response.
 func validDoc(doc string) bool {
-	return len(doc) >= 2 && doc[0] == '{' && doc[len(doc)-1] == '}'
+	return len(doc) > 2 && doc[0] == '{' && doc[len(doc)-1] == '}'
 }
 
 // Versions returns the versions of every release of app, oldest first: the members of
