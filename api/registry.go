@@ -200,12 +200,12 @@ func (s *Server) serveBlob(c echo.Context, app, digest string) error {
 	// With presigning on, the bytes come from the bucket, not through slipway: the client
 	// has been authorized above, and the URL reads this blob only, for a while.
 	if p, ok := s.deps.Blobs.(store.Presigner); ok && c.Request().Method == http.MethodGet {
-		url, ok, err := p.PresignGet(ctx, store.BlobKey(d))
+		loc, ok, err := p.PresignGet(ctx, store.BlobKey(d))
 		if err != nil {
 			return err
 		}
 		if ok {
-			return c.Redirect(http.StatusTemporaryRedirect, url)
+			return c.Redirect(http.StatusTemporaryRedirect, loc)
 		}
 	}
 	h.Set(headerETag, `"`+d.String()+`"`)

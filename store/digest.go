@@ -35,10 +35,13 @@ func (d Digest) Hex() string { return strings.TrimPrefix(string(d), sha256Prefix
 func (d Digest) String() string { return string(d) }
 
 // DigestOf returns the digest of everything written to h, which must be a sha256 hash.
-func DigestOf(h hash.Hash) Digest { return Digest(sha256Prefix + hex.EncodeToString(h.Sum(nil))) }
+func DigestOf(h hash.Hash) Digest { return digestOfSum(h.Sum(nil)) }
 
 // DigestBytes returns the digest of b.
 func DigestBytes(b []byte) Digest {
 	sum := sha256.Sum256(b)
-	return Digest(sha256Prefix + hex.EncodeToString(sum[:]))
+	return digestOfSum(sum[:])
 }
+
+// digestOfSum is the digest whose sha256 sum is sum.
+func digestOfSum(sum []byte) Digest { return Digest(sha256Prefix + hex.EncodeToString(sum)) }

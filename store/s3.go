@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -124,39 +123,23 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, want Digest) (Inf
 	if err := ValidateKey(key); err != nil {
 		return Info{}, err
 	}
-	// Most blobs are small documents (manifests, configs, SBOMs): they are read into a
-	// small buffer and never take a part-sized one, which would be garbage at the next GC
-	// (the pool is emptied then).
-	rd := ctxReader{ctx, r}
-	small := make([]byte, smallBody)
-	n, err := io.ReadFull(rd, small)
-	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return s.putSingle(ctx, key, small[:n], want)
-	case err != nil:
-		return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
-	}
-
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	buf := *bp
-	copy(buf, small)
-	m, err := io.ReadFull(rd, buf[n:])
+
+	n, err := io.ReadFull(ctxReader{ctx, r}, buf)
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return s.putSingle(ctx, key, buf[:n+m], want)
+		return s.putSingle(ctx, key, buf[:n], want)
 	case err != nil:
 		return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
 	}
 	return s.putMultipart(ctx, key, r, buf, want)
 }
 
-// smallBody is the size below which a Put does not take a part buffer.
-const smallBody = 64 << 10
-
 func (s *S3) putSingle(ctx context.Context, key string, body []byte, want Digest) (Info, error) {
 	sum := sha256.Sum256(body)
-	got := Digest(sha256Prefix + hex.EncodeToString(sum[:]))
+	got := digestOfSum(sum[:])
 	if want != "" && got != want {
 		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
 	}
