@@ -210,6 +210,16 @@ func newFlagSet(cmd *clientCommand, cf *clientFlags, withLimit bool) *flag.FlagS
 	return fs
 }
 
+// parse parses args as parseArgs does, then makes the client the flags name.
+func (cf *clientFlags) parse(fs *flag.FlagSet, e *cliEnv, cmd *clientCommand, args []string, min, max int) ([]string, *client, error) {
+	pos, err := parseArgs(fs, e, cmd, args, min, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cf.client(e)
+	return pos, c, err
+}
+
 // errHelpShown tells that a command printed its help; run exits 0 for it.
 var errHelpShown = errors.New("help shown")
 

@@ -231,11 +231,7 @@ func cmdMove(kind string) func(ctx context.Context, e *cliEnv, cmd *clientComman
 func cmdChannels(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
 	var cf clientFlags
 	fs := newFlagSet(cmd, &cf, false)
-	pos, err := parseArgs(fs, e, cmd, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(e)
+	pos, c, err := cf.parse(fs, e, cmd, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -272,11 +268,7 @@ func cmdChannels(ctx context.Context, e *cliEnv, cmd *clientCommand, args []stri
 func cmdHistory(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
 	var cf clientFlags
 	fs := newFlagSet(cmd, &cf, true)
-	pos, err := parseArgs(fs, e, cmd, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(e)
+	pos, c, err := cf.parse(fs, e, cmd, args, 2, 2)
 	if err != nil {
 		return err
 	}

@@ -13,10 +13,7 @@ import (
 func cmdApps(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
 	var cf clientFlags
 	fs := newFlagSet(cmd, &cf, true)
-	if _, err := parseArgs(fs, e, cmd, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := cf.client(e)
+	_, c, err := cf.parse(fs, e, cmd, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -54,11 +51,7 @@ func cmdReleases(ctx context.Context, e *cliEnv, cmd *clientCommand, args []stri
 	var cf clientFlags
 	fs := newFlagSet(cmd, &cf, true)
 	channel := fs.String("channel", "", "only the releases that are or have been in channel `CH`")
-	pos, err := parseArgs(fs, e, cmd, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(e)
+	pos, c, err := cf.parse(fs, e, cmd, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -131,10 +124,7 @@ func cmdTokenCreate(ctx context.Context, e *cliEnv, cmd *clientCommand, args []s
 func cmdTokenList(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
 	var cf clientFlags
 	fs := newFlagSet(cmd, &cf, false)
-	if _, err := parseArgs(fs, e, cmd, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := cf.client(e)
+	_, c, err := cf.parse(fs, e, cmd, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -164,11 +154,7 @@ func cmdTokenList(ctx context.Context, e *cliEnv, cmd *clientCommand, args []str
 func cmdTokenRevoke(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
 	var cf clientFlags
 	fs := newFlagSet(cmd, &cf, false)
-	pos, err := parseArgs(fs, e, cmd, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client(e)
+	pos, c, err := cf.parse(fs, e, cmd, args, 1, 1)
 	if err != nil {
 		return err
 	}
