@@ -22,6 +22,7 @@ import (
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/openapi/openapitest"
 	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
 )
@@ -55,6 +56,12 @@ type env struct {
 
 func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 	t.Helper()
+	return newEventsEnv(t, rdb, nil, opts...)
+}
+
+// newEventsEnv is newEnv with options for its webhook store.
+func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, opts ...api.Option) *env {
+	t.Helper()
 	blobs, err := store.NewFS(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +71,10 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 	intake, err := builder.NewIntake(builds, blobs, loadToolchain(t), builder.IntakeOptions{
 		SpoolDir: filepath.Join(data, "spool"),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks, err := webhook.NewStore(rdb, hookOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +89,8 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 		Idempotency: store.NewIdempotency(rdb, 0),
 		Tokens:      store.NewTokens(rdb),
 		Limiter:     store.NewRateLimiter(rdb, 1000, 1000),
+		Events:      webhook.NewLog(rdb),
+		Webhooks:    hooks,
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: blobs.Ping},
@@ -90,6 +103,7 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
+	t.Cleanup(srv.CloseStreams)
 	return &env{t: t, url: ts.URL, client: openapitest.New(t).Client(t), rdb: rdb, blobs: blobs, builds: builds, data: data}
 }
 

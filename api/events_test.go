@@ -3,68 +3,16 @@ package api_test
 import (
 	"bufio"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/slipway/slipway/api"
-	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/openapi"
-	"github.com/slipway/slipway/openapi/openapitest"
-	"github.com/slipway/slipway/release"
-	"github.com/slipway/slipway/release/webhook"
-	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
 )
-
-// newEventsEnv is newEnv with the event log and the webhook store (with hookOpts).
-func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, opts ...api.Option) *env {
-	t.Helper()
-	blobs, err := store.NewFS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := t.TempDir()
-	builds := builder.NewBuilds(rdb)
-	intake, err := builder.NewIntake(builds, blobs, loadToolchain(t), builder.IntakeOptions{SpoolDir: filepath.Join(data, "spool")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hooks, err := webhook.NewStore(rdb, hookOpts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apps := release.NewApps(rdb, loadToolchain(t))
-	srv, err := api.New(api.Deps{
-		Apps:        apps,
-		Releases:    release.NewReleases(rdb, blobs, api.ReleaseBuilds(builds)),
-		Channels:    release.NewChannels(rdb, apps),
-		Builds:      builds,
-		Intake:      intake,
-		Blobs:       blobs,
-		Idempotency: store.NewIdempotency(rdb, 0),
-		Tokens:      store.NewTokens(rdb),
-		Events:      webhook.NewLog(rdb),
-		Webhooks:    hooks,
-		Metrics:     prometheus.NewRegistry(),
-		Log:         slog.New(slog.DiscardHandler),
-	}, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	t.Cleanup(srv.CloseStreams)
-	return &env{t: t, url: ts.URL, client: openapitest.New(t).Client(t), rdb: rdb, blobs: blobs, builds: builds, data: data}
-}
 
 // sseEvent is one event of a stream.
 type sseEvent struct {
