@@ -32,14 +32,15 @@ type BuildStore interface {
 	ReadLog(ctx context.Context, blobs store.Blobs, app, id string, offset, max int64) (builder.LogChunk, error)
 	Referrers(ctx context.Context, app string, subject store.Digest, artifactType string) ([]builder.Referrer, error)
 	Imaged(ctx context.Context, app string) ([]string, error)
+	Linked(ctx context.Context, blobs store.Blobs, app string, d store.Digest) (bool, error)
 }
 
 // BuildIntake is what the API needs to accept builds; *builder.Intake implements it.
 type BuildIntake interface {
 	Check(req *builder.Request) error
 	Spool(ctx context.Context, r io.Reader) (*source.Spooled, error)
-	Fetch(ctx context.Context, rawURL string) (*source.Spooled, error)
 	Submit(ctx context.Context, req builder.Request, archive *source.Spooled) (builder.Build, bool, error)
+	SubmitURL(ctx context.Context, req builder.Request, rawURL string) (builder.Build, error)
 }
 
 var (
@@ -136,24 +137,22 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 	return c.JSONBlob(status, body)
 }
 
-// createBuild spools or fetches the source and submits it.
+// createBuild spools the source and submits it, or queues a build of a source URL for
+// the worker to fetch.
 func (s *Server) createBuild(c echo.Context, req builder.Request, fromURL *openapi.BuildFromURL, jsonBody []byte) (int, builder.Build, bool, string, error) {
 	ctx := c.Request().Context()
-	var sp *source.Spooled
-	var err error
-	bodyDigest := ""
 	if fromURL != nil {
-		bodyDigest = store.DigestBytes(jsonBody).String()
-		sp, err = s.deps.Intake.Fetch(ctx, fromURL.SourceUrl)
-	} else {
-		sp, err = s.deps.Intake.Spool(ctx, c.Request().Body)
-		if sp != nil {
-			bodyDigest = sp.Digest
+		b, err := s.deps.Intake.SubmitURL(ctx, req, fromURL.SourceUrl)
+		if err != nil {
+			return 0, builder.Build{}, false, "", err
 		}
+		return http.StatusAccepted, b, false, store.DigestBytes(jsonBody).String(), nil
 	}
+	sp, err := s.deps.Intake.Spool(ctx, c.Request().Body)
 	if err != nil {
 		return 0, builder.Build{}, false, "", err
 	}
+	bodyDigest := sp.Digest
 	defer sp.Remove()
 	b, dedup, err := s.deps.Intake.Submit(ctx, req, sp)
 	if err != nil {
@@ -265,6 +264,7 @@ func (s *Server) GetBuildLog(c echo.Context, app openapi.AppName, id openapi.Bui
 	w.Header().Set("Slipway-Build-Status", string(first.Status))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
+	w.Flush() // a follower of a queued build learns at once that the build exists
 	chunk := first
 	for {
 		if len(chunk.Data) > 0 {
@@ -376,6 +376,7 @@ func buildResponse(b builder.Build) openapi.Build {
 		Platforms:       b.Platforms,
 		Main:            b.Main,
 		SourceDigest:    b.SourceDigest,
+		SourceUrl:       nonEmpty(b.SourceURL),
 		SourceDateEpoch: b.SourceDateEpoch,
 		GoVersion:       b.GoVersion,
 		CreatedAt:       b.CreatedAt,
@@ -427,6 +428,14 @@ func splitList(s string) []string {
 		out = []string{}
 	}
 	return out
+}
+
+// nonEmpty is s, or nil when s is empty (an optional field left out).
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func deref[T any](p *T) T {

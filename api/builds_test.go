@@ -173,6 +173,10 @@ func TestBuildFromZipAndURL(t *testing.T) {
 			http.NotFound(w, req)
 			return
 		}
+		if req.URL.Query().Get("as") == "zip" {
+			w.Write([]byte("this is not a tar.gz"))
+			return
+		}
 		w.Write(src)
 	}))
 	defer origin.Close()
@@ -183,17 +187,67 @@ func TestBuildFromZipAndURL(t *testing.T) {
 	if b := e.waitBuild("zipped", r.build(t).Id); b.Status != openapi.BuildStatusSucceeded || b.Version != "3.1.0" {
 		t.Errorf("source_url build = %s %s %+v", b.Status, b.Version, b.Error)
 	}
-	for _, tc := range []struct{ name, body string }{
-		{"not found", `{"source_url":"` + origin.URL + `/missing.tar.gz"}`},
-		{"metadata address", `{"source_url":"http://169.254.169.254/latest/meta-data/"}`},
-		{"file scheme", `{"source_url":"file:///etc/passwd"}`},
+	// A URL that is not http(s) is refused at once; the worker fetches the others, and a
+	// URL that cannot be fetched fails its build, not the request.
+	if r := e.do("POST", "/v1/apps/zipped/builds", nil, `{"source_url":"file:///etc/passwd"}`); r.status != http.StatusUnprocessableEntity || r.problem(t).Type != openapi.ProblemSourceInvalid {
+		t.Errorf("POST file:// = %d %s, want 422 source-invalid", r.status, r.body)
+	}
+	for _, tc := range []struct{ name, url, reason string }{
+		{"not found", origin.URL + "/missing.tar.gz", "source_unreachable"},
+		{"metadata address", "http://169.254.169.254/latest/meta-data/", "source_unreachable"},
+		{"not an archive", origin.URL + "/src.tar.gz?as=zip", "source_invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do("POST", "/v1/apps/zipped/builds", nil, tc.body)
-			if r.status != http.StatusUnprocessableEntity || r.problem(t).Type != openapi.ProblemSourceInvalid {
-				t.Errorf("POST %s = %d %s, want 422 source-invalid", tc.body, r.status, r.body)
+			body := `{"source_url":"` + tc.url + `"}`
+			if tc.reason == "source_invalid" {
+				body = `{"source_url":"` + tc.url + `","version":"9.9.9"}`
+			}
+			r := e.do("POST", "/v1/apps/zipped/builds", nil, body)
+			if r.status != http.StatusAccepted {
+				t.Fatalf("POST %s = %d %s, want 202", body, r.status, r.body)
+			}
+			b := e.waitBuild("zipped", r.build(t).Id)
+			if b.Status != openapi.BuildStatusFailed || b.Error == nil || string(b.Error.Reason) != tc.reason {
+				t.Errorf("build of %s = %s %+v, want failed %s", tc.url, b.Status, b.Error, tc.reason)
 			}
 		})
+	}
+}
+
+// TestBuildFromHangingURL: a source URL that never answers does not hold the request;
+// the build is accepted at once and shows the URL without its secrets.
+func TestBuildFromHangingURL(t *testing.T) {
+	e := newEnv(t, storetest.Redis(t))
+	e.startWorker()
+	e.do("PUT", "/v1/apps/hang", nil, `{"platforms":["linux/amd64"]}`)
+	release := make(chan struct{})
+	asked := make(chan struct{}, 1)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-req.Context().Done():
+		}
+	}))
+	t.Cleanup(origin.Close)
+	t.Cleanup(func() { close(release) })
+	secretURL := strings.Replace(origin.URL, "http://", "http://user:hunter2@", 1) + "/src.tar.gz?X-Amz-Signature=s3cret#frag"
+	start := time.Now()
+	r := e.do("POST", "/v1/apps/hang/builds", nil, `{"source_url":"`+secretURL+`"}`)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("POST hanging source_url = %d %s, want 202", r.status, r.body)
+	}
+	t.Logf("answered in %s", time.Since(start))
+	b := r.build(t)
+	if b.SourceUrl == nil || *b.SourceUrl != origin.URL+"/src.tar.gz" || strings.Contains(string(r.body), "hunter2") || strings.Contains(string(r.body), "s3cret") {
+		t.Errorf("build shows source_url %v in %s, want %s without credentials or query", b.SourceUrl, r.body, origin.URL+"/src.tar.gz")
+	}
+	<-asked // the worker is fetching, and the request was long answered
+	if got := e.do("GET", "/v1/apps/hang/builds/"+b.Id, nil, ""); strings.Contains(string(got.body), "hunter2") || strings.Contains(string(got.body), "s3cret") {
+		t.Errorf("GET build leaks the URL's secrets: %s", got.body)
 	}
 }
 

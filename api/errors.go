@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -15,6 +16,7 @@ import (
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/release/webhook"
+	"github.com/slipway/slipway/store"
 )
 
 // kinds registers every problem type with its HTTP status and title: the one place where
@@ -54,6 +56,8 @@ type problemError struct {
 	checks  map[string]string
 	channel *openapi.Channel
 	header  http.Header
+	// cause is the error behind a problem that is the server's, for its log.
+	cause error
 }
 
 func (p *problemError) Error() string { return string(p.kind) + ": " + p.detail }
@@ -174,8 +178,19 @@ func toProblem(err error) *problemError {
 	if errors.As(err, &he) {
 		return fromEchoError(he)
 	}
+	if store.IsUnavailable(err) {
+		p := newProblem(openapi.ProblemDependencyUnavailable,
+			"Redis or the blob store did not answer, so nothing was recorded; retry in %d s (the same Idempotency-Key is safe)", unavailableRetry)
+		p.header = http.Header{"Retry-After": {strconv.Itoa(unavailableRetry)}}
+		p.cause = err
+		return p
+	}
 	return &problemError{kind: openapi.ProblemInternal}
 }
+
+// unavailableRetry is the Retry-After, in seconds, of an answer given while a
+// dependency is unreachable.
+const unavailableRetry = 5
 
 // fromEchoError translates the errors Echo and the generated wrapper raise.
 func fromEchoError(he *echo.HTTPError) *problemError {
@@ -208,6 +223,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	p := toProblem(err)
+	if p.kind == openapi.ProblemDependencyUnavailable && strings.HasPrefix(c.Path(), "/v2/") {
+		s.log.WarnContext(c.Request().Context(), "a dependency is unavailable", "err", err, "request_id", requestID(c), "path", c.Request().URL.Path)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(unavailableRetry))
+		writeRegistryError(c, regErr(http.StatusServiceUnavailable, "UNAVAILABLE", "the registry's storage did not answer; retry in %d s", unavailableRetry))
+		return
+	}
 	if p.kind == openapi.ProblemInternal && strings.HasPrefix(c.Path(), "/v2/") {
 		rid := requestID(c)
 		s.log.ErrorContext(c.Request().Context(), "registry request failed", "err", err, "request_id", rid, "path", c.Request().URL.Path)
@@ -218,6 +239,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	rid := requestID(c)
 	if p.kind == openapi.ProblemRouteNotFound || p.kind == openapi.ProblemMethodNotAllowed {
 		c.Set(ctxUnmatched, true)
+	}
+	if p.cause != nil {
+		s.log.WarnContext(c.Request().Context(), "a dependency is unavailable", "err", p.cause, "request_id", rid,
+			"method", c.Request().Method, "path", c.Request().URL.Path)
 	}
 	if k.status >= 500 && p.kind == openapi.ProblemInternal {
 		p.detail = fmt.Sprintf("the server failed to handle this request; report request id %s", rid)

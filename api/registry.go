@@ -85,6 +85,9 @@ func (s *Server) resolve(c echo.Context, app, ref string) (store.Digest, error) 
 		}
 		return d, nil
 	}
+	// A version with SemVer build metadata (1.0.0+build.1) is the tag 1.0.0_build.1: '+'
+	// is not allowed in an OCI tag, and '_' is in no version or channel name.
+	ref = strings.Replace(ref, "_", "+", 1)
 	if id, ok := strings.CutPrefix(ref, "build-"); ok {
 		b, err := s.deps.Builds.Get(ctx, app, id)
 		if errors.Is(err, builder.ErrNotFound) {
@@ -128,12 +131,29 @@ func (s *Server) HeadManifest(c echo.Context, app openapi.AppName, reference str
 	return s.serveManifest(c, app, reference)
 }
 
+// linked checks that the app's own images reference d. A digest of another app's
+// images and a digest nobody stored get the same answer, so a repository cannot be used
+// to probe another's content.
+func (s *Server) linked(c echo.Context, app string, d store.Digest, code, what string) error {
+	ok, err := s.deps.Builds.Linked(c.Request().Context(), s.deps.Blobs, app, d)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return regErr(http.StatusNotFound, code, "no %s %s", what, d)
+	}
+	return nil
+}
+
 func (s *Server) serveManifest(c echo.Context, app, ref string) error {
 	if err := s.registryApp(c, app); err != nil {
 		return err
 	}
 	d, err := s.resolve(c, app, ref)
 	if err != nil {
+		return err
+	}
+	if err := s.linked(c, app, d, "MANIFEST_UNKNOWN", "manifest"); err != nil {
 		return err
 	}
 	rc, info, err := s.deps.Blobs.Get(c.Request().Context(), store.BlobKey(d), 0, -1)
@@ -187,6 +207,9 @@ func (s *Server) serveBlob(c echo.Context, app, digest string) error {
 	if err != nil {
 		return regErr(http.StatusBadRequest, "DIGEST_INVALID", "%s", err.Error())
 	}
+	if err := s.linked(c, app, d, "BLOB_UNKNOWN", "blob"); err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	info, err := s.deps.Blobs.Stat(ctx, store.BlobKey(d))
 	if errors.Is(err, store.ErrNotFound) {
@@ -208,14 +231,14 @@ func (s *Server) serveBlob(c echo.Context, app, digest string) error {
 			return c.Redirect(http.StatusTemporaryRedirect, loc)
 		}
 	}
-	h.Set(headerETag, `"`+d.String()+`"`)
 	h.Set("Accept-Ranges", "bytes")
-	h.Set(echo.HeaderContentType, echo.MIMEOctetStream)
 	offset, length, partial, err := parseRange(c.Request().Header.Get("Range"), info.Size)
 	if err != nil {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
 		return err
 	}
+	h.Set(headerETag, `"`+d.String()+`"`)
+	h.Set(echo.HeaderContentType, echo.MIMEOctetStream)
 	status := http.StatusOK
 	if partial {
 		status = http.StatusPartialContent
@@ -236,48 +259,60 @@ func (s *Server) serveBlob(c echo.Context, app, digest string) error {
 	return nil
 }
 
-// parseRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n" range.
+// parseRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n" range. As RFC 9110
+// asks, a Range the server does not understand (another unit, several ranges, bad
+// syntax) is ignored and the whole blob served; only a range that lies outside the blob
+// is refused (416).
 func parseRange(h string, size int64) (offset, length int64, partial bool, err error) {
-	if h == "" {
-		return 0, size, false, nil
-	}
-	bad := regErr(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "range %q is not one range within the blob's %d bytes", h, size)
+	whole := func() (int64, int64, bool, error) { return 0, size, false, nil }
 	spec, ok := strings.CutPrefix(h, "bytes=")
-	if !ok || strings.Contains(spec, ",") {
-		return 0, 0, false, bad
+	if h == "" || !ok || strings.Contains(spec, ",") {
+		return whole()
 	}
-	first, last, ok := strings.Cut(spec, "-")
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
 	if !ok {
-		return 0, 0, false, bad
+		return whole()
 	}
-	switch {
-	case first == "":
+	unsatisfiable := regErr(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "range %q lies outside the blob's %d bytes", h, size)
+	if first == "" {
 		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n <= 0 {
-			return 0, 0, false, bad
+		if err != nil || n < 0 {
+			return whole()
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, false, unsatisfiable
 		}
 		n = min(n, size)
 		return size - n, n, true, nil
-	default:
-		a, err := strconv.ParseInt(first, 10, 64)
-		if err != nil || a < 0 || a >= size {
-			return 0, 0, false, bad
-		}
-		b := size - 1
-		if last != "" {
-			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
-				return 0, 0, false, bad
-			}
-			b = min(b, size-1)
-		}
-		return a, b - a + 1, true, nil
 	}
+	a, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || a < 0 {
+		return whole()
+	}
+	b := size - 1
+	if last != "" {
+		if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+			return whole()
+		}
+	}
+	if a >= size {
+		return 0, 0, false, unsatisfiable
+	}
+	b = min(b, size-1)
+	return a, b - a + 1, true, nil
 }
+
+// versionTag is the OCI tag of a release version: SemVer build metadata's '+' becomes
+// '_', as the tag grammar [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127} has no '+'.
+func versionTag(v string) string { return strings.Replace(v, "+", "_", 1) }
 
 // ListTags implements openapi.ServerInterface.
 func (s *Server) ListTags(c echo.Context, app openapi.AppName, params openapi.ListTagsParams) error {
 	if err := s.registryApp(c, app); err != nil {
 		return err
+	}
+	if params.N != nil && *params.N < 0 {
+		return regErr(http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "n=%d: the number of tags asked for must be 0 or more", *params.N)
 	}
 	ctx := c.Request().Context()
 	tags := []string{}
@@ -292,7 +327,9 @@ func (s *Server) ListTags(c echo.Context, app openapi.AppName, params openapi.Li
 	if err != nil {
 		return err
 	}
-	tags = append(tags, versions...)
+	for _, v := range versions {
+		tags = append(tags, versionTag(v))
+	}
 	chs, err := s.deps.Channels.List(ctx, app)
 	if err != nil {
 		return err

@@ -28,11 +28,14 @@ type Reason string
 // The reasons a build fails.
 const (
 	ReasonSourceInvalid Reason = "source_invalid"
-	ReasonCompileFailed Reason = "compile_failed"
-	ReasonTimeout       Reason = "timeout"
-	ReasonImageFailed   Reason = "image_failed"
-	ReasonCanceled      Reason = "canceled"
-	ReasonInternal      Reason = "internal"
+	// ReasonSourceUnreachable: the source URL could not be fetched (refused address,
+	// no answer, an error status).
+	ReasonSourceUnreachable Reason = "source_unreachable"
+	ReasonCompileFailed     Reason = "compile_failed"
+	ReasonTimeout           Reason = "timeout"
+	ReasonImageFailed       Reason = "image_failed"
+	ReasonCanceled          Reason = "canceled"
+	ReasonInternal          Reason = "internal"
 )
 
 // Build is one build: its inputs, its state and, once it succeeded, its artifacts.
@@ -45,9 +48,10 @@ type Build struct {
 	Platforms       []string    `json:"platforms"`
 	Main            string      `json:"main"`
 	BaseImage       string      `json:"base_image,omitempty"`
-	Ldflags         string      `json:"ldflags"` // the app's template when the build was made
-	SourceDigest    string      `json:"source_digest"`
-	SourceFormat    string      `json:"source_format"` // "tar.gz" or "zip"
+	Ldflags         string      `json:"ldflags"`              // the app's template when the build was made
+	SourceDigest    string      `json:"source_digest"`        // "" until a source URL is fetched
+	SourceURL       string      `json:"source_url,omitempty"` // without credentials or query
+	SourceFormat    string      `json:"source_format"`        // "tar.gz" or "zip"
 	SourceDateEpoch int64       `json:"source_date_epoch"`
 	GoVersion       string      `json:"go_version"`
 	InputHash       string      `json:"input_hash"`
@@ -78,6 +82,8 @@ type BuildError struct {
 	Reason   Reason `json:"reason"`
 	Detail   string `json:"detail"`
 	Platform string `json:"platform,omitempty"`
+	// retry marks a fault of the infrastructure: the build runs again after a backoff.
+	retry bool
 }
 
 // Artifact is the binary built for one platform, stored at store.BlobKey(Digest).

@@ -29,32 +29,43 @@ func NewBuilds(rdb redis.UniversalClient) *Builds {
 // createScript records a new build unless a live build with the same inputs exists.
 //
 //	KEYS  build hash, all builds, builds in status queued, dedupe key, the app's events
-//	ARGV  id, doc, event id, time, app, actor
+//	ARGV  id, doc, event id, time, app, actor, source URL ("" for an uploaded source,
+//	      whose build is deduplicated; a URL's content is known only once fetched)
 //	returns {"ok"} or {"dup", existing id}; a new build also gets a build.queued event
 var createScript = redis.NewScript(`
-local existing = redis.call('GET', KEYS[4])
-if existing then return {'dup', existing} end
+if ARGV[7] == '' then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then return {'dup', existing} end
+end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'status', 'queued', 'attempt', '0')
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'source_url', ARGV[7])
+else
+  redis.call('SET', KEYS[4], ARGV[1])
+end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('SET', KEYS[4], ARGV[1])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[3], 'type', 'build.queued',
   'app', ARGV[5], 'actor', ARGV[6], 'time', ARGV[4], 'data', ARGV[2])
 return {'ok'}
 `)
 
 // transitionScript moves a build from one state to the next if nobody moved it first:
-// the attempt (fencing token) and status must be the ones the caller read.
+// the attempt (fencing token) and status must be the ones the caller read. A build whose
+// cancel was accepted never becomes succeeded: that transition is refused.
 //
 //	KEYS  build hash, set of the old status, set of the new status, dedupe key, the app's
-//	      events
+//	      events, the build's running log
 //	ARGV  id, expected attempt, expected status, new attempt, new status, doc,
-//	      drop dedupe ("1": the build can no longer be reused), event id, time, app, actor
-//	returns "ok", "missing" or "conflict"; a build that ends gets its build.<status> event
+//	      drop dedupe ("1": the build can no longer be reused), event id, time, app, actor,
+//	      a line to append to the log in the same step ("" for none)
+//	returns "ok", "missing", "conflict" or "canceled"; a build that ends gets its
+//	build.<status> event
 var transitionScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status')
+local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'cancel')
 if not cur[2] then return 'missing' end
 if cur[1] ~= ARGV[2] or cur[2] ~= ARGV[3] then return 'conflict' end
+if ARGV[5] == 'succeeded' and cur[3] == '1' then return 'canceled' end
 redis.call('HSET', KEYS[1], 'attempt', ARGV[4], 'status', ARGV[5], 'doc', ARGV[6])
 if ARGV[3] ~= ARGV[5] then
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -63,6 +74,7 @@ end
 if ARGV[7] == '1' and redis.call('GET', KEYS[4]) == ARGV[1] then
   redis.call('DEL', KEYS[4])
 end
+if ARGV[12] ~= '' then redis.call('APPEND', KEYS[6], ARGV[12]) end
 if ARGV[3] ~= ARGV[5] and (ARGV[5] == 'succeeded' or ARGV[5] == 'failed' or ARGV[5] == 'canceled') then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[8], 'type', 'build.' .. ARGV[5],
     'app', ARGV[10], 'actor', ARGV[11], 'time', ARGV[9], 'data', ARGV[6])
@@ -164,8 +176,9 @@ func (s *Builds) List(ctx context.Context, app string, status Status, after stri
 }
 
 // create records a queued build. When a live build with the same input hash exists,
-// it records nothing and returns that build's id.
-func (s *Builds) create(ctx context.Context, b Build) (dupOf string, err error) {
+// it records nothing and returns that build's id. A build of a source URL (rawURL not
+// empty) is never deduplicated; the URL is kept beside the build, not in its document.
+func (s *Builds) create(ctx context.Context, b Build, rawURL string) (dupOf string, err error) {
 	doc, err := json.Marshal(b)
 	if err != nil {
 		return "", fmt.Errorf("encoding build: %w", err)
@@ -175,7 +188,7 @@ func (s *Builds) create(ctx context.Context, b Build) (dupOf string, err error) 
 		store.BuildKey(b.App, b.ID), store.BuildsKey(b.App),
 		store.BuildsByStatusKey(b.App, string(StatusQueued)), store.DedupeKey(b.App, b.InputHash),
 		store.EventsKey(b.App),
-	}, b.ID, doc, eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy).StringSlice()
+	}, b.ID, doc, eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, rawURL).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("recording build %s: %w", b.ID, err)
 	}
@@ -185,9 +198,15 @@ func (s *Builds) create(ctx context.Context, b Build) (dupOf string, err error) 
 	return "", nil
 }
 
+// errCancelFirst means a build could not become succeeded because a cancel was accepted
+// first.
+var errCancelFirst = errors.New("a cancel was accepted first")
+
 // transition writes b as the build's new state if the build is still at attempt
-// fromAttempt in status from. It returns ErrStale when someone else moved it first.
-func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b Build) error {
+// fromAttempt in status from, and appends logLine to its log in the same step. It returns
+// ErrStale when someone else moved it first, and errCancelFirst for a build that would
+// succeed although a cancel was accepted.
+func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b Build, logLine string) error {
 	doc, err := json.Marshal(b)
 	if err != nil {
 		return fmt.Errorf("encoding build: %w", err)
@@ -200,9 +219,9 @@ func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b
 	res, err := transitionScript.Run(ctx, s.rdb, []string{
 		store.BuildKey(b.App, b.ID), store.BuildsByStatusKey(b.App, string(from)),
 		store.BuildsByStatusKey(b.App, string(b.Status)), store.DedupeKey(b.App, b.InputHash),
-		store.EventsKey(b.App),
+		store.EventsKey(b.App), store.BuildLogKey(b.App, b.ID),
 	}, b.ID, fromAttempt, string(from), b.Attempts, string(b.Status), doc, drop,
-		eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy).Text()
+		eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, logLine).Text()
 	if err != nil {
 		return fmt.Errorf("updating build %s: %w", b.ID, err)
 	}
@@ -211,13 +230,25 @@ func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b
 		return fmt.Errorf("%w: no build %s in app %s", ErrNotFound, b.ID, b.App)
 	case "conflict":
 		return fmt.Errorf("%w: build %s moved on without this worker", ErrStale, b.ID)
+	case "canceled":
+		return fmt.Errorf("recording build %s: %w", b.ID, errCancelFirst)
 	}
 	return nil
 }
 
+// sourceURL returns the source URL a build was asked to fetch.
+func (s *Builds) sourceURL(ctx context.Context, app, id string) (string, error) {
+	u, err := s.rdb.HGet(ctx, store.BuildKey(app, id), "source_url").Result()
+	if err != nil {
+		return "", fmt.Errorf("reading the source URL of build %s: %w", id, err)
+	}
+	return u, nil
+}
+
 // Cancel stops a build: a queued one at once (it is canceled when Cancel returns true),
-// a running one as soon as its worker notices (within a heartbeat). Canceling a canceled
-// build is a no-op; canceling one that succeeded or failed is ErrConflict.
+// a running one as soon as its worker notices (within its cancel poll, 500ms by default).
+// A running build whose cancel is accepted never ends succeeded. Canceling a canceled
+// build is a no-op; canceling one that succeeded or failed is ErrConflict: too late.
 func (s *Builds) Cancel(ctx context.Context, app, id string) (Build, bool, error) {
 	if !validID(id) {
 		return Build{}, false, fmt.Errorf("%w: no build %s in app %s", ErrNotFound, id, app)
@@ -231,7 +262,7 @@ func (s *Builds) Cancel(ctx context.Context, app, id string) (Build, bool, error
 		case StatusCanceled:
 			return r.build, true, nil
 		case StatusSucceeded, StatusFailed:
-			return r.build, false, fmt.Errorf("%w: build %s already %s", ErrConflict, id, r.status)
+			return r.build, false, fmt.Errorf("%w: too late to cancel: build %s already %s", ErrConflict, id, r.status)
 		case StatusRunning:
 			st, err := requestCancelScript.Run(ctx, s.rdb, []string{store.BuildKey(app, id)}).Text()
 			if err != nil {
@@ -248,7 +279,7 @@ func (s *Builds) Cancel(ctx context.Context, app, id string) (Build, bool, error
 			b.FinishedAt = &now
 			b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled before a worker started it"}
 			b.Timings.TotalMS = ms(now.Sub(b.CreatedAt))
-			err := s.transition(ctx, r.attempt, StatusQueued, b)
+			err := s.transition(ctx, r.attempt, StatusQueued, b, "")
 			if errors.Is(err, ErrStale) {
 				continue // a worker claimed it meanwhile
 			}

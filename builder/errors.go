@@ -16,6 +16,9 @@ var (
 	ErrStale = errors.New("build attempt is stale")
 	// ErrTimeout means a compile ran past its time limit and was killed.
 	ErrTimeout = errors.New("build timed out")
+	// ErrNoSpace means a compile failed because a filesystem it writes (the work dir,
+	// the caches) is full: the worker's fault, not the source's.
+	ErrNoSpace = errors.New("no space left on the worker's disk")
 )
 
 // CompileError is a compile that failed: the platform and what the compiler said.

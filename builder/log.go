@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,14 +21,15 @@ type buildLog struct {
 	rdb      redis.UniversalClient
 	app, id  string
 	max      int64
+	scrub    *strings.Replacer // the worker's paths, out of what users read
 	mu       sync.Mutex
 	size     int64
 	sizeRead bool
 	cut      bool
 }
 
-func newBuildLog(rdb redis.UniversalClient, app, id string, max int64) *buildLog {
-	return &buildLog{rdb: rdb, app: app, id: id, max: max}
+func newBuildLog(rdb redis.UniversalClient, app, id string, max int64, scrub *strings.Replacer) *buildLog {
+	return &buildLog{rdb: rdb, app: app, id: id, max: max, scrub: scrub}
 }
 
 // Write appends p, cutting the log at its maximum size.
@@ -44,6 +46,9 @@ func (l *buildLog) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	chunk := p
+	if l.scrub != nil {
+		chunk = []byte(l.scrub.Replace(string(p)))
+	}
 	if l.size+int64(len(chunk)) > l.max {
 		chunk = append(chunk[:max(0, l.max-l.size):max(0, l.max-l.size)], []byte("\n[log cut: over the build log limit]\n")...)
 		l.cut = true
@@ -58,8 +63,12 @@ func (l *buildLog) Write(p []byte) (int, error) {
 
 // Printf appends one timestamped line.
 func (l *buildLog) Printf(format string, args ...any) {
-	line := time.Now().UTC().Format("15:04:05.000") + " " + fmt.Sprintf(format, args...) + "\n"
-	_, _ = l.Write([]byte(line))
+	_, _ = l.Write([]byte(logLine(fmt.Sprintf(format, args...))))
+}
+
+// logLine is a timestamped line of a build log.
+func logLine(s string) string {
+	return time.Now().UTC().Format("15:04:05.000") + " " + s + "\n"
 }
 
 // Prefixed returns a writer that appends whole lines, each starting with prefix.

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"time"
@@ -61,7 +61,6 @@ type Intake struct {
 	toolchain *Toolchain
 	limits    source.Limits
 	spoolDir  string
-	fetcher   *Fetcher
 	now       func() time.Time
 }
 
@@ -71,11 +70,6 @@ type IntakeOptions struct {
 	Limits source.Limits
 	// SpoolDir is where uploads are kept while they are checked. Required.
 	SpoolDir string
-	// AllowNets are address ranges source URLs may reach even though they are
-	// link-local or metadata addresses. Default none.
-	AllowNets []netip.Prefix
-	// FetchTimeout bounds each attempt to fetch a source URL. Default 5 minutes.
-	FetchTimeout time.Duration
 }
 
 // NewIntake returns the intake that records builds in builds, stores sources in blobs,
@@ -90,12 +84,8 @@ func NewIntake(builds *Builds, blobs store.Blobs, tc *Toolchain, opts IntakeOpti
 	if opts.Limits == (source.Limits{}) {
 		opts.Limits = source.DefaultLimits()
 	}
-	if opts.FetchTimeout <= 0 {
-		opts.FetchTimeout = 5 * time.Minute
-	}
 	return &Intake{
-		builds: builds, blobs: blobs, toolchain: tc, limits: opts.Limits, spoolDir: opts.SpoolDir,
-		fetcher: NewFetcher(opts.AllowNets, opts.FetchTimeout), now: time.Now,
+		builds: builds, blobs: blobs, toolchain: tc, limits: opts.Limits, spoolDir: opts.SpoolDir, now: time.Now,
 	}, nil
 }
 
@@ -103,11 +93,6 @@ func NewIntake(builds *Builds, blobs store.Blobs, tc *Toolchain, opts IntakeOpti
 // compressed-size limit (source.ErrTooLarge). The caller removes it.
 func (in *Intake) Spool(ctx context.Context, r io.Reader) (*source.Spooled, error) {
 	return source.Spool(ctx, r, in.spoolDir, in.limits.MaxCompressed)
-}
-
-// Fetch downloads the archive at a source URL to a temporary file, with the same limit.
-func (in *Intake) Fetch(ctx context.Context, rawURL string) (*source.Spooled, error) {
-	return in.fetcher.Fetch(ctx, rawURL, in.spoolDir, in.limits.MaxCompressed)
 }
 
 // Check validates the request's parameters and fills in the app's defaults, before any
@@ -192,6 +177,31 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 		return Build{}, false, fmt.Errorf("storing source: %w", err)
 	}
 
+	b := in.newBuild(req, inputHash)
+	b.SourceDigest = archive.Digest
+	return in.enqueue(ctx, b, "")
+}
+
+// SubmitURL queues a build of the archive at a source URL, which the worker fetches: the
+// request is answered at once, however slow the URL, and a URL that cannot be fetched or
+// holds a refused archive fails the build with source_unreachable or source_invalid. A
+// URL that is not http(s) is refused here with a *FetchError. Builds of URLs are not
+// deduplicated: what a URL holds is known only once it is fetched.
+func (in *Intake) SubmitURL(ctx context.Context, req Request, rawURL string) (Build, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Build{}, &FetchError{URL: redact(rawURL), Detail: "source_url must be an http or https URL"}
+	}
+	b := in.newBuild(req, "")
+	shown := *u
+	shown.User, shown.RawQuery, shown.Fragment = nil, "", ""
+	b.SourceURL = shown.String()
+	b, _, err = in.enqueue(ctx, b, rawURL)
+	return b, err
+}
+
+// newBuild is the queued build a request makes, without its source.
+func (in *Intake) newBuild(req Request, inputHash string) Build {
 	now := in.now().UTC()
 	id := ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
 	version := req.Version
@@ -202,7 +212,7 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 	if req.Format == source.Zip {
 		format = "zip"
 	}
-	b := Build{
+	return Build{
 		ID:              id,
 		App:             req.App.Name,
 		Status:          StatusQueued,
@@ -212,7 +222,6 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 		Main:            req.App.Main,
 		BaseImage:       req.App.BaseImage,
 		Ldflags:         req.App.Ldflags,
-		SourceDigest:    archive.Digest,
 		SourceFormat:    format,
 		SourceDateEpoch: req.SourceDateEpoch,
 		GoVersion:       in.toolchain.Version(),
@@ -221,6 +230,11 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 		CreatedAt:       now,
 		Artifacts:       []Artifact{},
 	}
+}
+
+// enqueue records b as queued and puts it on the queue. When a live build with the same
+// inputs exists it returns that build and true instead.
+func (in *Intake) enqueue(ctx context.Context, b Build, rawURL string) (Build, bool, error) {
 	// The queue entry goes first: if slipway stops before the build is recorded, a
 	// worker finds an entry without a build and drops it; the other order could leave a
 	// queued build that no worker ever sees.
@@ -231,7 +245,7 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 	if err != nil {
 		return Build{}, false, fmt.Errorf("queueing build: %w", err)
 	}
-	dup, err := in.builds.create(ctx, b)
+	dup, err := in.builds.create(ctx, b, rawURL)
 	if err != nil || dup != "" {
 		in.builds.rdb.XDel(context.WithoutCancel(ctx), store.BuildQueueKey, entry)
 	}

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -54,6 +57,21 @@ type WorkerOptions struct {
 	// BaseImageOptions configure pulls of apps' base images (credentials, transport).
 	// Default: anonymous pulls.
 	BaseImageOptions []remote.Option
+	// SourceAllowNets are address ranges source URLs may reach although link-local or
+	// metadata addresses. Default none.
+	SourceAllowNets []netip.Prefix
+	// FetchTimeout bounds each attempt to fetch a source URL. Default 5 minutes.
+	FetchTimeout time.Duration
+	// CancelPoll is how often a running build looks for a cancel request. Default
+	// 500ms, so a cancel stops the compile within a second.
+	CancelPoll time.Duration
+	// RetryMin and RetryMax bound the wait before a build that hit a fault of the
+	// infrastructure (Redis or the blob store unreachable, a full disk) runs again;
+	// the wait doubles from RetryMin up to RetryMax. Defaults 1s and 30s.
+	RetryMin, RetryMax time.Duration
+	// RetryHorizon is how long after its first fault a build keeps being retried before
+	// it fails with reason internal. Default 5 minutes.
+	RetryHorizon time.Duration
 	// Log receives the worker's own log.
 	Log *slog.Logger
 }
@@ -63,7 +81,11 @@ type Worker struct {
 	builds    *Builds
 	blobs     store.Blobs
 	toolchain *Toolchain
+	fetcher   *Fetcher
 	opts      WorkerOptions
+	// scrub replaces the worker's own paths in what a build reports (its log, its
+	// error), so no server path reaches a user.
+	scrub *strings.Replacer
 }
 
 // NewWorker returns a worker; call Run to start it.
@@ -104,6 +126,22 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOpti
 	if opts.Go.ModCache == "" {
 		opts.Go.ModCache = filepath.Join(opts.DataDir, "cache", "gomod")
 	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = 5 * time.Minute
+	}
+	if opts.CancelPoll <= 0 {
+		opts.CancelPoll = 500 * time.Millisecond
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 30 * time.Second
+	}
+	opts.RetryMax = max(opts.RetryMax, opts.RetryMin)
+	if opts.RetryHorizon <= 0 {
+		opts.RetryHorizon = 5 * time.Minute
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -112,7 +150,40 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOpti
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	return &Worker{builds: builds, blobs: blobs, toolchain: tc, opts: opts}, nil
+	return &Worker{builds: builds, blobs: blobs, toolchain: tc, opts: opts,
+		fetcher: NewFetcher(opts.SourceAllowNets, opts.FetchTimeout),
+		scrub:   pathScrubber(opts, tc)}, nil
+}
+
+// pathScrubber replaces the worker's directories (longest first) with names that say
+// what they are.
+func pathScrubber(opts WorkerOptions, tc *Toolchain) *strings.Replacer {
+	type sub struct{ path, name string }
+	var subs []sub
+	add := func(p, name string) {
+		if p == "" {
+			return
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if p != "/" {
+			subs = append(subs, sub{p, name})
+		}
+	}
+	add(filepath.Join(opts.DataDir, "work"), "$WORK")
+	add(opts.Go.Cache, "$GOCACHE")
+	add(opts.Go.ModCache, "$GOMODCACHE")
+	add(opts.DataDir, "$DATA")
+	if tc != nil {
+		add(tc.goroot, "$GOROOT")
+	}
+	slices.SortStableFunc(subs, func(a, b sub) int { return len(b.path) - len(a.path) })
+	var pairs []string
+	for _, s := range subs {
+		pairs = append(pairs, s.path, s.name)
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // ID returns the worker's name.
@@ -213,13 +284,13 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 		w.ack(ctx, m.ID)
 		return
 	}
-	blog := newBuildLog(w.builds.rdb, app, id, w.opts.MaxLog)
+	blog := newBuildLog(w.builds.rdb, app, id, w.opts.MaxLog, w.scrub)
 	now := time.Now().UTC()
 	b := rec.build
 	if rec.cancel {
 		b.Status, b.FinishedAt = StatusCanceled, &now
 		b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
-		if err := w.builds.transition(ctx, rec.attempt, rec.status, b); err == nil {
+		if err := w.builds.transition(ctx, rec.attempt, rec.status, b, ""); err == nil {
 			w.storeLog(ctx, b, blog, log)
 			w.ack(ctx, m.ID)
 		}
@@ -232,7 +303,7 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 		b.Error = &BuildError{Reason: ReasonInternal,
 			Detail: fmt.Sprintf("%d attempts did not finish; the log lists them", rec.attempt)}
 		b.Timings.TotalMS = ms(now.Sub(b.CreatedAt))
-		if err := w.builds.transition(ctx, rec.attempt, rec.status, b); err == nil {
+		if err := w.builds.transition(ctx, rec.attempt, rec.status, b, ""); err == nil {
 			w.storeLog(ctx, b, blog, log)
 			w.ack(ctx, m.ID)
 		}
@@ -243,18 +314,20 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 		b.StartedAt = &now
 		b.Timings.QueuedMS = ms(now.Sub(b.CreatedAt))
 	}
-	if err := w.builds.transition(ctx, rec.attempt, rec.status, b); err != nil {
+	// The claim and its log line are one step: a worker that dies right after claiming
+	// has already said which attempt it was.
+	claimLine := logLine(fmt.Sprintf("attempt %d of %d on worker %s (%s)", attempt, w.opts.MaxAttempts, w.opts.ID, w.toolchain.Version()))
+	if err := w.builds.transition(ctx, rec.attempt, rec.status, b, claimLine); err != nil {
 		log.Info("another worker took the build first", "err", err)
 		return
 	}
 	log = log.With("attempt", attempt)
 	log.Info("build started")
-	blog.Printf("attempt %d of %d on worker %s (%s)", attempt, w.opts.MaxAttempts, w.opts.ID, w.toolchain.Version())
 
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopBeat := w.heartbeat(bctx, cancel, app, id, m.ID, attempt, log)
-	result := w.run(bctx, &b, blog)
+	result := w.runWithRetries(bctx, &b, blog, log)
 	stopBeat()
 
 	cause := context.Cause(bctx)
@@ -272,18 +345,24 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 	b.GoVersion = w.toolchain.Version()
 	switch {
 	case errors.Is(cause, errCanceled):
-		b.Status = StatusCanceled
-		b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled while running"}
-		blog.Printf("canceled")
+		w.markCanceled(&b, blog)
 	case result != nil:
 		b.Status, b.Error = StatusFailed, result
+		b.Error.Detail = w.scrub.Replace(b.Error.Detail)
 		blog.Printf("failed: %s", result.Reason)
 	default:
 		b.Status = StatusSucceeded
 		blog.Printf("succeeded in %s", end.Sub(*b.StartedAt).Round(time.Millisecond))
 	}
 	fctx := context.WithoutCancel(ctx)
-	if err := w.builds.transition(fctx, attempt, StatusRunning, b); err != nil {
+	err = w.finish(fctx, attempt, b, log)
+	if errors.Is(err, errCancelFirst) {
+		// A cancel was accepted before the result could be recorded: the build ends
+		// canceled, never succeeded.
+		w.markCanceled(&b, blog)
+		err = w.finish(fctx, attempt, b, log)
+	}
+	if err != nil {
 		if errors.Is(err, ErrStale) {
 			log.Warn("lost the build to another worker; dropping this attempt's result")
 		} else {
@@ -294,6 +373,66 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 	log.Info("build finished", "status", b.Status)
 	w.storeLog(fctx, b, blog, log)
 	w.ack(fctx, m.ID)
+}
+
+// markCanceled makes b a build canceled while it ran.
+func (w *Worker) markCanceled(b *Build, blog *buildLog) {
+	b.Status = StatusCanceled
+	b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled while running"}
+	b.Artifacts, b.Image = []Artifact{}, nil
+	blog.Printf("canceled")
+}
+
+// finish records the build's end, retrying while Redis cannot be reached (within the
+// retry horizon): the result of a whole build is not dropped for a moment's outage.
+func (w *Worker) finish(ctx context.Context, attempt int, b Build, log *slog.Logger) error {
+	start := time.Now()
+	wait := w.opts.RetryMin
+	for {
+		err := w.builds.transition(ctx, attempt, StatusRunning, b, "")
+		if err == nil || !store.IsUnavailable(err) || time.Since(start) > w.opts.RetryHorizon {
+			return err
+		}
+		log.Warn("recording the result; trying again", "err", err, "wait", wait.String())
+		sleep(ctx, wait)
+		wait = min(2*wait, w.opts.RetryMax)
+	}
+}
+
+// runWithRetries runs the build, and runs it again after a backoff for as long as it
+// fails for a fault of the infrastructure, within the retry horizon: an unreachable
+// Redis or blob store or a full disk is never the source's fault.
+func (w *Worker) runWithRetries(ctx context.Context, b *Build, blog *buildLog, log *slog.Logger) *BuildError {
+	var first time.Time
+	wait := w.opts.RetryMin
+	for {
+		result := w.run(ctx, b, blog)
+		if result == nil || !result.retry || ctx.Err() != nil {
+			return result
+		}
+		if first.IsZero() {
+			first = time.Now()
+		}
+		if time.Since(first)+wait > w.opts.RetryHorizon {
+			blog.Printf("giving up after faults of the infrastructure for %s", time.Since(first).Round(time.Second))
+			return result
+		}
+		blog.Printf("%s; trying again in %s", result.Detail, wait)
+		log.Warn("infrastructure fault; the build runs again", "detail", result.Detail, "wait", wait.String())
+		sleep(ctx, wait)
+		if ctx.Err() != nil {
+			return result
+		}
+		wait = min(2*wait, w.opts.RetryMax)
+		*b = resetRun(*b)
+	}
+}
+
+// resetRun clears what a run of b filled in, for the next run.
+func resetRun(b Build) Build {
+	b.Artifacts, b.Image = []Artifact{}, nil
+	b.Timings = Timings{QueuedMS: b.Timings.QueuedMS}
+	return b
 }
 
 // readForClaim reads the entry's build, waiting a moment for one that is being
@@ -325,7 +464,8 @@ func entryAge(entry string) time.Duration {
 var errCanceled = errors.New("build canceled")
 
 // heartbeat keeps the queue entry's idle time low, so no other worker takes the build,
-// and watches for a cancel request or a newer attempt. The returned function stops it.
+// and watches for a cancel request or a newer attempt (every CancelPoll). The returned
+// function stops it.
 func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, app, id, entry string, attempt int, log *slog.Logger) func() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -333,8 +473,10 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 	go func() {
 		defer wg.Done()
 		rdb := w.builds.rdb
-		t := time.NewTicker(w.opts.Visibility / 4)
+		poll := min(w.opts.CancelPoll, w.opts.Visibility/4)
+		t := time.NewTicker(poll)
 		defer t.Stop()
+		lastClaim := time.Now()
 		for {
 			select {
 			case <-done:
@@ -343,11 +485,15 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 				return
 			case <-t.C:
 			}
-			if err := rdb.XClaimJustID(ctx, &redis.XClaimArgs{
-				Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: w.opts.ID,
-				MinIdle: 0, Messages: []string{entry},
-			}).Err(); err != nil && ctx.Err() == nil {
-				log.Warn("heartbeat", "err", err)
+			if time.Since(lastClaim) >= w.opts.Visibility/4 {
+				if err := rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+					Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: w.opts.ID,
+					MinIdle: 0, Messages: []string{entry},
+				}).Err(); err != nil && ctx.Err() == nil {
+					log.Warn("heartbeat", "err", err)
+				} else {
+					lastClaim = time.Now()
+				}
 			}
 			vals, err := rdb.HMGet(ctx, store.BuildKey(app, id), "attempt", "cancel").Result()
 			if err != nil {
@@ -373,7 +519,7 @@ func (w *Worker) requeue(b Build, attempt int, entry string, blog *buildLog, log
 	defer cancel()
 	b.Status, b.Attempts, b.Worker = StatusQueued, attempt-1, ""
 	blog.Printf("worker %s is stopping; the build goes back to the queue", w.opts.ID)
-	if err := w.builds.transition(ctx, attempt, StatusRunning, b); err != nil {
+	if err := w.builds.transition(ctx, attempt, StatusRunning, b, ""); err != nil {
 		log.Warn("requeueing", "err", err)
 		return
 	}
@@ -399,6 +545,9 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	start := time.Now()
 	src := filepath.Join(work, "src")
 	if berr := w.fetchSource(ctx, b, work, src, blog); berr != nil {
+		if ctx.Err() != nil {
+			return &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+		}
 		return berr
 	}
 	b.Timings.SourceMS = ms(time.Since(start))
@@ -480,6 +629,9 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		if ctx.Err() != nil {
 			return nil, &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
 		}
+		if infraFault(err) {
+			return nil, internalError(blog, "storing the image", err)
+		}
 		blog.Printf("image failed: %v", err)
 		return nil, &BuildError{Reason: ReasonImageFailed, Detail: err.Error()}
 	}
@@ -493,6 +645,10 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		}
 		blog.Printf("image %s: %s", pi.Platform, pi.Manifest)
 	}
+	// The registry serves these under the app, and only these.
+	if err := w.builds.link(ctx, b.App, res.Blobs); err != nil {
+		return nil, internalError(blog, "linking the image to the app", err)
+	}
 	blog.Printf("image index %s", res.Index)
 	return img, nil
 }
@@ -500,25 +656,13 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 const sbomArtifactType = "application/spdx+json"
 
 func (w *Worker) fetchSource(ctx context.Context, b *Build, work, src string, blog *buildLog) *BuildError {
-	digest, err := store.ParseDigest(b.SourceDigest)
-	if err != nil {
-		return internalError(blog, "reading the source digest", err)
-	}
-	rc, _, err := w.blobs.Get(ctx, store.SourceKey(digest), 0, -1)
-	if err != nil {
-		return internalError(blog, "fetching the source", err)
-	}
 	archive := filepath.Join(work, "source")
-	f, err := os.Create(archive)
-	if err == nil {
-		_, err = io.Copy(f, rc)
-		if cerr := f.Close(); err == nil {
-			err = cerr
+	if b.SourceDigest == "" {
+		if berr := w.download(ctx, b, work, archive, blog); berr != nil {
+			return berr
 		}
-	}
-	rc.Close()
-	if err != nil {
-		return internalError(blog, "copying the source", err)
+	} else if berr := w.copySource(ctx, b, archive, blog); berr != nil {
+		return berr
 	}
 	if err := os.Mkdir(src, 0o750); err != nil {
 		return internalError(blog, "creating the source directory", err)
@@ -541,6 +685,77 @@ func (w *Worker) fetchSource(ctx context.Context, b *Build, work, src string, bl
 		return &BuildError{Reason: ReasonSourceInvalid, Detail: err.Error()}
 	}
 	blog.Printf("source %s: %d files, %d bytes", b.SourceDigest, info.Files, info.Size)
+	return nil
+}
+
+// copySource copies the build's stored source archive to path.
+func (w *Worker) copySource(ctx context.Context, b *Build, path string, blog *buildLog) *BuildError {
+	digest, err := store.ParseDigest(b.SourceDigest)
+	if err != nil {
+		return &BuildError{Reason: ReasonInternal, Detail: "the build's source digest is not a digest"}
+	}
+	rc, _, err := w.blobs.Get(ctx, store.SourceKey(digest), 0, -1)
+	if err != nil {
+		return internalError(blog, "fetching the source", err)
+	}
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err == nil {
+		_, err = io.Copy(f, rc)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return internalError(blog, "copying the source", err)
+	}
+	return nil
+}
+
+// download fetches a source URL build's archive to path, checks it as intake checks an
+// upload, stores it, and fills in the build's source digest: a retry or a rebuild uses the
+// stored copy, not the URL again.
+func (w *Worker) download(ctx context.Context, b *Build, work, path string, blog *buildLog) *BuildError {
+	raw, err := w.builds.sourceURL(ctx, b.App, b.ID)
+	if err != nil {
+		return internalError(blog, "reading the source URL", err)
+	}
+	blog.Printf("source: fetching %s", b.SourceURL)
+	sp, err := w.fetcher.Fetch(ctx, raw, work, w.opts.Limits.MaxCompressed)
+	if err != nil {
+		var ferr *FetchError
+		switch {
+		case ctx.Err() != nil:
+			return &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+		case errors.As(err, &ferr):
+			blog.Printf("source unreachable: %v", ferr)
+			return &BuildError{Reason: ReasonSourceUnreachable, Detail: ferr.Error()}
+		case errors.Is(err, source.ErrTooLarge):
+			blog.Printf("source refused: %v", err)
+			return &BuildError{Reason: ReasonSourceInvalid, Detail: err.Error()}
+		default:
+			var serr *source.Error
+			if errors.As(err, &serr) {
+				return &BuildError{Reason: ReasonSourceInvalid, Detail: err.Error()}
+			}
+			return internalError(blog, "fetching the source URL", err)
+		}
+	}
+	if err := os.Rename(sp.Path, path); err != nil {
+		sp.Remove()
+		return internalError(blog, "keeping the fetched source", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return internalError(blog, "opening the fetched source", err)
+	}
+	d := store.Digest(sp.Digest)
+	_, err = w.blobs.Put(ctx, store.SourceKey(d), f, d)
+	f.Close()
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return internalError(blog, "storing the fetched source", err)
+	}
+	b.SourceDigest = sp.Digest
 	return nil
 }
 
@@ -587,7 +802,10 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 	// Report the failure that caused the others: a compile error or timeout before the
 	// cancellations it set off.
 	for _, pass := range []func(error) bool{
-		func(err error) bool { var ce *CompileError; return errors.As(err, &ce) || errors.Is(err, ErrTimeout) },
+		func(err error) bool {
+			var ce *CompileError
+			return errors.As(err, &ce) || errors.Is(err, ErrTimeout) || infraFault(err)
+		},
 		func(err error) bool { return err != nil },
 	} {
 		for i, err := range errs {
@@ -596,6 +814,8 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 			}
 			var ce *CompileError
 			switch {
+			case infraFault(err):
+				return nil, internalError(blog, "compiling "+b.Platforms[i]+" (the worker's disk is full)", err)
 			case errors.As(err, &ce):
 				return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ce.Platform, Detail: ce.Output}
 			case errors.Is(err, ErrTimeout):
@@ -641,10 +861,17 @@ func (w *Worker) storeLog(ctx context.Context, b Build, blog *buildLog, log *slo
 	}
 }
 
-// internalError logs the cause of a failure that is slipway's, not the source's.
+// internalError logs the cause of a failure that is slipway's, not the source's: a
+// fault of the infrastructure, so the build runs again after a backoff.
 func internalError(blog *buildLog, what string, err error) *BuildError {
 	blog.Printf("internal error %s: %v", what, err)
-	return &BuildError{Reason: ReasonInternal, Detail: what + " failed; the build log has the cause"}
+	return &BuildError{Reason: ReasonInternal, Detail: what + " failed; the build log has the cause", retry: true}
+}
+
+// infraFault reports whether err is the infrastructure's fault: a backend that could
+// not be reached, or a full disk.
+func infraFault(err error) bool {
+	return store.IsUnavailable(err) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrNoSpace)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

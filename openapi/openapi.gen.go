@@ -22,12 +22,13 @@ import (
 
 // Defines values for BuildErrorReason.
 const (
-	BuildErrorReasonCanceled      BuildErrorReason = "canceled"
-	BuildErrorReasonCompileFailed BuildErrorReason = "compile_failed"
-	BuildErrorReasonImageFailed   BuildErrorReason = "image_failed"
-	BuildErrorReasonInternal      BuildErrorReason = "internal"
-	BuildErrorReasonSourceInvalid BuildErrorReason = "source_invalid"
-	BuildErrorReasonTimeout       BuildErrorReason = "timeout"
+	BuildErrorReasonCanceled          BuildErrorReason = "canceled"
+	BuildErrorReasonCompileFailed     BuildErrorReason = "compile_failed"
+	BuildErrorReasonImageFailed       BuildErrorReason = "image_failed"
+	BuildErrorReasonInternal          BuildErrorReason = "internal"
+	BuildErrorReasonSourceInvalid     BuildErrorReason = "source_invalid"
+	BuildErrorReasonSourceUnreachable BuildErrorReason = "source_unreachable"
+	BuildErrorReasonTimeout           BuildErrorReason = "timeout"
 )
 
 // Valid indicates whether the value is a known member of the BuildErrorReason enum.
@@ -42,6 +43,8 @@ func (e BuildErrorReason) Valid() bool {
 	case BuildErrorReasonInternal:
 		return true
 	case BuildErrorReasonSourceInvalid:
+		return true
+	case BuildErrorReasonSourceUnreachable:
 		return true
 	case BuildErrorReasonTimeout:
 		return true
@@ -271,18 +274,20 @@ func (e ReadinessStatus) Valid() bool {
 
 // Defines values for RegistryErrorsErrorsCode.
 const (
-	BLOBUNKNOWN     RegistryErrorsErrorsCode = "BLOB_UNKNOWN"
-	DENIED          RegistryErrorsErrorsCode = "DENIED"
-	DIGESTINVALID   RegistryErrorsErrorsCode = "DIGEST_INVALID"
-	MANIFESTINVALID RegistryErrorsErrorsCode = "MANIFEST_INVALID"
-	MANIFESTUNKNOWN RegistryErrorsErrorsCode = "MANIFEST_UNKNOWN"
-	NAMEINVALID     RegistryErrorsErrorsCode = "NAME_INVALID"
-	NAMEUNKNOWN     RegistryErrorsErrorsCode = "NAME_UNKNOWN"
-	RANGEINVALID    RegistryErrorsErrorsCode = "RANGE_INVALID"
-	TOOMANYREQUESTS RegistryErrorsErrorsCode = "TOO_MANY_REQUESTS"
-	UNAUTHORIZED    RegistryErrorsErrorsCode = "UNAUTHORIZED"
-	UNKNOWN         RegistryErrorsErrorsCode = "UNKNOWN"
-	UNSUPPORTED     RegistryErrorsErrorsCode = "UNSUPPORTED"
+	BLOBUNKNOWN             RegistryErrorsErrorsCode = "BLOB_UNKNOWN"
+	DENIED                  RegistryErrorsErrorsCode = "DENIED"
+	DIGESTINVALID           RegistryErrorsErrorsCode = "DIGEST_INVALID"
+	MANIFESTINVALID         RegistryErrorsErrorsCode = "MANIFEST_INVALID"
+	MANIFESTUNKNOWN         RegistryErrorsErrorsCode = "MANIFEST_UNKNOWN"
+	NAMEINVALID             RegistryErrorsErrorsCode = "NAME_INVALID"
+	NAMEUNKNOWN             RegistryErrorsErrorsCode = "NAME_UNKNOWN"
+	PAGINATIONNUMBERINVALID RegistryErrorsErrorsCode = "PAGINATION_NUMBER_INVALID"
+	RANGEINVALID            RegistryErrorsErrorsCode = "RANGE_INVALID"
+	TOOMANYREQUESTS         RegistryErrorsErrorsCode = "TOO_MANY_REQUESTS"
+	UNAUTHORIZED            RegistryErrorsErrorsCode = "UNAUTHORIZED"
+	UNAVAILABLE             RegistryErrorsErrorsCode = "UNAVAILABLE"
+	UNKNOWN                 RegistryErrorsErrorsCode = "UNKNOWN"
+	UNSUPPORTED             RegistryErrorsErrorsCode = "UNSUPPORTED"
 )
 
 // Valid indicates whether the value is a known member of the RegistryErrorsErrorsCode enum.
@@ -302,11 +307,15 @@ func (e RegistryErrorsErrorsCode) Valid() bool {
 		return true
 	case NAMEUNKNOWN:
 		return true
+	case PAGINATIONNUMBERINVALID:
+		return true
 	case RANGEINVALID:
 		return true
 	case TOOMANYREQUESTS:
 		return true
 	case UNAUTHORIZED:
+		return true
+	case UNAVAILABLE:
 		return true
 	case UNKNOWN:
 		return true
@@ -435,9 +444,14 @@ type Build struct {
 	Main            string      `json:"main"`
 	Platforms       []Platform  `json:"platforms"`
 	SourceDateEpoch int64       `json:"source_date_epoch"`
-	SourceDigest    string      `json:"source_digest"`
-	StartedAt       *time.Time  `json:"started_at,omitempty"`
-	Status          BuildStatus `json:"status"`
+
+	// SourceDigest The archive's digest; empty while a source_url build waits for its fetch.
+	SourceDigest string `json:"source_digest"`
+
+	// SourceUrl For a build of a source_url: the URL without credentials, query or fragment.
+	SourceUrl *string     `json:"source_url,omitempty"`
+	StartedAt *time.Time  `json:"started_at,omitempty"`
+	Status    BuildStatus `json:"status"`
 
 	// Timings Milliseconds spent in each phase; a phase not reached is absent.
 	Timings BuildTimings `json:"timings"`
@@ -450,11 +464,13 @@ type BuildError struct {
 	Detail string `json:"detail"`
 
 	// Platform The platform that failed, where one did.
-	Platform *string          `json:"platform,omitempty"`
-	Reason   BuildErrorReason `json:"reason"`
+	Platform *string `json:"platform,omitempty"`
+
+	// Reason internal is a fault of slipway or its infrastructure, never of the source: the build was retried with backoff (Redis or the blob store unreachable, a full disk) before it failed.
+	Reason BuildErrorReason `json:"reason"`
 }
 
-// BuildErrorReason defines model for BuildError.Reason.
+// BuildErrorReason internal is a fault of slipway or its infrastructure, never of the source: the build was retried with backoff (Redis or the blob store unreachable, a full disk) before it failed.
 type BuildErrorReason string
 
 // BuildFromURL defines model for BuildFromURL.
@@ -816,8 +832,13 @@ type Scope = string
 
 // Token defines model for Token.
 type Token struct {
-	Apps       []Name     `json:"apps"`
-	CreatedAt  time.Time  `json:"created_at"`
+	Apps      []Name    `json:"apps"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The token's identity, made when it is created and never reused, even when a later token takes the same name. Rate limits are kept by it.
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	Id         string     `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	Name       string     `json:"name"`
 	Scopes     []Scope    `json:"scopes"`
@@ -825,8 +846,13 @@ type Token struct {
 
 // TokenCreated defines model for TokenCreated.
 type TokenCreated struct {
-	Apps       []Name     `json:"apps"`
-	CreatedAt  time.Time  `json:"created_at"`
+	Apps      []Name    `json:"apps"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The token's identity, made when it is created and never reused, even when a later token takes the same name. Rate limits are kept by it.
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	Id         string     `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	Name       string     `json:"name"`
 	Scopes     []Scope    `json:"scopes"`
@@ -837,10 +863,10 @@ type TokenCreated struct {
 
 // TokenInput defines model for TokenInput.
 type TokenInput struct {
-	// Apps Limit the token to these apps; absent or empty for every app.
+	// Apps Limit the token to these apps; absent or empty for every app (only for a caller that is not limited itself).
 	Apps *[]Name `json:"apps,omitempty"`
 
-	// Name 1 to 64 of a-z, 0-9, '-', '_' and '.'; the actor of what the token does.
+	// Name 1 to 64 of a-z, 0-9, '-', '_' and '.'; the actor of what the token does. Not `admin`, `anonymous`, or starting `tok_`.
 	Name   string  `json:"name"`
 	Scopes []Scope `json:"scopes"`
 }
@@ -969,6 +995,9 @@ type ManifestApplicationVndOciImageManifestV1PlusJSON = map[string]interface{}
 
 // RegistryError defines model for RegistryError.
 type RegistryError = RegistryErrors
+
+// Unavailable An RFC 9457 problem document.
+type Unavailable = Problem
 
 // ListAppsParams defines parameters for ListApps.
 type ListAppsParams struct {
@@ -1283,6 +1312,9 @@ type ClientInterface interface {
 
 	// ListApps List apps in name order.
 	//
+	// A token limited to some apps pages over those of its apps that exist, so each page is
+	// full and every `next_cursor` names an app the token may see.
+	//
 	// Corresponds with GET /v1/apps (the `ListApps` operationId).
 	ListApps(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1328,7 +1360,11 @@ type ClientInterface interface {
 	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 	// accepted), with the build parameters in the query. Or `application/json` naming a
-	// `source_url` that slipway fetches itself, with the parameters in the body.
+	// `source_url` that slipway fetches itself, with the parameters in the body: the request
+	// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+	// never holds the request; a URL that cannot be fetched fails the build with
+	// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+	// deduplicated (what a URL holds is known only once fetched).
 	//
 	// The archive is checked before anything is stored: only regular files and directories,
 	// inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -1346,7 +1382,11 @@ type ClientInterface interface {
 	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 	// accepted), with the build parameters in the query. Or `application/json` naming a
-	// `source_url` that slipway fetches itself, with the parameters in the body.
+	// `source_url` that slipway fetches itself, with the parameters in the body: the request
+	// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+	// never holds the request; a URL that cannot be fetched fails the build with
+	// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+	// deduplicated (what a URL holds is known only once fetched).
 	//
 	// The archive is checked before anything is stored: only regular files and directories,
 	// inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -1522,7 +1562,10 @@ type ClientInterface interface {
 	// type) and `data:` (the event's JSON); a comment (`: keep-alive`) comes every 15 seconds
 	// when nothing happens. Reconnecting with the last `id:` seen as `Last-Event-ID` resumes
 	// exactly after that event (use the same `app` and `type`). The stream ends when the client
-	// goes.
+	// goes, or when the server shuts down (reconnect with `Last-Event-ID`). The token is checked
+	// again every few seconds (5 by default): once it is revoked, the stream sends a last
+	// message, `event: error` with no `id:` and a problem document (`unauthorized`, status 401)
+	// as `data:`, and ends; reconnecting with that token is refused with 401.
 	//
 	// Otherwise the answer is a JSON page of the newest events first; `next_cursor` goes back in
 	// time, and events written after the first page never appear on later ones. A page holds
@@ -1534,10 +1577,25 @@ type ClientInterface interface {
 
 	// ListTokens Every token's name, scopes, apps and times — never a secret.
 	//
+	// A caller limited to some apps sees only the tokens limited to some of its apps (never an
+	// unlimited one); an unlimited caller sees every token.
+	//
 	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
 	ListTokens(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTokenWithBody Make an API token; its secret is in this answer only.
+	//
+	// A token can never make a token wider than itself. Each requested scope must be held by
+	// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+	// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+	// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+	// refused with 403 `forbidden`, naming the fields in `errors`.
+	//
+	// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+	// admin token and of a server without authentication) and names starting `tok_` (the form
+	// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+	// limits follow it, and it tells apart two tokens that bore the same name at different
+	// times.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1546,12 +1604,28 @@ type ClientInterface interface {
 
 	// CreateToken Make an API token; its secret is in this answer only.
 	//
+	// A token can never make a token wider than itself. Each requested scope must be held by
+	// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+	// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+	// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+	// refused with 403 `forbidden`, naming the fields in `errors`.
+	//
+	// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+	// admin token and of a server without authentication) and names starting `tok_` (the form
+	// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+	// limits follow it, and it tells apart two tokens that bore the same name at different
+	// times.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
 	CreateToken(ctx context.Context, body CreateTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteToken Revoke a token, at once.
+	//
+	// The token stops working for new requests at once, and its open streams (`/v1/events`,
+	// followed build logs) end within seconds. A caller limited to some apps may revoke only
+	// the tokens it can list; any other name is answered as an unknown one, with 404.
 	//
 	// Corresponds with DELETE /v1/tokens/{name} (the `DeleteToken` operationId).
 	DeleteToken(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1668,9 +1742,9 @@ type ClientInterface interface {
 	// Corresponds with DELETE /v2/{app}/blobs/{digest} (the `DeleteBlob` operationId).
 	DeleteBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
+	// GetBlob A blob (layer, config, SBOM) of the app's images; a single `Range` is honoured.
 	//
-	// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
+	// Only digests the app's own images reference are served here (its builds' indexes, manifests, configs, layers, SBOMs and their referrers), as a registry links blobs into each repository; any other digest, stored for another app or not at all, is `BLOB_UNKNOWN` alike. A single `bytes` range is honoured and one outside the blob is `416`; a Range the server does not understand (another unit, several ranges) is ignored and the whole blob served, as RFC 9110 asks. Bytes are checked against the digest as they are read: a stored blob that does not match is an error, never served whole. Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
 	//
 	// Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
 	GetBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1705,7 +1779,9 @@ type ClientInterface interface {
 	// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
 	ListReferrers(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListTags Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+	// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+	//
+	// A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 	//
 	// Corresponds with GET /v2/{app}/tags/list (the `ListTags` operationId).
 	ListTags(ctx context.Context, app AppName, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1772,6 +1848,9 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 }
 
 // ListApps List apps in name order.
+//
+// A token limited to some apps pages over those of its apps that exist, so each page is
+// full and every `next_cursor` names an app the token may see.
 //
 // Corresponds with GET /v1/apps (the `ListApps` operationId).
 func (c *Client) ListApps(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1878,7 +1957,11 @@ func (c *Client) ListBuilds(ctx context.Context, app AppName, params *ListBuilds
 // The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 // (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 // accepted), with the build parameters in the query. Or `application/json` naming a
-// `source_url` that slipway fetches itself, with the parameters in the body.
+// `source_url` that slipway fetches itself, with the parameters in the body: the request
+// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+// never holds the request; a URL that cannot be fetched fails the build with
+// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+// deduplicated (what a URL holds is known only once fetched).
 //
 // The archive is checked before anything is stored: only regular files and directories,
 // inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -1906,7 +1989,11 @@ func (c *Client) CreateBuildWithBody(ctx context.Context, app AppName, params *C
 // The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 // (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 // accepted), with the build parameters in the query. Or `application/json` naming a
-// `source_url` that slipway fetches itself, with the parameters in the body.
+// `source_url` that slipway fetches itself, with the parameters in the body: the request
+// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+// never holds the request; a URL that cannot be fetched fails the build with
+// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+// deduplicated (what a URL holds is known only once fetched).
 //
 // The archive is checked before anything is stored: only regular files and directories,
 // inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -2302,7 +2389,10 @@ func (c *Client) GetRelease(ctx context.Context, app AppName, version string, re
 // type) and `data:` (the event's JSON); a comment (`: keep-alive`) comes every 15 seconds
 // when nothing happens. Reconnecting with the last `id:` seen as `Last-Event-ID` resumes
 // exactly after that event (use the same `app` and `type`). The stream ends when the client
-// goes.
+// goes, or when the server shuts down (reconnect with `Last-Event-ID`). The token is checked
+// again every few seconds (5 by default): once it is revoked, the stream sends a last
+// message, `event: error` with no `id:` and a problem document (`unauthorized`, status 401)
+// as `data:`, and ends; reconnecting with that token is refused with 401.
 //
 // Otherwise the answer is a JSON page of the newest events first; `next_cursor` goes back in
 // time, and events written after the first page never appear on later ones. A page holds
@@ -2324,6 +2414,9 @@ func (c *Client) ListEvents(ctx context.Context, params *ListEventsParams, reqEd
 
 // ListTokens Every token's name, scopes, apps and times — never a secret.
 //
+// A caller limited to some apps sees only the tokens limited to some of its apps (never an
+// unlimited one); an unlimited caller sees every token.
+//
 // Corresponds with GET /v1/tokens (the `ListTokens` operationId).
 func (c *Client) ListTokens(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListTokensRequest(c.Server)
@@ -2338,6 +2431,18 @@ func (c *Client) ListTokens(ctx context.Context, reqEditors ...RequestEditorFn) 
 }
 
 // CreateTokenWithBody Make an API token; its secret is in this answer only.
+//
+// A token can never make a token wider than itself. Each requested scope must be held by
+// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+// refused with 403 `forbidden`, naming the fields in `errors`.
+//
+// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+// admin token and of a server without authentication) and names starting `tok_` (the form
+// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+// limits follow it, and it tells apart two tokens that bore the same name at different
+// times.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2356,6 +2461,18 @@ func (c *Client) CreateTokenWithBody(ctx context.Context, contentType string, bo
 
 // CreateToken Make an API token; its secret is in this answer only.
 //
+// A token can never make a token wider than itself. Each requested scope must be held by
+// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+// refused with 403 `forbidden`, naming the fields in `errors`.
+//
+// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+// admin token and of a server without authentication) and names starting `tok_` (the form
+// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+// limits follow it, and it tells apart two tokens that bore the same name at different
+// times.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/tokens (the `CreateToken` operationId).
@@ -2372,6 +2489,10 @@ func (c *Client) CreateToken(ctx context.Context, body CreateTokenJSONRequestBod
 }
 
 // DeleteToken Revoke a token, at once.
+//
+// The token stops working for new requests at once, and its open streams (`/v1/events`,
+// followed build logs) end within seconds. A caller limited to some apps may revoke only
+// the tokens it can list; any other name is answered as an unknown one, with 404.
 //
 // Corresponds with DELETE /v1/tokens/{name} (the `DeleteToken` operationId).
 func (c *Client) DeleteToken(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2658,9 +2779,9 @@ func (c *Client) DeleteBlob(ctx context.Context, app AppName, digest string, req
 	return c.Client.Do(req)
 }
 
-// GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
+// GetBlob A blob (layer, config, SBOM) of the app's images; a single `Range` is honoured.
 //
-// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
+// Only digests the app's own images reference are served here (its builds' indexes, manifests, configs, layers, SBOMs and their referrers), as a registry links blobs into each repository; any other digest, stored for another app or not at all, is `BLOB_UNKNOWN` alike. A single `bytes` range is honoured and one outside the blob is `416`; a Range the server does not understand (another unit, several ranges) is ignored and the whole blob served, as RFC 9110 asks. Bytes are checked against the digest as they are read: a stored blob that does not match is an error, never served whole. Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
 //
 // Corresponds with GET /v2/{app}/blobs/{digest} (the `GetBlob` operationId).
 func (c *Client) GetBlob(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2765,7 +2886,9 @@ func (c *Client) ListReferrers(ctx context.Context, app AppName, digest string, 
 	return c.Client.Do(req)
 }
 
-// ListTags Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+//
+// A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 //
 // Corresponds with GET /v2/{app}/tags/list (the `ListTags` operationId).
 func (c *Client) ListTags(ctx context.Context, app AppName, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5614,6 +5737,9 @@ type ClientWithResponsesInterface interface {
 
 	// ListAppsWithResponse List apps in name order.
 	//
+	// A token limited to some apps pages over those of its apps that exist, so each page is
+	// full and every `next_cursor` names an app the token may see.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/apps (the `ListApps` operationId).
@@ -5667,7 +5793,11 @@ type ClientWithResponsesInterface interface {
 	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 	// accepted), with the build parameters in the query. Or `application/json` naming a
-	// `source_url` that slipway fetches itself, with the parameters in the body.
+	// `source_url` that slipway fetches itself, with the parameters in the body: the request
+	// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+	// never holds the request; a URL that cannot be fetched fails the build with
+	// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+	// deduplicated (what a URL holds is known only once fetched).
 	//
 	// The archive is checked before anything is stored: only regular files and directories,
 	// inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -5685,7 +5815,11 @@ type ClientWithResponsesInterface interface {
 	// The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 	// (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 	// accepted), with the build parameters in the query. Or `application/json` naming a
-	// `source_url` that slipway fetches itself, with the parameters in the body.
+	// `source_url` that slipway fetches itself, with the parameters in the body: the request
+	// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+	// never holds the request; a URL that cannot be fetched fails the build with
+	// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+	// deduplicated (what a URL holds is known only once fetched).
 	//
 	// The archive is checked before anything is stored: only regular files and directories,
 	// inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -5883,7 +6017,10 @@ type ClientWithResponsesInterface interface {
 	// type) and `data:` (the event's JSON); a comment (`: keep-alive`) comes every 15 seconds
 	// when nothing happens. Reconnecting with the last `id:` seen as `Last-Event-ID` resumes
 	// exactly after that event (use the same `app` and `type`). The stream ends when the client
-	// goes.
+	// goes, or when the server shuts down (reconnect with `Last-Event-ID`). The token is checked
+	// again every few seconds (5 by default): once it is revoked, the stream sends a last
+	// message, `event: error` with no `id:` and a problem document (`unauthorized`, status 401)
+	// as `data:`, and ends; reconnecting with that token is refused with 401.
 	//
 	// Otherwise the answer is a JSON page of the newest events first; `next_cursor` goes back in
 	// time, and events written after the first page never appear on later ones. A page holds
@@ -5897,12 +6034,27 @@ type ClientWithResponsesInterface interface {
 
 	// ListTokensWithResponse Every token's name, scopes, apps and times — never a secret.
 	//
+	// A caller limited to some apps sees only the tokens limited to some of its apps (never an
+	// unlimited one); an unlimited caller sees every token.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
 	ListTokensWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListTokensResponse, error)
 
 	// CreateTokenWithBodyWithResponse Make an API token; its secret is in this answer only.
+	//
+	// A token can never make a token wider than itself. Each requested scope must be held by
+	// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+	// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+	// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+	// refused with 403 `forbidden`, naming the fields in `errors`.
+	//
+	// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+	// admin token and of a server without authentication) and names starting `tok_` (the form
+	// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+	// limits follow it, and it tells apart two tokens that bore the same name at different
+	// times.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5911,12 +6063,28 @@ type ClientWithResponsesInterface interface {
 
 	// CreateTokenWithResponse Make an API token; its secret is in this answer only.
 	//
+	// A token can never make a token wider than itself. Each requested scope must be held by
+	// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+	// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+	// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+	// refused with 403 `forbidden`, naming the fields in `errors`.
+	//
+	// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+	// admin token and of a server without authentication) and names starting `tok_` (the form
+	// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+	// limits follow it, and it tells apart two tokens that bore the same name at different
+	// times.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/tokens (the `CreateToken` operationId).
 	CreateTokenWithResponse(ctx context.Context, body CreateTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTokenResponse, error)
 
 	// DeleteTokenWithResponse Revoke a token, at once.
+	//
+	// The token stops working for new requests at once, and its open streams (`/v1/events`,
+	// followed build logs) end within seconds. A caller limited to some apps may revoke only
+	// the tokens it can list; any other name is answered as an unknown one, with 404.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6063,9 +6231,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /v2/{app}/blobs/{digest} (the `DeleteBlob` operationId).
 	DeleteBlobWithResponse(ctx context.Context, app AppName, digest string, reqEditors ...RequestEditorFn) (*DeleteBlobResponse, error)
 
-	// GetBlobWithResponse A blob (layer, config, SBOM); a single `Range` is honoured.
+	// GetBlobWithResponse A blob (layer, config, SBOM) of the app's images; a single `Range` is honoured.
 	//
-	// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
+	// Only digests the app's own images reference are served here (its builds' indexes, manifests, configs, layers, SBOMs and their referrers), as a registry links blobs into each repository; any other digest, stored for another app or not at all, is `BLOB_UNKNOWN` alike. A single `bytes` range is honoured and one outside the blob is `416`; a Range the server does not understand (another unit, several ranges) is ignored and the whole blob served, as RFC 9110 asks. Bytes are checked against the digest as they are read: a stored blob that does not match is an error, never served whole. Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6114,7 +6282,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
 	ListReferrersWithResponse(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*ListReferrersResponse, error)
 
-	// ListTagsWithResponse Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+	// ListTagsWithResponse Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+	//
+	// A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6663,6 +6833,11 @@ type CreateBuildResponse202Headers struct {
 	Location *string
 }
 
+// CreateBuildResponse503Headers the declared response headers of an HTTP 503 response for CreateBuild
+type CreateBuildResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateBuildResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6682,12 +6857,16 @@ type CreateBuildResponse struct {
 	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CreateBuildResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CreateBuildResponse202Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateBuildResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6728,6 +6907,11 @@ func (r CreateBuildResponse) GetApplicationproblemJSON415() *Problem {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r CreateBuildResponse) GetApplicationproblemJSON422() *Problem {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -9433,6 +9617,8 @@ type ListTagsResponse struct {
 		Name string   `json:"name"`
 		Tags []string `json:"tags"`
 	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RegistryError
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *RegistryError
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -9445,6 +9631,11 @@ func (r ListTagsResponse) GetJSON200() *struct {
 	Tags []string `json:"tags"`
 } {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListTagsResponse) GetJSON400() *RegistryError {
+	return r.JSON400
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -9540,6 +9731,9 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 
 // ListAppsWithResponse List apps in name order.
 //
+// A token limited to some apps pages over those of its apps that exist, so each page is
+// full and every `next_cursor` names an app the token may see.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/apps (the `ListApps` operationId).
@@ -9629,7 +9823,11 @@ func (c *ClientWithResponses) ListBuildsWithResponse(ctx context.Context, app Ap
 // The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 // (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 // accepted), with the build parameters in the query. Or `application/json` naming a
-// `source_url` that slipway fetches itself, with the parameters in the body.
+// `source_url` that slipway fetches itself, with the parameters in the body: the request
+// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+// never holds the request; a URL that cannot be fetched fails the build with
+// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+// deduplicated (what a URL holds is known only once fetched).
 //
 // The archive is checked before anything is stored: only regular files and directories,
 // inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -9653,7 +9851,11 @@ func (c *ClientWithResponses) CreateBuildWithBodyWithResponse(ctx context.Contex
 // The body is the module: a tar.gz (`Content-Type: application/gzip`) or zip
 // (`application/zip`) whose root holds go.mod (one top-level directory wrapping it is also
 // accepted), with the build parameters in the query. Or `application/json` naming a
-// `source_url` that slipway fetches itself, with the parameters in the body.
+// `source_url` that slipway fetches itself, with the parameters in the body: the request
+// is answered at once (`202`) and the worker fetches the URL, so a slow or hanging URL
+// never holds the request; a URL that cannot be fetched fails the build with
+// `source_unreachable`, a refused archive with `source_invalid`. URL builds are not
+// deduplicated (what a URL holds is known only once fetched).
 //
 // The archive is checked before anything is stored: only regular files and directories,
 // inside the tree, within the size, entry and ratio limits; a refused archive gets
@@ -9983,7 +10185,10 @@ func (c *ClientWithResponses) GetReleaseWithResponse(ctx context.Context, app Ap
 // type) and `data:` (the event's JSON); a comment (`: keep-alive`) comes every 15 seconds
 // when nothing happens. Reconnecting with the last `id:` seen as `Last-Event-ID` resumes
 // exactly after that event (use the same `app` and `type`). The stream ends when the client
-// goes.
+// goes, or when the server shuts down (reconnect with `Last-Event-ID`). The token is checked
+// again every few seconds (5 by default): once it is revoked, the stream sends a last
+// message, `event: error` with no `id:` and a problem document (`unauthorized`, status 401)
+// as `data:`, and ends; reconnecting with that token is refused with 401.
 //
 // Otherwise the answer is a JSON page of the newest events first; `next_cursor` goes back in
 // time, and events written after the first page never appear on later ones. A page holds
@@ -10003,6 +10208,9 @@ func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, params
 
 // ListTokensWithResponse Every token's name, scopes, apps and times — never a secret.
 //
+// A caller limited to some apps sees only the tokens limited to some of its apps (never an
+// unlimited one); an unlimited caller sees every token.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/tokens (the `ListTokens` operationId).
@@ -10015,6 +10223,18 @@ func (c *ClientWithResponses) ListTokensWithResponse(ctx context.Context, reqEdi
 }
 
 // CreateTokenWithBodyWithResponse Make an API token; its secret is in this answer only.
+//
+// A token can never make a token wider than itself. Each requested scope must be held by
+// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+// refused with 403 `forbidden`, naming the fields in `errors`.
+//
+// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+// admin token and of a server without authentication) and names starting `tok_` (the form
+// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+// limits follow it, and it tells apart two tokens that bore the same name at different
+// times.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10029,6 +10249,18 @@ func (c *ClientWithResponses) CreateTokenWithBodyWithResponse(ctx context.Contex
 
 // CreateTokenWithResponse Make an API token; its secret is in this answer only.
 //
+// A token can never make a token wider than itself. Each requested scope must be held by
+// the caller (`admin` holds every scope, `promote` holds `promote:<channel>`, and every
+// scope holds `read`). A caller limited to some apps may only make tokens limited to some
+// of those apps (a non-empty subset); an unlimited caller may make any. A wider request is
+// refused with 403 `forbidden`, naming the fields in `errors`.
+//
+// Names are unique among live tokens; `admin` and `anonymous` (the actors of the server's
+// admin token and of a server without authentication) and names starting `tok_` (the form
+// of token ids) are reserved. Each token also gets an `id` that is never reused: rate
+// limits follow it, and it tells apart two tokens that bore the same name at different
+// times.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/tokens (the `CreateToken` operationId).
@@ -10041,6 +10273,10 @@ func (c *ClientWithResponses) CreateTokenWithResponse(ctx context.Context, body 
 }
 
 // DeleteTokenWithResponse Revoke a token, at once.
+//
+// The token stops working for new requests at once, and its open streams (`/v1/events`,
+// followed build logs) end within seconds. A caller limited to some apps may revoke only
+// the tokens it can list; any other name is answered as an unknown one, with 404.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10289,9 +10525,9 @@ func (c *ClientWithResponses) DeleteBlobWithResponse(ctx context.Context, app Ap
 	return ParseDeleteBlobResponse(rsp)
 }
 
-// GetBlobWithResponse A blob (layer, config, SBOM); a single `Range` is honoured.
+// GetBlobWithResponse A blob (layer, config, SBOM) of the app's images; a single `Range` is honoured.
 //
-// Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
+// Only digests the app's own images reference are served here (its builds' indexes, manifests, configs, layers, SBOMs and their referrers), as a registry links blobs into each repository; any other digest, stored for another app or not at all, is `BLOB_UNKNOWN` alike. A single `bytes` range is honoured and one outside the blob is `416`; a Range the server does not understand (another unit, several ranges) is ignored and the whole blob served, as RFC 9110 asks. Bytes are checked against the digest as they are read: a stored blob that does not match is an error, never served whole. Streamed from the blob store; or, when the server has SLIPWAY_S3_PRESIGN_TTL set, a 307 redirect to a presigned S3 URL, so layers go from the bucket to the client without passing through slipway. Authorization is checked before either.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10382,7 +10618,9 @@ func (c *ClientWithResponses) ListReferrersWithResponse(ctx context.Context, app
 	return ParseListReferrersResponse(rsp)
 }
 
-// ListTagsWithResponse Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+// ListTagsWithResponse Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+//
+// A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10891,6 +11129,13 @@ func ParseCreateBuildResponse(rsp *http.Response) (*CreateBuildResponse, error) 
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10921,6 +11166,16 @@ func ParseCreateBuildResponse(rsp *http.Response) (*CreateBuildResponse, error) 
 			headers.Location = &value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateBuildResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13086,6 +13341,13 @@ func ParseListTagsResponse(rsp *http.Response) (*ListTagsResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest RegistryError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13242,7 +13504,7 @@ type ServerInterface interface {
 	// DeleteBlob Not supported; slipway's registry is read-only.
 	// (DELETE /v2/{app}/blobs/{digest})
 	DeleteBlob(ctx echo.Context, app AppName, digest string) error
-	// GetBlob A blob (layer, config, SBOM); a single `Range` is honoured.
+	// GetBlob A blob (layer, config, SBOM) of the app's images; a single `Range` is honoured.
 	// (GET /v2/{app}/blobs/{digest})
 	GetBlob(ctx echo.Context, app AppName, digest string) error
 	// HeadBlob Whether a blob exists, and its size.
@@ -13263,7 +13525,7 @@ type ServerInterface interface {
 	// ListReferrers Artifacts (SBOMs) that refer to a manifest, as an OCI image index.
 	// (GET /v2/{app}/referrers/{digest})
 	ListReferrers(ctx echo.Context, app AppName, digest string, params ListReferrersParams) error
-	// ListTags Tags in lexical order: build-<id>, release versions, and channels that hold a release.
+	// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
 	// (GET /v2/{app}/tags/list)
 	ListTags(ctx echo.Context, app AppName, params ListTagsParams) error
 }

@@ -10,6 +10,23 @@ package store
 //	logs/<app>/<build id>.log   a build's log, written once when the build ends
 //	releases/<app>/<version>.json  a release, written once, so the list can be rebuilt
 //	                            if Redis loses it
+//	probes/<random>             S3 only: the write probe of the readiness check (S3.Ping),
+//	                            put and deleted at once, at most once a minute per process
+//	                            (WithWriteProbe); a lifecycle rule on the prefix clears any
+//	                            that a crash between the two left behind
+//
+// Local scratch space, one directory per process and use: <dir>/<pid>-<random>/ holds a
+// .lock file its process keeps an exclusive flock on while it lives (ClaimScratch), and a
+// process that starts removes every such directory whose lock it can take, so the files
+// of a killed process do not outlive the next start:
+//
+//	<data dir>/spool/<pid>-<random>/source-*.spool  uploaded and fetched source archives
+//	                            while the intake checks and stores them
+//	<data dir>/blobs/.tmp/<pid>-<random>/put-*      the filesystem store's puts before they
+//	                            are linked into place (read-only, 0444); ping-* its
+//	                            readiness probes
+//	<data dir>/work/<pid>-<random>/work/<build id>-*/  a build's work directory (source,
+//	                            binaries, image files)
 //
 // Redis, all metadata. Every key of one app carries the hash tag {<app>}, so a script that
 // touches several keys of one app runs on Redis Cluster too. The only global key is the
@@ -48,6 +65,13 @@ package store
 //	slipway:{<app>}:referrers:<digest>  hash: field = referrer manifest digest, value = its
 //	                            OCI descriptor JSON (with artifactType): the artifacts (SBOMs)
 //	                            whose subject is the manifest <digest>
+//	slipway:{<app>}:links       set of digests: every blob and manifest the app's images
+//	                            reference (indexes, manifests, configs, layers, SBOMs and
+//	                            their referrer manifests). The registry serves a digest under
+//	                            <app> only when it is a member, as distribution links blobs
+//	                            into each repository; blobs themselves stay shared
+//	slipway:{<app>}:links:complete  string "1" once every build made before links were
+//	                            recorded has been linked (set by the first lookup that misses)
 //	slipway:{<app>}:events      stream of the app's events (id, type, app, actor, time,
 //	                            data), written in the same script as the change it reports;
 //	                            consumer group "webhooks": the webhook dispatchers, which
@@ -147,6 +171,12 @@ func ChannelStackKey(app, ch string) string { return ChannelKey(app, ch) + ":sta
 func ReferrersKey(app string, subject Digest) string {
 	return appPrefix(app) + "referrers:" + string(subject)
 }
+
+// LinksKey is the Redis set of the digests an app's images reference.
+func LinksKey(app string) string { return appPrefix(app) + "links" }
+
+// LinksCompleteKey marks an app whose links cover every build it ever made.
+func LinksCompleteKey(app string) string { return appPrefix(app) + "links:complete" }
 
 // EventsKey is the Redis stream of an app's events.
 func EventsKey(app string) string { return appPrefix(app) + "events" }

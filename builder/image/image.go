@@ -84,6 +84,9 @@ type Result struct {
 	// BaseName and BaseDigest are the base as configured and the digest it resolved to.
 	BaseName   string
 	BaseDigest store.Digest
+	// Blobs is every digest the index and its SBOM referrers reference, the index and
+	// the referrers included, sorted: what a registry serves for this image.
+	Blobs []store.Digest
 }
 
 var appName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}$`)
@@ -148,7 +151,23 @@ func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Option
 	if err != nil {
 		return nil, fmt.Errorf("storing index: %w", err)
 	}
-	return &Result{Index: d, Images: images, BaseName: rb.name, BaseDigest: rb.digest}, nil
+	res := &Result{Index: d, Images: images, BaseName: rb.name, BaseDigest: rb.digest}
+	res.Blobs = append(res.Blobs, d, store.DigestBytes(emptyJSON))
+	for _, img := range images {
+		res.Blobs = append(res.Blobs, img.Manifest, img.Config, img.Layer, img.SBOM, img.SBOMReferrer)
+	}
+	for _, b := range rb.images {
+		for _, l := range b.layers {
+			ld, err := fromHash(l.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("base layer %s: %w", l.Digest, err)
+			}
+			res.Blobs = append(res.Blobs, ld)
+		}
+	}
+	slices.Sort(res.Blobs)
+	res.Blobs = slices.Compact(res.Blobs)
+	return res, nil
 }
 
 // check validates the options and returns the creation time to use.

@@ -109,4 +109,18 @@ func TestRegistryRedirectsToPresignedS3(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET missing blob = %d, want 404", resp.StatusCode)
 	}
+	// Nor is another app's blob: no presigned URL for what the app's images do not hold.
+	req, _ = http.NewRequest("PUT", p.url+"/v1/apps/other", strings.NewReader(`{"platforms":["linux/amd64"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT app: %v %v", resp, err)
+	}
+	resp, err = noFollow.Get(p.url + "/v2/other/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Location") != "" {
+		t.Errorf("GET hello's layer under other = %d, Location %q; want 404 and no URL", resp.StatusCode, resp.Header.Get("Location"))
+	}
 }

@@ -97,8 +97,9 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 			MaxAttempts: s.cfg.BuildAttempts,
 			Go: builder.GoEnv{Cache: s.cfg.GoCache, ModCache: s.cfg.GoModCache,
 				Proxy: s.cfg.GoProxy, SumDB: s.cfg.GoSumDB, Private: s.cfg.GoPrivate},
-			Limits: s.sourceLimits(),
-			Log:    s.log,
+			Limits:          s.sourceLimits(),
+			SourceAllowNets: s.cfg.SourceAllowNets,
+			Log:             s.log,
 		})
 		if err != nil {
 			return nil, err
@@ -175,9 +176,8 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	log := s.log
 
 	intake, err := builder.NewIntake(s.builds, s.blobs, s.toolchain, builder.IntakeOptions{
-		Limits:    s.sourceLimits(),
-		SpoolDir:  filepath.Join(cfg.DataDir, "spool"),
-		AllowNets: cfg.SourceAllowNets,
+		Limits:   s.sourceLimits(),
+		SpoolDir: filepath.Join(cfg.DataDir, "spool"),
 	})
 	if err != nil {
 		return err
