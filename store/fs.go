@@ -16,11 +16,14 @@ import (
 )
 
 // FS is a Blobs backend on a local directory: each object is a file at <root>/<key>.
-// Puts write to a temporary file under <root>/.tmp, verify the digest, sync, and then
-// hard-link the file into place, so an object appears whole or not at all and an
-// existing one is never replaced.
+// Puts write to a temporary file in the process's own scratch directory under
+// <root>/.tmp (see ClaimScratch), verify the digest, sync, and then hard-link the file
+// into place, so an object appears whole or not at all and an existing one is never
+// replaced.
+// Temporary files of a process that died are removed by the next NewFS on the same root.
 type FS struct {
-	root string
+	root    string
+	scratch *Scratch
 }
 
 var (
@@ -30,7 +33,9 @@ var (
 
 const fsTempDir = ".tmp"
 
-// NewFS returns a store rooted at dir, creating the directory when it is missing.
+// NewFS returns a store rooted at dir, creating the directory when it is missing. It
+// claims a scratch directory for its temporary files, removing those of dead processes;
+// Close releases it.
 func NewFS(dir string) (*FS, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -39,11 +44,19 @@ func NewFS(dir string) (*FS, error) {
 	if err := os.MkdirAll(filepath.Join(abs, fsTempDir), 0o750); err != nil {
 		return nil, fmt.Errorf("creating blob directory: %w", err)
 	}
-	return &FS{root: abs}, nil
+	scratch, err := ClaimScratch(filepath.Join(abs, fsTempDir))
+	if err != nil {
+		return nil, err
+	}
+	return &FS{root: abs, scratch: scratch}, nil
 }
 
 // Root returns the directory the store keeps its files in.
 func (s *FS) Root() string { return s.root }
+
+// Close removes the store's temporary files and releases its scratch directory. The
+// stored objects stay.
+func (s *FS) Close() error { return s.scratch.Close() }
 
 func (s *FS) path(key string) string { return filepath.Join(s.root, filepath.FromSlash(key)) }
 
@@ -56,7 +69,7 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, want Digest) (Inf
 	if _, err := os.Lstat(dst); err == nil {
 		return Info{}, fmt.Errorf("%w: %s", ErrExists, key)
 	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, fsTempDir), "put-*")
+	tmp, err := os.CreateTemp(s.scratch.Path(), "put-*")
 	if err != nil {
 		return Info{}, fmt.Errorf("creating temporary file: %w", err)
 	}
@@ -245,7 +258,7 @@ func (s *FS) walk(ctx context.Context, dir, prefix string, yield func(Info, erro
 
 // Ping implements Pinger: the root directory must exist and accept new files.
 func (s *FS) Ping(_ context.Context) error {
-	f, err := os.CreateTemp(filepath.Join(s.root, fsTempDir), "ping-*")
+	f, err := os.CreateTemp(s.scratch.Path(), "ping-*")
 	if err != nil {
 		return fmt.Errorf("blob directory %s is not writable: %w", s.root, err)
 	}

@@ -13,6 +13,7 @@ func TestFSConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { s.Close() })
 		return s
 	}, storetest.BlobsOptions{})
 }
