@@ -17,9 +17,9 @@ import (
 
 // FS is a Blobs backend on a local directory: each object is a file at <root>/<key>.
 // Puts write to a temporary file in the process's own scratch directory under
-// <root>/.tmp (see ClaimScratch), verify the digest, sync, and then hard-link the file
-// into place, so an object appears whole or not at all and an existing one is never
-// replaced.
+// <root>/.tmp (see ClaimScratch), verify the digest, sync, make the file read-only, and
+// then hard-link it into place, so an object appears whole or not at all, an existing one
+// is never replaced, and no process of the same (non-root) user can rewrite it in place.
 // Temporary files of a process that died are removed by the next NewFS on the same root.
 type FS struct {
 	root    string
@@ -32,6 +32,9 @@ var (
 )
 
 const fsTempDir = ".tmp"
+
+// blobMode is the mode of every stored object: read-only for everyone.
+const blobMode = 0o444
 
 // NewFS returns a store rooted at dir, creating the directory when it is missing. It
 // claims a scratch directory for its temporary files, removing those of dead processes;
@@ -84,6 +87,9 @@ func (s *FS) Put(ctx context.Context, key string, r io.Reader, want Digest) (Inf
 	got := DigestOf(h)
 	if want != "" && got != want {
 		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
+	}
+	if err := tmp.Chmod(blobMode); err != nil {
+		return Info{}, fmt.Errorf("making %s read-only: %w", key, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return Info{}, fmt.Errorf("syncing %s: %w", key, err)
@@ -256,14 +262,25 @@ func (s *FS) walk(ctx context.Context, dir, prefix string, yield func(Info, erro
 	return true, nil
 }
 
-// Ping implements Pinger: the root directory must exist and accept new files.
+// Ping implements Pinger: the store's directory must take a new file and its bytes down to
+// the disk, so a full or read-only filesystem fails it as a missing directory does.
 func (s *FS) Ping(_ context.Context) error {
 	f, err := os.CreateTemp(s.scratch.Path(), "ping-*")
 	if err != nil {
 		return fmt.Errorf("blob directory %s is not writable: %w", s.root, err)
 	}
-	f.Close()
-	return os.Remove(f.Name())
+	defer os.Remove(f.Name())
+	_, err = f.Write([]byte("slipway readiness probe\n"))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("blob directory %s is not writable: %w", s.root, err)
+	}
+	return nil
 }
 
 func translateFSError(key string, err error) error {

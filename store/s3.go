@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +51,10 @@ type S3 struct {
 	bufs       sync.Pool
 	presign    *s3.PresignClient
 	presignTTL time.Duration
+
+	probeEvery time.Duration
+	probeMu    sync.Mutex
+	probedAt   time.Time // when a write probe last succeeded
 }
 
 var (
@@ -86,6 +92,20 @@ func WithPresign(client *s3.Client, ttl time.Duration) S3Option {
 	}
 }
 
+// WithWriteProbe sets how long Ping trusts a successful write probe (a small object put
+// under probes/ and deleted at once) before it writes another; in between, Ping only
+// checks that the bucket answers. Readiness is polled every few seconds, and this keeps
+// it from costing a PUT each time. Default 1 minute; 0 probes on every Ping.
+func WithWriteProbe(every time.Duration) S3Option {
+	return func(s *S3) error {
+		if every < 0 {
+			return fmt.Errorf("write probe interval %s is negative", every)
+		}
+		s.probeEvery = every
+		return nil
+	}
+}
+
 // PresignGet returns a URL that reads key straight from the bucket for the configured
 // lifetime, or ok false when the store was made without WithPresign.
 func (s *S3) PresignGet(ctx context.Context, key string) (url string, ok bool, err error) {
@@ -108,7 +128,7 @@ func NewS3(client S3API, bucket string, opts ...S3Option) (*S3, error) {
 	if bucket == "" {
 		return nil, errors.New("S3 bucket name is empty")
 	}
-	s := &S3{client: client, bucket: bucket, partSize: 8 << 20}
+	s := &S3{client: client, bucket: bucket, partSize: 8 << 20, probeEvery: time.Minute}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -333,10 +353,49 @@ func (s *S3) List(ctx context.Context, prefix string) iter.Seq2[Info, error] {
 	}
 }
 
-// Ping implements Pinger: the bucket must exist and be reachable with our credentials.
+// probePrefix is where Ping's write probes go (see paths.go).
+const probePrefix = "probes/"
+
+// Ping implements Pinger: the bucket must take a new object and let it be deleted (see
+// WithWriteProbe); while a recent probe succeeded, it must answer HeadBucket.
 func (s *S3) Ping(ctx context.Context) error {
-	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
-		return fmt.Errorf("bucket %s: %w", s.bucket, err)
+	s.probeMu.Lock()
+	fresh := !s.probedAt.IsZero() && time.Since(s.probedAt) < s.probeEvery
+	s.probeMu.Unlock()
+	if fresh {
+		if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
+			return fmt.Errorf("bucket %s: %w", s.bucket, err)
+		}
+		return nil
+	}
+	if err := s.probeWrite(ctx); err != nil {
+		return err
+	}
+	s.probeMu.Lock()
+	s.probedAt = time.Now()
+	s.probeMu.Unlock()
+	return nil
+}
+
+// probeWrite puts a small object under a random key below probePrefix and deletes it.
+func (s *S3) probeWrite(ctx context.Context) error {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	key := probePrefix + hex.EncodeToString(b)
+	body := []byte("slipway readiness probe\n")
+	if _, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &key,
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+	}); err != nil {
+		return fmt.Errorf("bucket %s is not writable: %w", s.bucket, err)
+	}
+	// Deleted even when ctx ends just now, so no probe is left behind.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
+		return fmt.Errorf("bucket %s: deleting write probe %s: %w", s.bucket, key, err)
 	}
 	return nil
 }

@@ -227,6 +227,49 @@ func (s *RedisServer) Stop() {
 	s.cmd = nil
 }
 
+// StartS3Server starts versitygw on a free loopback port, storing its buckets in dir, and
+// stops it when the test ends. It returns how to reach it, without a bucket.
+func StartS3Server(t testing.TB, dir string) S3Config {
+	t.Helper()
+	if _, err := exec.LookPath("versitygw"); err != nil {
+		msg := "versitygw is not on PATH: run ./scripts/test.sh, which installs it"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	cfg := S3Config{Region: "us-east-1", AccessKey: "slipwaytest", SecretKey: "slipwaytestsecret"}
+	addr := FreeAddr(t)
+	logPath := filepath.Join(t.TempDir(), "versitygw.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command("versitygw", "--port", addr, "--quiet", "posix", dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+cfg.AccessKey, "ROOT_SECRET_ACCESS_KEY="+cfg.SecretKey)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting versitygw: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			cfg.Endpoint = "http://" + addr
+			return cfg
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logPath)
+	t.Fatalf("versitygw on %s did not listen within 10s; its log:\n%s", addr, log)
+	return cfg
+}
+
 func pingRedis(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
