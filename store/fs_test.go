@@ -23,7 +23,19 @@ func TestFSConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
-	}, storetest.BlobsOptions{})
+	}, storetest.BlobsOptions{
+		Tamper: func(t *testing.T, s store.Blobs, key string, content []byte) {
+			t.Helper()
+			path := filepath.Join(s.(*store.FS).Root(), filepath.FromSlash(key))
+			// Stored files are read-only; whoever tampers makes them writable first.
+			if err := os.Chmod(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
 }
 
 // TestFSBlobsAreReadOnly checks that stored files are 0444, so a process of the same user

@@ -18,8 +18,10 @@ import (
 
 func TestS3Conformance(t *testing.T) {
 	var pending func(ctx context.Context) ([]string, error)
+	var client *s3.Client
+	var cfg storetest.S3Config
 	storetest.RunBlobs(t, func(t *testing.T) store.Blobs {
-		client, cfg := storetest.S3(t)
+		client, cfg = storetest.S3(t)
 		s, err := store.NewS3(client, cfg.Bucket)
 		if err != nil {
 			t.Fatal(err)
@@ -30,6 +32,15 @@ func TestS3Conformance(t *testing.T) {
 		return s
 	}, storetest.BlobsOptions{
 		Pending: func(ctx context.Context) ([]string, error) { return pending(ctx) },
+		Tamper: func(t *testing.T, _ store.Blobs, key string, content []byte) {
+			t.Helper()
+			// The raw client, without If-None-Match: the object is replaced.
+			if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{
+				Bucket: &cfg.Bucket, Key: &key, Body: bytes.NewReader(content),
+			}); err != nil {
+				t.Fatalf("replacing %s behind the store: %v", key, err)
+			}
+		},
 	})
 }
 

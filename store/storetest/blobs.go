@@ -26,6 +26,9 @@ type BlobsOptions struct {
 	// Pending, when set, lists unfinished partial uploads the backend left behind; after a
 	// refused put it must return none.
 	Pending func(ctx context.Context) ([]string, error)
+	// Tamper replaces the bytes stored under key in s (a store newStore returned) with
+	// content, behind the store's back, as a disk fault or an intruder would. Required.
+	Tamper func(t *testing.T, s store.Blobs, key string, content []byte)
 }
 
 // RunBlobs runs the conformance suite every Blobs backend must pass. newStore returns an
@@ -267,6 +270,88 @@ func RunBlobs(t *testing.T, newStore func(t *testing.T) store.Blobs, opts BlobsO
 		checkNoPending(t, opts)
 	})
 
+	t.Run("VerifiedReads", func(t *testing.T) {
+		if opts.Tamper == nil {
+			t.Fatal("BlobsOptions.Tamper is not set: every backend must show that tampered blobs are refused")
+		}
+		raw := newStore(t)
+		s := store.Verified(raw)
+		// One chunk and several; a tampered copy of the same size and a longer one.
+		for _, tc := range []struct {
+			name   string
+			size   int64
+			key    func(store.Digest) string
+			tamper func([]byte) []byte
+		}{
+			{"small blob, last byte flipped", 10, store.BlobKey, flipLast},
+			{"large blob, last byte flipped", 200 << 10, store.BlobKey, flipLast},
+			{"large blob, first byte flipped", 200<<10 + 1, store.BlobKey, flipFirst},
+			{"large source, longer", 200<<10 + 2, store.SourceKey, func(b []byte) []byte { return append(b, "#!"...) }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				content := pattern(tc.size)
+				d := store.DigestBytes(content)
+				key := tc.key(d)
+				if _, err := s.Put(ctx, key, bytes.NewReader(content), ""); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := readRange(ctx, s, key, 0, -1); err != nil || !bytes.Equal(got, content) {
+					t.Fatalf("Get(intact %s) = %d bytes, %v; want the %d bytes stored", key, len(got), err, len(content))
+				}
+				if got, err := readRange(ctx, s, key, 3, 4); err != nil || !bytes.Equal(got, content[3:7]) {
+					t.Fatalf("Get(intact %s, off 3, n 4) = %q, %v; want %q", key, got, err, content[3:7])
+				}
+
+				tampered := tc.tamper(bytes.Clone(content))
+				opts.Tamper(t, raw, key, tampered)
+				got, err := readRange(ctx, s, key, 0, -1)
+				if !errors.Is(err, store.ErrDigestMismatch) {
+					t.Errorf("Get(tampered %s) = %d bytes, %v; want ErrDigestMismatch", key, len(got), err)
+				}
+				if len(got) >= len(tampered) {
+					t.Errorf("Get(tampered %s) yielded %d bytes, the whole tampered object; want its last chunk held back", key, len(got))
+				}
+				for _, r := range [][2]int64{{3, 4}, {0, 1}, {tc.size - 1, -1}} {
+					got, err := readRange(ctx, s, key, r[0], r[1])
+					if !errors.Is(err, store.ErrDigestMismatch) || len(got) > 0 {
+						t.Errorf("Get(tampered %s, off %d, n %d) = %q, %v; want no bytes and ErrDigestMismatch", key, r[0], r[1], got, err)
+					}
+				}
+			})
+		}
+
+		// Keys that name no digest are read as they are.
+		if _, err := s.Put(ctx, "logs/app/01.log", strings.NewReader("hello\n"), ""); err != nil {
+			t.Fatal(err)
+		}
+		opts.Tamper(t, raw, "logs/app/01.log", []byte("changed\n"))
+		if got, err := readRange(ctx, s, "logs/app/01.log", 0, -1); err != nil || string(got) != "changed\n" {
+			t.Errorf("Get(log changed out of band) = %q, %v; want its bytes as they are", got, err)
+		}
+		// A content-addressed key takes only content with its digest.
+		d := store.DigestBytes([]byte("named"))
+		if _, err := s.Put(ctx, store.BlobKey(d), strings.NewReader("other"), ""); !errors.Is(err, store.ErrDigestMismatch) {
+			t.Errorf("Put(other content under %s) = %v, want ErrDigestMismatch", store.BlobKey(d), err)
+		}
+		if _, err := s.Stat(ctx, store.BlobKey(d)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Stat after refused put = %v, want ErrNotFound", err)
+		}
+		if _, _, err := s.Get(ctx, "blobs/sha256/not-a-digest", 0, -1); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("Get(blobs/sha256/not-a-digest) = %v, want ErrInvalidKey", err)
+		}
+		// The optional interfaces of the backend stay reachable.
+		if _, ok := raw.(store.Pinger); ok {
+			if _, ok := s.(store.Pinger); !ok {
+				t.Errorf("Verified(%T) is no Pinger", raw)
+			}
+		}
+		if _, ok := raw.(store.Presigner); ok {
+			if _, ok := s.(store.Presigner); !ok {
+				t.Errorf("Verified(%T) is no Presigner", raw)
+			}
+		}
+	})
+
 	t.Run("LargeStreamedPutBoundedHeap", func(t *testing.T) {
 		s := newStore(t)
 		want := patternDigest(opts.LargeSize)
@@ -294,6 +379,22 @@ func RunBlobs(t *testing.T, newStore func(t *testing.T) store.Blobs, opts BlobsO
 		}
 	})
 }
+
+// readRange reads the object under key from offset for length bytes, returning what it
+// read before any error.
+func readRange(ctx context.Context, s store.Blobs, key string, offset, length int64) ([]byte, error) {
+	rc, _, err := s.Get(ctx, key, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	_, err = io.Copy(&buf, rc) // as a handler streams to its client
+	return buf.Bytes(), err
+}
+
+func flipLast(b []byte) []byte  { b[len(b)-1] ^= 0xff; return b }
+func flipFirst(b []byte) []byte { b[0] ^= 0xff; return b }
 
 func checkNoPending(t *testing.T, opts BlobsOptions) {
 	t.Helper()
