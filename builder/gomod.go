@@ -2,18 +2,20 @@ package builder
 
 import (
 	"fmt"
+	"go/version"
 	"path"
 	"regexp"
 	"strings"
 
 	"golang.org/x/mod/modfile"
-	"golang.org/x/mod/semver"
 )
 
 // CheckGoMod checks a module's go.mod before anything is built: it must parse, ask for no
 // Go newer than goVersion (the server's, such as "go1.26.8"; slipway never downloads a
 // toolchain), and replace modules only with module versions or directories inside the
-// module's own tree.
+// module's own tree. Versions compare as the go command compares them (go/version), so
+// go 1.99rc1 is newer than go1.26.8; a go or toolchain line the go command could not read
+// as a version is refused.
 func CheckGoMod(data []byte, goVersion string) error {
 	f, err := modfile.Parse("go.mod", data, nil)
 	if err != nil {
@@ -22,14 +24,23 @@ func CheckGoMod(data []byte, goVersion string) error {
 	if f.Module == nil {
 		return fmt.Errorf("go.mod has no module line")
 	}
-	have := "v" + strings.TrimPrefix(goVersion, "go")
-	if f.Go != nil && semver.Compare("v"+f.Go.Version, have) > 0 {
-		return fmt.Errorf("go.mod needs go %s, and this server has %s and never downloads toolchains", f.Go.Version, goVersion)
+	have := serverGoVersion(goVersion)
+	if f.Go != nil {
+		want := "go" + f.Go.Version
+		if !version.IsValid(want) {
+			return fmt.Errorf("go.mod has go %s, which is not a Go version such as 1.26 or 1.26.1", f.Go.Version)
+		}
+		if version.Compare(want, have) > 0 {
+			return fmt.Errorf("go.mod needs go %s, and this server has %s and never downloads toolchains", f.Go.Version, goVersion)
+		}
 	}
-	if f.Toolchain != nil {
-		want := "v" + strings.TrimPrefix(f.Toolchain.Name, "go")
-		if semver.IsValid(want) && semver.Compare(want, have) > 0 {
-			return fmt.Errorf("go.mod asks for toolchain %s, and this server has %s and never downloads toolchains", f.Toolchain.Name, goVersion)
+	if f.Toolchain != nil && f.Toolchain.Name != "default" {
+		want := f.Toolchain.Name
+		if !version.IsValid(want) {
+			return fmt.Errorf("go.mod has toolchain %s, which is not a Go toolchain such as go1.26.1", want)
+		}
+		if version.Compare(want, have) > 0 {
+			return fmt.Errorf("go.mod asks for toolchain %s, and this server has %s and never downloads toolchains", want, goVersion)
 		}
 	}
 	for _, r := range f.Replace {
@@ -45,6 +56,17 @@ func CheckGoMod(data []byte, goVersion string) error {
 		}
 	}
 	return nil
+}
+
+// serverGoVersion returns the toolchain version in goVersion, as `go env GOVERSION`
+// prints it: "go1.26.8", "go1.26.8 X:boringcrypto", "devel go1.27-abcdef".
+func serverGoVersion(goVersion string) string {
+	for _, f := range strings.Fields(goVersion) {
+		if strings.HasPrefix(f, "go1") {
+			return f
+		}
+	}
+	return goVersion
 }
 
 // semVer is the regular expression of semver.org for SemVer 2.0.0.
