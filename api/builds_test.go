@@ -322,6 +322,14 @@ func TestIdempotencyKey(t *testing.T) {
 
 	// Concurrent: the first is still uploading when the second arrives.
 	hdr2 := map[string]string{"Content-Type": "application/gzip", "Idempotency-Key": "ci-run-2"}
+	idemKeys := func() int {
+		keys, err := e.rdb.Keys(context.Background(), "slipway:{idem}:idem:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	reserved := idemKeys()
 	pr, pw := io.Pipe()
 	firstDone := make(chan response, 1)
 	go func() {
@@ -340,7 +348,9 @@ func TestIdempotencyKey(t *testing.T) {
 		firstDone <- response{resp.StatusCode, resp.Header, b}
 	}()
 	pw.Write([]byte(other[:10]))
-	time.Sleep(300 * time.Millisecond) // the first request has reserved the key
+	for idemKeys() == reserved { // wait until the first request has reserved its key
+		time.Sleep(5 * time.Millisecond)
+	}
 	second := e.do("POST", "/v1/apps/idem/builds", hdr2, other)
 	pw.Write([]byte(other[10:]))
 	pw.Close()
@@ -348,6 +358,27 @@ func TestIdempotencyKey(t *testing.T) {
 	if firstResp.status != http.StatusAccepted || second.status != http.StatusConflict || second.problem(t).Type != openapi.ProblemIdempotencyInFlight {
 		t.Errorf("concurrent = %d and %d %s, want 202 and 409", firstResp.status, second.status, second.body)
 	}
+}
+
+// TestLogFollowQueuedAnswersAtOnce: following the log of a build no worker has taken
+// yet answers with its headers at once, not when the first byte comes.
+func TestLogFollowQueuedAnswersAtOnce(t *testing.T) {
+	e := newEnv(t, storetest.Redis(t))
+	e.do("PUT", "/v1/apps/waiting", nil, `{"platforms":["linux/amd64"]}`)
+	src := string(buildertest.Module(t, "waiting", map[string]string{"main.go": buildertest.HelloMain}))
+	b := e.do("POST", "/v1/apps/waiting/builds", gz(nil), src).build(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/apps/waiting/builds/"+b.Id+"/log?follow=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("following a queued build's log: no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Slipway-Build-Status") != "queued" {
+		t.Errorf("follow = %d, status %q; want 200 queued", resp.StatusCode, resp.Header.Get("Slipway-Build-Status"))
+	}
+	e.do("POST", "/v1/apps/waiting/builds/"+b.Id+"/cancel", nil, "")
 }
 
 func TestCancelOverHTTP(t *testing.T) {

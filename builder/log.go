@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -22,14 +23,15 @@ type buildLog struct {
 	app, id  string
 	max      int64
 	scrub    *strings.Replacer // the worker's paths, out of what users read
+	srv      *slog.Logger      // the server's own log, for what users do not read
 	mu       sync.Mutex
 	size     int64
 	sizeRead bool
 	cut      bool
 }
 
-func newBuildLog(rdb redis.UniversalClient, app, id string, max int64, scrub *strings.Replacer) *buildLog {
-	return &buildLog{rdb: rdb, app: app, id: id, max: max, scrub: scrub}
+func newBuildLog(rdb redis.UniversalClient, app, id string, max int64, scrub *strings.Replacer, srv *slog.Logger) *buildLog {
+	return &buildLog{rdb: rdb, app: app, id: id, max: max, scrub: scrub, srv: srv}
 }
 
 // Write appends p, cutting the log at its maximum size.
@@ -55,7 +57,9 @@ func (l *buildLog) Write(p []byte) (int, error) {
 	}
 	n, err := l.rdb.Append(ctx, key, string(chunk)).Result()
 	if err != nil {
-		return 0, fmt.Errorf("appending to the build log: %w", err)
+		// A line lost while Redis is away must not stop the compile writing to us.
+		l.sizeRead = false
+		return len(p), nil
 	}
 	l.size = n
 	return len(p), nil

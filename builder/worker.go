@@ -152,12 +152,12 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOpti
 	}
 	return &Worker{builds: builds, blobs: blobs, toolchain: tc, opts: opts,
 		fetcher: NewFetcher(opts.SourceAllowNets, opts.FetchTimeout),
-		scrub:   pathScrubber(opts, tc)}, nil
+		scrub:   pathScrubber(opts, tc, blobs)}, nil
 }
 
 // pathScrubber replaces the worker's directories (longest first) with names that say
 // what they are.
-func pathScrubber(opts WorkerOptions, tc *Toolchain) *strings.Replacer {
+func pathScrubber(opts WorkerOptions, tc *Toolchain, blobs store.Blobs) *strings.Replacer {
 	type sub struct{ path, name string }
 	var subs []sub
 	add := func(p, name string) {
@@ -175,6 +175,9 @@ func pathScrubber(opts WorkerOptions, tc *Toolchain) *strings.Replacer {
 	add(opts.Go.Cache, "$GOCACHE")
 	add(opts.Go.ModCache, "$GOMODCACHE")
 	add(opts.DataDir, "$DATA")
+	if fs, ok := blobs.(interface{ Root() string }); ok {
+		add(fs.Root(), "$BLOBS")
+	}
 	if tc != nil {
 		add(tc.goroot, "$GOROOT")
 	}
@@ -284,7 +287,7 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 		w.ack(ctx, m.ID)
 		return
 	}
-	blog := newBuildLog(w.builds.rdb, app, id, w.opts.MaxLog, w.scrub)
+	blog := newBuildLog(w.builds.rdb, app, id, w.opts.MaxLog, w.scrub, w.opts.Log)
 	now := time.Now().UTC()
 	b := rec.build
 	if rec.cancel {
@@ -815,7 +818,7 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 			var ce *CompileError
 			switch {
 			case infraFault(err):
-				return nil, internalError(blog, "compiling "+b.Platforms[i]+" (the worker's disk is full)", err)
+				return nil, internalError(blog, "compiling "+b.Platforms[i], err)
 			case errors.As(err, &ce):
 				return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ce.Platform, Detail: ce.Output}
 			case errors.Is(err, ErrTimeout):
@@ -861,11 +864,21 @@ func (w *Worker) storeLog(ctx context.Context, b Build, blog *buildLog, log *slo
 	}
 }
 
-// internalError logs the cause of a failure that is slipway's, not the source's: a
-// fault of the infrastructure, so the build runs again after a backoff.
+// internalError records a failure that is slipway's, not the source's: a fault of the
+// infrastructure, so the build runs again after a backoff. The build's log says what
+// failed and what kind of fault it was; the cause itself (with the server's paths and
+// addresses) goes to the server's log only.
 func internalError(blog *buildLog, what string, err error) *BuildError {
-	blog.Printf("internal error %s: %v", what, err)
-	return &BuildError{Reason: ReasonInternal, Detail: what + " failed; the build log has the cause", retry: true}
+	kind := "an unexpected error; the server log has the cause"
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrNoSpace):
+		kind = "the worker's disk is full"
+	case store.IsUnavailable(err):
+		kind = "Redis or the blob store did not answer"
+	}
+	blog.srv.Warn("build: internal error", "app", blog.app, "build", blog.id, "what", what, "err", err)
+	blog.Printf("internal error %s: %s", what, kind)
+	return &BuildError{Reason: ReasonInternal, Detail: what + " failed: " + kind, retry: true}
 }
 
 // infraFault reports whether err is the infrastructure's fault: a backend that could

@@ -110,6 +110,18 @@ func submitSlow(t *testing.T, base, app string) openapi.Build {
 	return b
 }
 
+// waitLog waits until the build's log contains want.
+func waitLog(t *testing.T, base, app, id, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(buildLog(t, base, app, id), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log of build %s never said %q:\n%s", id, want, buildLog(t, base, app, id))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func waitStatus(t *testing.T, base, app, id string, within time.Duration, ok func(openapi.Build) bool) openapi.Build {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -133,7 +145,7 @@ func TestWorkerKilledMidBuild(t *testing.T) {
 	first := startWorker(t, env)
 	b := submitSlow(t, api.url, "killed")
 	waitStatus(t, api.url, "killed", b.Id, time.Minute, func(b openapi.Build) bool { return b.Status == openapi.BuildStatusRunning })
-	time.Sleep(time.Second) // well into the compile
+	waitLog(t, api.url, "killed", b.Id, "linux/amd64: go build", time.Minute) // the compile has started
 	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
