@@ -33,6 +33,7 @@ var kinds = map[openapi.ProblemType]struct {
 	openapi.ProblemNotFound:              {http.StatusNotFound, "Not found"},
 	openapi.ProblemRouteNotFound:         {http.StatusNotFound, "No such route"},
 	openapi.ProblemMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},
+	openapi.ProblemRequestTimeout:        {http.StatusRequestTimeout, "Request body too slow"},
 	openapi.ProblemConflict:              {http.StatusConflict, "Conflict"},
 	openapi.ProblemIdempotencyInFlight:   {http.StatusConflict, "Idempotency-Key in use"},
 	openapi.ProblemPolicyViolation:       {http.StatusConflict, "Promotion policy violated"},
@@ -133,6 +134,9 @@ func toProblem(err error) *problemError {
 	var fetchErr *builder.FetchError
 	if errors.As(err, &fetchErr) {
 		return newProblem(openapi.ProblemSourceInvalid, "%s", fetchErr.Error())
+	}
+	if errors.Is(err, errBodyTooSlow) {
+		return newProblem(openapi.ProblemRequestTimeout, "the request body arrived slower than the server's minimum rate; send it again over a faster connection")
 	}
 	if errors.Is(err, source.ErrTooLarge) {
 		return newProblem(openapi.ProblemBodyTooLarge, "%s", err.Error())

@@ -13,11 +13,14 @@ type options struct {
 	adminToken    string
 	metricsPublic bool
 	corsOrigins   []string
+	bodyMinRate   int64 // bytes a second, 0 for no limit (WithBodyMinRate)
+	bodyGrace     time.Duration
 	events        eventOptions
 }
 
 func defaultOptions() options {
-	return options{maxBodyBytes: 1 << 20, readyTimeout: 2 * time.Second}
+	return options{maxBodyBytes: 1 << 20, readyTimeout: 2 * time.Second,
+		bodyMinRate: 10 << 10, bodyGrace: 10 * time.Second}
 }
 
 // Option configures the API server.
@@ -30,6 +33,20 @@ func WithMaxBodyBytes(n int64) Option {
 			return fmt.Errorf("max body bytes %d must be positive", n)
 		}
 		o.maxBodyBytes = n
+		return nil
+	}
+}
+
+// WithBodyMinRate makes every request body keep up an average of bytesPerSec after the
+// first grace: byte n is due by grace + n/bytesPerSec from the start of the request. A body
+// that falls behind gets 408 request-timeout, and what the handler kept of it is removed.
+// 0 bytesPerSec turns the limit off. Default 10 KiB/s after 10s.
+func WithBodyMinRate(bytesPerSec int64, grace time.Duration) Option {
+	return func(o *options) error {
+		if bytesPerSec < 0 || grace < 0 {
+			return fmt.Errorf("minimum body rate %d bytes/s after %s: neither may be negative", bytesPerSec, grace)
+		}
+		o.bodyMinRate, o.bodyGrace = bytesPerSec, grace
 		return nil
 	}
 }

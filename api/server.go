@@ -117,6 +117,7 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(withRequestID, s.observe, s.recoverPanics)
+	e.Use(s.limitBodyRate) // a stalled upload times out instead of holding its spool file
 	if len(o.corsOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  o.corsOrigins,

@@ -199,6 +199,7 @@ const (
 	ProblemPolicyViolation       ProblemType = "https://slipway.dev/problems/policy-violation"
 	ProblemPreconditionFailed    ProblemType = "https://slipway.dev/problems/precondition-failed"
 	ProblemRateLimited           ProblemType = "https://slipway.dev/problems/rate-limited"
+	ProblemRequestTimeout        ProblemType = "https://slipway.dev/problems/request-timeout"
 	ProblemRouteNotFound         ProblemType = "https://slipway.dev/problems/route-not-found"
 	ProblemSourceInvalid         ProblemType = "https://slipway.dev/problems/source-invalid"
 	ProblemTargetRefused         ProblemType = "https://slipway.dev/problems/target-refused"
@@ -239,6 +240,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemPreconditionFailed:
 		return true
 	case ProblemRateLimited:
+		return true
+	case ProblemRequestTimeout:
 		return true
 	case ProblemRouteNotFound:
 		return true
@@ -1371,6 +1374,9 @@ type ClientInterface interface {
 	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
 	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+	// `408` and `request-timeout`, and nothing of it is kept.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1393,6 +1399,9 @@ type ClientInterface interface {
 	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
 	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+	// `408` and `request-timeout`, and nothing of it is kept.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1968,6 +1977,9 @@ func (c *Client) ListBuilds(ctx context.Context, app AppName, params *ListBuilds
 // `source-invalid` naming the entry. A build with the same inputs as an earlier one
 // (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 // succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+// `408` and `request-timeout`, and nothing of it is kept.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2000,6 +2012,9 @@ func (c *Client) CreateBuildWithBody(ctx context.Context, app AppName, params *C
 // `source-invalid` naming the entry. A build with the same inputs as an earlier one
 // (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 // succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+// `408` and `request-timeout`, and nothing of it is kept.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5804,6 +5819,9 @@ type ClientWithResponsesInterface interface {
 	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
 	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+	// `408` and `request-timeout`, and nothing of it is kept.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5826,6 +5844,9 @@ type ClientWithResponsesInterface interface {
 	// `source-invalid` naming the entry. A build with the same inputs as an earlier one
 	// (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 	// succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+	// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+	// `408` and `request-timeout`, and nothing of it is kept.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6849,6 +6870,8 @@ type CreateBuildResponse struct {
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -6887,6 +6910,11 @@ func (r CreateBuildResponse) GetApplicationproblemJSON400() *Problem {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r CreateBuildResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r CreateBuildResponse) GetApplicationproblemJSON408() *Problem {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -9834,6 +9862,9 @@ func (c *ClientWithResponses) ListBuildsWithResponse(ctx context.Context, app Ap
 // `source-invalid` naming the entry. A build with the same inputs as an earlier one
 // (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 // succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+// `408` and `request-timeout`, and nothing of it is kept.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9862,6 +9893,9 @@ func (c *ClientWithResponses) CreateBuildWithBodyWithResponse(ctx context.Contex
 // `source-invalid` naming the entry. A build with the same inputs as an earlier one
 // (source digest, platforms, version, commit, ldflags, Go version) that is queued, running or
 // succeeded is answered at once with `200` and `deduplicated: true` instead of building again.
+// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
+// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
+// `408` and `request-timeout`, and nothing of it is kept.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11100,6 +11134,13 @@ func ParseCreateBuildResponse(rsp *http.Response) (*CreateBuildResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem
