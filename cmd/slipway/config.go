@@ -43,6 +43,8 @@ type serveConfig struct {
 	MaxSourceBytes    int64
 	MaxSourceUnpacked int64
 	MaxSourceEntries  int
+	BodyMinRate       int64
+	BodyGrace         time.Duration
 
 	Insecure      bool
 	MetricsPublic bool
@@ -156,6 +158,16 @@ func serveSettings(c *serveConfig) []setting {
 		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: size(&c.MaxSourceBytes)},
 		{flag: "max-source-unpacked", env: "SLIPWAY_MAX_SOURCE_UNPACKED", def: "1GiB", help: "most bytes a source archive may unpack to", set: size(&c.MaxSourceUnpacked)},
 		{flag: "max-source-entries", env: "SLIPWAY_MAX_SOURCE_ENTRIES", def: "50000", help: "most files and directories in a source archive", set: count(&c.MaxSourceEntries, 1)},
+		{flag: "body-min-rate", env: "SLIPWAY_BODY_MIN_RATE", def: "10KiB", help: "least average rate, in bytes a second (KiB, MiB suffixes), every request body must keep up after --body-grace; one that falls behind gets 408 and nothing of it is kept, so a stalled upload cannot hold a spool file. 0 turns it off", set: func(v string) error {
+			if strings.TrimSpace(v) == "0" {
+				c.BodyMinRate = 0
+				return nil
+			}
+			n, err := parseSize(v)
+			c.BodyMinRate = n
+			return err
+		}},
+		{flag: "body-grace", env: "SLIPWAY_BODY_GRACE", def: "10s", help: "how long a request body may take before --body-min-rate applies", set: dur(&c.BodyGrace)},
 		{flag: "insecure", env: "SLIPWAY_INSECURE", def: "false", help: "serve without an admin token (so without authentication) on a non-loopback address", set: boolean(&c.Insecure)},
 		{flag: "metrics-public", env: "SLIPWAY_METRICS_PUBLIC", def: "false", help: "serve /metrics without a token (it needs the read scope otherwise)", set: boolean(&c.MetricsPublic)},
 		{flag: "rate-limit", env: "SLIPWAY_RATE_LIMIT", def: "20", help: "requests per second each token may make, shared by every API replica", set: func(v string) error {

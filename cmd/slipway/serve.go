@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,36 @@ type service struct {
 	blobsDesc string
 	toolchain *builder.Toolchain
 	builds    *builder.Builds
+	closers   []func() error // run by close, last first
+}
+
+// close releases what open and the start-up took: scratch directories, the blob store,
+// Redis.
+func (s *service) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil {
+			s.log.Warn("closing", "err", err)
+		}
+	}
+	s.rdb.Close()
+}
+
+// claimScratch claims this process's scratch directory in dir (see store.ClaimScratch),
+// which close releases, and logs what it removed of processes that died.
+func (s *service) claimScratch(dir string) (*store.Scratch, error) {
+	sc, err := store.ClaimScratch(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot use %s for temporary files (%v); set SLIPWAY_DATA_DIR (--data-dir) to a writable directory", dir, err)
+	}
+	s.closers = append(s.closers, sc.Close)
+	swept, err := sc.Swept()
+	if len(swept) > 0 {
+		s.log.Info("removed the temporary files of stopped slipway processes", "dirs", swept)
+	}
+	if err != nil {
+		s.log.Warn("could not remove all temporary files of stopped slipway processes", "err", err)
+	}
+	return sc, nil
 }
 
 // open connects to everything and checks that it answers; each failure is one line.
@@ -54,7 +85,7 @@ func open(ctx context.Context, cfg serveConfig, logOut io.Writer) (*service, err
 	if err != nil {
 		return nil, err
 	}
-	blobs, blobsDesc, err := openBlobs(ctx, cfg)
+	blobs, blobsDesc, closeBlobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		rdb.Close()
 		return nil, err
@@ -63,16 +94,18 @@ func open(ctx context.Context, cfg serveConfig, logOut io.Writer) (*service, err
 	toolchain, err := builder.LoadToolchain(tctx, cfg.GoBin)
 	cancel()
 	if err != nil {
+		closeBlobs()
 		rdb.Close()
 		return nil, fmt.Errorf("slipway builds with the Go toolchain, and %v; install Go or point SLIPWAY_GO (--go) at the go command", err)
 	}
 	if err := builder.EnsureQueue(ctx, rdb); err != nil {
+		closeBlobs()
 		rdb.Close()
 		return nil, err
 	}
 	redis.SetLogger(redisLogger{log})
 	return &service{cfg: cfg, log: log, rdb: rdb, blobs: blobs, blobsDesc: blobsDesc, toolchain: toolchain,
-		builds: builder.NewBuilds(rdb)}, nil
+		builds: builder.NewBuilds(rdb), closers: []func() error{closeBlobs}}, nil
 }
 
 func (s *service) sourceLimits() source.Limits {
@@ -85,17 +118,31 @@ func (s *service) sourceLimits() source.Limits {
 
 // startWorkers starts cfg.Workers build workers; the returned function waits for them
 // to stop after ctx ends (each puts its build in progress back on the queue).
+//
+// The workers' work directories are made in this process's scratch directory under
+// <data dir>/work, so those of a process that was killed are removed at the next start:
+// the workers are given it as their DataDir (they work in <DataDir>/work), and the Go
+// caches, which they would otherwise keep under DataDir, are named here.
 func (s *service) startWorkers(ctx context.Context) (func(), error) {
+	if s.cfg.Workers == 0 {
+		return func() {}, nil
+	}
+	scratch, err := s.claimScratch(filepath.Join(s.cfg.DataDir, "work"))
+	if err != nil {
+		return nil, err
+	}
+	goCache := cmp.Or(s.cfg.GoCache, filepath.Join(s.cfg.DataDir, "cache", "go-build"))
+	goModCache := cmp.Or(s.cfg.GoModCache, filepath.Join(s.cfg.DataDir, "cache", "gomod"))
 	var wg sync.WaitGroup
 	for i := range s.cfg.Workers {
 		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, builder.WorkerOptions{
 			ID:          workerID(i),
-			DataDir:     s.cfg.DataDir,
+			DataDir:     scratch.Path(),
 			Concurrency: s.cfg.BuildConcurrency,
 			Timeout:     s.cfg.BuildTimeout,
 			Visibility:  s.cfg.BuildVisibility,
 			MaxAttempts: s.cfg.BuildAttempts,
-			Go: builder.GoEnv{Cache: s.cfg.GoCache, ModCache: s.cfg.GoModCache,
+			Go: builder.GoEnv{Cache: goCache, ModCache: goModCache,
 				Proxy: s.cfg.GoProxy, SumDB: s.cfg.GoSumDB, Private: s.cfg.GoPrivate},
 			Limits:          s.sourceLimits(),
 			SourceAllowNets: s.cfg.SourceAllowNets,
@@ -172,12 +219,18 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer s.rdb.Close()
+	defer s.close()
 	log := s.log
 
+	// Uploads are spooled in this process's own scratch directory, so those of a process
+	// that was killed mid-upload are removed at the next start.
+	spool, err := s.claimScratch(filepath.Join(cfg.DataDir, "spool"))
+	if err != nil {
+		return err
+	}
 	intake, err := builder.NewIntake(s.builds, s.blobs, s.toolchain, builder.IntakeOptions{
 		Limits:   s.sourceLimits(),
-		SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+		SpoolDir: spool.Path(),
 	})
 	if err != nil {
 		return err
@@ -191,6 +244,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	} else {
 		log.Warn("authentication is off: no SLIPWAY_ADMIN_TOKEN is set, so anyone who reaches " + cfg.Addr + " may do anything")
 	}
+	opts = append(opts, api.WithBodyMinRate(cfg.BodyMinRate, cfg.BodyGrace))
 	hooks, err := webhook.NewStore(s.rdb, s.webhookOptions()...)
 	if err != nil {
 		return err
@@ -294,7 +348,7 @@ func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer s.rdb.Close()
+	defer s.close()
 	wait, err := s.startWorkers(ctx)
 	if err != nil {
 		return err
@@ -335,19 +389,36 @@ type blobStore interface {
 	store.Pinger
 }
 
+// verifiedBlobs is store.Verified of the filesystem store, which keeps its Root in reach:
+// the worker keeps that directory out of build logs.
+type verifiedBlobs struct {
+	blobStore
+	root string
+}
+
+// Root is the filesystem store's directory.
+func (v verifiedBlobs) Root() string { return v.root }
+
 // openBlobs opens S3 when a bucket is set, else the filesystem under the data directory,
-// and checks that it answers.
-func openBlobs(ctx context.Context, cfg serveConfig) (blobStore, string, error) {
+// and checks that it answers. Reads of content-addressed keys are checked against their
+// digest (store.Verified). The returned function releases the store.
+func openBlobs(ctx context.Context, cfg serveConfig) (blobStore, string, func() error, error) {
 	if cfg.S3Bucket == "" {
 		dir := filepath.Join(cfg.DataDir, "blobs")
 		fsStore, err := store.NewFS(dir)
 		if err != nil {
-			return nil, "", fmt.Errorf("cannot use %s for blobs (%v); set SLIPWAY_DATA_DIR (--data-dir) to a writable directory", dir, err)
+			return nil, "", nil, fmt.Errorf("cannot use %s for blobs (%v); set SLIPWAY_DATA_DIR (--data-dir) to a writable directory", dir, err)
 		}
 		if err := fsStore.Ping(ctx); err != nil {
-			return nil, "", fmt.Errorf("%v; set SLIPWAY_DATA_DIR (--data-dir) to a writable directory", err)
+			fsStore.Close()
+			return nil, "", nil, fmt.Errorf("%v; set SLIPWAY_DATA_DIR (--data-dir) to a writable directory", err)
 		}
-		return fsStore, "file://" + fsStore.Root(), nil
+		v, ok := store.Verified(fsStore).(blobStore)
+		if !ok {
+			fsStore.Close()
+			return nil, "", nil, errors.New("the verified blob store lost Ping")
+		}
+		return verifiedBlobs{v, fsStore.Root()}, "file://" + fsStore.Root(), fsStore.Close, nil
 	}
 	var loadOpts []func(*awsconfig.LoadOptions) error
 	if cfg.S3Region != "" {
@@ -355,7 +426,7 @@ func openBlobs(ctx context.Context, cfg serveConfig) (blobStore, string, error) 
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
-		return nil, "", fmt.Errorf("loading the AWS configuration for S3: %v", err)
+		return nil, "", nil, fmt.Errorf("loading the AWS configuration for S3: %v", err)
 	}
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
@@ -372,7 +443,7 @@ func openBlobs(ctx context.Context, cfg serveConfig) (blobStore, string, error) 
 	}
 	s3Store, err := store.NewS3(client, cfg.S3Bucket, s3Opts...)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	desc := "s3://" + cfg.S3Bucket
 	if cfg.S3Endpoint != "" {
@@ -381,10 +452,14 @@ func openBlobs(ctx context.Context, cfg serveConfig) (blobStore, string, error) 
 	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
 	if err := s3Store.Ping(pctx); err != nil {
-		return nil, "", fmt.Errorf("cannot reach %s (%s); check SLIPWAY_S3_BUCKET, SLIPWAY_S3_ENDPOINT, SLIPWAY_S3_PATH_STYLE and the AWS credentials",
+		return nil, "", nil, fmt.Errorf("cannot reach %s (%s); check SLIPWAY_S3_BUCKET, SLIPWAY_S3_ENDPOINT, SLIPWAY_S3_PATH_STYLE and the AWS credentials",
 			desc, oneLine(err))
 	}
-	return s3Store, desc, nil
+	v, ok := store.Verified(s3Store).(blobStore)
+	if !ok {
+		return nil, "", nil, errors.New("the verified blob store lost Ping")
+	}
+	return v, desc, func() error { return nil }, nil
 }
 
 // oneLine flattens an error message so start-up failures stay one line.
