@@ -22,6 +22,10 @@ type Spooled struct {
 // with an error wrapping ErrTooLarge as soon as more than max bytes arrive, and with the
 // context's error when ctx is done; either way the partial file is removed. An empty body
 // is an *Error. A max of zero or less means the default MaxCompressed, as in Limits.
+//
+// A process that is killed leaves its spool file behind, so dir should be the process's
+// own scratch directory (slipway serve gives the intake one from store.ClaimScratch), whose
+// files the next start removes.
 func Spool(ctx context.Context, r io.Reader, dir string, max int64) (*Spooled, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
