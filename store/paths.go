@@ -106,6 +106,21 @@ package store
 //	slipway:queue:builds        stream of {app, build}; consumer group "workers"; a worker
 //	                            keeps its entry's idle time low while it builds, and entries
 //	                            idle past the visibility timeout are claimed by another
+//
+// API tokens and rate limits are global, one key per token and per caller (tokens.go):
+//
+//	slipway:tokens              hash: name → sha256 hex of the token's secret: the live
+//	                            tokens by name (a name is taken while its token lives);
+//	                            revoking a token removes its field only while it still
+//	                            names that token's hash
+//	slipway:token:<sha256 hex>  string: a token's JSON (id, name, scopes, apps, created_at,
+//	                            last_used_at), found by hashing the secret a request sends;
+//	                            never the secret. id is "tok_" and a ULID made at creation;
+//	                            a token stored before ids has none, and its id is derived
+//	                            from <sha256 hex> and written back at its next use
+//	slipway:ratelimit:<caller>  string: the GCRA theoretical arrival time (µs) of one caller:
+//	                            a token's id, or "admin" for the server's admin token (never
+//	                            a name, which another token may take); expires when idle
 
 import "strings"
 

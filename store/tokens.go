@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,11 +14,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 )
 
 // Token is an API token as stored: never its secret, only the secret's SHA-256.
 type Token struct {
+	// ID is the token's identity, "tok_" and a ULID made at creation: unlike the name,
+	// which a later token may take once this one is revoked, it is never reused. A token
+	// stored before ids has its ID derived from its hash (see tokenID).
+	ID         string     `json:"id"`
 	Name       string     `json:"name"`
 	Scopes     []string   `json:"scopes"`
 	Apps       []string   `json:"apps"`
@@ -33,6 +39,9 @@ var (
 
 // TokenPrefix starts every token slipway makes, so secret scanners can find them.
 const TokenPrefix = "slw_"
+
+// TokenIDPrefix starts every token id.
+const TokenIDPrefix = "tok_"
 
 // Tokens keeps API tokens in Redis:
 //
@@ -77,7 +86,9 @@ func (t *Tokens) Create(ctx context.Context, name string, scopes, apps []string)
 	if apps == nil {
 		apps = []string{}
 	}
-	tok := Token{Name: name, Scopes: slices.Clone(scopes), Apps: slices.Clone(apps), CreatedAt: t.now().UTC()}
+	now := t.now().UTC()
+	id := TokenIDPrefix + ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
+	tok := Token{ID: id, Name: name, Scopes: slices.Clone(scopes), Apps: slices.Clone(apps), CreatedAt: now}
 	doc, err := json.Marshal(tok)
 	if err != nil {
 		return "", Token{}, err
@@ -104,9 +115,9 @@ func (t *Tokens) Lookup(ctx context.Context, secret string) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("reading token: %w", err)
 	}
-	var tok Token
-	if err := json.Unmarshal([]byte(s), &tok); err != nil {
-		return Token{}, fmt.Errorf("decoding token: %w", err)
+	tok, err := decodeToken(h, s)
+	if err != nil {
+		return Token{}, err
 	}
 	now := t.now().UTC()
 	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) > time.Minute {
@@ -138,33 +149,115 @@ func (t *Tokens) List(ctx context.Context) ([]Token, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading token %s: %w", n, err)
 		}
-		var tok Token
-		if err := json.Unmarshal([]byte(s), &tok); err != nil {
-			return nil, fmt.Errorf("decoding token %s: %w", n, err)
+		tok, err := decodeToken(idx[n], s)
+		if err != nil {
+			return nil, fmt.Errorf("token %s: %w", n, err)
 		}
 		out = append(out, tok)
 	}
 	return out, nil
 }
 
-// Delete revokes the token called name.
-func (t *Tokens) Delete(ctx context.Context, name string) error {
+// Get returns the live token called name, or ErrTokenUnknown.
+func (t *Tokens) Get(ctx context.Context, name string) (Token, error) {
+	tok, _, err := t.get(ctx, name)
+	return tok, err
+}
+
+// get returns the token called name and the hash of its secret.
+func (t *Tokens) get(ctx context.Context, name string) (Token, string, error) {
 	h, err := t.rdb.HGet(ctx, tokensIndexKey, name).Result()
 	if errors.Is(err, redis.Nil) {
-		return fmt.Errorf("%w: no token named %q", ErrTokenUnknown, name)
+		return Token{}, "", fmt.Errorf("%w: no token named %q", ErrTokenUnknown, name)
 	}
 	if err != nil {
-		return fmt.Errorf("reading token %s: %w", name, err)
+		return Token{}, "", fmt.Errorf("reading token %s: %w", name, err)
 	}
+	s, err := t.rdb.Get(ctx, tokenKey(h)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Token{}, h, fmt.Errorf("%w: no token named %q", ErrTokenUnknown, name)
+	}
+	if err != nil {
+		return Token{}, "", fmt.Errorf("reading token %s: %w", name, err)
+	}
+	tok, err := decodeToken(h, s)
+	if err != nil {
+		return Token{}, "", fmt.Errorf("token %s: %w", name, err)
+	}
+	return tok, h, nil
+}
+
+// unindexTokenScript removes a name from the index only while it still names the hash
+// given, so a revocation never frees the name of a token made since.
+//
+//	KEYS  the index
+//	ARGV  name, hash
+var unindexTokenScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+`)
+
+// Delete revokes the token called name.
+func (t *Tokens) Delete(ctx context.Context, name string) error {
+	return t.DeleteIf(ctx, name, "")
+}
+
+// DeleteIf revokes the token called name if it is still the token with id (any token
+// for an empty id), and answers ErrTokenUnknown otherwise: a caller that decided on a
+// token it read revokes that token, never another that took its name since.
+func (t *Tokens) DeleteIf(ctx context.Context, name, id string) error {
+	tok, h, err := t.get(ctx, name)
+	switch {
+	case errors.Is(err, ErrTokenUnknown) && h != "" && id == "":
+		// The index names a token that is gone: free the name.
+	case err != nil:
+		return err
+	case id != "" && tok.ID != id:
+		return fmt.Errorf("%w: no token named %q", ErrTokenUnknown, name)
+	}
+	// The token's own key holds no other token ever (its secret is random), so deleting
+	// it revokes exactly the token read above.
 	if err := t.rdb.Del(ctx, tokenKey(h)).Err(); err != nil {
 		return fmt.Errorf("revoking token %s: %w", name, err)
 	}
-	return t.rdb.HDel(ctx, tokensIndexKey, name).Err()
+	if err := unindexTokenScript.Run(ctx, t.rdb, []string{tokensIndexKey}, name, h).Err(); err != nil {
+		return fmt.Errorf("revoking token %s: %w", name, err)
+	}
+	return nil
+}
+
+// decodeToken reads a stored token whose secret hashes to h.
+func decodeToken(h, doc string) (Token, error) {
+	var tok Token
+	if err := json.Unmarshal([]byte(doc), &tok); err != nil {
+		return Token{}, fmt.Errorf("decoding token: %w", err)
+	}
+	if tok.ID == "" {
+		tok.ID = tokenID(h, tok.CreatedAt)
+	}
+	return tok, nil
+}
+
+// tokenID is the id of a token stored before tokens had ids: a ULID of its creation time
+// whose random part comes from the hash of its secret, so it is the same on every read
+// and every replica. Lookup writes it into the token when it notes a use.
+func tokenID(h string, created time.Time) string {
+	sum := sha256.Sum256([]byte("slipway token id\x00" + h))
+	ms := ulid.Timestamp(created)
+	if created.IsZero() || ms > ulid.MaxTime() {
+		ms = 0
+	}
+	id, err := ulid.New(ms, bytes.NewReader(sum[:10]))
+	if err != nil {
+		id, _ = ulid.New(0, bytes.NewReader(sum[:10]))
+	}
+	return TokenIDPrefix + id.String()
 }
 
 // RateLimiter spreads each caller's requests over time (GCRA), shared by every API
 // replica through Redis: slipway:ratelimit:<caller> holds the caller's theoretical arrival
-// time.
+// time. The API names callers by identity (a token's ID), never by a name another token
+// could take.
 type RateLimiter struct {
 	rdb   redis.UniversalClient
 	rate  float64 // requests per second

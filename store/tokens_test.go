@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,5 +62,93 @@ func TestRateLimiter(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	if ok, _, _ := rl.Allow(ctx, "bot"); !ok {
 		t.Error("after waiting, the caller is still limited")
+	}
+}
+
+// TestTokenIDs: every token has an id of its own that outlives its name, and a revocation
+// decided on one token never revokes another that took its name since.
+func TestTokenIDs(t *testing.T) {
+	ctx := context.Background()
+	rdb := storetest.Redis(t)
+	toks := store.NewTokens(rdb)
+	_, first, err := toks.Create(ctx, "ci", []string{"build"}, []string{"hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(first.ID, store.TokenIDPrefix) || len(first.ID) != len(store.TokenIDPrefix)+26 {
+		t.Errorf("Create().ID = %q, want tok_ and a ULID", first.ID)
+	}
+	got, err := toks.Get(ctx, "ci")
+	if err != nil || got.ID != first.ID || !slices.Equal(got.Apps, []string{"hello"}) {
+		t.Errorf("Get(ci) = %+v %v, want the token made", got, err)
+	}
+	if _, err := toks.Get(ctx, "nobody"); !errors.Is(err, store.ErrTokenUnknown) {
+		t.Errorf("Get(nobody) = %v, want ErrTokenUnknown", err)
+	}
+	if err := toks.Delete(ctx, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	secret, second, err := toks.Create(ctx, "ci", []string{"build"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ID == first.ID {
+		t.Errorf("a token re-made under the name ci has the id %s of the revoked one", second.ID)
+	}
+	if err := toks.DeleteIf(ctx, "ci", first.ID); !errors.Is(err, store.ErrTokenUnknown) {
+		t.Errorf("DeleteIf(ci, the revoked token's id) = %v, want ErrTokenUnknown", err)
+	}
+	if got, err := toks.Lookup(ctx, secret); err != nil || got.ID != second.ID {
+		t.Errorf("Lookup after a stale DeleteIf = %+v %v, want the new token alive", got, err)
+	}
+	if err := toks.DeleteIf(ctx, "ci", second.ID); err != nil {
+		t.Errorf("DeleteIf(ci, its id) = %v", err)
+	}
+	if _, err := toks.Lookup(ctx, secret); !errors.Is(err, store.ErrTokenUnknown) {
+		t.Errorf("Lookup after DeleteIf = %v, want ErrTokenUnknown", err)
+	}
+	if list, err := toks.List(ctx); err != nil || len(list) != 0 {
+		t.Errorf("List after revoking every token = %+v %v", list, err)
+	}
+}
+
+// TestTokenWithoutID: a token stored before tokens had ids keeps working, with an id
+// derived from its hash that stays the same on every read and once Lookup rewrites it.
+func TestTokenWithoutID(t *testing.T) {
+	ctx := context.Background()
+	rdb := storetest.Redis(t)
+	toks := store.NewTokens(rdb)
+	secret := store.TokenPrefix + "legacylegacylegacylegacylegacylegacylegacylegacy"
+	h := store.HashToken(secret)
+	created := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	doc := `{"name":"old-ci","scopes":["build"],"apps":[],"created_at":"` + created.Format(time.RFC3339) + `"}`
+	if err := rdb.Set(ctx, "slipway:token:"+h, doc, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, "slipway:tokens", "old-ci", h).Err(); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := toks.List(ctx)
+	if err != nil || len(listed) != 1 {
+		t.Fatalf("List = %+v %v", listed, err)
+	}
+	id := listed[0].ID
+	if !strings.HasPrefix(id, store.TokenIDPrefix) || len(id) != len(store.TokenIDPrefix)+26 {
+		t.Errorf("derived id = %q, want tok_ and a ULID", id)
+	}
+	for i := range 2 { // the first Lookup writes the id into the token, the second reads it
+		got, err := toks.Lookup(ctx, secret)
+		if err != nil || got.ID != id || got.Name != "old-ci" {
+			t.Errorf("Lookup #%d = %+v %v, want id %s", i+1, got, err, id)
+		}
+	}
+	if got, err := toks.Get(ctx, "old-ci"); err != nil || got.ID != id {
+		t.Errorf("Get = %+v %v, want id %s", got, err, id)
+	}
+	if s, _ := rdb.Get(ctx, "slipway:token:"+h).Result(); !strings.Contains(s, `"id":"`+id+`"`) {
+		t.Errorf("stored token after Lookup = %s, want its id recorded", s)
+	}
+	if err := toks.DeleteIf(ctx, "old-ci", id); err != nil {
+		t.Errorf("DeleteIf(old-ci, derived id) = %v", err)
 	}
 }
