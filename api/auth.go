@@ -25,8 +25,10 @@ import (
 type TokenStore interface {
 	Create(ctx context.Context, name string, scopes, apps []string) (string, store.Token, error)
 	Lookup(ctx context.Context, secret string) (store.Token, error)
+	Get(ctx context.Context, name string) (store.Token, error)
 	List(ctx context.Context) ([]store.Token, error)
 	Delete(ctx context.Context, name string) error
+	DeleteIf(ctx context.Context, name, id string) error
 }
 
 // RateLimiter admits or refuses each caller's requests; *store.RateLimiter implements it.
@@ -41,9 +43,37 @@ var (
 
 // principal is who makes a request: a token, the admin, or nobody.
 type principal struct {
+	// id is the principal's identity, which rate limits follow: a token's id, or adminID.
+	id string
+	// name is how the principal is shown, and the actor of what it does.
 	name   string
 	scopes []string
 	apps   []string // empty: every app
+	// secret is a token's secret, to check it again while a response streams; empty for
+	// the admin token, which lives as long as the server's configuration.
+	secret string
+}
+
+// The server's admin token (SLIPWAY_ADMIN_TOKEN) has a fixed identity and name, and a
+// server without authentication acts as anonymous. No token may take these names, nor
+// one shaped like a token id, so that an actor name never stands for two principals.
+const (
+	adminID       = "admin" // never a token's id, which starts with store.TokenIDPrefix
+	adminName     = "admin"
+	anonymousName = "anonymous"
+)
+
+// reservedName reports why a token may not be called name, or "".
+func reservedName(name string) string {
+	switch {
+	case name == adminName:
+		return "\"admin\" is reserved: it names the server's admin token (SLIPWAY_ADMIN_TOKEN) in history and events"
+	case name == anonymousName:
+		return "\"anonymous\" is reserved: it names what a server without authentication does"
+	case strings.HasPrefix(name, store.TokenIDPrefix):
+		return "names starting " + store.TokenIDPrefix + " are reserved for token ids"
+	}
+	return ""
 }
 
 const (
@@ -54,13 +84,19 @@ const (
 // has reports whether the principal holds scope; channel is the path's channel, which a
 // promote:<channel> scope must match.
 func (p *principal) has(scope, channel string) bool {
-	for _, s := range p.scopes {
+	return covers(p.scopes, scope) || (scope == "promote" && channel != "" && covers(p.scopes, "promote:"+channel))
+}
+
+// covers reports whether the scopes held include want: admin holds every scope, promote
+// holds promote:<channel>, and every scope holds read.
+func covers(held []string, want string) bool {
+	for _, s := range held {
 		switch {
-		case s == "admin", s == scope:
+		case s == "admin", s == want:
 			return true
-		case scope == "read":
-			return true // every scope holds read
-		case scope == "promote" && channel != "" && s == "promote:"+channel:
+		case want == "read":
+			return true
+		case s == "promote" && strings.HasPrefix(want, "promote:"):
 			return true
 		}
 	}
@@ -69,6 +105,33 @@ func (p *principal) has(scope, channel string) bool {
 
 func (p *principal) allowsApp(app string) bool {
 	return len(p.apps) == 0 || slices.Contains(p.apps, app)
+}
+
+// limited reports whether the principal is limited to some apps.
+func (p *principal) limited() bool { return p != nil && len(p.apps) > 0 }
+
+// within reports whether a token limited to apps is no wider than the principal: any
+// token for an unlimited principal (or none, when authentication is off), and for a
+// limited one only a token limited to some of its apps.
+func (p *principal) within(apps []string) bool {
+	if !p.limited() {
+		return true
+	}
+	if len(apps) == 0 {
+		return false
+	}
+	for _, a := range apps {
+		if !slices.Contains(p.apps, a) {
+			return false
+		}
+	}
+	return true
+}
+
+// caller is the request's principal, or nil when authentication is off.
+func caller(c echo.Context) *principal {
+	p, _ := c.Get(ctxPrincipal).(*principal)
+	return p
 }
 
 // requirement is the scope one operation needs, from openapi.yaml.
@@ -176,7 +239,7 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 // lookup returns the principal a secret names, or nil.
 func (s *Server) lookup(ctx context.Context, secret string) (*principal, error) {
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.adminToken)) == 1 {
-		return &principal{name: "admin", scopes: []string{"admin"}}, nil
+		return &principal{id: adminID, name: adminName, scopes: []string{"admin"}}, nil
 	}
 	if !strings.HasPrefix(secret, store.TokenPrefix) {
 		return nil, nil
@@ -188,7 +251,13 @@ func (s *Server) lookup(ctx context.Context, secret string) (*principal, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &principal{name: tok.Name, scopes: tok.Scopes, apps: tok.Apps}, nil
+	name := tok.Name
+	if reservedName(name) != "" {
+		// Made before the name was reserved: shown with its id, so that it never passes
+		// for the admin, or for anyone, in history.
+		name += " (" + tok.ID + ")"
+	}
+	return &principal{id: tok.ID, name: name, scopes: tok.Scopes, apps: tok.Apps, secret: secret}, nil
 }
 
 // require guards an operation: the principal must hold the scope, be allowed the app in
@@ -225,7 +294,7 @@ func (s *Server) require(req requirement) echo.MiddlewareFunc {
 				return s.forbidden(c, req, "token %s is limited to the apps %s, not %s", p.name, strings.Join(p.apps, ", "), app)
 			}
 			if s.deps.Limiter != nil {
-				ok, wait, err := s.deps.Limiter.Allow(c.Request().Context(), p.name)
+				ok, wait, err := s.deps.Limiter.Allow(c.Request().Context(), p.id)
 				if err != nil {
 					return err
 				}
@@ -264,12 +333,24 @@ func (s *Server) forbidden(c echo.Context, req requirement, format string, args 
 	return newProblem(openapi.ProblemForbidden, format, args...)
 }
 
-// actor names who makes a change: the token's name, or anonymous when auth is off.
+// actor names who makes a change, for history and events: the token's name, admin for
+// the server's admin token, or anonymous when authentication is off. At any moment a name
+// stands for one principal at most (names of live tokens are unique and the other two are
+// reserved); actorID tells apart tokens that bore one name at different times.
 func actor(c echo.Context) string {
-	if p, ok := c.Get(ctxPrincipal).(*principal); ok {
+	if p := caller(c); p != nil {
 		return p.name
 	}
-	return "anonymous"
+	return anonymousName
+}
+
+// actorID is the identity of who makes a request: the token's id (tok_...), admin for the
+// server's admin token; empty when the request has no principal.
+func actorID(c echo.Context) string {
+	if p := caller(c); p != nil {
+		return p.id
+	}
+	return ""
 }
 
 // visibleApp reports whether the request's principal may see app.
@@ -278,7 +359,12 @@ func visibleApp(c echo.Context, app string) bool {
 	return !ok || p.allowsApp(app)
 }
 
-// CreateToken implements openapi.ServerInterface.
+// maxTokenApps is how many apps one token may be limited to.
+const maxTokenApps = 1000
+
+// CreateToken implements openapi.ServerInterface. A token never makes a token wider
+// than itself: its scopes must cover each scope asked for, and a caller limited to some
+// apps makes only tokens limited to some of them.
 func (s *Server) CreateToken(c echo.Context) error {
 	var in openapi.TokenInput
 	if err := decodeJSON(c, s.opts.maxBodyBytes, &in); err != nil {
@@ -287,6 +373,8 @@ func (s *Server) CreateToken(c echo.Context) error {
 	var verr release.ValidationError
 	if !tokenName.MatchString(in.Name) {
 		verr.Fields = append(verr.Fields, release.FieldError{Field: "name", Detail: "1 to 64 of a-z, 0-9, '-', '_' and '.'"})
+	} else if why := reservedName(in.Name); why != "" {
+		verr.Fields = append(verr.Fields, release.FieldError{Field: "name", Detail: why + "; pick another name"})
 	}
 	if len(in.Scopes) == 0 {
 		verr.Fields = append(verr.Fields, release.FieldError{Field: "scopes", Detail: "at least one scope: read, build, release, promote, promote:<channel> or admin"})
@@ -298,6 +386,9 @@ func (s *Server) CreateToken(c echo.Context) error {
 		}
 	}
 	apps := deref(in.Apps)
+	if len(apps) > maxTokenApps {
+		verr.Fields = append(verr.Fields, release.FieldError{Field: "apps", Detail: fmt.Sprintf("%d apps; a token may be limited to at most %d", len(apps), maxTokenApps)})
+	}
 	for i, a := range apps {
 		if err := release.ValidateName(a); err != nil {
 			verr.Fields = append(verr.Fields, release.FieldError{Field: fmt.Sprintf("apps[%d]", i), Detail: err.Error()})
@@ -305,6 +396,9 @@ func (s *Server) CreateToken(c echo.Context) error {
 	}
 	if len(verr.Fields) > 0 {
 		return &verr
+	}
+	if err := caller(c).mayCreate(in.Scopes, apps); err != nil {
+		return err
 	}
 	secret, tok, err := s.deps.Tokens.Create(c.Request().Context(), in.Name, in.Scopes, apps)
 	if errors.Is(err, store.ErrTokenExists) {
@@ -315,28 +409,85 @@ func (s *Server) CreateToken(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, openapi.TokenCreated{
-		Name: tok.Name, Scopes: tok.Scopes, Apps: tok.Apps, CreatedAt: tok.CreatedAt, Token: secret,
+		Id: tok.ID, Name: tok.Name, Scopes: tok.Scopes, Apps: tok.Apps, CreatedAt: tok.CreatedAt, Token: secret,
 	})
 }
 
-// ListTokens implements openapi.ServerInterface.
+// mayCreate refuses, with a forbidden problem naming each field, a token wider than the
+// principal (nil: authentication is off, anything goes).
+func (p *principal) mayCreate(scopes, apps []string) error {
+	if p == nil {
+		return nil
+	}
+	var fields []openapi.FieldError
+	add := func(field, format string, args ...any) {
+		fields = append(fields, openapi.FieldError{Field: field, Pointer: pointer(field), Detail: fmt.Sprintf(format, args...)})
+	}
+	for i, sc := range scopes {
+		if !covers(p.scopes, sc) {
+			add(fmt.Sprintf("scopes[%d]", i), "%s is not among the scopes of token %s (%s)", sc, p.name, strings.Join(p.scopes, ", "))
+		}
+	}
+	if p.limited() {
+		if len(apps) == 0 {
+			add("apps", "token %s is limited to the apps %s, so the tokens it makes must be limited to some of them too: send apps", p.name, strings.Join(p.apps, ", "))
+		}
+		for i, a := range apps {
+			if !slices.Contains(p.apps, a) {
+				add(fmt.Sprintf("apps[%d]", i), "%s is not among the apps token %s is limited to (%s)", a, p.name, strings.Join(p.apps, ", "))
+			}
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	details := make([]string, len(fields))
+	for i, f := range fields {
+		details[i] = f.Field + ": " + f.Detail
+	}
+	prob := newProblem(openapi.ProblemForbidden, "a token cannot make a token wider than itself; %s", strings.Join(details, "; "))
+	prob.fields = fields
+	return prob
+}
+
+// ListTokens implements openapi.ServerInterface: a caller limited to some apps sees the
+// tokens limited to some of its apps.
 func (s *Server) ListTokens(c echo.Context) error {
 	toks, err := s.deps.Tokens.List(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	out := openapi.TokenList{Items: make([]openapi.Token, len(toks))}
-	for i, t := range toks {
-		out.Items[i] = openapi.Token{Name: t.Name, Scopes: t.Scopes, Apps: t.Apps, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
+	p := caller(c)
+	out := openapi.TokenList{Items: make([]openapi.Token, 0, len(toks))}
+	for _, t := range toks {
+		if p.within(t.Apps) {
+			out.Items = append(out.Items, openapi.Token{Id: t.ID, Name: t.Name, Scopes: t.Scopes, Apps: t.Apps, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt})
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-// DeleteToken implements openapi.ServerInterface.
+// DeleteToken implements openapi.ServerInterface. A caller limited to some apps revokes
+// only the tokens it can list; any other name is answered as an unknown one, so names
+// cannot be probed.
 func (s *Server) DeleteToken(c echo.Context, name string) error {
-	err := s.deps.Tokens.Delete(c.Request().Context(), name)
+	ctx := c.Request().Context()
+	var err error
+	if p := caller(c); p.limited() {
+		var tok store.Token
+		tok, err = s.deps.Tokens.Get(ctx, name)
+		if err == nil && !p.within(tok.Apps) {
+			err = store.ErrTokenUnknown
+		}
+		if err == nil {
+			// Revokes the token judged above, not one that took its name since.
+			err = s.deps.Tokens.DeleteIf(ctx, name, tok.ID)
+		}
+	} else {
+		err = s.deps.Tokens.Delete(ctx, name)
+	}
 	if errors.Is(err, store.ErrTokenUnknown) {
-		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
+		return newProblem(openapi.ProblemNotFound, "no token named %q; GET /v1/tokens lists the tokens you may revoke", name)
 	}
 	if err != nil {
 		return err

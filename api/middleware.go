@@ -120,6 +120,8 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int64("bytes", c.Response().Size),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("remote", c.RealIP()),
+			slog.String("actor", actor(c)),
+			slog.String("actor_id", actorID(c)),
 		)
 		return nil
 	}
