@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -351,6 +352,68 @@ func actorID(c echo.Context) string {
 		return p.id
 	}
 	return ""
+}
+
+// watchCredential watches the credential of a response that streams (an event stream, a
+// followed build log): every WithCredentialCheck period (5s by default) it asks the token
+// store again for the request's token, and closes revoked once the token is gone. The
+// server's admin token and requests without authentication are never revoked; a check
+// that fails (Redis unreachable) is logged and tried again at the next period, since the
+// stream's own reads fail then too. Call stop when the response ends.
+//
+// A streaming loop returns once revoked is closed: it looks before each write and
+// selects on it beside its waits:
+//
+//	revoked, stop := s.watchCredential(c)
+//	defer stop()
+//	for {
+//		select {
+//		case <-revoked:
+//			return nil
+//		default:
+//		}
+//		... read and write ...
+//		select {
+//		case <-revoked:
+//			return nil
+//		case <-ctx.Done():
+//			return nil
+//		case <-time.After(poll):
+//		}
+//	}
+func (s *Server) watchCredential(c echo.Context) (revoked <-chan struct{}, stop func()) {
+	out, done := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	stop = func() { once.Do(func() { close(done) }) }
+	p := caller(c)
+	if p == nil || p.secret == "" {
+		return out, stop
+	}
+	ctx := c.Request().Context()
+	rid := requestID(c)
+	go func() {
+		t := time.NewTicker(s.opts.credentialCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, err := s.deps.Tokens.Lookup(ctx, p.secret)
+			switch {
+			case errors.Is(err, store.ErrTokenUnknown):
+				s.log.InfoContext(ctx, "ending a stream: its token was revoked", "actor", p.name, "actor_id", p.id, "request_id", rid)
+				close(out)
+				return
+			case err != nil && ctx.Err() == nil:
+				s.log.WarnContext(ctx, "checking the token of a stream", "actor_id", p.id, "err", err, "request_id", rid)
+			}
+		}
+	}()
+	return out, stop
 }
 
 // visibleApp reports whether the request's principal may see app.

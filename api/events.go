@@ -168,9 +168,9 @@ func wantsEventStream(r *http.Request) bool {
 	return false
 }
 
-// streamEvents answers with Server-Sent Events until the client goes or the server
-// shuts down. Each event's id is the cursor just after it, so a client that reconnects
-// with Last-Event-ID misses nothing and sees nothing twice.
+// streamEvents answers with Server-Sent Events until the client goes, the server shuts
+// down or the token is revoked. Each event's id is the cursor just after it, so a client
+// that reconnects with Last-Event-ID misses nothing and sees nothing twice.
 func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types []string, last string) error {
 	ctx := c.Request().Context()
 	keepAlive, poll := s.opts.events.keepAlive, s.opts.events.poll
@@ -200,10 +200,15 @@ func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types [
 		return nil
 	}
 	w.Flush()
+	revoked, stopWatch := s.watchCredential(c)
+	defer stopWatch()
 	lastWrite, refreshed := time.Now(), time.Now()
 	for {
 		select {
 		case <-s.stopStreams:
+			return nil
+		case <-revoked:
+			s.endRevoked(c)
 			return nil
 		default:
 		}
@@ -253,9 +258,36 @@ func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types [
 			case <-s.stopStreams:
 				t.Stop()
 				return nil
+			case <-revoked:
+				t.Stop()
+				s.endRevoked(c)
+				return nil
 			case <-t.C:
 			}
 		}
+	}
+}
+
+// endRevoked writes the last message of an event stream whose token was revoked: an
+// error event whose data is the problem a new request with the token gets. It has no id,
+// so Last-Event-ID still names the last event delivered.
+func (s *Server) endRevoked(c echo.Context) {
+	kind := openapi.ProblemUnauthorized
+	doc := openapi.Problem{
+		Type:      kind,
+		Title:     kinds[kind].title,
+		Status:    kinds[kind].status,
+		Detail:    ptr("the token of this stream was revoked; the stream has ended. Reconnect with a valid token (and Last-Event-ID to resume)"),
+		Instance:  ptr(c.Request().URL.Path),
+		RequestId: ptr(requestID(c)),
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return
+	}
+	w := c.Response()
+	if _, err := w.Write([]byte("event: error\ndata: " + string(data) + "\n\n")); err == nil {
+		w.Flush()
 	}
 }
 

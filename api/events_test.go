@@ -248,3 +248,114 @@ func (e *env) moveAs(header map[string]string, app string, i int) {
 		e.t.Fatalf("%s = %d %s", action, r.status, r.body)
 	}
 }
+
+// sseReader reads an event stream message by message.
+type sseReader struct {
+	msgs chan sseMessage
+}
+
+type sseMessage struct{ id, event, data string }
+
+func (e *env) openStream(path, token string) *sseReader {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.url+path, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET %s (event stream) = %d", path, resp.StatusCode)
+	}
+	e.t.Cleanup(func() { resp.Body.Close() })
+	s := &sseReader{msgs: make(chan sseMessage, 100)}
+	go func() {
+		defer close(s.msgs)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var cur sseMessage
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if cur.event != "" {
+					s.msgs <- cur
+				}
+				cur = sseMessage{}
+			case strings.HasPrefix(line, "id: "):
+				cur.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				cur.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				cur.data = line[6:]
+			}
+		}
+	}()
+	return s
+}
+
+// next returns the next message, or ok false once the stream has ended.
+func (s *sseReader) next(t *testing.T, within time.Duration) (sseMessage, bool) {
+	t.Helper()
+	select {
+	case m, ok := <-s.msgs:
+		return m, ok
+	case <-time.After(within):
+		t.Fatalf("the stream neither sent nor ended within %s", within)
+	}
+	return sseMessage{}, false
+}
+
+// TestRevokedTokenStreamEnds: an event stream ends, with an error event, once its token
+// is revoked, and only that token's stream does.
+func TestRevokedTokenStreamEnds(t *testing.T) {
+	e := newEventsEnv(t, storetest.Redis(t), nil, api.WithAdminToken(adminToken),
+		api.WithEventPoll(20*time.Millisecond), api.WithCredentialCheck(100*time.Millisecond))
+	if r := e.do("PUT", "/v1/apps/hello", bearer(adminToken), `{}`); r.status != http.StatusCreated {
+		t.Fatalf("PUT app = %d %s", r.status, r.body)
+	}
+	watcher := e.token("watcher", []string{"read"}, []string{"hello"})
+	other := e.token("other", []string{"read"}, nil)
+	revoked := e.openStream("/v1/events?app=hello", watcher)
+	kept := e.openStream("/v1/events?app=hello", other)
+	admin := e.openStream("/v1/events?app=hello", adminToken)
+	lock := func(action string) {
+		t.Helper()
+		if r := e.do("POST", "/v1/apps/hello/channels/dev/"+action, bearer(adminToken), `{"reason":"x"}`); r.status != http.StatusOK {
+			t.Fatalf("%s = %d %s", action, r.status, r.body)
+		}
+	}
+	lock("lock")
+	for name, s := range map[string]*sseReader{"watcher": revoked, "other": kept, "admin": admin} {
+		if m, ok := s.next(t, 10*time.Second); !ok || m.event != "channel.locked" {
+			t.Fatalf("%s's stream: %+v %v, want channel.locked", name, m, ok)
+		}
+	}
+
+	if r := e.do("DELETE", "/v1/tokens/watcher", bearer(adminToken), ""); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE watcher = %d", r.status)
+	}
+	// The stream ends within a few check periods, its last message an error event
+	// carrying the problem, without an id.
+	var last sseMessage
+	for {
+		m, ok := revoked.next(t, 5*time.Second)
+		if !ok {
+			break
+		}
+		last = m
+	}
+	var p openapi.Problem
+	if err := json.Unmarshal([]byte(last.data), &p); err != nil || last.event != "error" || last.id != "" ||
+		p.Type != openapi.ProblemUnauthorized || p.Status != http.StatusUnauthorized || !strings.Contains(deref(p.Detail), "revoked") {
+		t.Errorf("last message of the revoked stream = %+v, want an error event with an unauthorized problem and no id", last)
+	}
+	// The other streams go on.
+	lock("unlock")
+	for name, s := range map[string]*sseReader{"other": kept, "admin": admin} {
+		if m, ok := s.next(t, 10*time.Second); !ok || m.event != "channel.unlocked" {
+			t.Errorf("%s's stream after watcher's revocation: %+v %v, want channel.unlocked", name, m, ok)
+		}
+	}
+}

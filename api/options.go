@@ -16,10 +16,12 @@ type options struct {
 	bodyMinRate   int64 // bytes a second, 0 for no limit (WithBodyMinRate)
 	bodyGrace     time.Duration
 	events        eventOptions
+	// credentialCheck is how often a streaming response checks its token again.
+	credentialCheck time.Duration
 }
 
 func defaultOptions() options {
-	return options{maxBodyBytes: 1 << 20, readyTimeout: 2 * time.Second,
+	return options{maxBodyBytes: 1 << 20, readyTimeout: 2 * time.Second, credentialCheck: 5 * time.Second,
 		bodyMinRate: 10 << 10, bodyGrace: 10 * time.Second}
 }
 
@@ -88,6 +90,19 @@ func WithCORSOrigins(origins []string) Option {
 			}
 		}
 		o.corsOrigins = origins
+		return nil
+	}
+}
+
+// WithCredentialCheck is how often a response that streams (an event stream, a followed
+// build log) checks that its token still stands; a revoked token's streams end within
+// this. Default 5s.
+func WithCredentialCheck(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("credential check period %s must be positive", d)
+		}
+		o.credentialCheck = d
 		return nil
 	}
 }
