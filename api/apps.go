@@ -1,8 +1,11 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,20 +38,52 @@ func (s *Server) ListApps(c echo.Context, params openapi.ListAppsParams) error {
 			return err
 		}
 	}
-	apps, next, err := s.deps.Apps.List(c.Request().Context(), after, limit)
+	var apps []release.App
+	var next string
+	if p := caller(c); p.limited() {
+		apps, next, err = s.ownApps(c.Request().Context(), p.apps, after, limit)
+	} else {
+		apps, next, err = s.deps.Apps.List(c.Request().Context(), after, limit)
+	}
 	if err != nil {
 		return err
 	}
-	out := openapi.AppList{Items: make([]openapi.App, 0, len(apps))}
-	for _, a := range apps {
-		if visibleApp(c, a.Name) {
-			out.Items = append(out.Items, appResponse(a))
-		}
+	out := openapi.AppList{Items: make([]openapi.App, len(apps))}
+	for i, a := range apps {
+		out.Items[i] = appResponse(a)
 	}
 	if next != "" {
 		out.NextCursor = ptr(encodeCursor(next))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// ownApps is a page of the apps a limited token may see, as Apps.List pages over every
+// app: up to limit of them in name order after the name after, and the name to pass as
+// after for the next page ("" on the last). Names the token is limited to that are no
+// app (yet, or any more) are skipped, so every page is full and the next one is never
+// empty.
+func (s *Server) ownApps(ctx context.Context, names []string, after string, limit int) ([]release.App, string, error) {
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	i, _ := slices.BinarySearch(names, after)
+	if i < len(names) && names[i] == after {
+		i++
+	}
+	var apps []release.App
+	for _, n := range names[i:] {
+		a, err := s.deps.Apps.Get(ctx, n)
+		if errors.Is(err, release.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if len(apps) == limit {
+			return apps, apps[limit-1].Name, nil // a page more
+		}
+		apps = append(apps, a)
+	}
+	return apps, "", nil
 }
 
 // GetApp implements openapi.ServerInterface.
