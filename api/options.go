@@ -2,9 +2,13 @@ package api
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/labstack/echo/v4"
 )
 
 type options struct {
@@ -18,6 +22,8 @@ type options struct {
 	events        eventOptions
 	// credentialCheck is how often a streaming response checks its token again.
 	credentialCheck time.Duration
+	// trustedProxies may say who the client is in X-Forwarded-For.
+	trustedProxies []netip.Prefix
 }
 
 func defaultOptions() options {
@@ -105,6 +111,37 @@ func WithCredentialCheck(d time.Duration) Option {
 		o.credentialCheck = d
 		return nil
 	}
+}
+
+// WithTrustedProxies names the reverse proxies and load balancers in front of the server.
+// A request whose TCP peer is in one of these ranges is logged as coming from the address
+// its X-Forwarded-For gives: the nearest one, reading from the right, that is not itself
+// in a trusted range. Any other request is logged as its TCP peer, whatever its headers
+// say. Loopback, link-local and private addresses are trusted only when listed. Default:
+// none, so every request is its TCP peer.
+func WithTrustedProxies(prefixes []netip.Prefix) Option {
+	return func(o *options) error {
+		for _, p := range prefixes {
+			if !p.IsValid() {
+				return fmt.Errorf("trusted proxy range %q is not a CIDR", p)
+			}
+		}
+		o.trustedProxies = slices.Clone(prefixes)
+		return nil
+	}
+}
+
+// ipExtractor finds the client's address as WithTrustedProxies says.
+func (o options) ipExtractor() echo.IPExtractor {
+	if len(o.trustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range o.trustedProxies {
+		p = p.Masked()
+		trust = append(trust, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(trust...)
 }
 
 func joinSorted(s []string) string {

@@ -116,6 +116,7 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = o.ipExtractor() // the client's address in logs: X-Forwarded-For only from trusted proxies
 	e.Use(withRequestID, s.observe, s.recoverPanics)
 	e.Use(s.limitBodyRate) // a stalled upload times out instead of holding its spool file
 	if len(o.corsOrigins) > 0 {

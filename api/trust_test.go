@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -319,6 +320,47 @@ func (b *logBuffer) request(t *testing.T, path string) map[string]any {
 		t.Fatalf("no request line logged for %s", path)
 	}
 	return last
+}
+
+// TestClientAddress: the logged client address is the TCP peer unless the peer is a
+// trusted proxy; X-Forwarded-For from anyone else is ignored, and so is X-Real-IP.
+func TestClientAddress(t *testing.T) {
+	spoof := map[string]string{"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.10"}
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		header  map[string]string
+		want    string
+	}{
+		{"no proxies: a spoofed header is ignored", nil, spoof, "127.0.0.1"},
+		{"no proxies, no header", nil, nil, "127.0.0.1"},
+		{"peer not a trusted proxy", []string{"10.0.0.0/8"}, spoof, "127.0.0.1"},
+		{"peer a trusted proxy", []string{"127.0.0.0/8"}, spoof, "203.0.113.9"},
+		{"a trusted proxy behind a client that spoofs", []string{"127.0.0.0/8"},
+			map[string]string{"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}, "203.0.113.9"},
+		{"a trusted chain of proxies", []string{"127.0.0.0/8", "10.0.0.0/8"},
+			map[string]string{"X-Forwarded-For": "198.51.100.1, 203.0.113.9, 10.1.2.3"}, "203.0.113.9"},
+		{"private hops are trusted only when listed", []string{"127.0.0.0/8"},
+			map[string]string{"X-Forwarded-For": "203.0.113.9, 10.1.2.3"}, "10.1.2.3"},
+		{"a trusted proxy with no header", []string{"127.0.0.0/8"}, nil, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var prefixes []netip.Prefix
+			for _, c := range tc.trusted {
+				prefixes = append(prefixes, netip.MustParsePrefix(c))
+			}
+			var logs logBuffer
+			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			rdb := storetest.Redis(t)
+			e := newTrustEnv(t, rdb, store.NewRateLimiter(rdb, 1000, 1000), log, api.WithTrustedProxies(prefixes))
+			if r := e.do("GET", "/v1/apps", tc.header, ""); r.status != http.StatusOK {
+				t.Fatalf("GET /v1/apps = %d %s", r.status, r.body)
+			}
+			if got := logs.request(t, "/v1/apps")["remote"]; got != tc.want {
+				t.Errorf("logged remote = %v, want %s", got, tc.want)
+			}
+		})
+	}
 }
 
 // TestRequestLogNamesTheToken: the request log records who made each request by name

@@ -51,6 +51,8 @@ type serveConfig struct {
 	RateLimit     float64
 	RateBurst     int
 	CORSOrigins   []string
+	// TrustedProxies may name the client in X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 
 	WebhookAllowNets   []netip.Prefix
 	WebhookSecretGrace time.Duration
@@ -187,6 +189,7 @@ func serveSettings(c *serveConfig) []setting {
 		{flag: "webhook-timeout", env: "SLIPWAY_WEBHOOK_TIMEOUT", def: "10s", help: "longest one webhook attempt may take, from dialing to the end of the answer", set: dur(&c.WebhookTimeout)},
 		{flag: "webhook-visibility", env: "SLIPWAY_WEBHOOK_VISIBILITY", def: "1m", help: "how long a dispatcher may hold a delivery or an event without finishing before another takes it over; more than the timeout", set: dur(&c.WebhookVisibility)},
 		{flag: "webhook-concurrency", env: "SLIPWAY_WEBHOOK_CONCURRENCY", def: "8", help: "webhook deliveries this process sends at once; 0 runs no webhook dispatcher here", set: count(&c.WebhookConcurrency, 0)},
+		{flag: "trusted-proxies", env: "SLIPWAY_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs of the reverse proxies and load balancers in front of slipway; only a request from one of them may name its client in X-Forwarded-For (for the logs). With none, the client is the TCP peer", set: cidrs(&c.TrustedProxies)},
 		{flag: "cors-origins", env: "SLIPWAY_CORS_ORIGINS", def: "", help: "comma-separated origins whose browser pages may call the API (https://portal.example.com); none by default", set: func(v string) error {
 			c.CORSOrigins = splitComma(v)
 			return nil

@@ -238,7 +238,8 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apps := release.NewApps(s.rdb, s.toolchain)
-	opts := []api.Option{api.WithMetricsPublic(cfg.MetricsPublic), api.WithCORSOrigins(cfg.CORSOrigins)}
+	opts := []api.Option{api.WithMetricsPublic(cfg.MetricsPublic), api.WithCORSOrigins(cfg.CORSOrigins),
+		api.WithTrustedProxies(cfg.TrustedProxies)}
 	if cfg.AdminToken != "" {
 		opts = append(opts, api.WithAdminToken(cfg.AdminToken))
 	} else {
