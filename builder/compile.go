@@ -39,15 +39,23 @@ type CompileSpec struct {
 
 // Compile runs `go build` for one platform. Its output goes to log as it comes. A failed
 // compile is a *CompileError carrying the compiler's output; a compile past its timeout
-// is killed, with its whole process group, and returns ErrTimeout.
+// is killed, with its whole process group, and returns ErrTimeout. spec.Ldflags are
+// checked again as RenderLdflags checks them.
 func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, log io.Writer) error {
+	if err := checkLinkerArgs(spec.Ldflags); err != nil {
+		return err
+	}
+	ldflags, err := joinLdflags(append([]string{"-s", "-w", "-buildid="}, spec.Ldflags...))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrLdflags, err)
+	}
 	if spec.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, spec.Timeout)
 		defer cancel()
 	}
 	args := []string{"build", "-trimpath", "-buildvcs=false",
-		"-ldflags", joinLdflags(append([]string{"-s", "-w", "-buildid="}, spec.Ldflags...)),
+		"-ldflags", ldflags,
 		"-o", spec.Out, spec.Main}
 	cmd := exec.CommandContext(ctx, tc.goBin, args...)
 	cmd.Dir = spec.Dir
@@ -60,7 +68,7 @@ func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, l
 	out := io.MultiWriter(tail, log)
 	cmd.Stdout, cmd.Stderr = out, out
 
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("%w: compiling %s took longer than %s", ErrTimeout, spec.Platform, spec.Timeout)
@@ -115,22 +123,28 @@ func (tc *Toolchain) compileEnv(spec CompileSpec, env GoEnv) []string {
 	return append(e, spec.Platform.Env()...)
 }
 
-// joinLdflags quotes the linker arguments back into one -ldflags value, as the go
-// command splits it.
-func joinLdflags(args []string) string {
+// joinLdflags quotes the linker arguments into one -ldflags value that the go command
+// splits (splitQuoted) back into exactly args. An argument is quoted when it is empty or
+// holds a space, a quote or anything but ASCII (the go command trims Unicode white space
+// off the whole value, which a quoted last argument keeps); one holding both kinds of
+// quote cannot be passed.
+func joinLdflags(args []string) (string, error) {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		if strings.ContainsAny(a, " \t\n'\"") {
-			if strings.Contains(a, "'") {
-				quoted[i] = `"` + a + `"`
-			} else {
-				quoted[i] = "'" + a + "'"
-			}
-			continue
+		switch {
+		case a != "" && !strings.ContainsFunc(a, func(r rune) bool {
+			return r > 0x7e || r < 0x21 || r == '\'' || r == '"'
+		}):
+			quoted[i] = a
+		case !strings.Contains(a, "'"):
+			quoted[i] = "'" + a + "'"
+		case !strings.Contains(a, `"`):
+			quoted[i] = `"` + a + `"`
+		default:
+			return "", fmt.Errorf("linker argument %q holds both kinds of quote", a)
 		}
-		quoted[i] = a
 	}
-	return strings.Join(quoted, " ")
+	return strings.Join(quoted, " "), nil
 }
 
 // tailBuffer keeps the last max bytes written to it.
