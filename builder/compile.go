@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +28,9 @@ type GoEnv struct {
 }
 
 // CompileSpec is one compile: one module, one main package, one platform.
+//
+// The compile may write only beneath the directory of Out, Temp, and the GoEnv's caches
+// (see Toolchain.Sandbox); Dir is read-only to it.
 type CompileSpec struct {
 	Dir      string   // the module root
 	Main     string   // the main package, "." or "./cmd/x"
@@ -39,24 +44,40 @@ type CompileSpec struct {
 
 // Compile runs `go build` for one platform. Its output goes to log as it comes. A failed
 // compile is a *CompileError carrying the compiler's output; a compile past its timeout
-// is killed, with its whole process group, and returns ErrTimeout. spec.Ldflags are
-// checked again as RenderLdflags checks them.
+// is killed, with its whole process group, and returns ErrTimeout.
+//
+// The go command and everything it starts run in the sandbox Toolchain.Sandbox names,
+// which lets them write only the directory of spec.Out, spec.Temp and env's caches.
+// spec.Ldflags are checked again as RenderLdflags checks them.
 func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, log io.Writer) error {
 	if err := checkLinkerArgs(spec.Ldflags); err != nil {
 		return err
 	}
-	ldflags, err := joinLdflags(append([]string{"-s", "-w", "-buildid="}, spec.Ldflags...))
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrLdflags, err)
-	}
+	return tc.compile(ctx, spec, env, log, hostSandbox())
+}
+
+// compile is Compile in the sandbox sb, with spec.Ldflags as they are.
+func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env GoEnv, log io.Writer, sb sandbox) error {
 	if spec.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, spec.Timeout)
 		defer cancel()
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false",
-		"-ldflags", ldflags,
-		"-o", spec.Out, spec.Main}
+	ldflags, err := joinLdflags(append([]string{"-s", "-w", "-buildid="}, spec.Ldflags...))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrLdflags, err)
+	}
+	// The go command resolves -o from its working directory, spec.Dir; Compile reads
+	// the binary from its own. One absolute path serves both.
+	out, err := filepath.Abs(spec.Out)
+	if err != nil {
+		return fmt.Errorf("compiling %s: %w", spec.Platform, err)
+	}
+	dirs, err := newCompileDirs(out, spec.Temp, env)
+	if err != nil {
+		return fmt.Errorf("compiling %s: %w", spec.Platform, err)
+	}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, spec.Main}
 	cmd := exec.CommandContext(ctx, tc.goBin, args...)
 	cmd.Dir = spec.Dir
 	cmd.Env = tc.compileEnv(spec, env)
@@ -65,10 +86,33 @@ func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, l
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	tail := &tailBuffer{max: 64 << 10}
-	out := io.MultiWriter(tail, log)
-	cmd.Stdout, cmd.Stderr = out, out
+	logw := io.MultiWriter(tail, log)
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if sb.kind == sandboxUID {
+		if err := sb.prepare(spec.Dir, dirs); err != nil {
+			return fmt.Errorf("compiling %s: preparing the sandbox: %w", spec.Platform, err)
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(sb.uid), Gid: uint32(sb.gid), Groups: []uint32{}}
+	}
 
-	err = cmd.Run()
+	// The go command starts from a goroutine locked to a thread of its own, which the
+	// Landlock sandbox confines (a thread's domain is inherited by the processes it
+	// starts, and by nothing else in slipway). The thread is never unlocked: it ends with
+	// the goroutine, its domain with it. It also outlives the child, as Pdeathsig needs:
+	// the signal comes when the thread that started the child ends, not the process.
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if sb.kind == sandboxLandlock {
+			if err := restrictThread(sb.abi, dirs.all()); err != nil {
+				done <- fmt.Errorf("compiling %s: entering the Landlock sandbox: %w", spec.Platform, err)
+				return
+			}
+		}
+		done <- cmd.Run()
+	}()
+	err = <-done
+
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("%w: compiling %s took longer than %s", ErrTimeout, spec.Platform, spec.Timeout)
@@ -82,7 +126,7 @@ func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, l
 		}
 		return fmt.Errorf("running go build for %s: %w", spec.Platform, err)
 	}
-	fi, err := os.Stat(spec.Out)
+	fi, err := os.Stat(out)
 	if err != nil {
 		return fmt.Errorf("go build for %s wrote no binary: %w", spec.Platform, err)
 	}
@@ -91,6 +135,37 @@ func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, l
 			Output: fmt.Sprintf("the binary is %d bytes, over the limit of %d", fi.Size(), spec.MaxSize)}
 	}
 	return nil
+}
+
+// compileDirs are the directories a compile may write, as absolute paths: its own (the
+// directory of the binary, and the scratch directory) and the caches all builds share.
+type compileDirs struct {
+	own, shared []string
+}
+
+func (d compileDirs) all() []string { return append(slices.Clip(d.own), d.shared...) }
+
+// newCompileDirs returns a compile's writable directories, creating any that is missing.
+func newCompileDirs(out, temp string, env GoEnv) (compileDirs, error) {
+	var dirs compileDirs
+	for i, d := range []string{filepath.Dir(out), temp, env.Cache, env.ModCache} {
+		if d == "" {
+			continue
+		}
+		d, err := filepath.Abs(d)
+		if err != nil {
+			return compileDirs{}, err
+		}
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return compileDirs{}, err
+		}
+		if i < 2 {
+			dirs.own = append(dirs.own, d)
+		} else {
+			dirs.shared = append(dirs.shared, d)
+		}
+	}
+	return dirs, nil
 }
 
 // compileEnv builds the compiler's environment from nothing.
@@ -145,6 +220,153 @@ func joinLdflags(args []string) (string, error) {
 		}
 	}
 	return strings.Join(quoted, " "), nil
+}
+
+// Sandbox describes how compiles are confined on this machine: "landlock ABI 7" (the
+// go command may write only the compile's own directories and the caches), "uid 65534"
+// (no Landlock, so slipway, running as root, runs the go command as that user, which can
+// write only what Compile hands to it), or "none" (neither: compiles run unconfined, as
+// slipway's own user). A worker logs it once at start.
+func (tc *Toolchain) Sandbox() string { return hostSandbox().String() }
+
+type sandboxKind int
+
+const (
+	sandboxNone sandboxKind = iota
+	sandboxLandlock
+	sandboxUID
+)
+
+// sandbox is how one compile is confined.
+type sandbox struct {
+	kind     sandboxKind
+	abi      int // the Landlock ABI version, for sandboxLandlock
+	uid, gid int // for sandboxUID
+}
+
+func (s sandbox) String() string {
+	switch s.kind {
+	case sandboxLandlock:
+		return fmt.Sprintf("landlock ABI %d", s.abi)
+	case sandboxUID:
+		return fmt.Sprintf("uid %d", s.uid)
+	}
+	return "none"
+}
+
+// nobody is the user and group a compile runs as without Landlock, when slipway is root.
+const nobody = 65534
+
+// hostSandbox returns the best sandbox this machine offers: Landlock, or else (as root)
+// a user of its own, or else none.
+var hostSandbox = sync.OnceValue(func() sandbox {
+	if abi := landlockABI(); abi > 0 {
+		return sandbox{kind: sandboxLandlock, abi: abi}
+	}
+	if os.Geteuid() == 0 {
+		return sandbox{kind: sandboxUID, uid: nobody, gid: nobody}
+	}
+	return sandbox{}
+})
+
+// sharedOwned records the shared directories (the caches) already handed to a sandbox
+// user in this process.
+var sharedOwned struct {
+	sync.Mutex
+	done map[string]bool
+}
+
+// prepare hands a compile's directories to the sandbox user, for a compile that runs as
+// that user. The compile's own directories (new for each compile) become the user's;
+// so do the caches, walked once per process and only while a cache's top directory is
+// not the user's yet, so before any compile as the user could have put a link in it.
+// The directories leading to them, and to the source dir, gain others' search permission
+// (x, not r), and the source dir others' read permission: the source's files are
+// extracted readable by all. The caches are shared by every build, with Landlock as
+// without: what one build writes there, the next one reads.
+func (s sandbox) prepare(src string, dirs compileDirs) error {
+	for _, d := range dirs.own {
+		if err := s.chownTree(d); err != nil {
+			return err
+		}
+	}
+	sharedOwned.Lock()
+	defer sharedOwned.Unlock()
+	if sharedOwned.done == nil {
+		sharedOwned.done = map[string]bool{}
+	}
+	for _, d := range dirs.shared {
+		if sharedOwned.done[d] {
+			continue
+		}
+		if err := s.chownTreeUnlessOwned(d); err != nil {
+			return err
+		}
+		sharedOwned.done[d] = true
+	}
+	for _, d := range dirs.all() {
+		if err := grantSearch(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	if src == "" {
+		return nil
+	}
+	src, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	if err := grantMode(src, 0o005); err != nil {
+		return err
+	}
+	return grantSearch(filepath.Dir(src))
+}
+
+func (s sandbox) chownTreeUnlessOwned(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == s.uid {
+		return nil
+	}
+	return s.chownTree(dir)
+}
+
+// chownTree gives dir and everything in it to the sandbox user; links are not followed.
+func (s sandbox) chownTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, s.uid, s.gid)
+	})
+}
+
+// grantSearch adds others' search permission to dir and every directory above it.
+func grantSearch(dir string) error {
+	for {
+		if err := grantMode(dir, 0o001); err != nil {
+			return err
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir = parent
+	}
+}
+
+// grantMode adds the permission bits perm to dir's, if it lacks any.
+func grantMode(dir string, perm os.FileMode) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&perm == perm {
+		return nil
+	}
+	return os.Chmod(dir, fi.Mode().Perm()|perm|fi.Mode()&(os.ModeSticky|os.ModeSetgid|os.ModeSetuid))
 }
 
 // tailBuffer keeps the last max bytes written to it.
