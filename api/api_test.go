@@ -448,19 +448,36 @@ func TestReadyzFollowsRedis(t *testing.T) {
 // TestInternalErrorsHideCause makes Redis unreachable: the 500 names a request id and
 // nothing of the cause.
 func TestInternalErrorsHideCause(t *testing.T) {
+	// Redis unreachable is the infrastructure's fault, for now: 503, and still no cause.
 	addr := storetest.FreeAddr(t)
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	e := newEnv(t, rdb)
 	r := e.do("GET", "/v1/apps/hello", nil, "")
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("GET with Redis unreachable = %d %s, want 503 with Retry-After", r.status, r.body)
+	}
+	for _, leak := range []string{"dial", "refused", addr} {
+		if bytes.Contains(r.body, []byte(leak)) {
+			t.Errorf("503 body leaks %q: %s", leak, r.body)
+		}
+	}
+	// A stored document that does not decode is the server's fault: 500.
+	good := storetest.Redis(t)
+	e = newEnv(t, good)
+	e.do("PUT", "/v1/apps/hello", nil, `{}`)
+	if err := good.HSet(context.Background(), store.AppKey("hello"), "spec", "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r = e.do("GET", "/v1/apps/hello", nil, "")
 	if r.status != http.StatusInternalServerError {
-		t.Fatalf("GET with Redis unreachable = %d %s, want 500", r.status, r.body)
+		t.Fatalf("GET of a corrupt app = %d %s, want 500", r.status, r.body)
 	}
 	p := r.problem(t)
 	if p.Type != openapi.ProblemInternal || !strings.Contains(deref(p.Detail), deref(p.RequestId)) {
 		t.Errorf("problem = %s, want internal with the request id in detail", r.body)
 	}
-	for _, leak := range []string{"dial", "refused", addr, "redis"} {
+	for _, leak := range []string{"invalid character", "json", "spec", "slipway:"} {
 		if bytes.Contains(r.body, []byte(leak)) {
 			t.Errorf("500 body leaks %q: %s", leak, r.body)
 		}

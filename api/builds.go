@@ -265,8 +265,15 @@ func (s *Server) GetBuildLog(c echo.Context, app openapi.AppName, id openapi.Bui
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	w.Flush() // a follower of a queued build learns at once that the build exists
+	revoked, stop := s.watchCredential(c)
+	defer stop()
 	chunk := first
 	for {
+		select {
+		case <-revoked:
+			return nil // the token was revoked: the stream ends
+		default:
+		}
 		if len(chunk.Data) > 0 {
 			if _, err := w.Write(chunk.Data); err != nil {
 				return nil // the client went away
@@ -280,6 +287,8 @@ func (s *Server) GetBuildLog(c echo.Context, app openapi.AppName, id openapi.Bui
 		if len(chunk.Data) == 0 {
 			select {
 			case <-ctx.Done():
+				return nil
+			case <-revoked:
 				return nil
 			case <-time.After(logPoll):
 			}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/openapi"
@@ -379,6 +380,37 @@ func TestLogFollowQueuedAnswersAtOnce(t *testing.T) {
 		t.Errorf("follow = %d, status %q; want 200 queued", resp.StatusCode, resp.Header.Get("Slipway-Build-Status"))
 	}
 	e.do("POST", "/v1/apps/waiting/builds/"+b.Id+"/cancel", nil, "")
+}
+
+// TestLogFollowEndsOnRevocation: a follower of a build log whose token is revoked is cut
+// off within the credential check period; the build itself goes on.
+func TestLogFollowEndsOnRevocation(t *testing.T) {
+	e := newEnv(t, storetest.Redis(t), api.WithAdminToken(adminToken), api.WithCredentialCheck(100*time.Millisecond))
+	e.do("PUT", "/v1/apps/followed", bearer(adminToken), `{"platforms":["linux/amd64"]}`)
+	src := string(buildertest.Module(t, "followed", map[string]string{"main.go": buildertest.HelloMain}))
+	b := e.do("POST", "/v1/apps/followed/builds", map[string]string{"Authorization": "Bearer " + adminToken, "Content-Type": "application/gzip"}, src).build(t)
+	follower := e.token("follower", []string{"read"}, []string{"followed"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/apps/followed/builds/"+b.Id+"/log?follow=true", nil)
+	req.Header.Set("Authorization", "Bearer "+follower)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("follow = %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	if r := e.do("DELETE", "/v1/tokens/follower", bearer(adminToken), ""); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE token = %d %s", r.status, r.body)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Errorf("the revoked follower's stream did not end cleanly: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the revoked follower's stream was still open after 30 s")
+	}
+	if cur := e.do("GET", "/v1/apps/followed/builds/"+b.Id, bearer(adminToken), "").build(t); cur.Status != openapi.BuildStatusQueued {
+		t.Errorf("the build is %s, want still queued", cur.Status)
+	}
 }
 
 func TestCancelOverHTTP(t *testing.T) {
