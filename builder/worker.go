@@ -208,7 +208,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := EnsureQueue(ctx, rdb); err != nil {
 		return err
 	}
-	w.opts.Log.Info("worker started", "worker", w.opts.ID)
+	w.opts.Log.Info("worker started", "worker", w.opts.ID, "sandbox", w.toolchain.Sandbox())
 	for ctx.Err() == nil {
 		msgs, err := w.next(ctx)
 		if err != nil {
