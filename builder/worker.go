@@ -33,9 +33,11 @@ type WorkerOptions struct {
 	// ID names the worker in the queue's consumer group and in build records. Default:
 	// host name, process id and a random suffix.
 	ID string
-	// DataDir holds the worker's scratch space (<DataDir>/work) and the Go caches
-	// (<DataDir>/cache). Required.
+	// DataDir holds the worker's scratch space (<DataDir>/work, unless WorkDir is set)
+	// and the Go caches (<DataDir>/cache). Required.
 	DataDir string
+	// WorkDir is where each build gets its own work directory. Default <DataDir>/work.
+	WorkDir string
 	// Concurrency is how many platforms of one build compile at once. Default: the
 	// number of CPUs.
 	Concurrency int
@@ -120,6 +122,9 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOpti
 	if opts.Limits == (source.Limits{}) {
 		opts.Limits = source.DefaultLimits()
 	}
+	if opts.WorkDir == "" {
+		opts.WorkDir = filepath.Join(opts.DataDir, "work")
+	}
 	if opts.Go.Cache == "" {
 		opts.Go.Cache = filepath.Join(opts.DataDir, "cache", "go-build")
 	}
@@ -145,7 +150,7 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOpti
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{opts.Go.Cache, opts.Go.ModCache, filepath.Join(opts.DataDir, "work")} {
+	for _, d := range []string{opts.Go.Cache, opts.Go.ModCache, opts.WorkDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
@@ -171,7 +176,7 @@ func pathScrubber(opts WorkerOptions, tc *Toolchain, blobs store.Blobs) *strings
 			subs = append(subs, sub{p, name})
 		}
 	}
-	add(filepath.Join(opts.DataDir, "work"), "$WORK")
+	add(opts.WorkDir, "$WORK")
 	add(opts.Go.Cache, "$GOCACHE")
 	add(opts.Go.ModCache, "$GOMODCACHE")
 	add(opts.DataDir, "$DATA")
@@ -539,7 +544,7 @@ func (w *Worker) requeue(b Build, attempt int, entry string, blog *buildLog, log
 // platform, store the binaries. It fills in b's artifacts and timings and returns why
 // the build failed, or nil.
 func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError {
-	work, err := os.MkdirTemp(filepath.Join(w.opts.DataDir, "work"), b.ID+"-")
+	work, err := os.MkdirTemp(w.opts.WorkDir, b.ID+"-")
 	if err != nil {
 		return internalError(blog, "creating a work directory", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -120,9 +119,7 @@ func (s *service) sourceLimits() source.Limits {
 // to stop after ctx ends (each puts its build in progress back on the queue).
 //
 // The workers' work directories are made in this process's scratch directory under
-// <data dir>/work, so those of a process that was killed are removed at the next start:
-// the workers are given it as their DataDir (they work in <DataDir>/work), and the Go
-// caches, which they would otherwise keep under DataDir, are named here.
+// <data dir>/work, so those of a process that was killed are removed at the next start.
 func (s *service) startWorkers(ctx context.Context) (func(), error) {
 	if s.cfg.Workers == 0 {
 		return func() {}, nil
@@ -131,18 +128,17 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	goCache := cmp.Or(s.cfg.GoCache, filepath.Join(s.cfg.DataDir, "cache", "go-build"))
-	goModCache := cmp.Or(s.cfg.GoModCache, filepath.Join(s.cfg.DataDir, "cache", "gomod"))
 	var wg sync.WaitGroup
 	for i := range s.cfg.Workers {
 		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, builder.WorkerOptions{
 			ID:          workerID(i),
-			DataDir:     scratch.Path(),
+			DataDir:     s.cfg.DataDir,
+			WorkDir:     scratch.Path(),
 			Concurrency: s.cfg.BuildConcurrency,
 			Timeout:     s.cfg.BuildTimeout,
 			Visibility:  s.cfg.BuildVisibility,
 			MaxAttempts: s.cfg.BuildAttempts,
-			Go: builder.GoEnv{Cache: goCache, ModCache: goModCache,
+			Go: builder.GoEnv{Cache: s.cfg.GoCache, ModCache: s.cfg.GoModCache,
 				Proxy: s.cfg.GoProxy, SumDB: s.cfg.GoSumDB, Private: s.cfg.GoPrivate},
 			Limits:          s.sourceLimits(),
 			SourceAllowNets: s.cfg.SourceAllowNets,
