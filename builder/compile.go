@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -44,7 +45,8 @@ type CompileSpec struct {
 
 // Compile runs `go build` for one platform. Its output goes to log as it comes. A failed
 // compile is a *CompileError carrying the compiler's output; a compile past its timeout
-// is killed, with its whole process group, and returns ErrTimeout.
+// is killed, with its whole process group, and returns ErrTimeout; a compile that ran out
+// of disk (or of inodes) returns ErrNoSpace, never a *CompileError.
 //
 // The go command and everything it starts run in the sandbox Toolchain.Sandbox names,
 // which lets them write only the directory of spec.Out, spec.Temp and env's caches.
@@ -75,7 +77,7 @@ func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env GoEnv, l
 	}
 	dirs, err := newCompileDirs(out, spec.Temp, env)
 	if err != nil {
-		return fmt.Errorf("compiling %s: %w", spec.Platform, err)
+		return noSpace(fmt.Errorf("compiling %s: %w", spec.Platform, err))
 	}
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, spec.Main}
 	cmd := exec.CommandContext(ctx, tc.goBin, args...)
@@ -122,9 +124,16 @@ func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env GoEnv, l
 	if err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
-			return &CompileError{Platform: spec.Platform.String(), Output: strings.TrimSpace(tail.String())}
+			output := strings.TrimSpace(tail.String())
+			if line := noSpaceLine(output); line != "" {
+				return fmt.Errorf("%w: compiling %s: %s", ErrNoSpace, spec.Platform, line)
+			}
+			if dir := fullDir(dirs.all()); dir != "" {
+				return fmt.Errorf("%w: compiling %s: %s is (nearly) full", ErrNoSpace, spec.Platform, dir)
+			}
+			return &CompileError{Platform: spec.Platform.String(), Output: output}
 		}
-		return fmt.Errorf("running go build for %s: %w", spec.Platform, err)
+		return noSpace(fmt.Errorf("running go build for %s: %w", spec.Platform, err))
 	}
 	fi, err := os.Stat(out)
 	if err != nil {
@@ -166,6 +175,40 @@ func newCompileDirs(out, temp string, env GoEnv) (compileDirs, error) {
 		}
 	}
 	return dirs, nil
+}
+
+// noSpaceRE matches the go command's and its tools' reports of a full filesystem: an
+// error from the system that ends a line, as "write $WORK/b001/_pkg_.a: no space left
+// on device". A compiler's message about the source starts with a position and ends
+// with its own words, so a file name the source chooses (//line can set any) does not
+// end a line this way; a source that still managed it would only have its build retried.
+var noSpaceRE = regexp.MustCompile(`(?m)^.*: (?:no space left on device|disk quota exceeded)$`)
+
+// noSpaceLine returns the first line of output that reports a full filesystem, or "".
+func noSpaceLine(output string) string {
+	return strings.TrimSpace(noSpaceRE.FindString(output))
+}
+
+// noSpace wraps ErrNoSpace around err when err is a full filesystem's.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// minFree is the free space below which a failed compile is blamed on the disk.
+const minFree = 1 << 20
+
+// fullDir returns the first of dirs whose filesystem has less than minFree bytes, or no
+// inodes, free for unprivileged users; "" when none (or when that is unknown).
+func fullDir(dirs []string) string {
+	for _, d := range dirs {
+		if bytes, inodes, ok := diskFree(d); ok && (bytes < minFree || inodes == 0) {
+			return d
+		}
+	}
+	return ""
 }
 
 // compileEnv builds the compiler's environment from nothing.

@@ -47,8 +47,11 @@ const landlockFileRights = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCES
 // restrictThread confines the calling OS thread, and every process it starts from now
 // on, to writing beneath dirs (and /dev/null). With ABI 4 it may not listen on TCP
 // ports; with ABI 6 it may not signal processes, nor connect to abstract Unix sockets,
-// outside its domain (slipway itself, other compiles). The caller must have locked its
-// goroutine to the thread and must never unlock it: the thread is confined for good.
+// outside its domain (slipway itself, other compiles; current kernels do not scope
+// signals between the threads of one process, and where the first ABI 6 kernels did,
+// the Go runtime only loses preemption signals sent from this thread). The caller must
+// have locked its goroutine to the thread and must never unlock it: the thread is
+// confined for good.
 func restrictThread(abi int, dirs []string) error {
 	writes := landlockWrites(abi)
 	attr := unix.LandlockRulesetAttr{Access_fs: writes}
@@ -97,4 +100,19 @@ func restrictThread(abi int, dirs []string) error {
 		return fmt.Errorf("landlock_restrict_self: %w", errno)
 	}
 	return nil
+}
+
+// diskFree returns the bytes and inodes free for unprivileged users on the filesystem
+// of path; ok is false when that is unknown. A filesystem without an inode count
+// (btrfs) reports inodes as 1.
+func diskFree(path string) (bytes, inodes uint64, ok bool) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, 0, false
+	}
+	inodes = st.Ffree
+	if st.Files == 0 {
+		inodes = 1
+	}
+	return st.Bavail * uint64(st.Bsize), inodes, true
 }

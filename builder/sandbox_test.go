@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -188,6 +189,74 @@ func TestCompileRefusesUncheckedLdflags(t *testing.T) {
 			Out: filepath.Join(dir, "out"), Temp: dir}, env, nil)
 		if !errors.Is(err, ErrLdflags) {
 			t.Errorf("Compile(Ldflags %q) = %v, want ErrLdflags", ld, err)
+		}
+	}
+}
+
+// TestCompileNoSpace fills a small tmpfs holding the binary's directory and the scratch
+// directory: the compile returns ErrNoSpace, not a CompileError.
+func TestCompileNoSpace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	tc, env := testToolchain(t)
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("mounting a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", mnt, err)
+		}
+	})
+	src := t.TempDir()
+	testModule(t, src, printVersion)
+	p, _ := ParsePlatform("linux/amd64")
+	spec := CompileSpec{Dir: src, Main: ".", Platform: p, Out: filepath.Join(mnt, "out", "app"),
+		Temp: filepath.Join(mnt, "tmp"), Timeout: 2 * time.Minute}
+	for _, d := range []string{filepath.Dir(spec.Out), spec.Temp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Create(filepath.Join(mnt, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+	if d := fullDir([]string{mnt}); d != mnt {
+		t.Errorf("fullDir(%s) = %q, want it full", mnt, d)
+	}
+	var log bytes.Buffer
+	err = tc.Compile(context.Background(), spec, env, &log)
+	var ce *CompileError
+	if !errors.Is(err, ErrNoSpace) || errors.As(err, &ce) {
+		t.Errorf("Compile on a full disk = %v, want ErrNoSpace and no CompileError\n%s", err, log.String())
+	}
+	t.Logf("Compile on a full disk = %v", err)
+}
+
+func TestNoSpaceLine(t *testing.T) {
+	for _, tc := range []struct{ output, want string }{
+		{"# example.com/x\n/usr/local/go/pkg/tool/linux_amd64/link: write $WORK/b001/exe/a.out: no space left on device\n",
+			"/usr/local/go/pkg/tool/linux_amd64/link: write $WORK/b001/exe/a.out: no space left on device"},
+		{"go: creating work dir: mkdir /w/tmp/go-build1: no space left on device", "go: creating work dir: mkdir /w/tmp/go-build1: no space left on device"},
+		{"open /c/ab/x-d: disk quota exceeded\n", "open /c/ab/x-d: disk quota exceeded"},
+		{"./main.go:3:2: undefined: x", ""},
+		{"no space left on device:1:2: undefined: x", ""},
+		{"./main.go:1:1: expected 'package', found no space left on device", ""},
+	} {
+		if got := noSpaceLine(tc.output); got != tc.want {
+			t.Errorf("noSpaceLine(%q) = %q, want %q", tc.output, got, tc.want)
 		}
 	}
 }
