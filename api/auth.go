@@ -61,6 +61,7 @@ type principal struct {
 const (
 	adminID       = "admin" // never a token's id, which starts with store.TokenIDPrefix
 	adminName     = "admin"
+	anonymousID   = "anonymous"
 	anonymousName = "anonymous"
 )
 
@@ -345,13 +346,14 @@ func actor(c echo.Context) string {
 	return anonymousName
 }
 
-// actorID is the identity of who makes a request: the token's id (tok_...), admin for the
-// server's admin token; empty when the request has no principal.
+// actorID is the identity of who makes a request, recorded beside actor: the token's id
+// (tok_...), admin for the server's admin token, or anonymous when the request has no
+// principal (authentication is off).
 func actorID(c echo.Context) string {
 	if p := caller(c); p != nil {
 		return p.id
 	}
-	return ""
+	return anonymousID
 }
 
 // watchCredential watches the credential of a response that streams (an event stream, a

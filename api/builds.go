@@ -59,8 +59,9 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 		return err
 	}
 	req := builder.Request{
-		App:   builder.AppSettings{Name: a.Name, Main: a.Main, Platforms: a.Platforms, Ldflags: a.Ldflags, BaseImage: a.BaseImage},
-		Actor: actor(c),
+		App:     builder.AppSettings{Name: a.Name, Main: a.Main, Platforms: a.Platforms, Ldflags: a.Ldflags, BaseImage: a.BaseImage},
+		Actor:   actor(c),
+		ActorID: actorID(c),
 	}
 
 	ct := c.Request().Header.Get(echo.HeaderContentType)

@@ -64,16 +64,17 @@ const appsRefresh = 5 * time.Second
 
 // eventBody is openapi.Event with data kept as the raw JSON it is stored as.
 type eventBody struct {
-	ID    string            `json:"id"`
-	Type  openapi.EventType `json:"type"`
-	Time  time.Time         `json:"time"`
-	App   string            `json:"app"`
-	Actor string            `json:"actor"`
-	Data  json.RawMessage   `json:"data"`
+	ID      string            `json:"id"`
+	Type    openapi.EventType `json:"type"`
+	Time    time.Time         `json:"time"`
+	App     string            `json:"app"`
+	Actor   string            `json:"actor"`
+	ActorID string            `json:"actor_id,omitempty"` // absent from entries written before actor ids were
+	Data    json.RawMessage   `json:"data"`
 }
 
 func eventJSON(ev webhook.Event) eventBody {
-	return eventBody{ID: ev.ID, Type: openapi.EventType(ev.Type), Time: ev.Time, App: ev.App, Actor: ev.Actor, Data: ev.Data}
+	return eventBody{ID: ev.ID, Type: openapi.EventType(ev.Type), Time: ev.Time, App: ev.App, Actor: ev.Actor, ActorID: ev.ActorID, Data: ev.Data}
 }
 
 // ListEvents implements openapi.ServerInterface: a page of events, or a stream of them

@@ -77,7 +77,7 @@ func (s *Server) CreateRelease(c echo.Context, app openapi.AppName, params opena
 	}
 	return s.idempotentJSON(c, app, params.IdempotencyKey, body, func() (int, any, error) {
 		rel, created, err := s.deps.Releases.Create(ctx, app, release.ReleaseSpec{
-			BuildID: in.BuildId, Version: deref(in.Version), Notes: deref(in.Notes), Actor: actor(c),
+			BuildID: in.BuildId, Version: deref(in.Version), Notes: deref(in.Notes), Actor: actor(c), ActorID: actorID(c),
 		})
 		if err != nil {
 			return 0, nil, err
@@ -88,7 +88,7 @@ func (s *Server) CreateRelease(c echo.Context, app openapi.AppName, params opena
 			c.Response().Header().Set(echo.HeaderLocation, "/v1/apps/"+app+"/releases/"+rel.Version)
 			if a.AutoPromote && len(a.Channels) > 0 {
 				if _, err := s.deps.Channels.Move(ctx, app, a.Channels[0].Name, release.Move{
-					Action: release.ActionPromote, Version: rel.Version, Actor: actor(c), Reason: "auto_promote",
+					Action: release.ActionPromote, Version: rel.Version, Actor: actor(c), ActorID: actorID(c), Reason: "auto_promote",
 				}); err != nil {
 					s.log.WarnContext(ctx, "auto-promoting a release", "app", app, "version", rel.Version, "err", err)
 				}
@@ -231,7 +231,7 @@ func (s *Server) move(c echo.Context, app, channel string, ifMatch, key *string,
 		return err
 	}
 	m := mk()
-	m.Actor = actor(c)
+	m.Actor, m.ActorID = actor(c), actorID(c)
 	if ifMatch != nil {
 		gen, err := parseChannelETag(*ifMatch)
 		if err != nil {
@@ -353,7 +353,7 @@ func releaseResponse(r release.Release, on map[string][]string) openapi.Release 
 	}
 	return openapi.Release{
 		App: r.App, Version: r.Version, Sequence: r.Sequence, BuildId: r.BuildID, ImageDigest: r.ImageDigest,
-		CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, Notes: r.Notes, Channels: chs,
+		CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, CreatedById: nonEmpty(r.CreatedByID), Notes: r.Notes, Channels: chs,
 	}
 }
 
@@ -372,11 +372,13 @@ func channelResponse(st release.ChannelState) openapi.Channel {
 	if st.UpdatedBy != "" {
 		out.UpdatedBy = ptr(st.UpdatedBy)
 	}
+	out.UpdatedById = nonEmpty(st.UpdatedByID)
 	return out
 }
 
 func eventResponse(ev release.Event) openapi.ChannelEvent {
-	out := openapi.ChannelEvent{Seq: ev.Seq, Action: openapi.ChannelEventAction(ev.Action), Actor: ev.Actor, Reason: ev.Reason, At: ev.At}
+	out := openapi.ChannelEvent{Seq: ev.Seq, Action: openapi.ChannelEventAction(ev.Action), Actor: ev.Actor,
+		ActorId: nonEmpty(ev.ActorID), Reason: ev.Reason, At: ev.At}
 	if ev.FromVersion != "" {
 		out.FromVersion = ptr(ev.FromVersion)
 	}

@@ -44,7 +44,7 @@ func (s *Server) CreateWebhook(c echo.Context) error {
 	if err := decodeJSON(c, s.opts.maxBodyBytes, &in); err != nil {
 		return err
 	}
-	spec := webhook.Spec{URL: in.Url, Events: deref(in.Events), Apps: deref(in.Apps), Actor: actor(c)}
+	spec := webhook.Spec{URL: in.Url, Events: deref(in.Events), Apps: deref(in.Apps), Actor: actor(c), ActorID: actorID(c)}
 	if in.Format != nil {
 		spec.Format = webhook.Format(*in.Format)
 	}
@@ -223,7 +223,7 @@ func webhookResponse(sub webhook.Subscription) openapi.Webhook {
 	return openapi.Webhook{
 		Id: sub.ID, Url: sub.URL, Events: orEmpty(sub.Events), Apps: orEmpty(sub.Apps),
 		Format: openapi.WebhookFormat(sub.Format), CreatedAt: sub.CreatedAt, CreatedBy: sub.CreatedBy,
-		PreviousSecretExpiresAt: sub.PreviousSecretExpiresAt,
+		CreatedById: nonEmpty(sub.CreatedByID), PreviousSecretExpiresAt: sub.PreviousSecretExpiresAt,
 	}
 }
 
@@ -231,7 +231,7 @@ func webhookSecretResponse(sub webhook.Subscription, secret string) openapi.Webh
 	w := webhookResponse(sub)
 	return openapi.WebhookSecret{
 		Id: w.Id, Url: w.Url, Events: w.Events, Apps: w.Apps, Format: w.Format, CreatedAt: w.CreatedAt,
-		CreatedBy: w.CreatedBy, PreviousSecretExpiresAt: w.PreviousSecretExpiresAt, Secret: secret,
+		CreatedBy: w.CreatedBy, CreatedById: w.CreatedById, PreviousSecretExpiresAt: w.PreviousSecretExpiresAt, Secret: secret,
 	}
 }
 

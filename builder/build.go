@@ -56,6 +56,7 @@ type Build struct {
 	GoVersion       string      `json:"go_version"`
 	InputHash       string      `json:"input_hash"`
 	CreatedBy       string      `json:"created_by,omitempty"`
+	CreatedByID     string      `json:"created_by_id,omitempty"` // who CreatedBy is: a token's id, admin or anonymous
 	CreatedAt       time.Time   `json:"created_at"`
 	StartedAt       *time.Time  `json:"started_at,omitempty"`
 	FinishedAt      *time.Time  `json:"finished_at,omitempty"`

@@ -30,7 +30,7 @@ func NewBuilds(rdb redis.UniversalClient) *Builds {
 //
 //	KEYS  build hash, all builds, builds in status queued, dedupe key, the app's events
 //	ARGV  id, doc, event id, time, app, actor, source URL ("" for an uploaded source,
-//	      whose build is deduplicated; a URL's content is known only once fetched)
+//	      whose build is deduplicated; a URL's content is known only once fetched), actor id
 //	returns {"ok"} or {"dup", existing id}; a new build also gets a build.queued event
 var createScript = redis.NewScript(`
 if ARGV[7] == '' then
@@ -46,7 +46,7 @@ end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[3], 'type', 'build.queued',
-  'app', ARGV[5], 'actor', ARGV[6], 'time', ARGV[4], 'data', ARGV[2])
+  'app', ARGV[5], 'actor', ARGV[6], 'actor_id', ARGV[8], 'time', ARGV[4], 'data', ARGV[2])
 return {'ok'}
 `)
 
@@ -58,7 +58,7 @@ return {'ok'}
 //	      events, the build's running log
 //	ARGV  id, expected attempt, expected status, new attempt, new status, doc,
 //	      drop dedupe ("1": the build can no longer be reused), event id, time, app, actor,
-//	      a line to append to the log in the same step ("" for none)
+//	      a line to append to the log in the same step ("" for none), actor id
 //	returns "ok", "missing", "conflict" or "canceled"; a build that ends gets its
 //	build.<status> event
 var transitionScript = redis.NewScript(`
@@ -77,7 +77,7 @@ end
 if ARGV[12] ~= '' then redis.call('APPEND', KEYS[6], ARGV[12]) end
 if ARGV[3] ~= ARGV[5] and (ARGV[5] == 'succeeded' or ARGV[5] == 'failed' or ARGV[5] == 'canceled') then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[8], 'type', 'build.' .. ARGV[5],
-    'app', ARGV[10], 'actor', ARGV[11], 'time', ARGV[9], 'data', ARGV[6])
+    'app', ARGV[10], 'actor', ARGV[11], 'actor_id', ARGV[13], 'time', ARGV[9], 'data', ARGV[6])
 end
 return 'ok'
 `)
@@ -188,7 +188,7 @@ func (s *Builds) create(ctx context.Context, b Build, rawURL string) (dupOf stri
 		store.BuildKey(b.App, b.ID), store.BuildsKey(b.App),
 		store.BuildsByStatusKey(b.App, string(StatusQueued)), store.DedupeKey(b.App, b.InputHash),
 		store.EventsKey(b.App),
-	}, b.ID, doc, eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, rawURL).StringSlice()
+	}, b.ID, doc, eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, rawURL, b.CreatedByID).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("recording build %s: %w", b.ID, err)
 	}
@@ -221,7 +221,7 @@ func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b
 		store.BuildsByStatusKey(b.App, string(b.Status)), store.DedupeKey(b.App, b.InputHash),
 		store.EventsKey(b.App), store.BuildLogKey(b.App, b.ID),
 	}, b.ID, fromAttempt, string(from), b.Attempts, string(b.Status), doc, drop,
-		eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, logLine).Text()
+		eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, logLine, b.CreatedByID).Text()
 	if err != nil {
 		return fmt.Errorf("updating build %s: %w", b.ID, err)
 	}

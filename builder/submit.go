@@ -39,6 +39,8 @@ type Request struct {
 	Format          source.Format
 	// Actor names who asked for the build, for its events.
 	Actor string
+	// ActorID is the identity behind Actor: a token's id, admin or anonymous.
+	ActorID string
 }
 
 // SourceError is a source slipway refuses to build: a bad archive or go.mod.
@@ -227,6 +229,7 @@ func (in *Intake) newBuild(req Request, inputHash string) Build {
 		GoVersion:       in.toolchain.Version(),
 		InputHash:       inputHash,
 		CreatedBy:       req.Actor,
+		CreatedByID:     req.ActorID,
 		CreatedAt:       now,
 		Artifacts:       []Artifact{},
 	}

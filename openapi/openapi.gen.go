@@ -347,6 +347,14 @@ func (e WebhookFormat) Valid() bool {
 	}
 }
 
+// ActorID The identity of who made the change, beside its name: the token's id (`tok_...`, never
+// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+// the server's admin token, `anonymous` on a server without authentication. Absent from what
+// was recorded before identities were.
+//
+// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+type ActorID = string
+
 // App defines model for App.
 type App struct {
 	AutoPromote bool          `json:"auto_promote"`
@@ -544,15 +552,33 @@ type Channel struct {
 	Release   *string    `json:"release"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 	UpdatedBy *string    `json:"updated_by,omitempty"`
+
+	// UpdatedById The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	UpdatedById *ActorID `json:"updated_by_id,omitempty"`
 }
 
 // ChannelEvent defines model for ChannelEvent.
 type ChannelEvent struct {
-	Action      ChannelEventAction `json:"action"`
-	Actor       string             `json:"actor"`
-	At          time.Time          `json:"at"`
-	FromVersion *string            `json:"from_version,omitempty"`
-	Reason      string             `json:"reason"`
+	Action ChannelEventAction `json:"action"`
+	Actor  string             `json:"actor"`
+
+	// ActorId The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	ActorId     *ActorID  `json:"actor_id,omitempty"`
+	At          time.Time `json:"at"`
+	FromVersion *string   `json:"from_version,omitempty"`
+	Reason      string    `json:"reason"`
 
 	// Reverts For a rollback, the seq of the event it reverses.
 	Reverts   *int64  `json:"reverts,omitempty"`
@@ -650,6 +676,15 @@ type DeliveryList struct {
 type Event struct {
 	// Actor Who made the change (a token's name).
 	Actor string `json:"actor"`
+
+	// ActorId The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	ActorId *ActorID `json:"actor_id,omitempty"`
 
 	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
@@ -796,11 +831,20 @@ type Release struct {
 	BuildId string `json:"build_id"`
 
 	// Channels The channels that point at this release now.
-	Channels    []string  `json:"channels"`
-	CreatedAt   time.Time `json:"created_at"`
-	CreatedBy   string    `json:"created_by"`
-	ImageDigest string    `json:"image_digest"`
-	Notes       string    `json:"notes"`
+	Channels  []string  `json:"channels"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+
+	// CreatedById The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	CreatedById *ActorID `json:"created_by_id,omitempty"`
+	ImageDigest string   `json:"image_digest"`
+	Notes       string   `json:"notes"`
 
 	// Sequence 1, 2, 3 ... per app.
 	Sequence int64  `json:"sequence"`
@@ -886,6 +930,15 @@ type Webhook struct {
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"`
 
+	// CreatedById The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	CreatedById *ActorID `json:"created_by_id,omitempty"`
+
 	// Events Empty for every type.
 	Events []string `json:"events"`
 
@@ -932,6 +985,15 @@ type WebhookSecret struct {
 	Apps      []Name    `json:"apps"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"`
+
+	// CreatedById The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	CreatedById *ActorID `json:"created_by_id,omitempty"`
 
 	// Events Empty for every type.
 	Events []string `json:"events"`
@@ -1561,10 +1623,11 @@ type ClientInterface interface {
 
 	// ListEvents Every state change — builds, releases, channel moves — as a page or a live stream.
 	//
-	// Each event is `{id, type, time, app, actor, data}`, where `data` is the resource after the
-	// change: the build for `build.*`, the release for `release.created`, the channel's state
-	// and its history entry for `channel.*`. Without `app`, the events of every app the token
-	// may see.
+	// Each event is `{id, type, time, app, actor, actor_id, data}`, where `actor` names who made
+	// the change, `actor_id` is who that was (see `ActorID`), and `data` is the resource after
+	// the change: the build for `build.*`, the release for `release.created`, the channel's
+	// state and its history entry for `channel.*`. Without `app`, the events of every app the
+	// token may see.
 	//
 	// With `Accept: text/event-stream` the answer is a Server-Sent Events stream of the events
 	// written from now on (or after `Last-Event-ID`): each has `id:` (a cursor), `event:` (the
@@ -2394,10 +2457,11 @@ func (c *Client) GetRelease(ctx context.Context, app AppName, version string, re
 
 // ListEvents Every state change — builds, releases, channel moves — as a page or a live stream.
 //
-// Each event is `{id, type, time, app, actor, data}`, where `data` is the resource after the
-// change: the build for `build.*`, the release for `release.created`, the channel's state
-// and its history entry for `channel.*`. Without `app`, the events of every app the token
-// may see.
+// Each event is `{id, type, time, app, actor, actor_id, data}`, where `actor` names who made
+// the change, `actor_id` is who that was (see `ActorID`), and `data` is the resource after
+// the change: the build for `build.*`, the release for `release.created`, the channel's
+// state and its history entry for `channel.*`. Without `app`, the events of every app the
+// token may see.
 //
 // With `Accept: text/event-stream` the answer is a Server-Sent Events stream of the events
 // written from now on (or after `Last-Event-ID`): each has `id:` (a cursor), `event:` (the
@@ -6028,10 +6092,11 @@ type ClientWithResponsesInterface interface {
 
 	// ListEventsWithResponse Every state change — builds, releases, channel moves — as a page or a live stream.
 	//
-	// Each event is `{id, type, time, app, actor, data}`, where `data` is the resource after the
-	// change: the build for `build.*`, the release for `release.created`, the channel's state
-	// and its history entry for `channel.*`. Without `app`, the events of every app the token
-	// may see.
+	// Each event is `{id, type, time, app, actor, actor_id, data}`, where `actor` names who made
+	// the change, `actor_id` is who that was (see `ActorID`), and `data` is the resource after
+	// the change: the build for `build.*`, the release for `release.created`, the channel's
+	// state and its history entry for `channel.*`. Without `app`, the events of every app the
+	// token may see.
 	//
 	// With `Accept: text/event-stream` the answer is a Server-Sent Events stream of the events
 	// written from now on (or after `Last-Event-ID`): each has `id:` (a cursor), `event:` (the
@@ -10209,10 +10274,11 @@ func (c *ClientWithResponses) GetReleaseWithResponse(ctx context.Context, app Ap
 
 // ListEventsWithResponse Every state change — builds, releases, channel moves — as a page or a live stream.
 //
-// Each event is `{id, type, time, app, actor, data}`, where `data` is the resource after the
-// change: the build for `build.*`, the release for `release.created`, the channel's state
-// and its history entry for `channel.*`. Without `app`, the events of every app the token
-// may see.
+// Each event is `{id, type, time, app, actor, actor_id, data}`, where `actor` names who made
+// the change, `actor_id` is who that was (see `ActorID`), and `data` is the resource after
+// the change: the build for `build.*`, the release for `release.created`, the channel's
+// state and its history entry for `channel.*`. Without `app`, the events of every app the
+// token may see.
 //
 // With `Accept: text/event-stream` the answer is a Server-Sent Events stream of the events
 // written from now on (or after `Last-Event-ID`): each has `id:` (a cursor), `event:` (the

@@ -26,6 +26,7 @@ type ChannelState struct {
 	LockReason  string
 	UpdatedAt   *time.Time
 	UpdatedBy   string
+	UpdatedByID string // "" when the last change was recorded before actor ids
 }
 
 // The actions of channel events.
@@ -44,6 +45,7 @@ type Event struct {
 	FromVersion string    `json:"from_version,omitempty"`
 	ToVersion   string    `json:"to_version,omitempty"`
 	Actor       string    `json:"actor"`
+	ActorID     string    `json:"actor_id,omitempty"` // who Actor is: a token's id, admin or anonymous; "" before ids were recorded
 	Reason      string    `json:"reason"`
 	At          time.Time `json:"at"`
 	// Reverts is, for a rollback, the seq of the event it reverses.
@@ -59,6 +61,8 @@ type Move struct {
 	FromChannel string
 	Reason      string
 	Actor       string
+	// ActorID is the identity behind Actor: a token's id, admin or anonymous.
+	ActorID string
 	// IfGeneration, when positive, must be the channel's generation (If-Match); -1 asks
 	// for generation 0, a channel never moved; 0 sets no condition.
 	IfGeneration int64
@@ -104,7 +108,7 @@ func NewChannels(rdb redis.UniversalClient, apps *Apps) *Channels {
 //	      policy's channel, 6 the target release (or any key), 7 the app's events
 //	ARGV  1 action, 2 expected generation ("" for any), 3 target version ("" for the
 //	      default rollback), 4 actor, 5 reason, 6 now, 7 policy channel ("" for none),
-//	      8 event id, 9 channel name, 10 app
+//	      8 event id, 9 channel name, 10 app, 11 actor id ("" for none)
 //	returns {outcome, event JSON or "", the channel hash's fields and values...}; outcome is
 //	        ok, unchanged, stale, locked, policy, nothing, missing_release or not_in_channel
 var moveScript = redis.NewScript(`
@@ -168,8 +172,14 @@ end
 
 local seq = redis.call('LLEN', KEYS[2]) + 1
 local ev = {seq = seq, action = action, actor = ARGV[4], reason = ARGV[5], at = ARGV[6]}
+if ARGV[11] ~= '' then ev.actor_id = ARGV[11] end
 gen = gen + 1
 redis.call('HSET', ch, 'generation', gen, 'updated_at', ARGV[6], 'updated_by', ARGV[4])
+if ARGV[11] ~= '' then
+  redis.call('HSET', ch, 'updated_by_id', ARGV[11])
+else
+  redis.call('HDEL', ch, 'updated_by_id')
+end
 if action == 'promote' or action == 'rollback' then
   if cur ~= '' then ev.from_version = cur end
   ev.to_version = target
@@ -205,7 +215,8 @@ local state = redis.call('HGETALL', ch)
 local data = {channel = ARGV[9], event = ev}
 for i = 1, #state, 2 do data[state[i]] = state[i + 1] end
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100000, '*',
-  'id', ARGV[8], 'type', types[action], 'app', ARGV[10], 'actor', ARGV[4], 'time', ARGV[6], 'data', cjson.encode(data))
+  'id', ARGV[8], 'type', types[action], 'app', ARGV[10], 'actor', ARGV[4], 'actor_id', ARGV[11],
+  'time', ARGV[6], 'data', cjson.encode(data))
 return done('ok', evJSON)
 `)
 
@@ -277,7 +288,7 @@ func (c *Channels) state(ctx context.Context, app string, ch Channel) (ChannelSt
 
 func decodeChannel(ch Channel, h map[string]string) ChannelState {
 	s := ChannelState{Name: ch.Name, From: ch.From, Release: h["release"], ImageDigest: h["image_digest"],
-		Locked: h["locked"] == "1", LockReason: h["lock_reason"], UpdatedBy: h["updated_by"]}
+		Locked: h["locked"] == "1", LockReason: h["lock_reason"], UpdatedBy: h["updated_by"], UpdatedByID: h["updated_by_id"]}
 	s.Generation, _ = strconv.ParseInt(h["generation"], 10, 64)
 	if t, err := time.Parse(time.RFC3339Nano, h["updated_at"]); err == nil {
 		s.UpdatedAt = &t
@@ -339,7 +350,7 @@ func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResu
 		store.ChannelKey(app, name), store.ChannelHistoryKey(app, name), store.ChannelSeenKey(app, name),
 		store.ChannelStackKey(app, name), policySet, releaseKey, store.EventsKey(app),
 	}, m.Action, expected, target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
-		ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), name, a.Name).StringSlice()
+		ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), name, a.Name, m.ActorID).StringSlice()
 	if err != nil {
 		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
 	}

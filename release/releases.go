@@ -24,6 +24,7 @@ type Release struct {
 	ImageDigest string    `json:"image_digest"`
 	CreatedAt   time.Time `json:"created_at"`
 	CreatedBy   string    `json:"created_by"`
+	CreatedByID string    `json:"created_by_id,omitempty"` // who CreatedBy is: a token's id, admin or anonymous; "" before ids were recorded
 	Notes       string    `json:"notes"`
 	// Channels are the channels that point at the release now; filled in on read.
 	Channels []string `json:"-"`
@@ -71,7 +72,7 @@ func NewReleases(rdb redis.UniversalClient, blobs store.Blobs, builds BuildLooku
 // version exists.
 //
 //	KEYS  release key, releases set, sequence counter, the app's events
-//	ARGV  version, build id, release JSON (sequence 0), event id, time, actor, app
+//	ARGV  version, build id, release JSON (sequence 0), event id, time, actor, app, actor id
 //	returns {"created"|"exists"|"taken", release JSON}; a new release gets its
 //	        release.created event
 var createReleaseScript = redis.NewScript(`
@@ -88,7 +89,7 @@ local out = cjson.encode(doc)
 redis.call('SET', KEYS[1], out)
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'id', ARGV[4], 'type', 'release.created',
-  'app', ARGV[7], 'actor', ARGV[6], 'time', ARGV[5], 'data', out)
+  'app', ARGV[7], 'actor', ARGV[6], 'actor_id', ARGV[8], 'time', ARGV[5], 'data', out)
 return {'created', out}
 `)
 
@@ -98,6 +99,7 @@ type ReleaseSpec struct {
 	Version string // "" for the build's version
 	Notes   string
 	Actor   string
+	ActorID string // the identity behind Actor: a token's id, admin or anonymous
 }
 
 // Create makes a release of a succeeded build that has an image. It reports whether
@@ -126,7 +128,7 @@ func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Re
 	}
 	rel := Release{
 		App: app, Version: version, BuildID: b.ID, ImageDigest: b.ImageDigest,
-		CreatedAt: r.now().UTC(), CreatedBy: spec.Actor, Notes: spec.Notes,
+		CreatedAt: r.now().UTC(), CreatedBy: spec.Actor, CreatedByID: spec.ActorID, Notes: spec.Notes,
 	}
 	doc, err := json.Marshal(rel)
 	if err != nil {
@@ -136,7 +138,7 @@ func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Re
 	res, err := createReleaseScript.Run(ctx, r.rdb, []string{
 		store.ReleaseKey(app, version), store.ReleasesKey(app), store.ReleaseSeqKey(app), store.EventsKey(app),
 	}, version, b.ID, doc, ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
-		now.Format(time.RFC3339Nano), spec.Actor, app).StringSlice()
+		now.Format(time.RFC3339Nano), spec.Actor, app, spec.ActorID).StringSlice()
 	if err != nil {
 		return Release{}, false, fmt.Errorf("recording release %s: %w", version, err)
 	}

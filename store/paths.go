@@ -37,9 +37,10 @@ package store
 //	                            read in name order with ZRANGEBYLEX for cursor pagination
 //	slipway:{<app>}:app         hash: spec (the app's JSON configuration), gen (generation,
 //	                            the ETag), created_at, updated_at (RFC 3339 UTC)
-//	slipway:{<app>}:build:<id>  hash: doc (the build's JSON), status, attempt (the fencing
-//	                            token of the worker that owns it), cancel ("1" once asked),
-//	                            log ("blob" once the log is in the blob store)
+//	slipway:{<app>}:build:<id>  hash: doc (the build's JSON, with created_by and
+//	                            created_by_id), status, attempt (the fencing token of the
+//	                            worker that owns it), cancel ("1" once asked), log ("blob"
+//	                            once the log is in the blob store)
 //	slipway:{<app>}:build:<id>:log   string: the log of a build while it runs (APPEND; byte
 //	                            offsets are the API's log offsets); expires after the log is
 //	                            stored as a blob
@@ -50,13 +51,15 @@ package store
 //	                            succeeded) build whose inputs hash to <hex>
 //	slipway:{<app>}:idem:<hex>  hash: an Idempotency-Key's request fingerprint, state
 //	                            (pending, done) and answer; expires after 24 hours
-//	slipway:{<app>}:release:<version>  string: the release's JSON, written once
+//	slipway:{<app>}:release:<version>  string: the release's JSON (with created_by and
+//	                            created_by_id), written once
 //	slipway:{<app>}:releases    sorted set, score = sequence, member = version
 //	slipway:{<app>}:releases:seq     string: the last sequence number given out
 //	slipway:{<app>}:channel:<ch>     hash: release, image_digest, generation (the ETag),
-//	                            locked, lock_reason, updated_at, updated_by
-//	slipway:{<app>}:channel:<ch>:history  list: the channel's events as JSON, oldest first;
-//	                            an event's seq is its position + 1
+//	                            locked, lock_reason, updated_at, updated_by, updated_by_id
+//	slipway:{<app>}:channel:<ch>:history  list: the channel's events as JSON (seq, action,
+//	                            from_version, to_version, actor, actor_id, reason, at,
+//	                            reverts), oldest first; an event's seq is its position + 1
 //	slipway:{<app>}:channel:<ch>:seen     sorted set, score = release sequence, member =
 //	                            version: every release that has been in the channel (the
 //	                            input of promotion policies)
@@ -72,20 +75,28 @@ package store
 //	                            into each repository; blobs themselves stay shared
 //	slipway:{<app>}:links:complete  string "1" once every build made before links were
 //	                            recorded has been linked (set by the first lookup that misses)
-//	slipway:{<app>}:events      stream of the app's events (id, type, app, actor, time,
-//	                            data), written in the same script as the change it reports;
-//	                            consumer group "webhooks": the webhook dispatchers, which
-//	                            turn each entry into deliveries before they acknowledge it
+//	slipway:{<app>}:events      stream of the app's events (id, type, app, actor, actor_id,
+//	                            time, data), written in the same script as the change it
+//	                            reports; consumer group "webhooks": the webhook dispatchers,
+//	                            which turn each entry into deliveries before they acknowledge it
+//
+// Who made a change is recorded twice wherever it is recorded: as a name (actor, created_by,
+// updated_by: a token's name, "admin" or "anonymous") and as an identity (actor_id,
+// created_by_id, updated_by_id: the token's id "tok_<ULID>", "admin" for the server's admin
+// token, "anonymous" when authentication is off). A revoked token's name can be taken again,
+// its id never. What was written before identities were recorded has none (the field is
+// absent or empty), and reads back without one.
 //
 // Webhooks span apps, so their keys share the hash tag {webhooks} (one cluster slot) and
 // every script that touches several of them stays in one slot:
 //
 //	slipway:{webhooks}:subs     sorted set, score 0, member = subscription id (a ULID): every
 //	                            subscription, listed in id order
-//	slipway:{webhooks}:sub:<id> hash: doc (the subscription's JSON, without secrets),
-//	                            created_ms (Redis time when it was written: it receives the
-//	                            events whose stream id is at or after it), secret, prev_secret,
-//	                            prev_expires (ms; the old secret signs until then)
+//	slipway:{webhooks}:sub:<id> hash: doc (the subscription's JSON, with created_by and
+//	                            created_by_id, without secrets), created_ms (Redis time when
+//	                            it was written: it receives the events whose stream id is at
+//	                            or after it), secret, prev_secret, prev_expires (ms; the old
+//	                            secret signs until then)
 //	slipway:{webhooks}:sub:<id>:deliveries  sorted set, score 0, member = delivery id (a
 //	                            ULID with the event's time): the subscription's deliveries,
 //	                            listed newest first, trimmed to the newest 10 000

@@ -34,12 +34,13 @@ func KnownType(t string) bool { return slices.Contains(Types, t) }
 
 // Event is one state change of an app, as its events stream holds it.
 type Event struct {
-	ID    string          `json:"id"` // a ULID
-	Type  string          `json:"type"`
-	Time  time.Time       `json:"time"`
-	App   string          `json:"app"`
-	Actor string          `json:"actor"`
-	Data  json.RawMessage `json:"data"` // the resource after the change
+	ID      string          `json:"id"` // a ULID
+	Type    string          `json:"type"`
+	Time    time.Time       `json:"time"`
+	App     string          `json:"app"`
+	Actor   string          `json:"actor"`
+	ActorID string          `json:"actor_id,omitempty"` // who Actor is: a token's id, admin or anonymous; "" on entries written before ids were recorded
+	Data    json.RawMessage `json:"data"`               // the resource after the change
 
 	// StreamID is the entry's id in the app's stream ("<ms>-<seq>").
 	StreamID string `json:"-"`
@@ -51,7 +52,7 @@ type Event struct {
 // decodeEvent reads a stream entry as the scripts write it.
 func decodeEvent(app string, m redis.XMessage) Event {
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	ev := Event{ID: str("id"), Type: str("type"), App: str("app"), Actor: str("actor"), StreamID: m.ID}
+	ev := Event{ID: str("id"), Type: str("type"), App: str("app"), Actor: str("actor"), ActorID: str("actor_id"), StreamID: m.ID}
 	if ev.App == "" {
 		ev.App = app
 	}

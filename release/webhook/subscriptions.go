@@ -36,6 +36,8 @@ type Spec struct {
 	Apps   []string // empty for every app
 	Format Format   // "" for FormatJSON
 	Actor  string
+	// ActorID is the identity behind Actor: a token's id, admin or anonymous.
+	ActorID string
 }
 
 // Subscription is a target that receives events.
@@ -47,6 +49,9 @@ type Subscription struct {
 	Format    Format    `json:"format"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by"`
+	// CreatedByID is who CreatedBy is: a token's id, admin or anonymous; "" for
+	// subscriptions made before ids were recorded.
+	CreatedByID string `json:"created_by_id,omitempty"`
 
 	// PreviousSecretExpiresAt, while a rotated-out secret still signs, is when it stops.
 	PreviousSecretExpiresAt *time.Time `json:"-"`
@@ -182,7 +187,7 @@ func (s *Store) Create(ctx context.Context, spec Spec) (Subscription, string, er
 	sub := Subscription{
 		ID: ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), URL: spec.URL,
 		Events: dedupe(spec.Events), Apps: dedupe(spec.Apps), Format: spec.Format,
-		CreatedAt: now, CreatedBy: spec.Actor,
+		CreatedAt: now, CreatedBy: spec.Actor, CreatedByID: spec.ActorID,
 	}
 	doc, err := json.Marshal(sub)
 	if err != nil {
