@@ -249,3 +249,21 @@ func TestBuildReportsNoServerPaths(t *testing.T) {
 		t.Errorf("the detail lost the compiler's message: %s", final.Error.Detail)
 	}
 }
+
+// TestBaseImageCannotReachMetadata: an app's base image reference is fetched through the
+// same guard as source URLs, so it cannot make the worker call the cloud metadata
+// service.
+func TestBaseImageCannotReachMetadata(t *testing.T) {
+	r := newRig(t, fsBlobs(t))
+	r.worker(builder.WorkerOptions{})
+	b, _, err := r.submit("ssrf", builder.Request{App: builder.AppSettings{BaseImage: "169.254.169.254/latest/meta-data:x"}},
+		buildertest.Module(t, "ssrf", map[string]string{"main.go": buildertest.HelloMain}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := r.wait("ssrf", b.ID, 2*time.Minute)
+	if final.Status != builder.StatusFailed || final.Error == nil || final.Error.Reason != builder.ReasonImageFailed ||
+		!strings.Contains(final.Error.Detail, "link-local or a metadata service") {
+		t.Errorf("build on a metadata-address base = %s %+v, want image_failed naming the refused address\n%s", final.Status, final.Error, r.log("ssrf", b.ID))
+	}
+}

@@ -625,7 +625,7 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 	base := image.Builtin(w.toolchain.ZoneinfoZip())
 	baseName := "the built-in base"
 	if b.BaseImage != "" {
-		base = image.Remote(b.BaseImage, w.opts.BaseImageOptions...)
+		base = image.GuardedRemote(b.BaseImage, w.fetcher.control, w.opts.BaseImageOptions...)
 		baseName = b.BaseImage
 	}
 	blog.Printf("image: assembling %d platforms on %s", len(bins), baseName)
@@ -637,7 +637,7 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		if ctx.Err() != nil {
 			return nil, &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
 		}
-		if infraFault(err) {
+		if infraFault(err) && !errors.Is(err, image.ErrRegistry) {
 			return nil, internalError(blog, "storing the image", err)
 		}
 		blog.Printf("image failed: %v", err)

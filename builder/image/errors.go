@@ -10,6 +10,10 @@ import (
 // the platforms.
 var ErrPlatformMissing = errors.New("base image lacks platform")
 
+// ErrRegistry means the base image's registry refused a request or did not answer (after
+// retries): a problem of the app's base image, not of slipway's own storage.
+var ErrRegistry = errors.New("base image registry")
+
 // MissingPlatformError is a base image that does not provide every requested platform.
 type MissingPlatformError struct {
 	// Base is the base image's name as configured.

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,7 +32,23 @@ import (
 // can set authentication (remote.WithAuth, remote.WithAuthFromKeychain) or replace the
 // transport (remote.WithTransport).
 func Remote(ref string, opts ...remote.Option) Base {
+	return GuardedRemote(ref, nil, opts...)
+}
+
+// GuardedRemote is Remote whose every connection (redirects included) is first shown,
+// after DNS, to control, which may refuse it: a build service must not let an app's
+// base image reference reach the cloud metadata service or other addresses its operator
+// forbids. A nil control allows every address.
+func GuardedRemote(ref string, control func(network, address string, c syscall.RawConn) error, opts ...remote.Option) Base {
 	c := retryablehttp.NewClient()
+	if control != nil {
+		if t, ok := c.HTTPClient.Transport.(*http.Transport); ok {
+			t = t.Clone()
+			t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: control}).DialContext
+			t.Proxy = nil
+			c.HTTPClient.Transport = t
+		}
+	}
 	c.Logger = nil
 	c.RetryMax = 4
 	c.RetryWaitMin = 250 * time.Millisecond
@@ -196,7 +214,7 @@ func fetchManifest(ctx context.Context, blobs store.Blobs, ref name.Reference, m
 	}
 	desc, err := puller.Get(ctx, ref)
 	if err != nil {
-		return manifestBlob{}, fmt.Errorf("fetching manifest %s: %w", ref, err)
+		return manifestBlob{}, fmt.Errorf("fetching manifest %s: %w: %w", ref, ErrRegistry, err)
 	}
 	switch desc.MediaType {
 	case types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
@@ -291,11 +309,11 @@ func fetchBlob(ctx context.Context, blobs store.Blobs, repo name.Repository, des
 	err = ensure(ctx, blobs, d, func() (io.ReadCloser, error) {
 		l, err := puller.Layer(ctx, repo.Digest(d.String()))
 		if err != nil {
-			return nil, fmt.Errorf("fetching blob %s: %w", d, err)
+			return nil, fmt.Errorf("fetching blob %s: %w: %w", d, ErrRegistry, err)
 		}
 		rc, err := l.Compressed()
 		if err != nil {
-			return nil, fmt.Errorf("fetching blob %s: %w", d, err)
+			return nil, fmt.Errorf("fetching blob %s: %w: %w", d, ErrRegistry, err)
 		}
 		return rc, nil
 	})
