@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -84,20 +85,55 @@ func (s *Server) ListWebhooks(c echo.Context, params openapi.ListWebhooksParams)
 			return err
 		}
 	}
-	subs, next, err := hooks.List(c.Request().Context(), after, limit)
+	var subs []webhook.Subscription
+	var next string
+	if caller(c).limited() {
+		subs, next, err = ownWebhooks(c, hooks, after, limit)
+	} else {
+		subs, next, err = hooks.List(c.Request().Context(), after, limit)
+	}
 	if err != nil {
 		return err
 	}
-	out := openapi.WebhookList{Items: make([]openapi.Webhook, 0, len(subs))}
-	for _, sub := range subs {
-		if visibleWebhook(c, sub) {
-			out.Items = append(out.Items, webhookResponse(sub))
-		}
+	out := openapi.WebhookList{Items: make([]openapi.Webhook, len(subs))}
+	for i, sub := range subs {
+		out.Items[i] = webhookResponse(sub)
 	}
 	if next != "" {
 		out.NextCursor = ptr(encodeCursor(next))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// ownWebhooks is a page of the subscriptions a token limited to apps may see, as
+// WebhookStore.List pages over all of them: up to limit of them in id order after the id
+// after, and the id to pass as after for the next page ("" on the last). It filters
+// inside its loop, reading the store a chunk (at most maxPageSize+1) at a time until it
+// has the page and has seen one more it may see, or the store ends: so every page but the
+// last is full, and the cursor names a subscription the token may see, never another. A
+// page reads at most every subscription, as the dispatcher does for each batch of events.
+func ownWebhooks(c echo.Context, hooks WebhookStore, after string, limit int) ([]webhook.Subscription, string, error) {
+	chunk := min(max(limit+1, defaultPageSize), maxPageSize+1)
+	var out []webhook.Subscription
+	for {
+		subs, next, err := hooks.List(c.Request().Context(), after, chunk)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, sub := range subs {
+			if !visibleWebhook(c, sub) {
+				continue
+			}
+			if len(out) == limit {
+				return out, out[limit-1].ID, nil // a page more
+			}
+			out = append(out, sub)
+		}
+		if next == "" {
+			return out, "", nil
+		}
+		after = next
+	}
 }
 
 // visibleWebhook reports whether the principal may see a subscription: a token limited
@@ -110,7 +146,8 @@ func visibleWebhook(c echo.Context, sub webhook.Subscription) bool {
 	return len(sub.Apps) > 0 && !slices.ContainsFunc(sub.Apps, func(a string) bool { return !p.allowsApp(a) })
 }
 
-// webhook returns the subscription of the path, if the principal may see it.
+// webhook returns the subscription of the path, if the principal may see it. One it may
+// not see is answered exactly as an unknown id, so that ids cannot be probed.
 func (s *Server) webhook(c echo.Context, id string) (WebhookStore, webhook.Subscription, error) {
 	hooks, err := s.webhooks()
 	if err != nil {
@@ -121,9 +158,7 @@ func (s *Server) webhook(c echo.Context, id string) (WebhookStore, webhook.Subsc
 		return nil, webhook.Subscription{}, err
 	}
 	if !visibleWebhook(c, sub) {
-		p := c.Get(ctxPrincipal).(*principal)
-		return nil, webhook.Subscription{}, newProblem(openapi.ProblemForbidden,
-			"token %s is limited to the apps %s, and webhook %s is not", p.name, strings.Join(p.apps, ", "), id)
+		return nil, webhook.Subscription{}, fmt.Errorf("%w: no webhook %s", webhook.ErrNotFound, id) // as hooks.Get says it
 	}
 	return hooks, sub, nil
 }

@@ -1704,6 +1704,9 @@ type ClientInterface interface {
 
 	// ListWebhooks List subscriptions, oldest first — never a secret.
 	//
+	// A token limited to some apps lists only the subscriptions limited to some of its apps:
+	// every page but the last holds `limit` of them, and `next_cursor` names one of them.
+	//
 	// Corresponds with GET /v1/webhooks (the `ListWebhooks` operationId).
 	ListWebhooks(ctx context.Context, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -2587,6 +2590,9 @@ func (c *Client) DeleteToken(ctx context.Context, name string, reqEditors ...Req
 }
 
 // ListWebhooks List subscriptions, oldest first — never a secret.
+//
+// A token limited to some apps lists only the subscriptions limited to some of its apps:
+// every page but the last holds `limit` of them, and `next_cursor` names one of them.
 //
 // Corresponds with GET /v1/webhooks (the `ListWebhooks` operationId).
 func (c *Client) ListWebhooks(ctx context.Context, params *ListWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6178,6 +6184,9 @@ type ClientWithResponsesInterface interface {
 	DeleteTokenWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeleteTokenResponse, error)
 
 	// ListWebhooksWithResponse List subscriptions, oldest first — never a secret.
+	//
+	// A token limited to some apps lists only the subscriptions limited to some of its apps:
+	// every page but the last holds `limit` of them, and `next_cursor` names one of them.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -10390,6 +10399,9 @@ func (c *ClientWithResponses) DeleteTokenWithResponse(ctx context.Context, name 
 }
 
 // ListWebhooksWithResponse List subscriptions, oldest first — never a secret.
+//
+// A token limited to some apps lists only the subscriptions limited to some of its apps:
+// every page but the last holds `limit` of them, and `next_cursor` names one of them.
 //
 // Returns a wrapper object for the known response body format(s).
 //
