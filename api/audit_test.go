@@ -37,9 +37,14 @@ func TestAuditRecordsTheTokenID(t *testing.T) {
 	}
 
 	var mu sync.Mutex
-	var payloads []webhook.Event
+	type payload struct {
+		Type    string `json:"type"`
+		Actor   string `json:"actor"`
+		ActorID string `json:"actor_id"`
+	}
+	var payloads []payload
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev webhook.Event
+		var ev payload
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &ev); err != nil {
 			t.Errorf("webhook payload %s: %v", b, err)
