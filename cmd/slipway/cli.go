@@ -112,8 +112,9 @@ Its secret is printed to stdout this once; slipway keeps only its hash.`,
 	},
 	"token list": {
 		synopsis: "slipway token list",
-		help:     "Lists the API tokens: names, scopes, apps and times, never secrets.",
-		run:      cmdTokenList,
+		help: `Lists the API tokens: names, ids (which history and events record beside the name,
+and which no later token of the same name shares), scopes, apps and times, never secrets.`,
+		run: cmdTokenList,
 	},
 	"token revoke": {
 		synopsis: "slipway token revoke NAME",

@@ -139,13 +139,13 @@ func cmdTokenList(ctx context.Context, e *cliEnv, cmd *clientCommand, args []str
 		return writeJSON(e.stdout, r.Body)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSCOPES\tAPPS\tCREATED\tLAST USED")
+	fmt.Fprintln(tw, "NAME\tID\tSCOPES\tAPPS\tCREATED\tLAST USED")
 	for _, t := range r.JSON200.Items {
 		used := "never"
 		if t.LastUsedAt != nil {
 			used = ago(*t.LastUsedAt, e.now())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, list(t.Scopes, ","), appsOf(t.Apps), ago(t.CreatedAt, e.now()), used)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Id, list(t.Scopes, ","), appsOf(t.Apps), ago(t.CreatedAt, e.now()), used)
 	}
 	return tw.Flush()
 }

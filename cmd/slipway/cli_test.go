@@ -335,13 +335,16 @@ func TestCLIAuth(t *testing.T) {
 		t.Errorf("token list with a build token: %s\nwant exit 3, 403, and no secret", r)
 	}
 	r = runCLI(t, asAdmin, "token", "list")
-	if r.code != 0 || !regexp.MustCompile(`(?m)^ci\s+build,release\s+every app\s+\d+s ago\s+\d+s ago$`).MatchString(r.stdout) || strings.Contains(r.stdout, secret) {
+	if r.code != 0 || !regexp.MustCompile(`(?m)^ci\s+tok_[0-9A-Z]{26}\s+build,release\s+every app\s+\d+s ago\s+\d+s ago$`).MatchString(r.stdout) || strings.Contains(r.stdout, secret) {
 		t.Errorf("token list: %s", r)
 	}
+	table := r.stdout
 	r = runCLI(t, asAdmin, "token", "list", "--json")
 	var toks openapi.TokenList
 	if err := json.Unmarshal([]byte(r.stdout), &toks); err != nil || len(toks.Items) != 1 || strings.Contains(r.stdout, secret) || strings.Contains(r.stdout, `"token"`) {
 		t.Errorf("token list --json = %+v, %v:\n%s", toks, err, r.stdout)
+	} else if !strings.Contains(table, " "+toks.Items[0].Id+" ") {
+		t.Errorf("token list:\n%s\nwant the id %s in its ID column", table, toks.Items[0].Id)
 	}
 	if r := runCLI(t, asAdmin, "token", "revoke", "ci"); r.code != 0 || r.stdout != "token ci revoked\n" {
 		t.Errorf("token revoke: %s", r)
