@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -204,7 +203,7 @@ func TestFullDiskIsInternal(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
 	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	r := newRig(t, fsBlobs(t))
 	r.worker(builder.WorkerOptions{DataDir: dir, RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryHorizon: 500 * time.Millisecond})
 	b, _, err := r.submit("full", builder.Request{}, buildertest.Module(t, "full", map[string]string{"main.go": buildertest.HelloMain}))
