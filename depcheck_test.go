@@ -13,13 +13,14 @@ const module = "github.com/slipway/slipway"
 // nothing but api and the generated openapi code imports Echo.
 var allowed = map[string][]string{
 	"store":   {"store"},
+	"auth":    {"auth", "store"},
 	"openapi": {"openapi"},
 	"builder": {"builder", "store"},
 	"release": {"release", "store"},
-	"api":     {"api", "openapi", "builder", "release", "store"},
-	"cmd":     {"cmd", "api", "openapi", "builder", "release", "store"},
+	"api":     {"api", "openapi", "auth", "builder", "release", "store"},
+	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "release", "store"},
 	"<root>":  {},
-	"bench":   {"bench", "api", "openapi", "builder", "release", "store"},
+	"bench":   {"bench", "api", "openapi", "auth", "builder", "release", "store"},
 }
 
 var echoAllowed = map[string]bool{"api": true, "openapi": true, "cmd": true, "bench": true}

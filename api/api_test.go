@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/api"
+	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/openapi/openapitest"
@@ -87,8 +88,8 @@ func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, op
 		Intake:      intake,
 		Blobs:       blobs,
 		Idempotency: store.NewIdempotency(rdb, 0),
-		Tokens:      store.NewTokens(rdb),
-		Limiter:     store.NewRateLimiter(rdb, 1000, 1000),
+		Tokens:      auth.NewTokens(rdb),
+		Limiter:     auth.NewRateLimiter(rdb, 1000, 1000),
 		Events:      webhook.NewLog(rdb),
 		Webhooks:    hooks,
 		Checks: []api.Check{

@@ -17,29 +17,29 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
+	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
-	"github.com/slipway/slipway/store"
 )
 
-// TokenStore is what the API needs of the token store; *store.Tokens implements it.
+// TokenStore is what the API needs of the token store; *auth.Tokens implements it.
 type TokenStore interface {
-	Create(ctx context.Context, name string, scopes, apps []string) (string, store.Token, error)
-	Lookup(ctx context.Context, secret string) (store.Token, error)
-	Get(ctx context.Context, name string) (store.Token, error)
-	List(ctx context.Context) ([]store.Token, error)
+	Create(ctx context.Context, name string, scopes, apps []string) (string, auth.Token, error)
+	Lookup(ctx context.Context, secret string) (auth.Token, error)
+	Get(ctx context.Context, name string) (auth.Token, error)
+	List(ctx context.Context) ([]auth.Token, error)
 	Delete(ctx context.Context, name string) error
 	DeleteIf(ctx context.Context, name, id string) error
 }
 
-// RateLimiter admits or refuses each caller's requests; *store.RateLimiter implements it.
+// RateLimiter admits or refuses each caller's requests; *auth.RateLimiter implements it.
 type RateLimiter interface {
 	Allow(ctx context.Context, caller string) (bool, time.Duration, error)
 }
 
 var (
-	_ TokenStore  = (*store.Tokens)(nil)
-	_ RateLimiter = (*store.RateLimiter)(nil)
+	_ TokenStore  = (*auth.Tokens)(nil)
+	_ RateLimiter = (*auth.RateLimiter)(nil)
 )
 
 // principal is who makes a request: a token, the admin, or nobody.
@@ -59,7 +59,7 @@ type principal struct {
 // server without authentication acts as anonymous. No token may take these names, nor
 // one shaped like a token id, so that an actor name never stands for two principals.
 const (
-	adminID       = "admin" // never a token's id, which starts with store.TokenIDPrefix
+	adminID       = "admin" // never a token's id, which starts with auth.TokenIDPrefix
 	adminName     = "admin"
 	anonymousID   = "anonymous"
 	anonymousName = "anonymous"
@@ -72,8 +72,8 @@ func reservedName(name string) string {
 		return "\"admin\" is reserved: it names the server's admin token (SLIPWAY_ADMIN_TOKEN) in history and events"
 	case name == anonymousName:
 		return "\"anonymous\" is reserved: it names what a server without authentication does"
-	case strings.HasPrefix(name, store.TokenIDPrefix):
-		return "names starting " + store.TokenIDPrefix + " are reserved for token ids"
+	case strings.HasPrefix(name, auth.TokenIDPrefix):
+		return "names starting " + auth.TokenIDPrefix + " are reserved for token ids"
 	}
 	return ""
 }
@@ -243,11 +243,11 @@ func (s *Server) lookup(ctx context.Context, secret string) (*principal, error) 
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.adminToken)) == 1 {
 		return &principal{id: adminID, name: adminName, scopes: []string{"admin"}}, nil
 	}
-	if !strings.HasPrefix(secret, store.TokenPrefix) {
+	if !strings.HasPrefix(secret, auth.TokenPrefix) {
 		return nil, nil
 	}
 	tok, err := s.deps.Tokens.Lookup(ctx, secret)
-	if errors.Is(err, store.ErrTokenUnknown) {
+	if errors.Is(err, auth.ErrTokenUnknown) {
 		return nil, nil
 	}
 	if err != nil {
@@ -406,7 +406,7 @@ func (s *Server) watchCredential(c echo.Context) (revoked <-chan struct{}, stop 
 			}
 			_, err := s.deps.Tokens.Lookup(ctx, p.secret)
 			switch {
-			case errors.Is(err, store.ErrTokenUnknown):
+			case errors.Is(err, auth.ErrTokenUnknown):
 				s.log.InfoContext(ctx, "ending a stream: its token was revoked", "actor", p.name, "actor_id", p.id, "request_id", rid)
 				close(out)
 				return
@@ -466,7 +466,7 @@ func (s *Server) CreateToken(c echo.Context) error {
 		return err
 	}
 	secret, tok, err := s.deps.Tokens.Create(c.Request().Context(), in.Name, in.Scopes, apps)
-	if errors.Is(err, store.ErrTokenExists) {
+	if errors.Is(err, auth.ErrTokenExists) {
 		return newProblem(openapi.ProblemConflict, "%s", err.Error())
 	}
 	if err != nil {
@@ -539,10 +539,10 @@ func (s *Server) DeleteToken(c echo.Context, name string) error {
 	ctx := c.Request().Context()
 	var err error
 	if p := caller(c); p.limited() {
-		var tok store.Token
+		var tok auth.Token
 		tok, err = s.deps.Tokens.Get(ctx, name)
 		if err == nil && !p.within(tok.Apps) {
-			err = store.ErrTokenUnknown
+			err = auth.ErrTokenUnknown
 		}
 		if err == nil {
 			// Revokes the token judged above, not one that took its name since.
@@ -551,7 +551,7 @@ func (s *Server) DeleteToken(c echo.Context, name string) error {
 	} else {
 		err = s.deps.Tokens.Delete(ctx, name)
 	}
-	if errors.Is(err, store.ErrTokenUnknown) {
+	if errors.Is(err, auth.ErrTokenUnknown) {
 		return newProblem(openapi.ProblemNotFound, "no token named %q; GET /v1/tokens lists the tokens you may revoke", name)
 	}
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/api"
+	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/openapi/openapitest"
@@ -54,7 +55,7 @@ func newTrustEnv(t *testing.T, rdb *redis.Client, limiter api.RateLimiter, log *
 		Intake:      intake,
 		Blobs:       blobs,
 		Idempotency: store.NewIdempotency(rdb, 0),
-		Tokens:      store.NewTokens(rdb),
+		Tokens:      auth.NewTokens(rdb),
 		Limiter:     limiter,
 		Events:      webhook.NewLog(rdb),
 		Webhooks:    hooks,
@@ -251,7 +252,7 @@ func TestLimitedTokenListsAndRevokesItsOwn(t *testing.T) {
 func TestTokenIdentity(t *testing.T) {
 	rdb := storetest.Redis(t)
 	// Nearly no rate: bursts of 10, then one request in 1000 s.
-	e := newTrustEnv(t, rdb, store.NewRateLimiter(rdb, 0.001, 10), slog.New(slog.DiscardHandler), api.WithAdminToken(adminToken))
+	e := newTrustEnv(t, rdb, auth.NewRateLimiter(rdb, 0.001, 10), slog.New(slog.DiscardHandler), api.WithAdminToken(adminToken))
 	if r := e.do("PUT", "/v1/apps/hello", bearer(adminToken), `{}`); r.status != http.StatusCreated {
 		t.Fatalf("PUT app = %d %s", r.status, r.body)
 	}
@@ -352,7 +353,7 @@ func TestClientAddress(t *testing.T) {
 			var logs logBuffer
 			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			rdb := storetest.Redis(t)
-			e := newTrustEnv(t, rdb, store.NewRateLimiter(rdb, 1000, 1000), log, api.WithTrustedProxies(prefixes))
+			e := newTrustEnv(t, rdb, auth.NewRateLimiter(rdb, 1000, 1000), log, api.WithTrustedProxies(prefixes))
 			if r := e.do("GET", "/v1/apps", tc.header, ""); r.status != http.StatusOK {
 				t.Fatalf("GET /v1/apps = %d %s", r.status, r.body)
 			}
@@ -368,7 +369,7 @@ func TestClientAddress(t *testing.T) {
 func TestRequestLogNamesTheToken(t *testing.T) {
 	var logs logBuffer
 	rdb := storetest.Redis(t)
-	e := newTrustEnv(t, rdb, store.NewRateLimiter(rdb, 1000, 1000),
+	e := newTrustEnv(t, rdb, auth.NewRateLimiter(rdb, 1000, 1000),
 		slog.New(slog.NewJSONHandler(&logs, nil)), api.WithAdminToken(adminToken))
 	e.do("PUT", "/v1/apps/hello", bearer(adminToken), `{}`)
 	if got := logs.request(t, "/v1/apps/hello"); got["actor"] != "admin" || got["actor_id"] != "admin" {

@@ -118,7 +118,7 @@ package store
 //	                            keeps its entry's idle time low while it builds, and entries
 //	                            idle past the visibility timeout are claimed by another
 //
-// API tokens and rate limits are global, one key per token and per caller (tokens.go):
+// API tokens and rate limits are global, one key per token and per caller (package auth):
 //
 //	slipway:tokens              hash: name → sha256 hex of the token's secret: the live
 //	                            tokens by name (a name is taken while its token lives);
@@ -225,6 +225,15 @@ func DeliveryKey(id string) string { return "slipway:{webhooks}:delivery:" + id 
 
 // DeliveriesDueKey is the Redis sorted set of deliveries by the time they are due.
 const DeliveriesDueKey = "slipway:{webhooks}:due"
+
+// TokensKey is the Redis hash of the live tokens: name → SHA-256 hex of the secret.
+const TokensKey = "slipway:tokens"
+
+// TokenKey is the Redis string holding one token, found by the SHA-256 hex of its secret.
+func TokenKey(hash string) string { return "slipway:token:" + hash }
+
+// RateLimitKey is the Redis string holding one caller's GCRA theoretical arrival time.
+func RateLimitKey(caller string) string { return "slipway:ratelimit:" + caller }
 
 // AppsIndexKey is the Redis sorted set of all app names.
 const AppsIndexKey = "slipway:apps"

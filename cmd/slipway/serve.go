@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/api"
+	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/release"
@@ -254,10 +255,10 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		Intake:      intake,
 		Blobs:       s.blobs,
 		Idempotency: store.NewIdempotency(s.rdb, 0),
-		Tokens:      store.NewTokens(s.rdb),
+		Tokens:      auth.NewTokens(s.rdb),
 		Events:      webhook.NewLog(s.rdb),
 		Webhooks:    hooks,
-		Limiter:     store.NewRateLimiter(s.rdb, cfg.RateLimit, cfg.RateBurst),
+		Limiter:     auth.NewRateLimiter(s.rdb, cfg.RateLimit, cfg.RateBurst),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: s.blobs.Ping},

@@ -1,4 +1,4 @@
-package store_test
+package auth_test
 
 import (
 	"context"
@@ -8,60 +8,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway/slipway/store"
+	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/store/storetest"
 )
 
 func TestTokens(t *testing.T) {
 	ctx := context.Background()
-	toks := store.NewTokens(storetest.Redis(t))
+	toks := auth.NewTokens(storetest.Redis(t))
 	secret, tok, err := toks.Create(ctx, "ci", []string{"build"}, nil)
 	if err != nil || tok.Name != "ci" || len(secret) < 40 {
 		t.Fatalf("Create = %q %+v %v", secret, tok, err)
 	}
-	if _, _, err := toks.Create(ctx, "ci", []string{"read"}, nil); !errors.Is(err, store.ErrTokenExists) {
+	if _, _, err := toks.Create(ctx, "ci", []string{"read"}, nil); !errors.Is(err, auth.ErrTokenExists) {
 		t.Errorf("Create(taken name) = %v, want ErrTokenExists", err)
 	}
 	got, err := toks.Lookup(ctx, secret)
 	if err != nil || got.Name != "ci" || got.LastUsedAt == nil {
 		t.Errorf("Lookup = %+v %v", got, err)
 	}
-	if _, err := toks.Lookup(ctx, secret+"x"); !errors.Is(err, store.ErrTokenUnknown) {
+	if _, err := toks.Lookup(ctx, secret+"x"); !errors.Is(err, auth.ErrTokenUnknown) {
 		t.Errorf("Lookup(wrong) = %v, want ErrTokenUnknown", err)
 	}
 	if err := toks.Delete(ctx, "ci"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := toks.Lookup(ctx, secret); !errors.Is(err, store.ErrTokenUnknown) {
+	if _, err := toks.Lookup(ctx, secret); !errors.Is(err, auth.ErrTokenUnknown) {
 		t.Errorf("Lookup(revoked) = %v, want ErrTokenUnknown", err)
-	}
-}
-
-func TestRateLimiter(t *testing.T) {
-	ctx := context.Background()
-	rl := store.NewRateLimiter(storetest.Redis(t), 2, 3) // 2/s, bursts of 3
-	allowed := 0
-	var wait time.Duration
-	for range 10 {
-		ok, w, err := rl.Allow(ctx, "bot")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			allowed++
-		} else {
-			wait = w
-		}
-	}
-	if allowed != 3 || wait <= 0 || wait > time.Second {
-		t.Errorf("10 quick requests at 2/s with bursts of 3: %d allowed, retry after %s", allowed, wait)
-	}
-	if ok, _, _ := rl.Allow(ctx, "someone-else"); !ok {
-		t.Error("another caller was limited")
-	}
-	time.Sleep(600 * time.Millisecond)
-	if ok, _, _ := rl.Allow(ctx, "bot"); !ok {
-		t.Error("after waiting, the caller is still limited")
 	}
 }
 
@@ -70,19 +42,19 @@ func TestRateLimiter(t *testing.T) {
 func TestTokenIDs(t *testing.T) {
 	ctx := context.Background()
 	rdb := storetest.Redis(t)
-	toks := store.NewTokens(rdb)
+	toks := auth.NewTokens(rdb)
 	_, first, err := toks.Create(ctx, "ci", []string{"build"}, []string{"hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(first.ID, store.TokenIDPrefix) || len(first.ID) != len(store.TokenIDPrefix)+26 {
+	if !strings.HasPrefix(first.ID, auth.TokenIDPrefix) || len(first.ID) != len(auth.TokenIDPrefix)+26 {
 		t.Errorf("Create().ID = %q, want tok_ and a ULID", first.ID)
 	}
 	got, err := toks.Get(ctx, "ci")
 	if err != nil || got.ID != first.ID || !slices.Equal(got.Apps, []string{"hello"}) {
 		t.Errorf("Get(ci) = %+v %v, want the token made", got, err)
 	}
-	if _, err := toks.Get(ctx, "nobody"); !errors.Is(err, store.ErrTokenUnknown) {
+	if _, err := toks.Get(ctx, "nobody"); !errors.Is(err, auth.ErrTokenUnknown) {
 		t.Errorf("Get(nobody) = %v, want ErrTokenUnknown", err)
 	}
 	if err := toks.Delete(ctx, "ci"); err != nil {
@@ -95,7 +67,7 @@ func TestTokenIDs(t *testing.T) {
 	if second.ID == first.ID {
 		t.Errorf("a token re-made under the name ci has the id %s of the revoked one", second.ID)
 	}
-	if err := toks.DeleteIf(ctx, "ci", first.ID); !errors.Is(err, store.ErrTokenUnknown) {
+	if err := toks.DeleteIf(ctx, "ci", first.ID); !errors.Is(err, auth.ErrTokenUnknown) {
 		t.Errorf("DeleteIf(ci, the revoked token's id) = %v, want ErrTokenUnknown", err)
 	}
 	if got, err := toks.Lookup(ctx, secret); err != nil || got.ID != second.ID {
@@ -104,7 +76,7 @@ func TestTokenIDs(t *testing.T) {
 	if err := toks.DeleteIf(ctx, "ci", second.ID); err != nil {
 		t.Errorf("DeleteIf(ci, its id) = %v", err)
 	}
-	if _, err := toks.Lookup(ctx, secret); !errors.Is(err, store.ErrTokenUnknown) {
+	if _, err := toks.Lookup(ctx, secret); !errors.Is(err, auth.ErrTokenUnknown) {
 		t.Errorf("Lookup after DeleteIf = %v, want ErrTokenUnknown", err)
 	}
 	if list, err := toks.List(ctx); err != nil || len(list) != 0 {
@@ -117,9 +89,9 @@ func TestTokenIDs(t *testing.T) {
 func TestTokenWithoutID(t *testing.T) {
 	ctx := context.Background()
 	rdb := storetest.Redis(t)
-	toks := store.NewTokens(rdb)
-	secret := store.TokenPrefix + "legacylegacylegacylegacylegacylegacylegacylegacy"
-	h := store.HashToken(secret)
+	toks := auth.NewTokens(rdb)
+	secret := auth.TokenPrefix + "legacylegacylegacylegacylegacylegacylegacylegacy"
+	h := auth.HashToken(secret)
 	created := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	doc := `{"name":"old-ci","scopes":["build"],"apps":[],"created_at":"` + created.Format(time.RFC3339) + `"}`
 	if err := rdb.Set(ctx, "slipway:token:"+h, doc, 0).Err(); err != nil {
@@ -133,7 +105,7 @@ func TestTokenWithoutID(t *testing.T) {
 		t.Fatalf("List = %+v %v", listed, err)
 	}
 	id := listed[0].ID
-	if !strings.HasPrefix(id, store.TokenIDPrefix) || len(id) != len(store.TokenIDPrefix)+26 {
+	if !strings.HasPrefix(id, auth.TokenIDPrefix) || len(id) != len(auth.TokenIDPrefix)+26 {
 		t.Errorf("derived id = %q, want tok_ and a ULID", id)
 	}
 	for i := range 2 { // the first Lookup writes the id into the token, the second reads it

@@ -1,4 +1,4 @@
-package store
+package auth
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/store"
 )
 
 // Token is an API token as stored: never its secret, only the secret's SHA-256.
@@ -31,22 +33,14 @@ type Token struct {
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
-// Token errors.
-var (
-	ErrTokenExists  = errors.New("token name taken")
-	ErrTokenUnknown = errors.New("unknown token")
-)
-
 // TokenPrefix starts every token slipway makes, so secret scanners can find them.
 const TokenPrefix = "slw_"
 
 // TokenIDPrefix starts every token id.
 const TokenIDPrefix = "tok_"
 
-// Tokens keeps API tokens in Redis:
-//
-//	slipway:token:<sha256 hex of the secret>  string: the token's JSON
-//	slipway:tokens                            hash: name → sha256 hex
+// Tokens keeps API tokens in Redis: each token's JSON under store.TokenKey of its
+// secret's hash, and the live tokens by name in store.TokensKey.
 type Tokens struct {
 	rdb redis.UniversalClient
 	now func() time.Time
@@ -54,10 +48,6 @@ type Tokens struct {
 
 // NewTokens returns the token store on rdb.
 func NewTokens(rdb redis.UniversalClient) *Tokens { return &Tokens{rdb: rdb, now: time.Now} }
-
-const tokensIndexKey = "slipway:tokens"
-
-func tokenKey(hash string) string { return "slipway:token:" + hash }
 
 // HashToken returns the hex SHA-256 of a secret.
 func HashToken(secret string) string {
@@ -94,7 +84,7 @@ func (t *Tokens) Create(ctx context.Context, name string, scopes, apps []string)
 		return "", Token{}, err
 	}
 	h := HashToken(secret)
-	ok, err := createTokenScript.Run(ctx, t.rdb, []string{tokensIndexKey, tokenKey(h)}, name, h, doc).Int()
+	ok, err := createTokenScript.Run(ctx, t.rdb, []string{store.TokensKey, store.TokenKey(h)}, name, h, doc).Int()
 	if err != nil {
 		return "", Token{}, fmt.Errorf("recording token: %w", err)
 	}
@@ -108,7 +98,7 @@ func (t *Tokens) Create(ctx context.Context, name string, scopes, apps []string)
 // of use, at most once a minute per token.
 func (t *Tokens) Lookup(ctx context.Context, secret string) (Token, error) {
 	h := HashToken(secret)
-	s, err := t.rdb.Get(ctx, tokenKey(h)).Result()
+	s, err := t.rdb.Get(ctx, store.TokenKey(h)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Token{}, ErrTokenUnknown
 	}
@@ -123,7 +113,7 @@ func (t *Tokens) Lookup(ctx context.Context, secret string) (Token, error) {
 	if tok.LastUsedAt == nil || now.Sub(*tok.LastUsedAt) > time.Minute {
 		tok.LastUsedAt = &now
 		if doc, err := json.Marshal(tok); err == nil {
-			t.rdb.SetArgs(ctx, tokenKey(h), doc, redis.SetArgs{Mode: "XX"})
+			t.rdb.SetArgs(ctx, store.TokenKey(h), doc, redis.SetArgs{Mode: "XX"})
 		}
 	}
 	return tok, nil
@@ -131,7 +121,7 @@ func (t *Tokens) Lookup(ctx context.Context, secret string) (Token, error) {
 
 // List returns every token, by name.
 func (t *Tokens) List(ctx context.Context) ([]Token, error) {
-	idx, err := t.rdb.HGetAll(ctx, tokensIndexKey).Result()
+	idx, err := t.rdb.HGetAll(ctx, store.TokensKey).Result()
 	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", err)
 	}
@@ -142,7 +132,7 @@ func (t *Tokens) List(ctx context.Context) ([]Token, error) {
 	slices.Sort(names)
 	out := make([]Token, 0, len(names))
 	for _, n := range names {
-		s, err := t.rdb.Get(ctx, tokenKey(idx[n])).Result()
+		s, err := t.rdb.Get(ctx, store.TokenKey(idx[n])).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
@@ -166,14 +156,14 @@ func (t *Tokens) Get(ctx context.Context, name string) (Token, error) {
 
 // get returns the token called name and the hash of its secret.
 func (t *Tokens) get(ctx context.Context, name string) (Token, string, error) {
-	h, err := t.rdb.HGet(ctx, tokensIndexKey, name).Result()
+	h, err := t.rdb.HGet(ctx, store.TokensKey, name).Result()
 	if errors.Is(err, redis.Nil) {
 		return Token{}, "", fmt.Errorf("%w: no token named %q", ErrTokenUnknown, name)
 	}
 	if err != nil {
 		return Token{}, "", fmt.Errorf("reading token %s: %w", name, err)
 	}
-	s, err := t.rdb.Get(ctx, tokenKey(h)).Result()
+	s, err := t.rdb.Get(ctx, store.TokenKey(h)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Token{}, h, fmt.Errorf("%w: no token named %q", ErrTokenUnknown, name)
 	}
@@ -217,10 +207,10 @@ func (t *Tokens) DeleteIf(ctx context.Context, name, id string) error {
 	}
 	// The token's own key holds no other token ever (its secret is random), so deleting
 	// it revokes exactly the token read above.
-	if err := t.rdb.Del(ctx, tokenKey(h)).Err(); err != nil {
+	if err := t.rdb.Del(ctx, store.TokenKey(h)).Err(); err != nil {
 		return fmt.Errorf("revoking token %s: %w", name, err)
 	}
-	if err := unindexTokenScript.Run(ctx, t.rdb, []string{tokensIndexKey}, name, h).Err(); err != nil {
+	if err := unindexTokenScript.Run(ctx, t.rdb, []string{store.TokensKey}, name, h).Err(); err != nil {
 		return fmt.Errorf("revoking token %s: %w", name, err)
 	}
 	return nil
@@ -252,48 +242,4 @@ func tokenID(h string, created time.Time) string {
 		id, _ = ulid.New(0, bytes.NewReader(sum[:10]))
 	}
 	return TokenIDPrefix + id.String()
-}
-
-// RateLimiter spreads each caller's requests over time (GCRA), shared by every API
-// replica through Redis: slipway:ratelimit:<caller> holds the caller's theoretical arrival
-// time. The API names callers by identity (a token's ID), never by a name another token
-// could take.
-type RateLimiter struct {
-	rdb   redis.UniversalClient
-	rate  float64 // requests per second
-	burst int
-}
-
-// NewRateLimiter allows rate requests per second per caller, with bursts of burst.
-func NewRateLimiter(rdb redis.UniversalClient, rate float64, burst int) *RateLimiter {
-	return &RateLimiter{rdb: rdb, rate: rate, burst: max(burst, 1)}
-}
-
-// gcraScript admits a request if the caller's theoretical arrival time allows it.
-//
-//	KEYS  the caller's key
-//	ARGV  emission interval (µs), burst tolerance (µs)
-//	returns {1, 0} when admitted, {0, retry after µs} when not
-var gcraScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - tolerance
-if now < allow_at then return {0, allow_at - now} end
-local new = tat + interval
-redis.call('SET', KEYS[1], new, 'PX', math.ceil((new - now) / 1000) + 1000)
-return {1, 0}
-`)
-
-// Allow reports whether caller may make a request now, and if not, when to retry.
-func (l *RateLimiter) Allow(ctx context.Context, caller string) (bool, time.Duration, error) {
-	interval := int64(1e6 / l.rate)
-	res, err := gcraScript.Run(ctx, l.rdb, []string{"slipway:ratelimit:" + caller}, interval, interval*int64(l.burst-1)).Int64Slice()
-	if err != nil {
-		return false, 0, fmt.Errorf("rate limiting: %w", err)
-	}
-	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, nil
 }
