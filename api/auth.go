@@ -304,7 +304,7 @@ func (s *Server) require(req requirement) echo.MiddlewareFunc {
 					secs := int(wait.Seconds()) + 1
 					c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 					if req.registry {
-						return regErr(http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "token %s is over its rate; retry in %d s", p.name, secs)
+						return regErr(codeTooManyRequests, "token %s is over its rate; retry in %d s", p.name, secs)
 					}
 					return newProblem(openapi.ProblemRateLimited, "token %s is over its request rate; retry in %d s", p.name, secs)
 				}
@@ -322,7 +322,7 @@ func (s *Server) publicApp(c echo.Context, app string) bool {
 func (s *Server) unauthorized(c echo.Context, scheme, detail string) error {
 	if scheme == "basic" || strings.HasPrefix(c.Path(), "/v2/") {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
-		return regErr(http.StatusUnauthorized, "UNAUTHORIZED", "%s", detail)
+		return regErr(codeUnauthorized, "%s", detail)
 	}
 	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="slipway"`)
 	return newProblem(openapi.ProblemUnauthorized, "%s", detail)
@@ -330,7 +330,7 @@ func (s *Server) unauthorized(c echo.Context, scheme, detail string) error {
 
 func (s *Server) forbidden(c echo.Context, req requirement, format string, args ...any) error {
 	if req.registry {
-		return regErr(http.StatusForbidden, "DENIED", format, args...)
+		return regErr(codeDenied, format, args...)
 	}
 	return newProblem(openapi.ProblemForbidden, format, args...)
 }

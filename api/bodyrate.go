@@ -13,9 +13,6 @@ import (
 	"github.com/slipway/slipway/openapi"
 )
 
-// errBodyTooSlow means a request body fell behind the minimum upload rate.
-var errBodyTooSlow = errors.New("the request body arrived slower than the minimum rate")
-
 // limitBodyRate holds every request body to the minimum average rate of WithBodyMinRate:
 // byte n must have arrived by start + grace + n/rate, or the read waiting for it fails.
 // Before each read of the body it sets the connection's read deadline to that instant, so

@@ -19,34 +19,101 @@ import (
 	"github.com/slipway/slipway/store"
 )
 
-// kinds registers every problem type with its HTTP status and title: the one place where
-// errors meet HTTP.
-var kinds = map[openapi.ProblemType]struct {
-	status int
-	title  string
-}{
-	openapi.ProblemInvalidJSON:           {http.StatusBadRequest, "Request body is not valid JSON"},
-	openapi.ProblemInvalidParameter:      {http.StatusBadRequest, "Invalid parameter"},
-	openapi.ProblemUnauthorized:          {http.StatusUnauthorized, "Authentication required"},
-	openapi.ProblemForbidden:             {http.StatusForbidden, "Not allowed"},
-	openapi.ProblemRateLimited:           {http.StatusTooManyRequests, "Too many requests"},
-	openapi.ProblemNotFound:              {http.StatusNotFound, "Not found"},
-	openapi.ProblemRouteNotFound:         {http.StatusNotFound, "No such route"},
-	openapi.ProblemMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},
-	openapi.ProblemRequestTimeout:        {http.StatusRequestTimeout, "Request body too slow"},
-	openapi.ProblemConflict:              {http.StatusConflict, "Conflict"},
-	openapi.ProblemIdempotencyInFlight:   {http.StatusConflict, "Idempotency-Key in use"},
-	openapi.ProblemPolicyViolation:       {http.StatusConflict, "Promotion policy violated"},
-	openapi.ProblemChannelLocked:         {http.StatusLocked, "Channel locked"},
-	openapi.ProblemSourceInvalid:         {http.StatusUnprocessableEntity, "Source refused"},
-	openapi.ProblemTargetRefused:         {http.StatusUnprocessableEntity, "Webhook target refused"},
-	openapi.ProblemIdempotencyKeyReused:  {http.StatusUnprocessableEntity, "Idempotency-Key reused"},
-	openapi.ProblemPreconditionFailed:    {http.StatusPreconditionFailed, "Precondition failed"},
-	openapi.ProblemBodyTooLarge:          {http.StatusRequestEntityTooLarge, "Request body too large"},
-	openapi.ProblemUnsupportedMediaType:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
-	openapi.ProblemValidationFailed:      {http.StatusUnprocessableEntity, "Validation failed"},
-	openapi.ProblemInternal:              {http.StatusInternalServerError, "Internal server error"},
-	openapi.ProblemDependencyUnavailable: {http.StatusServiceUnavailable, "Dependency unavailable"},
+// errBodyTooSlow means a request body fell behind the minimum upload rate.
+var errBodyTooSlow = errors.New("the request body arrived slower than the minimum rate")
+
+// registryCode is an error code of the OCI distribution spec, answered under /v2/.
+type registryCode string
+
+// The registry's error codes; each is registered in registryCodes.
+const (
+	codeBlobUnknown             registryCode = "BLOB_UNKNOWN"
+	codeDenied                  registryCode = "DENIED"
+	codeDigestInvalid           registryCode = "DIGEST_INVALID"
+	codeManifestUnknown         registryCode = "MANIFEST_UNKNOWN"
+	codeNameUnknown             registryCode = "NAME_UNKNOWN"
+	codePaginationNumberInvalid registryCode = "PAGINATION_NUMBER_INVALID"
+	codeRangeInvalid            registryCode = "RANGE_INVALID"
+	codeTooManyRequests         registryCode = "TOO_MANY_REQUESTS"
+	codeUnauthorized            registryCode = "UNAUTHORIZED"
+	codeUnavailable             registryCode = "UNAVAILABLE"
+	codeUnknown                 registryCode = "UNKNOWN"
+	codeUnsupported             registryCode = "UNSUPPORTED"
+)
+
+// The one place where errors meet HTTP: kinds registers every problem type (the RFC 9457
+// documents of /v1/) with its HTTP status and title, and registryCodes every error code
+// of the OCI registry endpoint (/v2/) with its HTTP status, as distribution's
+// registry/api/errcode registers its codes. Which error becomes which problem is
+// problemRules, below.
+var (
+	kinds = map[openapi.ProblemType]struct {
+		status int
+		title  string
+	}{
+		openapi.ProblemInvalidJSON:           {http.StatusBadRequest, "Request body is not valid JSON"},
+		openapi.ProblemInvalidParameter:      {http.StatusBadRequest, "Invalid parameter"},
+		openapi.ProblemUnauthorized:          {http.StatusUnauthorized, "Authentication required"},
+		openapi.ProblemForbidden:             {http.StatusForbidden, "Not allowed"},
+		openapi.ProblemRateLimited:           {http.StatusTooManyRequests, "Too many requests"},
+		openapi.ProblemNotFound:              {http.StatusNotFound, "Not found"},
+		openapi.ProblemRouteNotFound:         {http.StatusNotFound, "No such route"},
+		openapi.ProblemMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method not allowed"},
+		openapi.ProblemRequestTimeout:        {http.StatusRequestTimeout, "Request body too slow"},
+		openapi.ProblemConflict:              {http.StatusConflict, "Conflict"},
+		openapi.ProblemIdempotencyInFlight:   {http.StatusConflict, "Idempotency-Key in use"},
+		openapi.ProblemPolicyViolation:       {http.StatusConflict, "Promotion policy violated"},
+		openapi.ProblemChannelLocked:         {http.StatusLocked, "Channel locked"},
+		openapi.ProblemSourceInvalid:         {http.StatusUnprocessableEntity, "Source refused"},
+		openapi.ProblemTargetRefused:         {http.StatusUnprocessableEntity, "Webhook target refused"},
+		openapi.ProblemIdempotencyKeyReused:  {http.StatusUnprocessableEntity, "Idempotency-Key reused"},
+		openapi.ProblemPreconditionFailed:    {http.StatusPreconditionFailed, "Precondition failed"},
+		openapi.ProblemBodyTooLarge:          {http.StatusRequestEntityTooLarge, "Request body too large"},
+		openapi.ProblemUnsupportedMediaType:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
+		openapi.ProblemValidationFailed:      {http.StatusUnprocessableEntity, "Validation failed"},
+		openapi.ProblemInternal:              {http.StatusInternalServerError, "Internal server error"},
+		openapi.ProblemDependencyUnavailable: {http.StatusServiceUnavailable, "Dependency unavailable"},
+	}
+
+	registryCodes = map[registryCode]int{
+		codeBlobUnknown:             http.StatusNotFound,
+		codeDenied:                  http.StatusForbidden,
+		codeDigestInvalid:           http.StatusBadRequest,
+		codeManifestUnknown:         http.StatusNotFound,
+		codeNameUnknown:             http.StatusNotFound,
+		codePaginationNumberInvalid: http.StatusBadRequest,
+		codeRangeInvalid:            http.StatusRequestedRangeNotSatisfiable,
+		codeTooManyRequests:         http.StatusTooManyRequests,
+		codeUnauthorized:            http.StatusUnauthorized,
+		codeUnavailable:             http.StatusServiceUnavailable,
+		codeUnknown:                 http.StatusInternalServerError,
+		codeUnsupported:             http.StatusMethodNotAllowed,
+	}
+)
+
+// registryError is an error of the OCI distribution API, written in its JSON form.
+type registryError struct {
+	code    registryCode
+	message string
+}
+
+func (e *registryError) Error() string { return string(e.code) + ": " + e.message }
+
+// status is the HTTP status registered for the error's code.
+func (e *registryError) status() int { return registryCodes[e.code] }
+
+func regErr(code registryCode, format string, args ...any) *registryError {
+	return &registryError{code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// writeRegistryError answers in the distribution spec's error format.
+func writeRegistryError(c echo.Context, e *registryError) {
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(e.status())
+		return
+	}
+	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": e.code, "message": e.message}}})
+	_ = c.Blob(e.status(), echo.MIMEApplicationJSON, body)
 }
 
 // problemError is an error that already knows the problem it becomes.
@@ -86,137 +153,174 @@ func pointer(field string) string {
 	return "/" + r.Replace(field)
 }
 
-// toProblem turns any error a handler returns into the problem the client sees.
-func toProblem(err error) *problemError {
-	var p *problemError
-	if errors.As(err, &p) {
-		return p
-	}
-	var verr *release.ValidationError
-	if errors.As(err, &verr) {
-		p := &problemError{kind: openapi.ProblemValidationFailed}
-		details := make([]string, 0, len(verr.Fields))
-		for _, f := range verr.Fields {
-			p.fields = append(p.fields, openapi.FieldError{Field: f.Field, Pointer: pointer(f.Field), Detail: f.Detail})
-			details = append(details, f.Field+": "+f.Detail)
-		}
-		p.detail = strings.Join(details, "; ")
-		return p
-	}
-	var refused *webhook.RefusedError
-	if errors.As(err, &refused) {
-		p := newProblem(openapi.ProblemTargetRefused, "url: %s; the server's operator can allow the range (SLIPWAY_WEBHOOK_ALLOW_NETS) if the target is meant to be internal", refused.Error())
-		p.fields = []openapi.FieldError{{Field: "url", Pointer: "/url", Detail: refused.Error()}}
-		return p
-	}
-	if errors.Is(err, webhook.ErrNotFound) {
-		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
-	}
-	if errors.Is(err, webhook.ErrBadCursor) {
-		return newProblem(openapi.ProblemInvalidParameter, "cursor: %s", err.Error())
-	}
-	var inErr *builder.InputError
-	if errors.As(err, &inErr) {
-		return fieldProblem(inErr.Field, inErr.Detail)
-	}
-	var srcErr *builder.SourceError
-	if errors.As(err, &srcErr) {
-		p := newProblem(openapi.ProblemSourceInvalid, "%s", srcErr.Error())
-		if srcErr.Entry != "" {
-			p.fields = []openapi.FieldError{{Field: "source:" + srcErr.Entry, Pointer: "", Detail: srcErr.Detail}}
-		}
-		return p
-	}
-	var archErr *source.Error
-	if errors.As(err, &archErr) {
-		return newProblem(openapi.ProblemSourceInvalid, "%s", archErr.Error())
-	}
-	var fetchErr *builder.FetchError
-	if errors.As(err, &fetchErr) {
-		return newProblem(openapi.ProblemSourceInvalid, "%s", fetchErr.Error())
-	}
-	if errors.Is(err, errBodyTooSlow) {
-		return newProblem(openapi.ProblemRequestTimeout, "the request body arrived slower than the server's minimum rate; send it again over a faster connection")
-	}
-	if errors.Is(err, source.ErrTooLarge) {
-		return newProblem(openapi.ProblemBodyTooLarge, "%s", err.Error())
-	}
-	if errors.Is(err, builder.ErrNotFound) {
-		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
-	}
-	if errors.Is(err, builder.ErrConflict) {
-		return newProblem(openapi.ProblemConflict, "%s", err.Error())
-	}
-	var chStale *release.ChannelStaleError
-	if errors.As(err, &chStale) {
-		p := newProblem(openapi.ProblemPreconditionFailed,
-			"If-Match is stale: channel %s is at generation %d now (it holds %s); read it again, decide, and retry with If-Match: \"%d\"",
-			chStale.Current.Name, chStale.Current.Generation, orNone(chStale.Current.Release), chStale.Current.Generation)
-		ch := channelResponse(chStale.Current)
-		p.channel = &ch
-		p.header = http.Header{headerETag: {formatETag(chStale.Current.Generation)}}
-		return p
-	}
-	if errors.Is(err, release.ErrLocked) {
-		return newProblem(openapi.ProblemChannelLocked, "%s", err.Error())
-	}
-	if errors.Is(err, release.ErrPolicy) {
-		return newProblem(openapi.ProblemPolicyViolation, "%s", err.Error())
-	}
-	if errors.Is(err, release.ErrConflict) {
-		return newProblem(openapi.ProblemConflict, "%s", err.Error())
-	}
-	var stale *release.StaleError
-	if errors.As(err, &stale) {
+// problemRule turns the errors it recognises into their problem, and returns nil for
+// any other.
+type problemRule func(error) *problemError
+
+// problemRules maps the errors of the packages below the API to the problems the client
+// sees, in order: the first rule that recognises an error decides. Sentinels are matched
+// with errors.Is (is), typed errors with errors.As (as).
+var problemRules = []problemRule{
+	as(func(p *problemError) *problemError { return p }),
+	as(validationProblem),
+	as(refusedProblem),
+	is(webhook.ErrNotFound, openapi.ProblemNotFound, errText),
+	is(webhook.ErrBadCursor, openapi.ProblemInvalidParameter, func(err error) string { return "cursor: " + err.Error() }),
+	as(func(e *builder.InputError) *problemError { return fieldProblem(e.Field, e.Detail) }),
+	as(sourceProblem),
+	asKind[*source.Error](openapi.ProblemSourceInvalid),
+	asKind[*builder.FetchError](openapi.ProblemSourceInvalid),
+	is(errBodyTooSlow, openapi.ProblemRequestTimeout,
+		fixed("the request body arrived slower than the server's minimum rate; send it again over a faster connection")),
+	is(source.ErrTooLarge, openapi.ProblemBodyTooLarge, errText),
+	is(builder.ErrNotFound, openapi.ProblemNotFound, errText),
+	is(builder.ErrConflict, openapi.ProblemConflict, errText),
+	as(channelStaleProblem),
+	is(release.ErrLocked, openapi.ProblemChannelLocked, errText),
+	is(release.ErrPolicy, openapi.ProblemPolicyViolation, errText),
+	is(release.ErrConflict, openapi.ProblemConflict, errText),
+	as(func(e *release.StaleError) *problemError {
 		return newProblem(openapi.ProblemPreconditionFailed,
 			"If-Match is stale: the current generation is %d; read the resource again and retry with If-Match: \"%d\"",
-			stale.Current, stale.Current)
-	}
-	if errors.Is(err, release.ErrExists) {
-		return newProblem(openapi.ProblemPreconditionFailed, "%s; If-None-Match: * only creates", err.Error())
-	}
-	if errors.Is(err, release.ErrNotFound) {
-		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
-	}
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		return fromEchoError(he)
-	}
-	if store.IsUnavailable(err) {
-		p := newProblem(openapi.ProblemDependencyUnavailable,
-			"Redis or the blob store did not answer, so nothing was recorded; retry in %d s (the same Idempotency-Key is safe)", unavailableRetry)
-		p.header = http.Header{"Retry-After": {strconv.Itoa(unavailableRetry)}}
-		p.cause = err
-		return p
+			e.Current, e.Current)
+	}),
+	is(release.ErrExists, openapi.ProblemPreconditionFailed, func(err error) string { return err.Error() + "; If-None-Match: * only creates" }),
+	is(release.ErrNotFound, openapi.ProblemNotFound, errText),
+	as(fromEchoError),
+	unavailableProblem,
+}
+
+// toProblem turns any error a handler returns into the problem the client sees: the
+// first of problemRules that recognises it, or an internal problem.
+func toProblem(err error) *problemError {
+	for _, rule := range problemRules {
+		if p := rule(err); p != nil {
+			return p
+		}
 	}
 	return &problemError{kind: openapi.ProblemInternal}
+}
+
+// is is the rule for a sentinel: an error that is target becomes a problem of kind with
+// the detail detail makes of it.
+func is(target error, kind openapi.ProblemType, detail func(error) string) problemRule {
+	return func(err error) *problemError {
+		if !errors.Is(err, target) {
+			return nil
+		}
+		return &problemError{kind: kind, detail: detail(err)}
+	}
+}
+
+// as is the rule for a typed error: the first error of type E in the chain becomes the
+// problem that problem makes of it.
+func as[E error](problem func(E) *problemError) problemRule {
+	return func(err error) *problemError {
+		var e E
+		if !errors.As(err, &e) {
+			return nil
+		}
+		return problem(e)
+	}
+}
+
+// asKind is the rule for a typed error whose problem is of kind, with the error's text as
+// its detail.
+func asKind[E error](kind openapi.ProblemType) problemRule {
+	return as(func(e E) *problemError { return &problemError{kind: kind, detail: e.Error()} })
+}
+
+// errText is the detail of most sentinels: the error's own words.
+func errText(err error) string { return err.Error() }
+
+// fixed is a detail that is the same whatever the error says.
+func fixed(detail string) func(error) string { return func(error) string { return detail } }
+
+// validationProblem lists every field a domain package refused.
+func validationProblem(verr *release.ValidationError) *problemError {
+	p := &problemError{kind: openapi.ProblemValidationFailed}
+	details := make([]string, 0, len(verr.Fields))
+	for _, f := range verr.Fields {
+		p.fields = append(p.fields, openapi.FieldError{Field: f.Field, Pointer: pointer(f.Field), Detail: f.Detail})
+		details = append(details, f.Field+": "+f.Detail)
+	}
+	p.detail = strings.Join(details, "; ")
+	return p
+}
+
+// refusedProblem is a webhook target in a range the server refuses to call.
+func refusedProblem(refused *webhook.RefusedError) *problemError {
+	p := newProblem(openapi.ProblemTargetRefused, "url: %s; the server's operator can allow the range (SLIPWAY_WEBHOOK_ALLOW_NETS) if the target is meant to be internal", refused.Error())
+	p.fields = []openapi.FieldError{{Field: "url", Pointer: "/url", Detail: refused.Error()}}
+	return p
+}
+
+// sourceProblem is a source the intake refused, naming the archive entry at fault.
+func sourceProblem(srcErr *builder.SourceError) *problemError {
+	p := newProblem(openapi.ProblemSourceInvalid, "%s", srcErr.Error())
+	if srcErr.Entry != "" {
+		p.fields = []openapi.FieldError{{Field: "source:" + srcErr.Entry, Pointer: "", Detail: srcErr.Detail}}
+	}
+	return p
+}
+
+// channelStaleProblem is a stale If-Match on a channel move: it carries the channel as it
+// is now, and its ETag.
+func channelStaleProblem(chStale *release.ChannelStaleError) *problemError {
+	p := newProblem(openapi.ProblemPreconditionFailed,
+		"If-Match is stale: channel %s is at generation %d now (it holds %s); read it again, decide, and retry with If-Match: \"%d\"",
+		chStale.Current.Name, chStale.Current.Generation, orNone(chStale.Current.Release), chStale.Current.Generation)
+	ch := channelResponse(chStale.Current)
+	p.channel = &ch
+	p.header = http.Header{headerETag: {formatETag(chStale.Current.Generation)}}
+	return p
+}
+
+// unavailableProblem is Redis or the blob store not answering: the client may retry.
+func unavailableProblem(err error) *problemError {
+	if !store.IsUnavailable(err) {
+		return nil
+	}
+	p := newProblem(openapi.ProblemDependencyUnavailable,
+		"Redis or the blob store did not answer, so nothing was recorded; retry in %d s (the same Idempotency-Key is safe)", unavailableRetry)
+	p.header = http.Header{"Retry-After": {strconv.Itoa(unavailableRetry)}}
+	p.cause = err
+	return p
 }
 
 // unavailableRetry is the Retry-After, in seconds, of an answer given while a
 // dependency is unreachable.
 const unavailableRetry = 5
 
-// fromEchoError translates the errors Echo and the generated wrapper raise.
-func fromEchoError(he *echo.HTTPError) *problemError {
-	msg := fmt.Sprint(he.Message)
-	switch he.Code {
-	case http.StatusNotFound:
-		return newProblem(openapi.ProblemRouteNotFound, "no route matches this path; see /openapi.yaml for the API")
-	case http.StatusMethodNotAllowed:
-		return newProblem(openapi.ProblemMethodNotAllowed, "this path does not accept this method; see /openapi.yaml for the API")
-	case http.StatusRequestEntityTooLarge:
-		return newProblem(openapi.ProblemBodyTooLarge, "the request body is too large")
-	case http.StatusUnsupportedMediaType:
-		return newProblem(openapi.ProblemUnsupportedMediaType, "%s", msg)
-	case http.StatusBadRequest:
-		// The generated wrapper's parameter errors ("Invalid format for parameter limit: ...").
-		return newProblem(openapi.ProblemInvalidParameter, "%s", msg)
-	}
-	return &problemError{kind: openapi.ProblemInternal}
+// echoProblems maps the statuses of the errors Echo and the generated wrapper raise to
+// their problems; an empty detail is Echo's message.
+var echoProblems = map[int]struct {
+	kind   openapi.ProblemType
+	detail string
+}{
+	http.StatusNotFound:              {openapi.ProblemRouteNotFound, "no route matches this path; see /openapi.yaml for the API"},
+	http.StatusMethodNotAllowed:      {openapi.ProblemMethodNotAllowed, "this path does not accept this method; see /openapi.yaml for the API"},
+	http.StatusRequestEntityTooLarge: {openapi.ProblemBodyTooLarge, "the request body is too large"},
+	http.StatusUnsupportedMediaType:  {openapi.ProblemUnsupportedMediaType, ""},
+	// The generated wrapper's parameter errors ("Invalid format for parameter limit: ...").
+	http.StatusBadRequest: {openapi.ProblemInvalidParameter, ""},
 }
 
-// handleError is Echo's error handler: it writes every error as a problem document and
-// logs the ones that are the server's fault.
+// fromEchoError translates the errors Echo and the generated wrapper raise.
+func fromEchoError(he *echo.HTTPError) *problemError {
+	e, ok := echoProblems[he.Code]
+	if !ok {
+		return &problemError{kind: openapi.ProblemInternal}
+	}
+	if e.detail == "" {
+		return &problemError{kind: e.kind, detail: fmt.Sprint(he.Message)}
+	}
+	return &problemError{kind: e.kind, detail: e.detail}
+}
+
+// handleError is Echo's error handler: it writes every error as a problem document (or,
+// under /v2/, in the registry's error format) and logs the ones that are the server's
+// fault.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -227,44 +331,64 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	p := toProblem(err)
-	if p.kind == openapi.ProblemDependencyUnavailable && strings.HasPrefix(c.Path(), "/v2/") {
-		s.log.WarnContext(c.Request().Context(), "a dependency is unavailable", "err", err, "request_id", requestID(c), "path", c.Request().URL.Path)
-		c.Response().Header().Set("Retry-After", strconv.Itoa(unavailableRetry))
-		writeRegistryError(c, regErr(http.StatusServiceUnavailable, "UNAVAILABLE", "the registry's storage did not answer; retry in %d s", unavailableRetry))
+	if strings.HasPrefix(c.Path(), "/v2/") && s.registryFault(c, p, err) {
 		return
 	}
-	if p.kind == openapi.ProblemInternal && strings.HasPrefix(c.Path(), "/v2/") {
-		rid := requestID(c)
-		s.log.ErrorContext(c.Request().Context(), "registry request failed", "err", err, "request_id", rid, "path", c.Request().URL.Path)
-		writeRegistryError(c, regErr(http.StatusInternalServerError, "UNKNOWN", "the server failed; report request id %s", rid))
-		return
-	}
-	k := kinds[p.kind]
 	rid := requestID(c)
+	s.logProblem(c, p, err, rid)
 	if p.kind == openapi.ProblemRouteNotFound || p.kind == openapi.ProblemMethodNotAllowed {
 		c.Set(ctxUnmatched, true)
 	}
-	if p.cause != nil {
-		s.log.WarnContext(c.Request().Context(), "a dependency is unavailable", "err", p.cause, "request_id", rid,
-			"method", c.Request().Method, "path", c.Request().URL.Path)
-	}
-	if k.status >= 500 && p.kind == openapi.ProblemInternal {
-		p.detail = fmt.Sprintf("the server failed to handle this request; report request id %s", rid)
-		if !errors.Is(err, context.Canceled) {
-			s.log.ErrorContext(c.Request().Context(), "request failed", "err", err, "request_id", rid,
-				"method", c.Request().Method, "path", c.Request().URL.Path)
-		}
-	}
-	if k.status == http.StatusMethodNotAllowed {
-		if allow := c.Response().Header().Get(echo.HeaderAllow); allow == "" {
-			c.Response().Header().Set(echo.HeaderAllow, allowedMethods(c))
-		}
+	if p.kind == openapi.ProblemMethodNotAllowed && c.Response().Header().Get(echo.HeaderAllow) == "" {
+		c.Response().Header().Set(echo.HeaderAllow, allowedMethods(c))
 	}
 	for name, vals := range p.header {
 		for _, v := range vals {
 			c.Response().Header().Add(name, v)
 		}
 	}
+	writeProblem(c, problemDoc(c, p, rid))
+}
+
+// registryFault answers, in the registry's error format, a problem under /v2/ that is
+// the server's: a dependency that did not answer, or an internal error. It reports
+// whether it answered.
+func (s *Server) registryFault(c echo.Context, p *problemError, err error) bool {
+	ctx, path := c.Request().Context(), c.Request().URL.Path
+	switch p.kind {
+	case openapi.ProblemDependencyUnavailable:
+		s.log.WarnContext(ctx, "a dependency is unavailable", "err", err, "request_id", requestID(c), "path", path)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(unavailableRetry))
+		writeRegistryError(c, regErr(codeUnavailable, "the registry's storage did not answer; retry in %d s", unavailableRetry))
+	case openapi.ProblemInternal:
+		rid := requestID(c)
+		s.log.ErrorContext(ctx, "registry request failed", "err", err, "request_id", rid, "path", path)
+		writeRegistryError(c, regErr(codeUnknown, "the server failed; report request id %s", rid))
+	default:
+		return false
+	}
+	return true
+}
+
+// logProblem logs a problem that is the server's fault, and replaces an internal error's
+// detail with the request id to report: the client never sees err's text.
+func (s *Server) logProblem(c echo.Context, p *problemError, err error, rid string) {
+	ctx, method, path := c.Request().Context(), c.Request().Method, c.Request().URL.Path
+	if p.cause != nil {
+		s.log.WarnContext(ctx, "a dependency is unavailable", "err", p.cause, "request_id", rid, "method", method, "path", path)
+	}
+	if p.kind != openapi.ProblemInternal {
+		return
+	}
+	p.detail = fmt.Sprintf("the server failed to handle this request; report request id %s", rid)
+	if !errors.Is(err, context.Canceled) {
+		s.log.ErrorContext(ctx, "request failed", "err", err, "request_id", rid, "method", method, "path", path)
+	}
+}
+
+// problemDoc is the RFC 9457 document of p, with its registered status and title.
+func problemDoc(c echo.Context, p *problemError, rid string) openapi.Problem {
+	k := kinds[p.kind]
 	doc := openapi.Problem{
 		Type:      p.kind,
 		Title:     k.title,
@@ -272,6 +396,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		Detail:    &p.detail,
 		Instance:  ptr(c.Request().URL.Path),
 		RequestId: &rid,
+		Channel:   p.channel,
 	}
 	if len(p.fields) > 0 {
 		doc.Errors = &p.fields
@@ -279,8 +404,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if len(p.checks) > 0 {
 		doc.Checks = &p.checks
 	}
-	doc.Channel = p.channel
-	writeProblem(c, doc)
+	return doc
 }
 
 func writeProblem(c echo.Context, doc openapi.Problem) {

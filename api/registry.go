@@ -19,29 +19,6 @@ import (
 	"github.com/slipway/slipway/store"
 )
 
-// registryError is an error of the OCI distribution API, written in its JSON form.
-type registryError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *registryError) Error() string { return e.code + ": " + e.message }
-
-func regErr(status int, code, format string, args ...any) *registryError {
-	return &registryError{status: status, code: code, message: fmt.Sprintf(format, args...)}
-}
-
-// writeRegistryError answers in the distribution spec's error format.
-func writeRegistryError(c echo.Context, e *registryError) {
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(e.status)
-		return
-	}
-	body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{"code": e.code, "message": e.message}}})
-	_ = c.Blob(e.status, echo.MIMEApplicationJSON, body)
-}
-
 const maxManifestSize = 4 << 20
 
 var manifestTypes = []string{
@@ -60,11 +37,11 @@ func (s *Server) RegistryBase(c echo.Context) error {
 // registryApp checks that the repository names an app.
 func (s *Server) registryApp(c echo.Context, app string) error {
 	if release.ValidateName(app) != nil {
-		return regErr(http.StatusNotFound, "NAME_UNKNOWN", "repository %q is not an app of this server", app)
+		return regErr(codeNameUnknown, "repository %q is not an app of this server", app)
 	}
 	if _, err := s.deps.Apps.Get(c.Request().Context(), app); err != nil {
 		if errors.Is(err, release.ErrNotFound) {
-			return regErr(http.StatusNotFound, "NAME_UNKNOWN", "no app named %q", app)
+			return regErr(codeNameUnknown, "no app named %q", app)
 		}
 		return err
 	}
@@ -76,12 +53,12 @@ func (s *Server) registryApp(c echo.Context, app string) error {
 func (s *Server) resolve(c echo.Context, app, ref string) (store.Digest, error) {
 	ctx := c.Request().Context()
 	unknown := func(format string, args ...any) error {
-		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", format, args...)
+		return regErr(codeManifestUnknown, format, args...)
 	}
 	if strings.Contains(ref, ":") {
 		d, err := store.ParseDigest(ref)
 		if err != nil {
-			return "", regErr(http.StatusBadRequest, "DIGEST_INVALID", "%s", err.Error())
+			return "", regErr(codeDigestInvalid, "%s", err.Error())
 		}
 		return d, nil
 	}
@@ -134,13 +111,13 @@ func (s *Server) HeadManifest(c echo.Context, app openapi.AppName, reference str
 // linked checks that the app's own images reference d. A digest of another app's
 // images and a digest nobody stored get the same answer, so a repository cannot be used
 // to probe another's content.
-func (s *Server) linked(c echo.Context, app string, d store.Digest, code, what string) error {
+func (s *Server) linked(c echo.Context, app string, d store.Digest, code registryCode, what string) error {
 	ok, err := s.deps.Builds.Linked(c.Request().Context(), s.deps.Blobs, app, d)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return regErr(http.StatusNotFound, code, "no %s %s", what, d)
+		return regErr(code, "no %s %s", what, d)
 	}
 	return nil
 }
@@ -153,19 +130,19 @@ func (s *Server) serveManifest(c echo.Context, app, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.linked(c, app, d, "MANIFEST_UNKNOWN", "manifest"); err != nil {
+	if err := s.linked(c, app, d, codeManifestUnknown, "manifest"); err != nil {
 		return err
 	}
 	rc, info, err := s.deps.Blobs.Get(c.Request().Context(), store.BlobKey(d), 0, -1)
 	if errors.Is(err, store.ErrNotFound) {
-		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest %s", d)
+		return regErr(codeManifestUnknown, "no manifest %s", d)
 	}
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	if info.Size > maxManifestSize {
-		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", "%s is not a manifest", d)
+		return regErr(codeManifestUnknown, "%s is not a manifest", d)
 	}
 	body, err := io.ReadAll(rc)
 	if err != nil {
@@ -175,7 +152,7 @@ func (s *Server) serveManifest(c echo.Context, app, ref string) error {
 		MediaType string `json:"mediaType"`
 	}
 	if json.Unmarshal(body, &m) != nil || !slices.Contains(manifestTypes, m.MediaType) {
-		return regErr(http.StatusNotFound, "MANIFEST_UNKNOWN", "%s is not a manifest", d)
+		return regErr(codeManifestUnknown, "%s is not a manifest", d)
 	}
 	h := c.Response().Header()
 	h.Set("Docker-Content-Digest", d.String())
@@ -205,15 +182,15 @@ func (s *Server) serveBlob(c echo.Context, app, digest string) error {
 	}
 	d, err := store.ParseDigest(digest)
 	if err != nil {
-		return regErr(http.StatusBadRequest, "DIGEST_INVALID", "%s", err.Error())
+		return regErr(codeDigestInvalid, "%s", err.Error())
 	}
-	if err := s.linked(c, app, d, "BLOB_UNKNOWN", "blob"); err != nil {
+	if err := s.linked(c, app, d, codeBlobUnknown, "blob"); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	info, err := s.deps.Blobs.Stat(ctx, store.BlobKey(d))
 	if errors.Is(err, store.ErrNotFound) {
-		return regErr(http.StatusNotFound, "BLOB_UNKNOWN", "no blob %s", d)
+		return regErr(codeBlobUnknown, "no blob %s", d)
 	}
 	if err != nil {
 		return err
@@ -273,7 +250,7 @@ func parseRange(h string, size int64) (offset, length int64, partial bool, err e
 	if !ok {
 		return whole()
 	}
-	unsatisfiable := regErr(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", "range %q lies outside the blob's %d bytes", h, size)
+	unsatisfiable := regErr(codeRangeInvalid, "range %q lies outside the blob's %d bytes", h, size)
 	if first == "" {
 		n, err := strconv.ParseInt(last, 10, 64)
 		if err != nil || n < 0 {
@@ -312,7 +289,7 @@ func (s *Server) ListTags(c echo.Context, app openapi.AppName, params openapi.Li
 		return err
 	}
 	if params.N != nil && *params.N < 0 {
-		return regErr(http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "n=%d: the number of tags asked for must be 0 or more", *params.N)
+		return regErr(codePaginationNumberInvalid, "n=%d: the number of tags asked for must be 0 or more", *params.N)
 	}
 	ctx := c.Request().Context()
 	tags := []string{}
@@ -365,7 +342,7 @@ func (s *Server) ListReferrers(c echo.Context, app openapi.AppName, digest strin
 	}
 	d, err := store.ParseDigest(digest)
 	if err != nil {
-		return regErr(http.StatusBadRequest, "DIGEST_INVALID", "%s", err.Error())
+		return regErr(codeDigestInvalid, "%s", err.Error())
 	}
 	refs, err := s.deps.Builds.Referrers(c.Request().Context(), app, d, deref(params.ArtifactType))
 	if err != nil {
@@ -386,7 +363,7 @@ func (s *Server) ListReferrers(c echo.Context, app openapi.AppName, digest strin
 }
 
 func unsupported() error {
-	return regErr(http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry is read-only: images are made by builds, and tags move with releases and channels")
+	return regErr(codeUnsupported, "this registry is read-only: images are made by builds, and tags move with releases and channels")
 }
 
 // PutManifest implements openapi.ServerInterface.
