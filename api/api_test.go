@@ -87,7 +87,7 @@ func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, op
 		Builds:      builds,
 		Intake:      intake,
 		Blobs:       blobs,
-		Idempotency: store.NewIdempotency(rdb, 0),
+		Idempotency: api.NewIdempotency(rdb, 0),
 		Tokens:      auth.NewTokens(rdb),
 		Limiter:     auth.NewRateLimiter(rdb, 1000, 1000),
 		Events:      webhook.NewLog(rdb),

@@ -106,10 +106,10 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 
 	idem := newIdempotent(s, c, app, params.IdempotencyKey)
 	if rec, err := idem.begin(ctx); err != nil || rec != nil {
-		if err == nil && rec.State == store.IdemDone && fromURL != nil {
+		if err == nil && rec.State == IdemDone && fromURL != nil {
 			return idem.replay(c, rec, store.DigestBytes(jsonBody).String())
 		}
-		if err != nil || rec.State != store.IdemDone {
+		if err != nil || rec.State != IdemDone {
 			return err
 		}
 		// The same head: read the body to compare it before answering from the record.
@@ -133,7 +133,7 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 		return err
 	}
 	loc := buildPath(b.App, b.ID)
-	idem.complete(store.IdemRecord{BodyDigest: bodyDigest, Status: status, Location: loc, Body: body})
+	idem.complete(IdemRecord{BodyDigest: bodyDigest, Status: status, Location: loc, Body: body})
 	c.Response().Header().Set(echo.HeaderLocation, loc)
 	return c.JSONBlob(status, body)
 }
@@ -497,7 +497,7 @@ func newIdempotent(s *Server, c echo.Context, app string, key *string) *idempote
 
 // begin reserves the key. It returns the earlier request's record when there is one, or
 // an error problem when the key is in use by a different request or one in flight.
-func (i *idempotent) begin(ctx context.Context) (*store.IdemRecord, error) {
+func (i *idempotent) begin(ctx context.Context) (*IdemRecord, error) {
 	if i.key == "" {
 		return nil, nil
 	}
@@ -516,7 +516,7 @@ func (i *idempotent) begin(ctx context.Context) (*store.IdemRecord, error) {
 		return nil, newProblem(openapi.ProblemIdempotencyKeyReused,
 			"Idempotency-Key %q was used for a different request; use a new key for a new request", i.key)
 	}
-	if rec.State != store.IdemDone {
+	if rec.State != IdemDone {
 		return nil, newProblem(openapi.ProblemIdempotencyInFlight,
 			"a request with Idempotency-Key %q is still being answered; retry in a moment", i.key)
 	}
@@ -524,7 +524,7 @@ func (i *idempotent) begin(ctx context.Context) (*store.IdemRecord, error) {
 }
 
 // replay answers with the first request's answer, if this request's body is the same.
-func (i *idempotent) replay(c echo.Context, rec *store.IdemRecord, bodyDigest string) error {
+func (i *idempotent) replay(c echo.Context, rec *IdemRecord, bodyDigest string) error {
 	if rec.BodyDigest != bodyDigest {
 		return newProblem(openapi.ProblemIdempotencyKeyReused,
 			"Idempotency-Key %q was used with a different body; use a new key for a new request", i.key)
@@ -536,7 +536,7 @@ func (i *idempotent) replay(c echo.Context, rec *store.IdemRecord, bodyDigest st
 	return c.JSONBlob(rec.Status, rec.Body)
 }
 
-func (i *idempotent) complete(rec store.IdemRecord) {
+func (i *idempotent) complete(rec IdemRecord) {
 	if !i.owned {
 		return
 	}

@@ -342,7 +342,7 @@ func (s *Server) idempotentJSON(c echo.Context, app string, key *string, body []
 		idem.abort()
 		return err
 	}
-	idem.complete(store.IdemRecord{BodyDigest: digest, Status: status, Location: c.Response().Header().Get(echo.HeaderLocation), Body: out})
+	idem.complete(IdemRecord{BodyDigest: digest, Status: status, Location: c.Response().Header().Get(echo.HeaderLocation), Body: out})
 	return c.JSONBlob(status, out)
 }
 

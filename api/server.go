@@ -34,14 +34,14 @@ type Check struct {
 }
 
 // IdempotencyStore remembers answers to requests with an Idempotency-Key;
-// *store.Idempotency implements it.
+// *Idempotency implements it.
 type IdempotencyStore interface {
-	Begin(ctx context.Context, app, key, head string) (*store.IdemRecord, error)
-	Complete(ctx context.Context, app, key string, rec store.IdemRecord) error
+	Begin(ctx context.Context, app, key, head string) (*IdemRecord, error)
+	Complete(ctx context.Context, app, key string, rec IdemRecord) error
 	Abort(ctx context.Context, app, key string) error
 }
 
-var _ IdempotencyStore = (*store.Idempotency)(nil)
+var _ IdempotencyStore = (*Idempotency)(nil)
 
 // Deps are the parts the API serves from.
 type Deps struct {

@@ -54,7 +54,7 @@ func newTrustEnv(t *testing.T, rdb *redis.Client, limiter api.RateLimiter, log *
 		Builds:      builds,
 		Intake:      intake,
 		Blobs:       blobs,
-		Idempotency: store.NewIdempotency(rdb, 0),
+		Idempotency: api.NewIdempotency(rdb, 0),
 		Tokens:      auth.NewTokens(rdb),
 		Limiter:     limiter,
 		Events:      webhook.NewLog(rdb),

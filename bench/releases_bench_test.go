@@ -59,7 +59,7 @@ func newReleaseRig(b *testing.B) *releaseRig {
 		b.Fatal(err)
 	}
 	h, err := api.New(api.Deps{Apps: apps, Releases: r.releases, Channels: r.channels, Builds: builds, Intake: intake,
-		Blobs: blobs, Idempotency: store.NewIdempotency(rdb, 0), Tokens: auth.NewTokens(rdb), Log: slog.New(slog.DiscardHandler)})
+		Blobs: blobs, Idempotency: api.NewIdempotency(rdb, 0), Tokens: auth.NewTokens(rdb), Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -254,7 +254,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		Builds:      s.builds,
 		Intake:      intake,
 		Blobs:       s.blobs,
-		Idempotency: store.NewIdempotency(s.rdb, 0),
+		Idempotency: api.NewIdempotency(s.rdb, 0),
 		Tokens:      auth.NewTokens(s.rdb),
 		Events:      webhook.NewLog(s.rdb),
 		Webhooks:    hooks,

@@ -1,4 +1,4 @@
-package store
+package api
 
 import (
 	"context"
@@ -10,10 +10,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/slipway/slipway/store"
 )
 
 // Idempotency remembers the answers to requests sent with an Idempotency-Key, so a
-// retried request gets the first answer instead of doing the work again.
+// retried request gets the first answer instead of doing the work again. The answers are
+// HTTP responses (status, Location, body), so the API keeps them itself, in Redis under
+// store.IdempotencyKey.
 //
 // A request is fingerprinted in two parts: its head (method, path, query, media type),
 // known at once, and its body's digest, known once the body is read. Begin reserves the
@@ -52,12 +56,12 @@ type IdemRecord struct {
 	Body       []byte
 }
 
-// beginScript reserves a key or returns what it holds.
+// idemBeginScript reserves a key or returns what it holds.
 //
 //	KEYS  the key's hash
 //	ARGV  head fingerprint, reservation ttl (ms)
 //	returns {} when reserved, else the hash's field/value pairs
-var beginScript = redis.NewScript(`
+var idemBeginScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'head', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -66,14 +70,14 @@ return {}
 
 func idemKey(app, key string) string {
 	sum := sha256.Sum256([]byte(key))
-	return IdempotencyKey(app, hex.EncodeToString(sum[:]))
+	return store.IdempotencyKey(app, hex.EncodeToString(sum[:]))
 }
 
 // Begin reserves key (scoped to app) for a request whose head fingerprint is head. It
 // returns nil when the key was free and is now this request's; otherwise the record of
 // the earlier request.
 func (i *Idempotency) Begin(ctx context.Context, app, key, head string) (*IdemRecord, error) {
-	vals, err := beginScript.Run(ctx, i.rdb, []string{idemKey(app, key)}, head, i.pendingTTL.Milliseconds()).StringSlice()
+	vals, err := idemBeginScript.Run(ctx, i.rdb, []string{idemKey(app, key)}, head, i.pendingTTL.Milliseconds()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("reserving idempotency key: %w", err)
 	}
