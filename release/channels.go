@@ -77,17 +77,6 @@ type MoveResult struct {
 	Event *Event
 }
 
-// ChannelStaleError is ErrStale with the channel as it is now.
-type ChannelStaleError struct {
-	Current ChannelState
-}
-
-func (e *ChannelStaleError) Error() string {
-	return fmt.Sprintf("channel %s is at generation %d", e.Current.Name, e.Current.Generation)
-}
-
-func (e *ChannelStaleError) Unwrap() error { return ErrStale }
-
 // Channels moves an app's channels: promotion, rollback, locks, each one atomic script.
 type Channels struct {
 	rdb  redis.UniversalClient
@@ -304,61 +293,90 @@ func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResu
 	if err != nil {
 		return MoveResult{}, err
 	}
-	if len(m.Reason) > 1024 {
-		return MoveResult{}, &ValidationError{Fields: []FieldError{{Field: "reason", Detail: "at most 1024 bytes"}}}
+	target, err := c.moveTarget(ctx, app, name, m)
+	if err != nil {
+		return MoveResult{}, err
 	}
-	target := m.Version
+	now := c.now().UTC()
+	res, err := moveScript.Run(ctx, c.rdb, moveKeys(app, name, ch.From, target),
+		m.Action, expectedGeneration(m.IfGeneration), target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
+		ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), name, a.Name, m.ActorID).StringSlice()
+	if err != nil {
+		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
+	}
+	return moveResult(app, ch, target, res)
+}
+
+// moveTarget checks m and returns the version it moves the channel to: the one it names,
+// the one its source channel holds, or "" (the release before, for a rollback).
+func (c *Channels) moveTarget(ctx context.Context, app, name string, m Move) (string, error) {
+	if len(m.Reason) > 1024 {
+		return "", &ValidationError{Fields: []FieldError{{Field: "reason", Detail: "at most 1024 bytes"}}}
+	}
 	switch m.Action {
 	case ActionPromote:
-		if (target == "") == (m.FromChannel == "") {
-			return MoveResult{}, &ValidationError{Fields: []FieldError{{Field: "version", Detail: "give either version or from"}}}
+		if (m.Version == "") == (m.FromChannel == "") {
+			return "", &ValidationError{Fields: []FieldError{{Field: "version", Detail: "give either version or from"}}}
 		}
-		if m.FromChannel != "" {
-			if m.FromChannel == name {
-				return MoveResult{}, &ValidationError{Fields: []FieldError{{Field: "from", Detail: "a channel cannot be promoted from itself"}}}
-			}
-			src, err := c.Get(ctx, app, m.FromChannel)
-			if err != nil {
-				return MoveResult{}, err
-			}
-			if src.Release == "" {
-				return MoveResult{}, fmt.Errorf("%w: channel %s holds no release yet", ErrConflict, m.FromChannel)
-			}
-			target = src.Release
+		if m.FromChannel == "" {
+			return m.Version, nil
 		}
+		if m.FromChannel == name {
+			return "", &ValidationError{Fields: []FieldError{{Field: "from", Detail: "a channel cannot be promoted from itself"}}}
+		}
+		src, err := c.Get(ctx, app, m.FromChannel)
+		if err != nil {
+			return "", err
+		}
+		if src.Release == "" {
+			return "", fmt.Errorf("%w: channel %s holds no release yet", ErrConflict, m.FromChannel)
+		}
+		return src.Release, nil
 	case ActionRollback, ActionLock, ActionUnlock:
-	default:
-		return MoveResult{}, fmt.Errorf("unknown channel action %q", m.Action)
+		return m.Version, nil
 	}
+	return "", fmt.Errorf("unknown channel action %q", m.Action)
+}
+
+// moveKeys are the keys of moveScript: the channel, its history, the releases it has
+// held, its rollback stack, the channel its policy names (itself when it has none), the
+// target release (the channel itself when there is none) and the app's event stream.
+func moveKeys(app, name, from, target string) []string {
 	policySet := store.ChannelSeenKey(app, name)
-	if ch.From != "" {
-		policySet = store.ChannelSeenKey(app, ch.From)
+	if from != "" {
+		policySet = store.ChannelSeenKey(app, from)
 	}
 	releaseKey := store.ChannelKey(app, name)
 	if target != "" {
 		releaseKey = store.ReleaseKey(app, target)
 	}
-	expected := ""
-	switch {
-	case m.IfGeneration > 0:
-		expected = strconv.FormatInt(m.IfGeneration, 10)
-	case m.IfGeneration < 0:
-		expected = "0"
-	}
-	now := c.now().UTC()
-	res, err := moveScript.Run(ctx, c.rdb, []string{
+	return []string{
 		store.ChannelKey(app, name), store.ChannelHistoryKey(app, name), store.ChannelSeenKey(app, name),
 		store.ChannelStackKey(app, name), policySet, releaseKey, store.EventsKey(app),
-	}, m.Action, expected, target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
-		ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), name, a.Name, m.ActorID).StringSlice()
-	if err != nil {
-		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
 	}
+}
+
+// expectedGeneration is moveScript's condition: the generation If-Match names, "0" for a
+// channel never moved, or "" for none.
+func expectedGeneration(ifGeneration int64) string {
+	switch {
+	case ifGeneration > 0:
+		return strconv.FormatInt(ifGeneration, 10)
+	case ifGeneration < 0:
+		return "0"
+	}
+	return ""
+}
+
+// moveResult reads moveScript's answer: an outcome, the event it wrote (if any), then
+// the channel's fields as they are now.
+func moveResult(app string, ch Channel, target string, res []string) (MoveResult, error) {
 	h := map[string]string{}
 	for i := 2; i+1 < len(res); i += 2 {
 		h[res[i]] = res[i+1]
 	}
 	state := decodeChannel(ch, h)
+	name := ch.Name
 	switch res[0] {
 	case "ok":
 		var ev Event

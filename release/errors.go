@@ -2,6 +2,7 @@ package release
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -13,6 +14,13 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrStale means the caller's expected generation is not the current one.
 	ErrStale = errors.New("generation is stale")
+	// ErrConflict means the request contradicts what exists: a version taken by another
+	// build, a build that cannot be released, nothing to roll back to.
+	ErrConflict = errors.New("conflict")
+	// ErrPolicy means a channel's policy refuses the promotion.
+	ErrPolicy = errors.New("policy violation")
+	// ErrLocked means the channel is locked against promotion.
+	ErrLocked = errors.New("channel locked")
 )
 
 // FieldError is one problem with one field of a request.
@@ -54,3 +62,14 @@ type StaleError struct {
 
 func (e *StaleError) Error() string { return "generation is stale" }
 func (e *StaleError) Unwrap() error { return ErrStale }
+
+// ChannelStaleError is ErrStale with the channel as it is now.
+type ChannelStaleError struct {
+	Current ChannelState
+}
+
+func (e *ChannelStaleError) Error() string {
+	return fmt.Sprintf("channel %s is at generation %d", e.Current.Name, e.Current.Generation)
+}
+
+func (e *ChannelStaleError) Unwrap() error { return ErrStale }

@@ -44,17 +44,6 @@ type BuildLookup interface {
 	BuildRef(ctx context.Context, app, id string) (BuildRef, error)
 }
 
-// Errors of releases and channels.
-var (
-	// ErrConflict means the request contradicts what exists: a version taken by another
-	// build, a build that cannot be released, nothing to roll back to.
-	ErrConflict = errors.New("conflict")
-	// ErrPolicy means a channel's policy refuses the promotion.
-	ErrPolicy = errors.New("policy violation")
-	// ErrLocked means the channel is locked against promotion.
-	ErrLocked = errors.New("channel locked")
-)
-
 // Releases keeps an app's releases in Redis, with a copy of each in the blob store.
 type Releases struct {
 	rdb    redis.UniversalClient
