@@ -68,3 +68,35 @@ func TestImportDirections(t *testing.T) {
 		}
 	}
 }
+
+// inner lists packages inside a tree that may import less than their tree: of ours, only
+// the packages listed (and those below them).
+var inner = map[string][]string{
+	"builder/gobuild": {"builder/gobuild"}, // the Go toolchain alone
+}
+
+func TestInnerImports(t *testing.T) {
+	for pkg, may := range inner {
+		out, err := exec.Command("go", "list", "-f",
+			`{{.ImportPath}}|{{join .Imports ","}},{{join .TestImports ","}},{{join .XTestImports ","}}`, "./"+pkg+"/...").Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+			from, imports, _ := strings.Cut(line, "|")
+			for imp := range strings.SplitSeq(imports, ",") {
+				rel, ours := strings.CutPrefix(imp, module+"/")
+				if !ours || imp == from {
+					continue
+				}
+				ok := false
+				for _, m := range may {
+					ok = ok || rel == m || strings.HasPrefix(rel, m+"/")
+				}
+				if !ok {
+					t.Errorf("%s imports %s: %s may import only %v of ours", from, imp, pkg, may)
+				}
+			}
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/openapi/openapitest"
 	"github.com/slipway/slipway/release"
@@ -30,13 +31,13 @@ import (
 
 var (
 	toolchainOnce sync.Once
-	toolchain     *builder.Toolchain
+	toolchain     *gobuild.Toolchain
 	toolchainErr  error
 )
 
-func loadToolchain(t *testing.T) *builder.Toolchain {
+func loadToolchain(t *testing.T) *gobuild.Toolchain {
 	t.Helper()
-	toolchainOnce.Do(func() { toolchain, toolchainErr = builder.LoadToolchain(context.Background(), "go") })
+	toolchainOnce.Do(func() { toolchain, toolchainErr = gobuild.LoadToolchain(context.Background(), "go") })
 	if toolchainErr != nil {
 		t.Fatal(toolchainErr)
 	}
@@ -79,7 +80,7 @@ func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, op
 	if err != nil {
 		t.Fatal(err)
 	}
-	apps := release.NewApps(rdb, loadToolchain(t))
+	apps := release.NewApps(rdb, builder.AppChecker{Toolchain: loadToolchain(t)})
 	srv, err := api.New(api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(rdb, blobs, api.ReleaseBuilds(builds)),

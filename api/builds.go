@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/store"
@@ -336,7 +337,7 @@ func (s *Server) serveArtifact(c echo.Context, app, id, platform string) error {
 	if err != nil {
 		return err
 	}
-	p, err := builder.ParsePlatform(platform)
+	p, err := gobuild.ParsePlatform(platform)
 	if err != nil {
 		return newProblem(openapi.ProblemNotFound, "%s", err.Error())
 	}

@@ -46,7 +46,7 @@ func newTrustEnv(t *testing.T, rdb *redis.Client, limiter api.RateLimiter, log *
 	if err != nil {
 		t.Fatal(err)
 	}
-	apps := release.NewApps(rdb, loadToolchain(t))
+	apps := release.NewApps(rdb, builder.AppChecker{Toolchain: loadToolchain(t)})
 	srv, err := api.New(api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(rdb, blobs, api.ReleaseBuilds(builds)),

@@ -131,7 +131,7 @@ func (h *harness) resubmit(b *testing.B, version, wantID string) time.Duration {
 }
 
 // plainBuild runs one go build as a CI script would, with the flags and the clean
-// environment slipway's builder.Toolchain.Compile uses.
+// environment slipway's gobuild.Toolchain.Compile uses.
 // It returns the CPU time the go command and its compilers and linker used.
 func (h *harness) plainBuild(version, platform, out string) (time.Duration, error) {
 	goos, goarch, _ := strings.Cut(platform, "/")

@@ -51,7 +51,7 @@ func newReleaseRig(b *testing.B) *releaseRig {
 		b.Fatal(err)
 	}
 	tc, _ := buildertest.Toolchain(b)
-	apps := release.NewApps(rdb, tc)
+	apps := release.NewApps(rdb, builder.AppChecker{Toolchain: tc})
 	r := &releaseRig{rdb: rdb, apps: apps, releases: release.NewReleases(rdb, blobs, imaged{}), channels: release.NewChannels(rdb, apps)}
 	builds := builder.NewBuilds(rdb)
 	intake, err := builder.NewIntake(builds, blobs, tc, builder.IntakeOptions{SpoolDir: b.TempDir()})

@@ -1,14 +1,12 @@
 package builder
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
-)
 
-// ErrBaseImage means a base image reference does not parse.
-var ErrBaseImage = errors.New("invalid base image reference")
+	"github.com/slipway/slipway/builder/gobuild"
+)
 
 // CheckBaseImage checks that ref is a registry reference ("registry/repo:tag",
 // "repo@sha256:..."); empty means the built-in base and is valid.
@@ -22,8 +20,18 @@ func CheckBaseImage(ref string) error {
 	return nil
 }
 
-// CheckLdflags checks an ldflags template; see the package function CheckLdflags.
-func (tc *Toolchain) CheckLdflags(tmpl string) error { return CheckLdflags(tmpl) }
+// AppChecker checks an app's build settings against what the builder can do: the
+// toolchain's platforms, an ldflags template, a base image reference. It is the
+// release package's BuildChecker.
+type AppChecker struct {
+	Toolchain *gobuild.Toolchain
+}
+
+// CheckPlatform returns the platform in normal form, or why the toolchain cannot build it.
+func (c AppChecker) CheckPlatform(p string) (string, error) { return c.Toolchain.CheckPlatform(p) }
+
+// CheckLdflags checks an ldflags template; see gobuild.CheckLdflags.
+func (AppChecker) CheckLdflags(tmpl string) error { return gobuild.CheckLdflags(tmpl) }
 
 // CheckBaseImage checks a base image reference; see the package function CheckBaseImage.
-func (tc *Toolchain) CheckBaseImage(ref string) error { return CheckBaseImage(ref) }
+func (AppChecker) CheckBaseImage(ref string) error { return CheckBaseImage(ref) }

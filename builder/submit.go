@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/store"
 )
@@ -60,7 +61,7 @@ func (e *SourceError) Error() string {
 type Intake struct {
 	builds    *Builds
 	blobs     store.Blobs
-	toolchain *Toolchain
+	toolchain *gobuild.Toolchain
 	limits    source.Limits
 	spoolDir  string
 	now       func() time.Time
@@ -76,7 +77,7 @@ type IntakeOptions struct {
 
 // NewIntake returns the intake that records builds in builds, stores sources in blobs,
 // and checks them against the toolchain.
-func NewIntake(builds *Builds, blobs store.Blobs, tc *Toolchain, opts IntakeOptions) (*Intake, error) {
+func NewIntake(builds *Builds, blobs store.Blobs, tc *gobuild.Toolchain, opts IntakeOptions) (*Intake, error) {
 	if opts.SpoolDir == "" {
 		return nil, errors.New("intake needs a spool directory")
 	}
@@ -131,14 +132,14 @@ func (in *Intake) Check(req *Request) error {
 		norm = append(norm, n)
 	}
 	req.Platforms = norm
-	if _, err := RenderLdflags(req.App.Ldflags, in.ldflagsVars(req, "")); err != nil {
+	if _, err := gobuild.RenderLdflags(req.App.Ldflags, in.ldflagsVars(req, "")); err != nil {
 		return &InputError{Field: "ldflags", Detail: err.Error()}
 	}
 	return nil
 }
 
-func (in *Intake) ldflagsVars(req *Request, version string) LdflagsVars {
-	return LdflagsVars{
+func (in *Intake) ldflagsVars(req *Request, version string) gobuild.LdflagsVars {
+	return gobuild.LdflagsVars{
 		Version: version,
 		Commit:  req.Commit,
 		Date:    time.Unix(req.SourceDateEpoch, 0).UTC().Format(time.RFC3339),
@@ -165,7 +166,7 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 		}
 		return Build{}, false, fmt.Errorf("inspecting source: %w", err)
 	}
-	if err := CheckGoMod(info.GoMod, in.toolchain.Version()); err != nil {
+	if err := gobuild.CheckGoMod(info.GoMod, in.toolchain.Version()); err != nil {
 		return Build{}, false, &SourceError{Entry: info.Root + "go.mod", Detail: err.Error()}
 	}
 
@@ -284,7 +285,7 @@ func (in *Intake) live(ctx context.Context, app, inputHash string) (Build, bool,
 // inputHash identifies everything that decides a build's outputs: the same hash, the
 // same binaries.
 func (in *Intake) inputHash(req Request, sourceDigest string) string {
-	ld, _ := RenderLdflags(req.App.Ldflags, in.ldflagsVars(&req, req.Version))
+	ld, _ := gobuild.RenderLdflags(req.App.Ldflags, in.ldflagsVars(&req, req.Version))
 	platforms := slices.Sorted(slices.Values(req.Platforms))
 	b, _ := json.Marshal(struct {
 		Source    string   `json:"source"`

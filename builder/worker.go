@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/image"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/store"
@@ -53,7 +54,7 @@ type WorkerOptions struct {
 	// MaxLog is the most log kept per build; more is cut. Default 16 MiB.
 	MaxLog int64
 	// Go is the environment of every compile.
-	Go GoEnv
+	Go gobuild.Env
 	// Limits are the source archive limits, applied again as the source is extracted.
 	Limits source.Limits
 	// BaseImageOptions configure pulls of apps' base images (credentials, transport).
@@ -82,7 +83,7 @@ type WorkerOptions struct {
 type Worker struct {
 	builds    *Builds
 	blobs     store.Blobs
-	toolchain *Toolchain
+	toolchain *gobuild.Toolchain
 	fetcher   *Fetcher
 	opts      WorkerOptions
 	// scrub replaces the worker's own paths in what a build reports (its log, its
@@ -91,7 +92,7 @@ type Worker struct {
 }
 
 // NewWorker returns a worker; call Run to start it.
-func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOptions) (*Worker, error) {
+func NewWorker(builds *Builds, blobs store.Blobs, tc *gobuild.Toolchain, opts WorkerOptions) (*Worker, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("worker needs a data directory")
 	}
@@ -162,7 +163,7 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *Toolchain, opts WorkerOpti
 
 // pathScrubber replaces the worker's directories (longest first) with names that say
 // what they are.
-func pathScrubber(opts WorkerOptions, tc *Toolchain, blobs store.Blobs) *strings.Replacer {
+func pathScrubber(opts WorkerOptions, tc *gobuild.Toolchain, blobs store.Blobs) *strings.Replacer {
 	type sub struct{ path, name string }
 	var subs []sub
 	add := func(p, name string) {
@@ -184,7 +185,7 @@ func pathScrubber(opts WorkerOptions, tc *Toolchain, blobs store.Blobs) *strings
 		add(fs.Root(), "$BLOBS")
 	}
 	if tc != nil {
-		add(tc.goroot, "$GOROOT")
+		add(tc.GOROOT(), "$GOROOT")
 	}
 	slices.SortStableFunc(subs, func(a, b sub) int { return len(b.path) - len(a.path) })
 	var pairs []string
@@ -561,7 +562,7 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	b.Timings.SourceMS = ms(time.Since(start))
 
 	start = time.Now()
-	ld, err := RenderLdflags(b.Ldflags, LdflagsVars{
+	ld, err := gobuild.RenderLdflags(b.Ldflags, gobuild.LdflagsVars{
 		Version: b.Version, Commit: b.Commit, App: b.App,
 		Date: time.Unix(b.SourceDateEpoch, 0).UTC().Format(time.RFC3339),
 	})
@@ -616,7 +617,7 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, work string, blog *buildLog) (*Image, *BuildError) {
 	bins := make([]image.Binary, len(outs))
 	for i, ps := range b.Platforms {
-		p, err := ParsePlatform(ps)
+		p, err := gobuild.ParsePlatform(ps)
 		if err != nil {
 			return nil, internalError(blog, "reading platform "+ps, err)
 		}
@@ -688,7 +689,7 @@ func (w *Worker) fetchSource(ctx context.Context, b *Build, work, src string, bl
 		}
 		return internalError(blog, "extracting the source", err)
 	}
-	if err := CheckGoMod(info.GoMod, w.toolchain.Version()); err != nil {
+	if err := gobuild.CheckGoMod(info.GoMod, w.toolchain.Version()); err != nil {
 		blog.Printf("source refused: %v", err)
 		return &BuildError{Reason: ReasonSourceInvalid, Detail: err.Error()}
 	}
@@ -777,7 +778,7 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 	sem := make(chan struct{}, w.opts.Concurrency)
 	var wg sync.WaitGroup
 	for i, ps := range b.Platforms {
-		p, err := ParsePlatform(ps)
+		p, err := gobuild.ParsePlatform(ps)
 		if err != nil {
 			return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ps, Detail: err.Error()}
 		}
@@ -797,7 +798,7 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 				return
 			}
 			blog.Printf("%s: go build %s", ps, b.Main)
-			errs[i] = w.toolchain.Compile(ctx, CompileSpec{
+			errs[i] = w.toolchain.Compile(ctx, gobuild.CompileSpec{
 				Dir: src, Main: b.Main, Platform: p, Ldflags: ldflags, Out: outs[i],
 				Temp: temp, Timeout: w.opts.Timeout, MaxSize: w.opts.MaxBinary,
 			}, w.opts.Go, blog.Prefixed(ps+": "))
@@ -811,8 +812,8 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 	// cancellations it set off.
 	for _, pass := range []func(error) bool{
 		func(err error) bool {
-			var ce *CompileError
-			return errors.As(err, &ce) || errors.Is(err, ErrTimeout) || infraFault(err)
+			var ce *gobuild.CompileError
+			return errors.As(err, &ce) || errors.Is(err, gobuild.ErrTimeout) || infraFault(err)
 		},
 		func(err error) bool { return err != nil },
 	} {
@@ -820,13 +821,13 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 			if !pass(err) {
 				continue
 			}
-			var ce *CompileError
+			var ce *gobuild.CompileError
 			switch {
 			case infraFault(err):
 				return nil, internalError(blog, "compiling "+b.Platforms[i], err)
 			case errors.As(err, &ce):
 				return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ce.Platform, Detail: ce.Output}
-			case errors.Is(err, ErrTimeout):
+			case errors.Is(err, gobuild.ErrTimeout):
 				blog.Printf("%s: %v", b.Platforms[i], err)
 				return nil, &BuildError{Reason: ReasonTimeout, Platform: b.Platforms[i], Detail: err.Error()}
 			case errors.Is(err, context.Canceled):
@@ -876,7 +877,7 @@ func (w *Worker) storeLog(ctx context.Context, b Build, blog *buildLog, log *slo
 func internalError(blog *buildLog, what string, err error) *BuildError {
 	kind := "an unexpected error; the server log has the cause"
 	switch {
-	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrNoSpace):
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, gobuild.ErrNoSpace):
 		kind = "the worker's disk is full"
 	case store.IsUnavailable(err):
 		kind = "Redis or the blob store did not answer"
@@ -889,7 +890,7 @@ func internalError(blog *buildLog, what string, err error) *BuildError {
 // infraFault reports whether err is the infrastructure's fault: a backend that could
 // not be reached, or a full disk.
 func infraFault(err error) bool {
-	return store.IsUnavailable(err) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrNoSpace)
+	return store.IsUnavailable(err) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, gobuild.ErrNoSpace)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -26,7 +26,7 @@ type AppConfig struct {
 	Platforms []string `json:"platforms"`
 	// BaseImage is a registry reference, or empty for the built-in base.
 	BaseImage string `json:"base_image"`
-	// Ldflags is a template for linker flags; see builder.RenderLdflags.
+	// Ldflags is a template for linker flags; see gobuild.RenderLdflags.
 	Ldflags string `json:"ldflags"`
 	// Channels are the release channels, in order.
 	Channels []Channel `json:"channels"`
@@ -71,7 +71,7 @@ const (
 )
 
 // BuildChecker checks the build settings of an app against what the builder can do;
-// the builder's toolchain implements it.
+// builder.AppChecker implements it.
 type BuildChecker interface {
 	// CheckPlatform returns the platform in normal form, or why it cannot be built.
 	CheckPlatform(p string) (string, error)

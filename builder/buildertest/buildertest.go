@@ -16,7 +16,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/gobuild"
 )
 
 // HelloMain prints the version the linker sets through -X main.version.
@@ -115,18 +115,18 @@ func ModuleZip(t testing.TB, name string, fs map[string]string) []byte {
 
 var (
 	once  sync.Once
-	tc    *builder.Toolchain
-	goEnv builder.GoEnv
+	tc    *gobuild.Toolchain
+	goEnv gobuild.Env
 	err   error
 )
 
 // Toolchain returns the installed toolchain and a Go environment that shares the test
 // machine's build and module caches (so the standard library is cross-compiled once for
 // all tests) with the network off (test modules have no dependencies).
-func Toolchain(t testing.TB) (*builder.Toolchain, builder.GoEnv) {
+func Toolchain(t testing.TB) (*gobuild.Toolchain, gobuild.Env) {
 	t.Helper()
 	once.Do(func() {
-		tc, err = builder.LoadToolchain(context.Background(), "go")
+		tc, err = gobuild.LoadToolchain(context.Background(), "go")
 		if err != nil {
 			return
 		}
@@ -136,7 +136,7 @@ func Toolchain(t testing.TB) (*builder.Toolchain, builder.GoEnv) {
 			return
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		goEnv = builder.GoEnv{Cache: lines[0], ModCache: lines[1], Proxy: "off", SumDB: "off"}
+		goEnv = gobuild.Env{Cache: lines[0], ModCache: lines[1], Proxy: "off", SumDB: "off"}
 	})
 	if err != nil {
 		t.Fatal(err)

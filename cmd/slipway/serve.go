@@ -24,6 +24,7 @@ import (
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/release/webhook"
@@ -41,7 +42,7 @@ type service struct {
 	rdb       *redis.Client
 	blobs     blobStore
 	blobsDesc string
-	toolchain *builder.Toolchain
+	toolchain *gobuild.Toolchain
 	builds    *builder.Builds
 	closers   []func() error // run by close, last first
 }
@@ -91,7 +92,7 @@ func open(ctx context.Context, cfg serveConfig, logOut io.Writer) (*service, err
 		return nil, err
 	}
 	tctx, cancel := context.WithTimeout(ctx, startupTimeout)
-	toolchain, err := builder.LoadToolchain(tctx, cfg.GoBin)
+	toolchain, err := gobuild.LoadToolchain(tctx, cfg.GoBin)
 	cancel()
 	if err != nil {
 		closeBlobs()
@@ -139,7 +140,7 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 			Timeout:     s.cfg.BuildTimeout,
 			Visibility:  s.cfg.BuildVisibility,
 			MaxAttempts: s.cfg.BuildAttempts,
-			Go: builder.GoEnv{Cache: s.cfg.GoCache, ModCache: s.cfg.GoModCache,
+			Go: gobuild.Env{Cache: s.cfg.GoCache, ModCache: s.cfg.GoModCache,
 				Proxy: s.cfg.GoProxy, SumDB: s.cfg.GoSumDB, Private: s.cfg.GoPrivate},
 			Limits:          s.sourceLimits(),
 			SourceAllowNets: s.cfg.SourceAllowNets,
@@ -234,7 +235,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	apps := release.NewApps(s.rdb, s.toolchain)
+	apps := release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain})
 	opts := []api.Option{api.WithMetricsPublic(cfg.MetricsPublic), api.WithCORSOrigins(cfg.CORSOrigins),
 		api.WithTrustedProxies(cfg.TrustedProxies)}
 	if cfg.AdminToken != "" {

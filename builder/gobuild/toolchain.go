@@ -1,4 +1,4 @@
-package builder
+package gobuild
 
 import (
 	"bytes"
@@ -75,6 +75,9 @@ func (tc *Toolchain) run(ctx context.Context, args ...string) ([]byte, error) {
 
 // Version returns the toolchain's version, such as "go1.26.8".
 func (tc *Toolchain) Version() string { return tc.version }
+
+// GOROOT returns the toolchain's root directory.
+func (tc *Toolchain) GOROOT() string { return tc.goroot }
 
 // ZoneinfoZip returns the toolchain's time zone database, $GOROOT/lib/time/zoneinfo.zip.
 func (tc *Toolchain) ZoneinfoZip() string {

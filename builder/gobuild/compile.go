@@ -1,4 +1,4 @@
-package builder
+package gobuild
 
 import (
 	"context"
@@ -17,20 +17,26 @@ import (
 	"time"
 )
 
-// GoEnv is the environment every compile runs in, besides the platform's variables. It is
+// Env is the environment every compile runs in, besides the platform's variables. It is
 // the whole environment: nothing of the server's own (no credentials, no SLIPWAY_*) reaches
 // the compiler.
-type GoEnv struct {
+type Env struct {
 	Cache    string // GOCACHE, shared by all builds
 	ModCache string // GOMODCACHE, shared by all builds
-	Proxy    string // GOPROXY; default "https://proxy.golang.org,direct"
-	SumDB    string // GOSUMDB; default "sum.golang.org"
+	Proxy    string // GOPROXY; default DefaultProxy
+	SumDB    string // GOSUMDB; default DefaultSumDB
 	Private  string // GOPRIVATE
 }
 
+// The module proxy and checksum database of an Env that names none.
+const (
+	DefaultProxy = "https://proxy.golang.org,direct"
+	DefaultSumDB = "sum.golang.org"
+)
+
 // CompileSpec is one compile: one module, one main package, one platform.
 //
-// The compile may write only beneath the directory of Out, Temp, and the GoEnv's caches
+// The compile may write only beneath the directory of Out, Temp, and the Env's caches
 // (see Toolchain.Sandbox); Dir is read-only to it.
 type CompileSpec struct {
 	Dir      string   // the module root
@@ -51,7 +57,7 @@ type CompileSpec struct {
 // The go command and everything it starts run in the sandbox Toolchain.Sandbox names,
 // which lets them write only the directory of spec.Out, spec.Temp and env's caches.
 // spec.Ldflags are checked again as RenderLdflags checks them.
-func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, log io.Writer) error {
+func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env Env, log io.Writer) error {
 	if err := checkLinkerArgs(spec.Ldflags); err != nil {
 		return err
 	}
@@ -59,7 +65,7 @@ func (tc *Toolchain) Compile(ctx context.Context, spec CompileSpec, env GoEnv, l
 }
 
 // compile is Compile in the sandbox sb, with spec.Ldflags as they are.
-func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env GoEnv, log io.Writer, sb sandbox) error {
+func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env Env, log io.Writer, sb sandbox) error {
 	if spec.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, spec.Timeout)
@@ -155,7 +161,7 @@ type compileDirs struct {
 func (d compileDirs) all() []string { return append(slices.Clip(d.own), d.shared...) }
 
 // newCompileDirs returns a compile's writable directories, creating any that is missing.
-func newCompileDirs(out, temp string, env GoEnv) (compileDirs, error) {
+func newCompileDirs(out, temp string, env Env) (compileDirs, error) {
 	var dirs compileDirs
 	for i, d := range []string{filepath.Dir(out), temp, env.Cache, env.ModCache} {
 		if d == "" {
@@ -212,13 +218,13 @@ func fullDir(dirs []string) string {
 }
 
 // compileEnv builds the compiler's environment from nothing.
-func (tc *Toolchain) compileEnv(spec CompileSpec, env GoEnv) []string {
+func (tc *Toolchain) compileEnv(spec CompileSpec, env Env) []string {
 	proxy, sumdb := env.Proxy, env.SumDB
 	if proxy == "" {
-		proxy = "https://proxy.golang.org,direct"
+		proxy = DefaultProxy
 	}
 	if sumdb == "" {
-		sumdb = "sum.golang.org"
+		sumdb = DefaultSumDB
 	}
 	e := []string{
 		"PATH=" + filepath.Dir(tc.goBin) + ":/usr/local/bin:/usr/bin:/bin",

@@ -1,4 +1,4 @@
-package builder
+package gobuild
 
 import (
 	"bytes"
@@ -14,19 +14,19 @@ import (
 	"time"
 )
 
-// The tests in this file are internal, to choose the sandbox; the package's own test
-// helpers (buildertest) import builder, so the toolchain is loaded here.
+// The tests in this file are internal, to choose the sandbox; buildertest imports
+// gobuild, so the toolchain is loaded here.
 
 var (
 	testTCOnce sync.Once
 	testTC     *Toolchain
-	testGoEnv  GoEnv
+	testGoEnv  Env
 	testTCErr  error
 )
 
 // testToolchain returns the installed toolchain and the test machine's caches, with the
 // network off.
-func testToolchain(t *testing.T) (*Toolchain, GoEnv) {
+func testToolchain(t *testing.T) (*Toolchain, Env) {
 	t.Helper()
 	testTCOnce.Do(func() {
 		testTC, testTCErr = LoadToolchain(context.Background(), "go")
@@ -37,7 +37,7 @@ func testToolchain(t *testing.T) (*Toolchain, GoEnv) {
 		out, testTCErr = exec.Command("go", "env", "GOCACHE", "GOMODCACHE").Output()
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		if testTCErr == nil && len(lines) == 2 {
-			testGoEnv = GoEnv{Cache: lines[0], ModCache: lines[1], Proxy: "off", SumDB: "off"}
+			testGoEnv = Env{Cache: lines[0], ModCache: lines[1], Proxy: "off", SumDB: "off"}
 		}
 	})
 	if testTCErr != nil {

@@ -1,4 +1,4 @@
-package builder
+package gobuild
 
 import (
 	"errors"
@@ -17,10 +17,6 @@ type LdflagsVars struct {
 	Date    string // the source date, RFC 3339 UTC
 	App     string // the app's name
 }
-
-// ErrLdflags means an ldflags template is malformed or asks for a linker flag slipway
-// does not pass.
-var ErrLdflags = errors.New("invalid ldflags")
 
 const (
 	maxLdflagsTemplate = 4096  // bytes of template
