@@ -15,12 +15,14 @@ var allowed = map[string][]string{
 	"store":   {"store"},
 	"auth":    {"auth", "store"},
 	"openapi": {"openapi"},
-	"builder": {"builder", "store"},
-	"release": {"release", "store"},
-	"api":     {"api", "openapi", "auth", "builder", "release", "store"},
-	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "release", "store"},
+	"events":  {"events", "store"},
+	"webhook": {"webhook", "events", "store"},
+	"builder": {"builder", "events", "store"},
+	"release": {"release", "events", "store"},
+	"api":     {"api", "openapi", "auth", "builder", "events", "release", "store", "webhook"},
+	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "events", "release", "store", "webhook"},
 	"<root>":  {},
-	"bench":   {"bench", "api", "openapi", "auth", "builder", "release", "store"},
+	"bench":   {"bench", "api", "openapi", "auth", "builder", "events", "release", "store", "webhook"},
 }
 
 var echoAllowed = map[string]bool{"api": true, "openapi": true, "cmd": true, "bench": true}

@@ -21,6 +21,7 @@ import (
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/openapi/openapitest"
 	"github.com/slipway/slipway/release"
@@ -91,7 +92,7 @@ func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, op
 		Idempotency: api.NewIdempotency(rdb, 0),
 		Tokens:      auth.NewTokens(rdb),
 		Limiter:     auth.NewRateLimiter(rdb, 1000, 1000),
-		Events:      webhook.NewLog(rdb),
+		Events:      events.NewLog(rdb),
 		Webhooks:    hooks,
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/release/webhook"
@@ -165,7 +166,7 @@ var problemRules = []problemRule{
 	as(validationProblem),
 	as(refusedProblem),
 	is(webhook.ErrNotFound, openapi.ProblemNotFound, errText),
-	is(webhook.ErrBadCursor, openapi.ProblemInvalidParameter, func(err error) string { return "cursor: " + err.Error() }),
+	is(events.ErrBadCursor, openapi.ProblemInvalidParameter, func(err error) string { return "cursor: " + err.Error() }),
 	as(func(e *builder.InputError) *problemError { return fieldProblem(e.Field, e.Detail) }),
 	as(sourceProblem),
 	asKind[*source.Error](openapi.ProblemSourceInvalid),

@@ -10,19 +10,19 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/openapi"
-	"github.com/slipway/slipway/release/webhook"
 )
 
-// EventLog is what the API needs of the events streams; *webhook.Log implements it.
+// EventLog is what the API needs of the events streams; *events.Log implements it.
 type EventLog interface {
 	Apps(ctx context.Context) ([]string, error)
-	List(ctx context.Context, apps, types []string, cursor string, limit int) ([]webhook.Event, string, error)
+	List(ctx context.Context, apps, types []string, cursor string, limit int) ([]events.Event, string, error)
 	Start(ctx context.Context, apps []string) (string, error)
-	Read(ctx context.Context, apps []string, cursor string, block time.Duration, count int) ([]webhook.Event, string, error)
+	Read(ctx context.Context, apps []string, cursor string, block time.Duration, count int) ([]events.Event, string, error)
 }
 
-var _ EventLog = (*webhook.Log)(nil)
+var _ EventLog = (*events.Log)(nil)
 
 // eventOptions time the event streams.
 type eventOptions struct {
@@ -73,7 +73,7 @@ type eventBody struct {
 	Data    json.RawMessage   `json:"data"`
 }
 
-func eventJSON(ev webhook.Event) eventBody {
+func eventJSON(ev events.Event) eventBody {
 	return eventBody{ID: ev.ID, Type: openapi.EventType(ev.Type), Time: ev.Time, App: ev.App, Actor: ev.Actor, ActorID: ev.ActorID, Data: ev.Data}
 }
 
@@ -98,15 +98,15 @@ func (s *Server) ListEvents(c echo.Context, params openapi.ListEventsParams) err
 	if err != nil {
 		return err
 	}
-	events, next, err := s.deps.Events.List(c.Request().Context(), apps, types, deref(params.Cursor), limit)
+	evs, next, err := s.deps.Events.List(c.Request().Context(), apps, types, deref(params.Cursor), limit)
 	if err != nil {
 		return err
 	}
 	out := struct {
 		Items      []eventBody `json:"items"`
 		NextCursor string      `json:"next_cursor,omitempty"`
-	}{Items: make([]eventBody, len(events)), NextCursor: next}
-	for i, ev := range events {
+	}{Items: make([]eventBody, len(evs)), NextCursor: next}
+	for i, ev := range evs {
 		out.Items[i] = eventJSON(ev)
 	}
 	return c.JSON(http.StatusOK, out)
@@ -115,9 +115,9 @@ func (s *Server) ListEvents(c echo.Context, params openapi.ListEventsParams) err
 func parseTypes(p *string) ([]string, error) {
 	var types []string
 	for _, t := range splitList(deref(p)) {
-		if !webhook.ValidTypeFilter(t) {
+		if !events.ValidTypeFilter(t) {
 			return nil, newProblem(openapi.ProblemInvalidParameter,
-				"type %q is not an event type (%s) or a family such as build.*", t, strings.Join(webhook.Types, ", "))
+				"type %q is not an event type (%s) or a family such as build.*", t, strings.Join(events.Types, ", "))
 		}
 		types = append(types, t)
 	}
@@ -183,7 +183,7 @@ func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types [
 	}
 	cursor := last
 	if cursor != "" {
-		if err := webhook.CheckTailCursor(cursor); err != nil {
+		if err := events.CheckTailCursor(cursor); err != nil {
 			return newProblem(openapi.ProblemInvalidParameter, "Last-Event-ID is not an event id of this server; reconnect without it")
 		}
 	} else {
@@ -219,7 +219,7 @@ func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types [
 			}
 			refreshed = time.Now()
 		}
-		events, next, err := s.deps.Events.Read(ctx, apps, cursor, 0, 100)
+		evs, next, err := s.deps.Events.Read(ctx, apps, cursor, 0, 100)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.WarnContext(ctx, "streaming events", "err", err, "request_id", requestID(c))
@@ -227,8 +227,8 @@ func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types [
 			return nil // the response has begun; the client reconnects with its Last-Event-ID
 		}
 		var b strings.Builder
-		for _, ev := range events {
-			if !webhook.MatchType(types, ev.Type) {
+		for _, ev := range evs {
+			if !events.MatchType(types, ev.Type) {
 				continue
 			}
 			data, err := json.Marshal(eventJSON(ev))
@@ -250,7 +250,7 @@ func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types [
 			w.Flush()
 			lastWrite = time.Now()
 		}
-		if len(events) == 0 {
+		if len(evs) == 0 {
 			t := time.NewTimer(poll)
 			select {
 			case <-ctx.Done():

@@ -21,6 +21,7 @@ import (
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/openapi/openapitest"
 	"github.com/slipway/slipway/release"
@@ -57,7 +58,7 @@ func newTrustEnv(t *testing.T, rdb *redis.Client, limiter api.RateLimiter, log *
 		Idempotency: api.NewIdempotency(rdb, 0),
 		Tokens:      auth.NewTokens(rdb),
 		Limiter:     limiter,
-		Events:      webhook.NewLog(rdb),
+		Events:      events.NewLog(rdb),
 		Webhooks:    hooks,
 		Metrics:     prometheus.NewRegistry(),
 		Log:         log,

@@ -26,6 +26,7 @@ import (
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store"
@@ -257,7 +258,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		Blobs:       s.blobs,
 		Idempotency: api.NewIdempotency(s.rdb, 0),
 		Tokens:      auth.NewTokens(s.rdb),
-		Events:      webhook.NewLog(s.rdb),
+		Events:      events.NewLog(s.rdb),
 		Webhooks:    hooks,
 		Limiter:     auth.NewRateLimiter(s.rdb, cfg.RateLimit, cfg.RateBurst),
 		Checks: []api.Check{

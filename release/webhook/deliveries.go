@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/store"
 )
 
@@ -67,7 +68,7 @@ const (
 // deliveryID is the delivery of event to subscription sub: a ULID with the event's
 // time and randomness drawn from both ids, so that fanning an event out again finds
 // the delivery made the first time.
-func deliveryID(sub string, ev Event, streamMS uint64) string {
+func deliveryID(sub string, ev events.Event, streamMS uint64) string {
 	ms := streamMS
 	if id, err := ulid.ParseStrict(ev.ID); err == nil {
 		ms = id.Time()
@@ -281,36 +282,36 @@ func (s *Store) Redeliver(ctx context.Context, sub, id string) (Delivery, error)
 
 // fanOut schedules the deliveries of events to the subscriptions that want them; it is
 // idempotent. It returns how many deliveries it created.
-func (s *Store) fanOut(ctx context.Context, subs []Subscription, events []Event) (int, error) {
-	n, err := s.fanOutOnce(ctx, subs, events)
+func (s *Store) fanOut(ctx context.Context, subs []Subscription, evs []events.Event) (int, error) {
+	n, err := s.fanOutOnce(ctx, subs, evs)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis lost its scripts (restarted, or SCRIPT FLUSH): load it and go again.
 		if err := createDeliveryScript.Load(ctx, s.rdb).Err(); err != nil {
 			return 0, fmt.Errorf("loading the delivery script: %w", err)
 		}
-		return s.fanOutOnce(ctx, subs, events)
+		return s.fanOutOnce(ctx, subs, evs)
 	}
 	return n, err
 }
 
-func (s *Store) fanOutOnce(ctx context.Context, subs []Subscription, events []Event) (int, error) {
+func (s *Store) fanOutOnce(ctx context.Context, subs []Subscription, evs []events.Event) (int, error) {
 	now := s.now()
 	var cmds []*redis.Cmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, ev := range events {
-			sid, ok := parseStreamID(ev.StreamID)
+		for _, ev := range evs {
+			ms, ok := ev.StreamMS()
 			if !ok {
 				continue
 			}
 			for _, sub := range subs {
-				if !sub.wants(ev, sid.ms) {
+				if !sub.wants(ev, ms) {
 					continue
 				}
 				b, err := body(sub.Format, ev)
 				if err != nil {
 					return fmt.Errorf("encoding event %s: %w", ev.ID, err)
 				}
-				id := deliveryID(sub.ID, ev, sid.ms)
+				id := deliveryID(sub.ID, ev, ms)
 				cmds = append(cmds, createDeliveryScript.EvalSha(ctx, p,
 					[]string{store.DeliveryKey(id), store.DeliveriesDueKey, store.WebhookDeliveriesKey(sub.ID), store.WebhookKey(sub.ID)},
 					id, sub.ID, ev.ID, ev.Type, ev.App, b, "application/json", now.UnixMilli(),

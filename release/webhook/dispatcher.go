@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/store"
 )
 
@@ -198,15 +199,13 @@ func (d *Dispatcher) fanOut(ctx context.Context, app, key string, msgs []redis.X
 	if err != nil {
 		return err
 	}
-	events := make([]Event, 0, len(msgs))
+	evs := make([]events.Event, 0, len(msgs))
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i] = m.ID
-		ev := decodeEvent(app, m)
-		ev.App = app
-		events = append(events, ev)
+		evs = append(evs, events.Decode(app, m))
 	}
-	n, err := d.store.fanOut(ctx, subs, events)
+	n, err := d.store.fanOut(ctx, subs, evs)
 	if err != nil {
 		return err
 	}

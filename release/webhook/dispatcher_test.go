@@ -11,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
+	"github.com/slipway/slipway/events/eventstest"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
@@ -30,7 +32,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	})
 	sub, secret := subscribe(t, st, Spec{URL: rec.URL + "/hook", Actor: "tester"})
 	runDispatcher(t, rdb, fast()...)
-	evID := writeEvent(t, rdb, "hello", ChannelPromoted, map[string]any{"channel": "prod"})
+	evID := eventstest.Write(t, rdb, "hello", events.ChannelPromoted, map[string]any{"channel": "prod"})
 
 	waitFor(t, "the delivery to succeed", func() bool {
 		ds := deliveries(t, st, sub.ID)
@@ -48,11 +50,11 @@ func TestRetriesUntilSuccess(t *testing.T) {
 		if err := Verify([]string{secret}, r.header.Get(HeaderSignature), r.body, time.Now()); err != nil {
 			t.Errorf("request %d: Verify = %v", i+1, err)
 		}
-		if r.header.Get(HeaderEvent) != ChannelPromoted || r.header.Get("Content-Type") != "application/json" {
+		if r.header.Get(HeaderEvent) != events.ChannelPromoted || r.header.Get("Content-Type") != "application/json" {
 			t.Errorf("request %d headers: %v", i+1, r.header)
 		}
-		var ev Event
-		if err := json.Unmarshal(r.body, &ev); err != nil || ev.ID != evID || ev.App != "hello" || ev.Type != ChannelPromoted || ev.Actor != "tester" {
+		var ev events.Event
+		if err := json.Unmarshal(r.body, &ev); err != nil || ev.ID != evID || ev.App != "hello" || ev.Type != events.ChannelPromoted || ev.Actor != "tester" {
 			t.Errorf("request %d body = %s (%v), want event %s", i+1, r.body, err, evID)
 		}
 	}
@@ -70,7 +72,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 	addr := storetest.FreeAddr(t)
 	sub, secret := subscribe(t, st, Spec{URL: "http://" + addr + "/hook"})
 	runDispatcher(t, rdb, fast()...)
-	writeEvent(t, rdb, "hello", ReleaseCreated, map[string]any{"version": "1.0.0"})
+	eventstest.Write(t, rdb, "hello", events.ReleaseCreated, map[string]any{"version": "1.0.0"})
 	waitFor(t, "two failed attempts", func() bool {
 		ds := deliveries(t, st, sub.ID)
 		return len(ds) == 1 && ds[0].Attempts >= 2
@@ -128,9 +130,9 @@ func TestThousandEventsThreeSubscribers(t *testing.T) {
 			return len(byDelivery) >= 1000
 		})
 		byDelivery := map[string]string{}
-		events := map[string]bool{}
+		seen := map[string]bool{}
 		for _, r := range rec.requests() {
-			var ev Event
+			var ev events.Event
 			if err := json.Unmarshal(r.body, &ev); err != nil {
 				t.Fatal(err)
 			}
@@ -138,13 +140,13 @@ func TestThousandEventsThreeSubscribers(t *testing.T) {
 				t.Errorf("receiver %d: delivery %s carried events %s and %s", i, r.header.Get(HeaderDelivery), prev, ev.ID)
 			}
 			byDelivery[r.header.Get(HeaderDelivery)] = ev.ID
-			events[ev.ID] = true
+			seen[ev.ID] = true
 		}
-		if len(byDelivery) != 1000 || len(events) != 1000 {
-			t.Errorf("receiver %d: %d deliveries of %d events, want 1000 of 1000", i, len(byDelivery), len(events))
+		if len(byDelivery) != 1000 || len(seen) != 1000 {
+			t.Errorf("receiver %d: %d deliveries of %d events, want 1000 of 1000", i, len(byDelivery), len(seen))
 		}
 		for id := range want {
-			if !events[id] {
+			if !seen[id] {
 				t.Errorf("receiver %d never got event %s", i, id)
 				break
 			}
@@ -154,9 +156,9 @@ func TestThousandEventsThreeSubscribers(t *testing.T) {
 }
 
 func writeEventNoIndex(p redis.Pipeliner, app string, i int) string {
-	id := deliveryID("test", Event{ID: app + string(rune('a'+i%26))}, uint64(time.Now().UnixMilli()+int64(i))) // any ULID
+	id := deliveryID("test", events.Event{ID: app + string(rune('a'+i%26))}, uint64(time.Now().UnixMilli()+int64(i))) // any ULID
 	p.XAdd(context.Background(), &redis.XAddArgs{Stream: store.EventsKey(app), Values: []any{
-		"id", id, "type", ChannelLocked, "app", app, "actor", "bot", "time", time.Now().UTC().Format(time.RFC3339Nano),
+		"id", id, "type", events.ChannelLocked, "app", app, "actor", "bot", "time", time.Now().UTC().Format(time.RFC3339Nano),
 		"data", `{"channel":"prod","event":{"reason":"n ` + id + `"}}`,
 	}})
 	return id
@@ -169,8 +171,8 @@ func TestSlackFormat(t *testing.T) {
 	rec := newReceiver(t, nil)
 	subscribe(t, st, Spec{URL: rec.URL, Format: FormatSlack, Events: []string{"channel.*"}})
 	runDispatcher(t, rdb, fast()...)
-	writeEvent(t, rdb, "hello", BuildQueued, map[string]any{}) // filtered out
-	writeEvent(t, rdb, "hello", ChannelPromoted, map[string]any{"channel": "prod",
+	eventstest.Write(t, rdb, "hello", events.BuildQueued, map[string]any{}) // filtered out
+	eventstest.Write(t, rdb, "hello", events.ChannelPromoted, map[string]any{"channel": "prod",
 		"event": map[string]any{"to_version": "1.4.2", "reason": "hotfix for login"}})
 	<-rec.got
 	var msg map[string]string
@@ -200,7 +202,7 @@ func TestSecretRotation(t *testing.T) {
 	if cur == old || !strings.HasPrefix(cur, "whsec_") || rotated.PreviousSecretExpiresAt == nil {
 		t.Fatalf("RotateSecret = %+v, %q", rotated, cur)
 	}
-	writeEvent(t, rdb, "hello", ChannelLocked, nil)
+	eventstest.Write(t, rdb, "hello", events.ChannelLocked, nil)
 	<-rec.got
 	r := rec.requests()[0]
 	sig := r.header.Get(HeaderSignature)
@@ -214,7 +216,7 @@ func TestSecretRotation(t *testing.T) {
 	}
 
 	time.Sleep(time.Until(*rotated.PreviousSecretExpiresAt) + 50*time.Millisecond)
-	writeEvent(t, rdb, "hello", ChannelUnlocked, nil)
+	eventstest.Write(t, rdb, "hello", events.ChannelUnlocked, nil)
 	<-rec.got
 	r = rec.requests()[1]
 	sig = r.header.Get(HeaderSignature)
@@ -237,16 +239,16 @@ func TestLeaseReclaim(t *testing.T) {
 	st := newStore(t, rdb, fast()...)
 	rec := newReceiver(t, nil)
 	sub, _ := subscribe(t, st, Spec{URL: rec.URL})
-	writeEvent(t, rdb, "hello", ChannelLocked, nil)
-	events, _, err := NewLog(rdb).List(ctx, []string{"hello"}, nil, "", 10)
+	eventstest.Write(t, rdb, "hello", events.ChannelLocked, nil)
+	evs, _, err := events.NewLog(rdb).List(ctx, []string{"hello"}, nil, "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	subs, _, _ := st.List(ctx, "", 0)
-	if n, err := st.fanOut(ctx, subs, events); n != 1 || err != nil {
+	if n, err := st.fanOut(ctx, subs, evs); n != 1 || err != nil {
 		t.Fatalf("fanOut = %d, %v", n, err)
 	}
-	if n, _ := st.fanOut(ctx, subs, events); n != 0 {
+	if n, _ := st.fanOut(ctx, subs, evs); n != 0 {
 		t.Errorf("fanOut again made %d deliveries, want 0", n)
 	}
 	dead, err := NewDispatcher(rdb, fast(WithTimeout(time.Second), WithVisibility(2*time.Second), WithConsumer("dead"))...)
@@ -283,7 +285,7 @@ func TestIngestReclaim(t *testing.T) {
 	st := newStore(t, rdb, fast()...)
 	rec := newReceiver(t, nil)
 	subscribe(t, st, Spec{URL: rec.URL})
-	writeEvent(t, rdb, "hello", ChannelLocked, nil)
+	eventstest.Write(t, rdb, "hello", events.ChannelLocked, nil)
 	key := store.EventsKey("hello")
 	if err := rdb.XGroupCreateMkStream(ctx, key, store.EventsGroup, "0").Err(); err != nil {
 		t.Fatal(err)
@@ -314,7 +316,7 @@ func TestRetryAfterAndHorizon(t *testing.T) {
 	})
 	sub, _ := subscribe(t, st, Spec{URL: rec.URL})
 	runDispatcher(t, rdb, slow...)
-	writeEvent(t, rdb, "hello", ChannelLocked, nil)
+	eventstest.Write(t, rdb, "hello", events.ChannelLocked, nil)
 	waitFor(t, "the delivery to fail", func() bool {
 		ds := deliveries(t, st, sub.ID)
 		return len(ds) == 1 && ds[0].State == StateFailed
@@ -354,7 +356,7 @@ func TestRefusedRedirect(t *testing.T) {
 	})
 	sub, _ := subscribe(t, st, Spec{URL: rec.URL})
 	runDispatcher(t, rdb, fast()...)
-	writeEvent(t, rdb, "hello", ChannelLocked, nil)
+	eventstest.Write(t, rdb, "hello", events.ChannelLocked, nil)
 	waitFor(t, "an attempt", func() bool {
 		ds := deliveries(t, st, sub.ID)
 		return len(ds) == 1 && ds[0].Attempts > 0

@@ -10,8 +10,6 @@ import (
 var (
 	// ErrNotFound means the subscription or delivery does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrBadCursor means a cursor or Last-Event-ID is not one this package made.
-	ErrBadCursor = errors.New("malformed cursor")
 
 	// ErrSignatureHeader means the Slipway-Signature header is missing or malformed.
 	ErrSignatureHeader = errors.New("malformed Slipway-Signature header")

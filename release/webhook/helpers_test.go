@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -12,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/slipway/slipway/store"
 )
 
 // loopback is what tests allow webhooks to reach: their receivers.
@@ -27,25 +23,6 @@ func fast(extra ...Option) []Option {
 		WithAllowNets(loopback), WithBackoff(20*time.Millisecond, 200*time.Millisecond),
 		WithTimeout(2 * time.Second), WithVisibility(3 * time.Second),
 	}, extra...)
-}
-
-// writeEvent appends an event to app's stream the way slipway's scripts do, and
-// indexes the app; it returns the event's id.
-func writeEvent(t testing.TB, rdb redis.Cmdable, app, typ string, data any) string {
-	t.Helper()
-	ctx := context.Background()
-	now := time.Now().UTC()
-	id := ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
-	doc, _ := json.Marshal(data)
-	if err := rdb.ZAdd(ctx, store.AppsIndexKey, redis.Z{Member: app}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: store.EventsKey(app), Values: []any{
-		"id", id, "type", typ, "app", app, "actor", "tester", "time", now.Format(time.RFC3339Nano), "data", string(doc),
-	}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 // request is one request a receiver got.

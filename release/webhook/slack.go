@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/slipway/slipway/events"
 )
 
 // SlackText is the sentence a Slack-format subscription posts for ev, such as
 // "hello 1.4.2 promoted to prod by release-bot: hotfix for login".
-func SlackText(ev Event) string {
+func SlackText(ev events.Event) string {
 	var d struct {
 		// builds
 		ID        string   `json:"id"`
@@ -47,17 +49,17 @@ func SlackText(ev Event) string {
 	}
 	var s string
 	switch ev.Type {
-	case BuildQueued:
+	case events.BuildQueued:
 		s = fmt.Sprintf("%s queued by %s", build, actor)
 		if len(d.Platforms) > 0 {
 			s += " for " + strings.Join(d.Platforms, ", ")
 		}
-	case BuildSucceeded:
+	case events.BuildSucceeded:
 		s = build + " succeeded"
 		if d.Timings.TotalMS != nil {
 			s += " in " + (time.Duration(*d.Timings.TotalMS) * time.Millisecond).Round(time.Second).String()
 		}
-	case BuildFailed:
+	case events.BuildFailed:
 		s = build + " failed"
 		if d.Error != nil {
 			s += ": " + strings.ReplaceAll(d.Error.Reason, "_", " ")
@@ -65,21 +67,21 @@ func SlackText(ev Event) string {
 				s += " on " + d.Error.Platform
 			}
 		}
-	case BuildCanceled:
+	case events.BuildCanceled:
 		s = build + " canceled"
-	case ReleaseCreated:
+	case events.ReleaseCreated:
 		s = fmt.Sprintf("%s %s released by %s from build %s", ev.App, d.Version, actor, d.BuildID)
-	case ChannelPromoted:
+	case events.ChannelPromoted:
 		s = fmt.Sprintf("%s %s promoted to %s by %s%s", ev.App, d.Event.ToVersion, d.Channel, actor, because)
-	case ChannelRolledBack:
+	case events.ChannelRolledBack:
 		s = fmt.Sprintf("%s %s rolled back", ev.App, d.Channel)
 		if d.Event.FromVersion != "" {
 			s += " from " + d.Event.FromVersion
 		}
 		s += fmt.Sprintf(" to %s by %s%s", d.Event.ToVersion, actor, because)
-	case ChannelLocked:
+	case events.ChannelLocked:
 		s = fmt.Sprintf("%s %s locked by %s%s", ev.App, d.Channel, actor, because)
-	case ChannelUnlocked:
+	case events.ChannelUnlocked:
 		s = fmt.Sprintf("%s %s unlocked by %s%s", ev.App, d.Channel, actor, because)
 	default:
 		s = fmt.Sprintf("%s: %s by %s", ev.App, ev.Type, actor)
@@ -93,7 +95,7 @@ func slackEscape(s string) string {
 }
 
 // body returns what a subscription in format f sends for ev, and its content type.
-func body(f Format, ev Event) ([]byte, error) {
+func body(f Format, ev events.Event) ([]byte, error) {
 	if f == FormatSlack {
 		b, err := json.Marshal(map[string]string{"text": SlackText(ev)})
 		return b, err

@@ -3,6 +3,8 @@ package webhook
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/slipway/slipway/events"
 )
 
 func TestSlackText(t *testing.T) {
@@ -11,30 +13,30 @@ func TestSlackText(t *testing.T) {
 		data       string
 		want       string
 	}{
-		{ChannelPromoted, "release-bot", `{"channel":"prod","release":"1.4.2","event":{"action":"promote","from_version":"1.4.1","to_version":"1.4.2","reason":"hotfix for login"}}`,
+		{events.ChannelPromoted, "release-bot", `{"channel":"prod","release":"1.4.2","event":{"action":"promote","from_version":"1.4.1","to_version":"1.4.2","reason":"hotfix for login"}}`,
 			"hello 1.4.2 promoted to prod by release-bot: hotfix for login"},
-		{ChannelPromoted, "ci", `{"channel":"dev","event":{"to_version":"1.0.0","reason":""}}`,
+		{events.ChannelPromoted, "ci", `{"channel":"dev","event":{"to_version":"1.0.0","reason":""}}`,
 			"hello 1.0.0 promoted to dev by ci"},
-		{ChannelRolledBack, "alice", `{"channel":"prod","event":{"from_version":"1.4.2","to_version":"1.4.1","reason":"errors up"}}`,
+		{events.ChannelRolledBack, "alice", `{"channel":"prod","event":{"from_version":"1.4.2","to_version":"1.4.1","reason":"errors up"}}`,
 			"hello prod rolled back from 1.4.2 to 1.4.1 by alice: errors up"},
-		{ChannelLocked, "alice", `{"channel":"prod","event":{"reason":"freeze <until> Monday & after"}}`,
+		{events.ChannelLocked, "alice", `{"channel":"prod","event":{"reason":"freeze <until> Monday & after"}}`,
 			"hello prod locked by alice: freeze &lt;until&gt; Monday &amp; after"},
-		{ChannelUnlocked, "alice", `{"channel":"prod","event":{}}`, "hello prod unlocked by alice"},
-		{ReleaseCreated, "release-bot", `{"version":"1.4.2","build_id":"01JD3Y7Q9V6K2M8N4P5R7S9T1W","sequence":7}`,
+		{events.ChannelUnlocked, "alice", `{"channel":"prod","event":{}}`, "hello prod unlocked by alice"},
+		{events.ReleaseCreated, "release-bot", `{"version":"1.4.2","build_id":"01JD3Y7Q9V6K2M8N4P5R7S9T1W","sequence":7}`,
 			"hello 1.4.2 released by release-bot from build 01JD3Y7Q9V6K2M8N4P5R7S9T1W"},
-		{BuildQueued, "ci", `{"id":"01JD3Y7Q9V6K2M8N4P5R7S9T1W","version":"1.4.2","platforms":["linux/amd64","linux/arm64"]}`,
+		{events.BuildQueued, "ci", `{"id":"01JD3Y7Q9V6K2M8N4P5R7S9T1W","version":"1.4.2","platforms":["linux/amd64","linux/arm64"]}`,
 			"hello build 01JD3Y7Q9V6K2M8N4P5R7S9T1W (1.4.2) queued by ci for linux/amd64, linux/arm64"},
-		{BuildSucceeded, "ci", `{"id":"B1","version":"1.4.2","timings":{"total_ms":42400}}`,
+		{events.BuildSucceeded, "ci", `{"id":"B1","version":"1.4.2","timings":{"total_ms":42400}}`,
 			"hello build B1 (1.4.2) succeeded in 42s"},
-		{BuildFailed, "ci", `{"id":"B1","version":"1.4.2","error":{"reason":"compile_failed","platform":"linux/arm64","detail":"..."}}`,
+		{events.BuildFailed, "ci", `{"id":"B1","version":"1.4.2","error":{"reason":"compile_failed","platform":"linux/arm64","detail":"..."}}`,
 			"hello build B1 (1.4.2) failed: compile failed on linux/arm64"},
-		{BuildCanceled, "ci", `{"id":"B1"}`, "hello build B1 canceled"},
+		{events.BuildCanceled, "ci", `{"id":"B1"}`, "hello build B1 canceled"},
 		{"future.thing", "x", `{}`, "hello: future.thing by x"},
-		{ChannelLocked, "", `not json`, "hello  locked by someone"},
+		{events.ChannelLocked, "", `not json`, "hello  locked by someone"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.typ+" "+tc.want, func(t *testing.T) {
-			ev := Event{Type: tc.typ, App: "hello", Actor: tc.actor, Data: json.RawMessage(tc.data)}
+			ev := events.Event{Type: tc.typ, App: "hello", Actor: tc.actor, Data: json.RawMessage(tc.data)}
 			if got := SlackText(ev); got != tc.want {
 				t.Errorf("SlackText(%s) = %q, want %q", tc.data, got, tc.want)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 )
@@ -61,10 +62,10 @@ type Subscription struct {
 }
 
 // wants reports whether the subscription receives ev, whose stream id is at ms.
-func (s Subscription) wants(ev Event, ms uint64) bool {
+func (s Subscription) wants(ev events.Event, ms uint64) bool {
 	return ms >= uint64(s.createdMS) &&
 		(len(s.Apps) == 0 || slices.Contains(s.Apps, ev.App)) &&
-		matchType(s.Events, ev.Type)
+		events.MatchType(s.Events, ev.Type)
 }
 
 // Store keeps subscriptions and their deliveries in Redis (see store/paths.go).
@@ -149,15 +150,15 @@ func (s *Store) validate(spec *Spec) error {
 		bad("events", "at most 50 entries")
 	}
 	for i, e := range spec.Events {
-		if !ValidTypeFilter(e) {
-			bad(fmt.Sprintf("events[%d]", i), fmt.Sprintf("%q is not an event type (%v) or a family such as build.*", e, Types))
+		if !events.ValidTypeFilter(e) {
+			bad(fmt.Sprintf("events[%d]", i), fmt.Sprintf("%q is not an event type (%v) or a family such as build.*", e, events.Types))
 		}
 	}
 	if len(spec.Apps) > 1000 {
 		bad("apps", "at most 1000 entries")
 	}
 	for i, a := range spec.Apps {
-		if !appName.MatchString(a) {
+		if !events.ValidApp(a) {
 			bad(fmt.Sprintf("apps[%d]", i), fmt.Sprintf("%q is not an app name", a))
 		}
 	}

@@ -1,4 +1,4 @@
-package webhook
+package events
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway/slipway/events/eventstest"
 	"github.com/slipway/slipway/store/storetest"
 )
 
@@ -22,7 +23,7 @@ func TestLogTailResumesExactly(t *testing.T) {
 	ctx := context.Background()
 	rdb := storetest.Redis(t)
 	log := NewLog(rdb)
-	writeEvent(t, rdb, "alpha", BuildQueued, map[string]any{"id": "before"}) // before the tail: never read
+	eventstest.Write(t, rdb, "alpha", BuildQueued, map[string]any{"id": "before"}) // before the tail: never read
 	apps := []string{"alpha", "beta", "gamma"}
 	start, err := log.Start(ctx, apps)
 	if err != nil {
@@ -30,7 +31,7 @@ func TestLogTailResumesExactly(t *testing.T) {
 	}
 	var written []string
 	for i := range 12 {
-		written = append(written, writeEvent(t, rdb, apps[i%3], ChannelLocked, map[string]any{"i": i}))
+		written = append(written, eventstest.Write(t, rdb, apps[i%3], ChannelLocked, map[string]any{"i": i}))
 		time.Sleep(2 * time.Millisecond) // order across streams is by millisecond
 	}
 
@@ -67,7 +68,7 @@ func TestLogTailResumesExactly(t *testing.T) {
 	}
 
 	// An app the tail did not read is read from the time the tail began.
-	late := writeEvent(t, rdb, "delta", ReleaseCreated, map[string]any{})
+	late := eventstest.Write(t, rdb, "delta", ReleaseCreated, map[string]any{})
 	evs, _, err := log.Read(ctx, append(apps, "delta"), seen[11].Cursor, 0, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestLogListPaginates(t *testing.T) {
 		if i%3 == 0 {
 			typ = ChannelLocked
 		}
-		id := writeEvent(t, rdb, apps[i%2], typ, map[string]any{"i": i})
+		id := eventstest.Write(t, rdb, apps[i%2], typ, map[string]any{"i": i})
 		time.Sleep(2 * time.Millisecond)   // order across streams is by millisecond
 		all = append([]string{id}, all...) // newest first
 		if typ == ChannelLocked {
@@ -150,7 +151,7 @@ func TestLogListPaginates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newer := writeEvent(t, rdb, "beta", ChannelLocked, nil)
+	newer := eventstest.Write(t, rdb, "beta", ChannelLocked, nil)
 	rest, _, err := log.List(ctx, apps, nil, next, 100)
 	if err != nil {
 		t.Fatal(err)
