@@ -64,62 +64,22 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 		Actor:   actor(c),
 		ActorID: actorID(c),
 	}
-
-	ct := c.Request().Header.Get(echo.HeaderContentType)
-	mt, _, _ := mime.ParseMediaType(ct)
-	var fromURL *openapi.BuildFromURL
-	var jsonBody []byte
-	switch mt {
-	case "application/gzip", "application/x-gzip", "application/x-tar+gzip":
-		req.Format = source.TarGz
-	case "application/zip", "application/x-zip-compressed":
-		req.Format = source.Zip
-	case "application/json":
-		if params.Version != nil || params.Commit != nil || params.Platforms != nil || params.SourceDateEpoch != nil {
-			return newProblem(openapi.ProblemInvalidParameter,
-				"with a JSON body, give version, commit, platforms and source_date_epoch in the body, not the query")
-		}
-		fromURL = &openapi.BuildFromURL{}
-		if jsonBody, err = readJSON(c, s.opts.maxBodyBytes, fromURL); err != nil {
-			return err
-		}
-		req.Format = source.TarGz
-	default:
-		return newProblem(openapi.ProblemUnsupportedMediaType,
-			"Content-Type %q is not accepted here; send the module as application/gzip (tar.gz) or application/zip, or application/json with a source_url", ct)
+	fromURL, jsonBody, err := s.readBuildBody(c, params, &req)
+	if err != nil {
+		return err
 	}
-	if fromURL != nil {
-		req.Version, req.Commit = deref(fromURL.Version), deref(fromURL.Commit)
-		req.SourceDateEpoch = deref(fromURL.SourceDateEpoch)
-		if fromURL.Platforms != nil {
-			req.Platforms = *fromURL.Platforms
-		}
-	} else {
-		req.Version, req.Commit = deref(params.Version), deref(params.Commit)
-		req.SourceDateEpoch = deref(params.SourceDateEpoch)
-		if params.Platforms != nil {
-			req.Platforms = splitList(*params.Platforms)
-		}
-	}
+	setBuildParams(&req, params, fromURL)
 	if err := s.deps.Intake.Check(&req); err != nil {
 		return err
 	}
 
 	idem := newIdempotent(s, c, app, params.IdempotencyKey)
-	if rec, err := idem.begin(ctx); err != nil || rec != nil {
-		if err == nil && rec.State == IdemDone && fromURL != nil {
-			return idem.replay(c, rec, store.DigestBytes(jsonBody).String())
-		}
-		if err != nil || rec.State != IdemDone {
-			return err
-		}
-		// The same head: read the body to compare it before answering from the record.
-		sp, err := s.deps.Intake.Spool(ctx, c.Request().Body)
-		if err != nil {
-			return err
-		}
-		sp.Remove()
-		return idem.replay(c, rec, sp.Digest)
+	rec, err := idem.begin(ctx)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		return s.replayBuild(c, idem, rec, fromURL, jsonBody)
 	}
 	status, b, dedup, bodyDigest, err := s.createBuild(c, req, fromURL, jsonBody)
 	if err != nil {
@@ -137,6 +97,69 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 	idem.complete(IdemRecord{BodyDigest: bodyDigest, Status: status, Location: loc, Body: body})
 	c.Response().Header().Set(echo.HeaderLocation, loc)
 	return c.JSONBlob(status, body)
+}
+
+// readBuildBody sets req's source format from the Content-Type: an archive to read from
+// the body, or (application/json) a source URL, whose request it reads and returns with
+// the body's bytes.
+func (s *Server) readBuildBody(c echo.Context, params openapi.CreateBuildParams, req *builder.Request) (*openapi.BuildFromURL, []byte, error) {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch mt {
+	case "application/gzip", "application/x-gzip", "application/x-tar+gzip":
+		req.Format = source.TarGz
+	case "application/zip", "application/x-zip-compressed":
+		req.Format = source.Zip
+	case "application/json":
+		if params.Version != nil || params.Commit != nil || params.Platforms != nil || params.SourceDateEpoch != nil {
+			return nil, nil, newProblem(openapi.ProblemInvalidParameter,
+				"with a JSON body, give version, commit, platforms and source_date_epoch in the body, not the query")
+		}
+		fromURL := &openapi.BuildFromURL{}
+		jsonBody, err := readJSON(c, s.opts.maxBodyBytes, fromURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Format = source.TarGz
+		return fromURL, jsonBody, nil
+	default:
+		return nil, nil, newProblem(openapi.ProblemUnsupportedMediaType,
+			"Content-Type %q is not accepted here; send the module as application/gzip (tar.gz) or application/zip, or application/json with a source_url", ct)
+	}
+	return nil, nil, nil
+}
+
+// setBuildParams sets the build's parameters from the JSON request of a source URL, or
+// else from the query.
+func setBuildParams(req *builder.Request, params openapi.CreateBuildParams, fromURL *openapi.BuildFromURL) {
+	if fromURL != nil {
+		req.Version, req.Commit = deref(fromURL.Version), deref(fromURL.Commit)
+		req.SourceDateEpoch = deref(fromURL.SourceDateEpoch)
+		if fromURL.Platforms != nil {
+			req.Platforms = *fromURL.Platforms
+		}
+		return
+	}
+	req.Version, req.Commit = deref(params.Version), deref(params.Commit)
+	req.SourceDateEpoch = deref(params.SourceDateEpoch)
+	if params.Platforms != nil {
+		req.Platforms = splitList(*params.Platforms)
+	}
+}
+
+// replayBuild answers a retried request from the record of its first answer, once the
+// body is known to be the same: the JSON of a source URL, or the archive, read to its
+// digest.
+func (s *Server) replayBuild(c echo.Context, idem *idempotent, rec *IdemRecord, fromURL *openapi.BuildFromURL, jsonBody []byte) error {
+	if fromURL != nil {
+		return idem.replay(c, rec, store.DigestBytes(jsonBody).String())
+	}
+	sp, err := s.deps.Intake.Spool(c.Request().Context(), c.Request().Body)
+	if err != nil {
+		return err
+	}
+	sp.Remove()
+	return idem.replay(c, rec, sp.Digest)
 }
 
 // createBuild spools the source and submits it, or queues a build of a source URL for
