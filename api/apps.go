@@ -248,12 +248,6 @@ func parseETag(v string) (gen int64, star bool, err error) {
 	return gen, false, nil
 }
 
-type etagError struct{ v string }
-
-func (e *etagError) Error() string {
-	return "\"" + e.v + "\" is not an ETag this server gave out; send the ETag header of a GET, such as \"3\""
-}
-
 // etagListMatches reports whether an If-None-Match list names the generation.
 func etagListMatches(list string, gen int64) bool {
 	for part := range strings.SplitSeq(list, ",") {

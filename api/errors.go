@@ -117,6 +117,13 @@ func writeRegistryError(c echo.Context, e *registryError) {
 	_ = c.Blob(e.status(), echo.MIMEApplicationJSON, body)
 }
 
+// etagError is an If-Match or If-None-Match value that is not an ETag of this server.
+type etagError struct{ v string }
+
+func (e *etagError) Error() string {
+	return "\"" + e.v + "\" is not an ETag this server gave out; send the ETag header of a GET, such as \"3\""
+}
+
 // problemError is an error that already knows the problem it becomes.
 type problemError struct {
 	kind    openapi.ProblemType
