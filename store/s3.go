@@ -177,6 +177,8 @@ func (s *S3) putSingle(ctx context.Context, key string, body []byte, want Digest
 	return Info{Key: key, Size: int64(len(body)), ModTime: time.Now().UTC(), Digest: got}, nil
 }
 
+// putMultipart uploads first and the rest of r in parts of len(first), and completes the
+// upload only if the content hashes to want; otherwise it aborts it.
 func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []byte, want Digest) (info Info, err error) {
 	// Fail fast rather than upload a large object only to be refused at the end.
 	if _, err := s.Stat(ctx, key); err == nil {
@@ -190,15 +192,34 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []
 	}
 	uploadID := created.UploadId
 	defer func() {
-		if err == nil {
-			return
+		if err != nil {
+			s.abortUpload(ctx, key, uploadID)
 		}
-		// Abort even when ctx is canceled, so no parts are left behind.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
 	}()
 
+	parts, size, got, err := s.uploadParts(ctx, key, uploadID, r, first)
+	if err != nil {
+		return Info{}, err
+	}
+	if want != "" && got != want {
+		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &key,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		IfNoneMatch:     aws.String("*"),
+	})
+	if err != nil {
+		return Info{}, translatePutError(key, err)
+	}
+	return Info{Key: key, Size: size, ModTime: time.Now().UTC(), Digest: got}, nil
+}
+
+// uploadParts uploads first, then the rest of r read into first's buffer, as the parts
+// of the upload uploadID. It returns the parts, the size and the digest of all it sent.
+func (s *S3) uploadParts(ctx context.Context, key string, uploadID *string, r io.Reader, first []byte) ([]types.CompletedPart, int64, Digest, error) {
 	h := sha256.New()
 	var parts []types.CompletedPart
 	var size int64
@@ -215,7 +236,7 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []
 			ContentLength: aws.Int64(int64(len(chunk))),
 		})
 		if err != nil {
-			return Info{}, fmt.Errorf("uploading part %d of %s: %w", partNumber, key, err)
+			return nil, 0, "", fmt.Errorf("uploading part %d of %s: %w", partNumber, key, err)
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(partNumber)})
 
@@ -224,25 +245,19 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []
 			break
 		}
 		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-			return Info{}, fmt.Errorf("reading content for %s: %w", key, rerr)
+			return nil, 0, "", fmt.Errorf("reading content for %s: %w", key, rerr)
 		}
 		chunk = first[:n]
 	}
-	got := DigestOf(h)
-	if want != "" && got != want {
-		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
-	}
-	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          &s.bucket,
-		Key:             &key,
-		UploadId:        uploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		IfNoneMatch:     aws.String("*"),
-	})
-	if err != nil {
-		return Info{}, translatePutError(key, err)
-	}
-	return Info{Key: key, Size: size, ModTime: time.Now().UTC(), Digest: got}, nil
+	return parts, size, DigestOf(h), nil
+}
+
+// abortUpload aborts the upload uploadID even when ctx is canceled, so no parts are left
+// behind.
+func (s *S3) abortUpload(ctx context.Context, key string, uploadID *string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
 }
 
 // Get implements Blobs.
