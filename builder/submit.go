@@ -60,6 +60,7 @@ func (e *SourceError) Error() string {
 // Intake turns requests and uploaded sources into queued builds.
 type Intake struct {
 	builds    *Builds
+	queue     *Queue
 	blobs     store.Blobs
 	toolchain *gobuild.Toolchain
 	limits    source.Limits
@@ -88,7 +89,7 @@ func NewIntake(builds *Builds, blobs store.Blobs, tc *gobuild.Toolchain, opts In
 		opts.Limits = source.DefaultLimits()
 	}
 	return &Intake{
-		builds: builds, blobs: blobs, toolchain: tc, limits: opts.Limits, spoolDir: opts.SpoolDir, now: time.Now,
+		builds: builds, queue: NewQueue(builds.rdb), blobs: blobs, toolchain: tc, limits: opts.Limits, spoolDir: opts.SpoolDir, now: time.Now,
 	}, nil
 }
 
@@ -242,16 +243,13 @@ func (in *Intake) enqueue(ctx context.Context, b Build, rawURL string) (Build, b
 	// The queue entry goes first: if slipway stops before the build is recorded, a
 	// worker finds an entry without a build and drops it; the other order could leave a
 	// queued build that no worker ever sees.
-	entry, err := in.builds.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: store.BuildQueueKey,
-		Values: map[string]any{"app": b.App, "build": b.ID},
-	}).Result()
+	entry, err := in.queue.Enqueue(ctx, b.App, b.ID)
 	if err != nil {
 		return Build{}, false, fmt.Errorf("queueing build: %w", err)
 	}
 	dup, err := in.builds.create(ctx, b, rawURL)
 	if err != nil || dup != "" {
-		in.builds.rdb.XDel(context.WithoutCancel(ctx), store.BuildQueueKey, entry)
+		in.queue.Remove(context.WithoutCancel(ctx), entry)
 	}
 	if err != nil {
 		return Build{}, false, err

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/image"
@@ -82,6 +81,7 @@ type WorkerOptions struct {
 // Worker takes builds off the queue and runs them, one at a time.
 type Worker struct {
 	builds    *Builds
+	queue     *Queue
 	blobs     store.Blobs
 	toolchain *gobuild.Toolchain
 	fetcher   *Fetcher
@@ -156,7 +156,7 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *gobuild.Toolchain, opts Wo
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	return &Worker{builds: builds, blobs: blobs, toolchain: tc, opts: opts,
+	return &Worker{builds: builds, queue: NewQueue(builds.rdb), blobs: blobs, toolchain: tc, opts: opts,
 		fetcher: NewFetcher(opts.SourceAllowNets, opts.FetchTimeout),
 		scrub:   pathScrubber(opts, tc, blobs)}, nil
 }
@@ -198,25 +198,15 @@ func pathScrubber(opts WorkerOptions, tc *gobuild.Toolchain, blobs store.Blobs) 
 // ID returns the worker's name.
 func (w *Worker) ID() string { return w.opts.ID }
 
-// EnsureQueue creates the build queue's consumer group if it does not exist yet.
-func EnsureQueue(ctx context.Context, rdb redis.UniversalClient) error {
-	err := rdb.XGroupCreateMkStream(ctx, store.BuildQueueKey, store.BuildQueueGroup, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("creating the build queue: %w", err)
-	}
-	return nil
-}
-
 // Run takes builds off the queue until ctx is done. A build in progress when ctx ends
 // is put back on the queue for another worker.
 func (w *Worker) Run(ctx context.Context) error {
-	rdb := w.builds.rdb
-	if err := EnsureQueue(ctx, rdb); err != nil {
+	if err := EnsureQueue(ctx, w.queue.rdb); err != nil {
 		return err
 	}
 	w.opts.Log.Info("worker started", "worker", w.opts.ID, "sandbox", w.toolchain.Sandbox())
 	for ctx.Err() == nil {
-		msgs, err := w.next(ctx)
+		e, ok, err := w.queue.Claim(ctx, w.opts.ID, w.opts.Visibility, w.block())
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -225,38 +215,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			sleep(ctx, time.Second)
 			continue
 		}
-		for _, m := range msgs {
-			w.handle(ctx, m)
+		if ok {
+			w.handle(ctx, e)
 		}
 	}
 	w.opts.Log.Info("worker stopped", "worker", w.opts.ID)
 	return nil
-}
-
-// next returns the next entry: first one abandoned by a dead worker, else a new one.
-func (w *Worker) next(ctx context.Context) ([]redis.XMessage, error) {
-	rdb := w.builds.rdb
-	claimed, _, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: w.opts.ID,
-		MinIdle: w.opts.Visibility, Start: "0-0", Count: 1,
-	}).Result()
-	if err != nil {
-		return nil, err
-	}
-	if len(claimed) > 0 {
-		return claimed, nil
-	}
-	streams, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: store.BuildQueueGroup, Consumer: w.opts.ID,
-		Streams: []string{store.BuildQueueKey, ">"}, Count: 1, Block: w.block(),
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return streams[0].Messages, nil
 }
 
 // block is how long to wait for a new entry before looking for abandoned ones again.
@@ -265,18 +229,14 @@ func (w *Worker) block() time.Duration {
 }
 
 func (w *Worker) ack(ctx context.Context, entry string) {
-	ctx = context.WithoutCancel(ctx)
-	rdb := w.builds.rdb
-	if err := rdb.XAck(ctx, store.BuildQueueKey, store.BuildQueueGroup, entry).Err(); err != nil {
+	if err := w.queue.Ack(context.WithoutCancel(ctx), entry); err != nil {
 		w.opts.Log.Warn("acknowledging a queue entry", "entry", entry, "err", err)
 	}
-	rdb.XDel(ctx, store.BuildQueueKey, entry)
 }
 
 // handle claims the entry's build, runs it and records the result.
-func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
-	app, _ := m.Values["app"].(string)
-	id, _ := m.Values["build"].(string)
+func (w *Worker) handle(ctx context.Context, m Entry) {
+	app, id := m.App, m.Build
 	log := w.opts.Log.With("worker", w.opts.ID, "app", app, "build", id)
 
 	rec, err := w.readForClaim(ctx, app, id, m.ID)
@@ -345,7 +305,7 @@ func (w *Worker) handle(ctx context.Context, m redis.XMessage) {
 		log.Warn("lost the build to another worker; dropping this attempt's result")
 		return
 	case ctx.Err() != nil && !errors.Is(cause, errCanceled):
-		w.requeue(b, attempt, m.ID, blog, log)
+		w.requeue(b, attempt, m, blog, log)
 		return
 	}
 	end := time.Now().UTC()
@@ -481,7 +441,6 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rdb := w.builds.rdb
 		poll := min(w.opts.CancelPoll, w.opts.Visibility/4)
 		t := time.NewTicker(poll)
 		defer t.Stop()
@@ -495,16 +454,13 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 			case <-t.C:
 			}
 			if time.Since(lastClaim) >= w.opts.Visibility/4 {
-				if err := rdb.XClaimJustID(ctx, &redis.XClaimArgs{
-					Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: w.opts.ID,
-					MinIdle: 0, Messages: []string{entry},
-				}).Err(); err != nil && ctx.Err() == nil {
+				if err := w.queue.Heartbeat(ctx, w.opts.ID, entry); err != nil && ctx.Err() == nil {
 					log.Warn("heartbeat", "err", err)
 				} else {
 					lastClaim = time.Now()
 				}
 			}
-			vals, err := rdb.HMGet(ctx, store.BuildKey(app, id), "attempt", "cancel").Result()
+			vals, err := w.builds.rdb.HMGet(ctx, store.BuildKey(app, id), "attempt", "cancel").Result()
 			if err != nil {
 				continue
 			}
@@ -523,7 +479,7 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 
 // requeue puts a build this worker is abandoning (it is stopping) back on the queue at
 // once, without using up an attempt.
-func (w *Worker) requeue(b Build, attempt int, entry string, blog *buildLog, log *slog.Logger) {
+func (w *Worker) requeue(b Build, attempt int, entry Entry, blog *buildLog, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	b.Status, b.Attempts, b.Worker = StatusQueued, attempt-1, ""
@@ -532,12 +488,10 @@ func (w *Worker) requeue(b Build, attempt int, entry string, blog *buildLog, log
 		log.Warn("requeueing", "err", err)
 		return
 	}
-	rdb := w.builds.rdb
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: store.BuildQueueKey, Values: map[string]any{"app": b.App, "build": b.ID}}).Err(); err != nil {
+	if err := w.queue.Requeue(ctx, entry); err != nil {
 		log.Warn("requeueing", "err", err) // the old entry is still pending and will be reclaimed
 		return
 	}
-	w.ack(ctx, entry)
 	log.Info("build requeued")
 }
 
