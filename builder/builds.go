@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/store"
 )
 
@@ -30,9 +30,10 @@ func NewBuilds(rdb redis.UniversalClient) *Builds {
 //
 //	KEYS  build hash, all builds, builds in status queued, dedupe key, the app's events
 //	ARGV  id, doc, event id, time, app, actor, source URL ("" for an uploaded source,
-//	      whose build is deduplicated; a URL's content is known only once fetched), actor id
-//	returns {"ok"} or {"dup", existing id}; a new build also gets a build.queued event
-var createScript = redis.NewScript(`
+//	      whose build is deduplicated; a URL's content is known only once fetched), actor id,
+//	      event type (build.queued)
+//	returns {"ok"} or {"dup", existing id}; a new build also gets its build.queued event
+var createScript = events.Script(`
 if ARGV[7] == '' then
   local existing = redis.call('GET', KEYS[4])
   if existing then return {'dup', existing} end
@@ -45,8 +46,7 @@ else
 end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[3], 'type', 'build.queued',
-  'app', ARGV[5], 'actor', ARGV[6], 'actor_id', ARGV[8], 'time', ARGV[4], 'data', ARGV[2])
+append_event(KEYS[5], ARGV[3], ARGV[9], ARGV[5], ARGV[6], ARGV[8], ARGV[4], ARGV[2])
 return {'ok'}
 `)
 
@@ -58,10 +58,11 @@ return {'ok'}
 //	      events, the build's running log
 //	ARGV  id, expected attempt, expected status, new attempt, new status, doc,
 //	      drop dedupe ("1": the build can no longer be reused), event id, time, app, actor,
-//	      a line to append to the log in the same step ("" for none), actor id
+//	      a line to append to the log in the same step ("" for none), actor id, the event
+//	      type of the new status ("" for a status that reports none)
 //	returns "ok", "missing", "conflict" or "canceled"; a build that ends gets its
 //	build.<status> event
-var transitionScript = redis.NewScript(`
+var transitionScript = events.Script(`
 local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'cancel')
 if not cur[2] then return 'missing' end
 if cur[1] ~= ARGV[2] or cur[2] ~= ARGV[3] then return 'conflict' end
@@ -75,12 +76,18 @@ if ARGV[7] == '1' and redis.call('GET', KEYS[4]) == ARGV[1] then
   redis.call('DEL', KEYS[4])
 end
 if ARGV[12] ~= '' then redis.call('APPEND', KEYS[6], ARGV[12]) end
-if ARGV[3] ~= ARGV[5] and (ARGV[5] == 'succeeded' or ARGV[5] == 'failed' or ARGV[5] == 'canceled') then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'id', ARGV[8], 'type', 'build.' .. ARGV[5],
-    'app', ARGV[10], 'actor', ARGV[11], 'actor_id', ARGV[13], 'time', ARGV[9], 'data', ARGV[6])
+if ARGV[3] ~= ARGV[5] and ARGV[14] ~= '' then
+  append_event(KEYS[5], ARGV[8], ARGV[14], ARGV[10], ARGV[11], ARGV[13], ARGV[9], ARGV[6])
 end
 return 'ok'
 `)
+
+// endEvents are the event types of the statuses a build ends in.
+var endEvents = map[Status]string{
+	StatusSucceeded: events.BuildSucceeded,
+	StatusFailed:    events.BuildFailed,
+	StatusCanceled:  events.BuildCanceled,
+}
 
 // requestCancelScript marks a running build for cancellation.
 //
@@ -188,7 +195,8 @@ func (s *Builds) create(ctx context.Context, b Build, rawURL string) (dupOf stri
 		store.BuildKey(b.App, b.ID), store.BuildsKey(b.App),
 		store.BuildsByStatusKey(b.App, string(StatusQueued)), store.DedupeKey(b.App, b.InputHash),
 		store.EventsKey(b.App),
-	}, b.ID, doc, eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, rawURL, b.CreatedByID).StringSlice()
+	}, b.ID, doc, events.NewID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, rawURL, b.CreatedByID,
+		events.BuildQueued).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("recording build %s: %w", b.ID, err)
 	}
@@ -221,7 +229,8 @@ func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b
 		store.BuildsByStatusKey(b.App, string(b.Status)), store.DedupeKey(b.App, b.InputHash),
 		store.EventsKey(b.App), store.BuildLogKey(b.App, b.ID),
 	}, b.ID, fromAttempt, string(from), b.Attempts, string(b.Status), doc, drop,
-		eventID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, logLine, b.CreatedByID).Text()
+		events.NewID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, logLine, b.CreatedByID,
+		endEvents[b.Status]).Text()
 	if err != nil {
 		return fmt.Errorf("updating build %s: %w", b.ID, err)
 	}
@@ -290,11 +299,6 @@ func (s *Builds) Cancel(ctx context.Context, app, id string) (Build, bool, error
 		}
 	}
 	return Build{}, false, fmt.Errorf("canceling build %s: its state kept changing", id)
-}
-
-// eventID makes the id of an event: a ULID, so ids sort by time.
-func eventID(t time.Time) string {
-	return ulid.MustNew(ulid.Timestamp(t), ulid.DefaultEntropy()).String()
 }
 
 // validID reports whether id looks like a build id (a ULID), so a path parameter never

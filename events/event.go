@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -22,6 +23,11 @@ type Event struct {
 	// Cursor, on events Log.Read returns, is the position just after this event:
 	// reading from it again yields exactly the events that follow.
 	Cursor string `json:"-"`
+}
+
+// NewID returns a new event id: a ULID with time t, so that ids sort by time.
+func NewID(t time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(t), ulid.DefaultEntropy()).String()
 }
 
 // StreamMS returns the millisecond part of the event's stream id: the Redis time at

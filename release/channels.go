@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/store"
 )
 
@@ -97,10 +97,10 @@ func NewChannels(rdb redis.UniversalClient, apps *Apps) *Channels {
 //	      policy's channel, 6 the target release (or any key), 7 the app's events
 //	ARGV  1 action, 2 expected generation ("" for any), 3 target version ("" for the
 //	      default rollback), 4 actor, 5 reason, 6 now, 7 policy channel ("" for none),
-//	      8 event id, 9 channel name, 10 app, 11 actor id ("" for none)
+//	      8 event id, 9 channel name, 10 app, 11 actor id ("" for none), 12 event type
 //	returns {outcome, event JSON or "", the channel hash's fields and values...}; outcome is
 //	        ok, unchanged, stale, locked, policy, nothing, missing_release or not_in_channel
-var moveScript = redis.NewScript(`
+var moveScript = events.Script(`
 local ch = KEYS[1]
 local function done(outcome, ev)
   local out = {outcome, ev}
@@ -199,15 +199,20 @@ else
 end
 local evJSON = cjson.encode(ev)
 redis.call('RPUSH', KEYS[2], evJSON)
-local types = {promote = 'channel.promoted', rollback = 'channel.rolled_back', lock = 'channel.locked', unlock = 'channel.unlocked'}
 local state = redis.call('HGETALL', ch)
 local data = {channel = ARGV[9], event = ev}
 for i = 1, #state, 2 do data[state[i]] = state[i + 1] end
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', 100000, '*',
-  'id', ARGV[8], 'type', types[action], 'app', ARGV[10], 'actor', ARGV[4], 'actor_id', ARGV[11],
-  'time', ARGV[6], 'data', cjson.encode(data))
+append_event(KEYS[7], ARGV[8], ARGV[12], ARGV[10], ARGV[4], ARGV[11], ARGV[6], cjson.encode(data))
 return done('ok', evJSON)
 `)
+
+// moveEvents are the event types of the channel actions.
+var moveEvents = map[string]string{
+	ActionPromote:  events.ChannelPromoted,
+	ActionRollback: events.ChannelRolledBack,
+	ActionLock:     events.ChannelLocked,
+	ActionUnlock:   events.ChannelUnlocked,
+}
 
 // channelOf returns an app's channel configuration, or ErrNotFound.
 func (c *Channels) channelOf(ctx context.Context, app, name string) (App, Channel, error) {
@@ -300,7 +305,7 @@ func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResu
 	now := c.now().UTC()
 	res, err := moveScript.Run(ctx, c.rdb, moveKeys(app, name, ch.From, target),
 		m.Action, expectedGeneration(m.IfGeneration), target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
-		ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(), name, a.Name, m.ActorID).StringSlice()
+		events.NewID(now), name, a.Name, m.ActorID, moveEvents[m.Action]).StringSlice()
 	if err != nil {
 		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
 	}

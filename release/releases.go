@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/store"
 )
 
@@ -61,10 +61,11 @@ func NewReleases(rdb redis.UniversalClient, blobs store.Blobs, builds BuildLooku
 // version exists.
 //
 //	KEYS  release key, releases set, sequence counter, the app's events
-//	ARGV  version, build id, release JSON (sequence 0), event id, time, actor, app, actor id
+//	ARGV  version, build id, release JSON (sequence 0), event id, time, actor, app, actor id,
+//	      event type (release.created)
 //	returns {"created"|"exists"|"taken", release JSON}; a new release gets its
 //	        release.created event
-var createReleaseScript = redis.NewScript(`
+var createReleaseScript = events.Script(`
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local doc = cjson.decode(existing)
@@ -77,8 +78,7 @@ doc.sequence = seq
 local out = cjson.encode(doc)
 redis.call('SET', KEYS[1], out)
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'id', ARGV[4], 'type', 'release.created',
-  'app', ARGV[7], 'actor', ARGV[6], 'actor_id', ARGV[8], 'time', ARGV[5], 'data', out)
+append_event(KEYS[4], ARGV[4], ARGV[9], ARGV[7], ARGV[6], ARGV[8], ARGV[5], out)
 return {'created', out}
 `)
 
@@ -126,8 +126,8 @@ func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Re
 	now := r.now().UTC()
 	res, err := createReleaseScript.Run(ctx, r.rdb, []string{
 		store.ReleaseKey(app, version), store.ReleasesKey(app), store.ReleaseSeqKey(app), store.EventsKey(app),
-	}, version, b.ID, doc, ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
-		now.Format(time.RFC3339Nano), spec.Actor, app, spec.ActorID).StringSlice()
+	}, version, b.ID, doc, events.NewID(now),
+		now.Format(time.RFC3339Nano), spec.Actor, app, spec.ActorID, events.ReleaseCreated).StringSlice()
 	if err != nil {
 		return Release{}, false, fmt.Errorf("recording release %s: %w", version, err)
 	}
