@@ -71,13 +71,19 @@ func fsBlobs(t *testing.T) store.Blobs {
 func (r *rig) worker(opts builder.WorkerOptions) {
 	r.t.Helper()
 	tc, env := buildertest.Toolchain(r.t)
-	if opts.DataDir == "" {
-		opts.DataDir = r.data
-	}
 	if opts.Go == (gobuild.Env{}) {
 		opts.Go = env
 	}
-	w, err := builder.NewWorker(r.builds, r.blobs, tc, opts)
+	r.workerWith(tc, opts)
+}
+
+// workerWith starts a worker with the compiler c that runs until the test ends.
+func (r *rig) workerWith(c builder.Compiler, opts builder.WorkerOptions) {
+	r.t.Helper()
+	if opts.DataDir == "" {
+		opts.DataDir = r.data
+	}
+	w, err := builder.NewWorker(r.builds, r.blobs, c, opts)
 	if err != nil {
 		r.t.Fatal(err)
 	}

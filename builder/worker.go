@@ -80,19 +80,19 @@ type WorkerOptions struct {
 
 // Worker takes builds off the queue and runs them, one at a time.
 type Worker struct {
-	builds    *Builds
-	queue     *Queue
-	blobs     store.Blobs
-	toolchain *gobuild.Toolchain
-	fetcher   *Fetcher
-	opts      WorkerOptions
+	builds   *Builds
+	queue    *Queue
+	blobs    store.Blobs
+	compiler Compiler
+	fetcher  *Fetcher
+	opts     WorkerOptions
 	// scrub replaces the worker's own paths in what a build reports (its log, its
 	// error), so no server path reaches a user.
 	scrub *strings.Replacer
 }
 
 // NewWorker returns a worker; call Run to start it.
-func NewWorker(builds *Builds, blobs store.Blobs, tc *gobuild.Toolchain, opts WorkerOptions) (*Worker, error) {
+func NewWorker(builds *Builds, blobs store.Blobs, c Compiler, opts WorkerOptions) (*Worker, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("worker needs a data directory")
 	}
@@ -156,14 +156,14 @@ func NewWorker(builds *Builds, blobs store.Blobs, tc *gobuild.Toolchain, opts Wo
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	return &Worker{builds: builds, queue: NewQueue(builds.rdb), blobs: blobs, toolchain: tc, opts: opts,
+	return &Worker{builds: builds, queue: NewQueue(builds.rdb), blobs: blobs, compiler: c, opts: opts,
 		fetcher: NewFetcher(opts.SourceAllowNets, opts.FetchTimeout),
-		scrub:   pathScrubber(opts, tc, blobs)}, nil
+		scrub:   pathScrubber(opts, c, blobs)}, nil
 }
 
 // pathScrubber replaces the worker's directories (longest first) with names that say
 // what they are.
-func pathScrubber(opts WorkerOptions, tc *gobuild.Toolchain, blobs store.Blobs) *strings.Replacer {
+func pathScrubber(opts WorkerOptions, c Compiler, blobs store.Blobs) *strings.Replacer {
 	type sub struct{ path, name string }
 	var subs []sub
 	add := func(p, name string) {
@@ -184,8 +184,8 @@ func pathScrubber(opts WorkerOptions, tc *gobuild.Toolchain, blobs store.Blobs) 
 	if fs, ok := blobs.(interface{ Root() string }); ok {
 		add(fs.Root(), "$BLOBS")
 	}
-	if tc != nil {
-		add(tc.GOROOT(), "$GOROOT")
+	if g, ok := c.(gorooter); ok {
+		add(g.GOROOT(), "$GOROOT")
 	}
 	slices.SortStableFunc(subs, func(a, b sub) int { return len(b.path) - len(a.path) })
 	var pairs []string
@@ -193,6 +193,14 @@ func pathScrubber(opts WorkerOptions, tc *gobuild.Toolchain, blobs store.Blobs) 
 		pairs = append(pairs, s.path, s.name)
 	}
 	return strings.NewReplacer(pairs...)
+}
+
+// sandboxOf says how c confines its compiles, if it knows.
+func sandboxOf(c Compiler) string {
+	if s, ok := c.(sandboxer); ok {
+		return s.Sandbox()
+	}
+	return "unknown"
 }
 
 // ID returns the worker's name.
@@ -204,7 +212,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := EnsureQueue(ctx, w.queue.rdb); err != nil {
 		return err
 	}
-	w.opts.Log.Info("worker started", "worker", w.opts.ID, "sandbox", w.toolchain.Sandbox())
+	w.opts.Log.Info("worker started", "worker", w.opts.ID, "sandbox", sandboxOf(w.compiler))
 	for ctx.Err() == nil {
 		e, ok, err := w.queue.Claim(ctx, w.opts.ID, w.opts.Visibility, w.block())
 		if err != nil {
@@ -285,7 +293,7 @@ func (w *Worker) handle(ctx context.Context, m Entry) {
 	}
 	// The claim and its log line are one step: a worker that dies right after claiming
 	// has already said which attempt it was.
-	claimLine := logLine(fmt.Sprintf("attempt %d of %d on worker %s (%s)", attempt, w.opts.MaxAttempts, w.opts.ID, w.toolchain.Version()))
+	claimLine := logLine(fmt.Sprintf("attempt %d of %d on worker %s (%s)", attempt, w.opts.MaxAttempts, w.opts.ID, w.compiler.Version()))
 	if err := w.builds.transition(ctx, rec.attempt, rec.status, b, claimLine); err != nil {
 		log.Info("another worker took the build first", "err", err)
 		return
@@ -311,7 +319,7 @@ func (w *Worker) handle(ctx context.Context, m Entry) {
 	end := time.Now().UTC()
 	b.FinishedAt = &end
 	b.Timings.TotalMS = ms(end.Sub(b.CreatedAt))
-	b.GoVersion = w.toolchain.Version()
+	b.GoVersion = w.compiler.Version()
 	switch {
 	case errors.Is(cause, errCanceled):
 		w.markCanceled(&b, blog)
@@ -577,7 +585,7 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		}
 		bins[i] = image.Binary{Platform: image.Platform{OS: p.OS, Arch: p.Arch, Variant: p.Variant}, Path: outs[i]}
 	}
-	base := image.Builtin(w.toolchain.ZoneinfoZip())
+	base := image.Builtin(w.compiler.ZoneinfoZip())
 	baseName := "the built-in base"
 	if b.BaseImage != "" {
 		base = image.GuardedRemote(b.BaseImage, w.fetcher.control, w.opts.BaseImageOptions...)
@@ -643,7 +651,7 @@ func (w *Worker) fetchSource(ctx context.Context, b *Build, work, src string, bl
 		}
 		return internalError(blog, "extracting the source", err)
 	}
-	if err := gobuild.CheckGoMod(info.GoMod, w.toolchain.Version()); err != nil {
+	if err := gobuild.CheckGoMod(info.GoMod, w.compiler.Version()); err != nil {
 		blog.Printf("source refused: %v", err)
 		return &BuildError{Reason: ReasonSourceInvalid, Detail: err.Error()}
 	}
@@ -752,7 +760,7 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldf
 				return
 			}
 			blog.Printf("%s: go build %s", ps, b.Main)
-			errs[i] = w.toolchain.Compile(ctx, gobuild.CompileSpec{
+			errs[i] = w.compiler.Compile(ctx, gobuild.CompileSpec{
 				Dir: src, Main: b.Main, Platform: p, Ldflags: ldflags, Out: outs[i],
 				Temp: temp, Timeout: w.opts.Timeout, MaxSize: w.opts.MaxBinary,
 			}, w.opts.Go, blog.Prefixed(ps+": "))
