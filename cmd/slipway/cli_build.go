@@ -18,38 +18,15 @@ import (
 
 // cmdBuild is `slipway build`.
 func cmdBuild(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
-	var cf clientFlags
-	fs := newFlagSet(cmd, &cf, false)
-	var platforms stringList
-	app := fs.String("app", "", "the app to build (required)")
-	fs.Var(&platforms, "platform", "a platform to build, GOOS/GOARCH[/variant]; repeat it or separate with commas (default: the app's)")
-	ver := fs.String("version", "", "the build's SemVer version (default 0.0.0-<build id>); also the release's")
-	commit := fs.String("commit", "", "the source's commit, for {{.Commit}} in the app's ldflags")
-	release := fs.Bool("release", false, "release the build once it succeeds (implies --follow)")
-	promote := fs.String("promote", "", "promote the release to channel `CH` (implies --release)")
-	reason := fs.String("reason", "", "the reason --promote records in the channel's history (default: slipway build --promote)")
-	follow := fs.Bool("follow", false, "stream the build log to stderr and wait for the build to end")
-	pos, err := parseArgs(fs, e, cmd, args, 0, 1)
+	f, err := parseBuildFlags(e, cmd, args)
 	if err != nil {
 		return err
 	}
-	if *app == "" {
-		return &usageError{"build needs --app, the app to build (see slipway build --help)"}
-	}
-	dir := "."
-	if len(pos) == 1 {
-		dir = pos[0]
-	}
-	*release = *release || *promote != ""
-	*follow = *follow || *release
-	if *reason == "" {
-		*reason = "slipway build --promote"
-	}
-	c, err := cf.client(e)
+	c, err := f.cf.client(e)
 	if err != nil {
 		return err
 	}
-	tree, err := listSource(dir)
+	tree, err := listSource(f.dir)
 	if errors.Is(err, errNoGoMod) {
 		return &usageError{err.Error()}
 	}
@@ -59,43 +36,13 @@ func cmdBuild(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string)
 	for _, s := range tree.skipped {
 		fmt.Fprintf(e.stderr, "slipway: leaving out %s: not a regular file\n", s)
 	}
-
-	// Pack once to learn the archive's digest and size: the digest goes into the
-	// Idempotency-Key, which is sent before the body; the upload packs it again.
-	h := sha256.New()
-	cw := &countingWriter{w: h}
-	if err := tree.writeTarGz(cw); err != nil {
-		return err
-	}
-	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	params := &openapi.CreateBuildParams{
-		IdempotencyKey: idempotencyKey("build", *app, digest, strings.Join(platforms, ","), *ver, *commit),
-	}
-	if len(platforms) > 0 {
-		params.Platforms = ptr(strings.Join(platforms, ","))
-	}
-	if *ver != "" {
-		params.Version = ver
-	}
-	if *commit != "" {
-		params.Commit = commit
-	}
-	var bar *progressBar
-	if isTerminal(e.stderr) {
-		fmt.Fprintf(e.stderr, "slipway: uploading %s to %s: %d files, %s\n", dir, c.base.Redacted(), tree.files, humanBytes(cw.n))
-		bar = &progressBar{w: e.stderr, total: cw.n}
-	}
-	b, raw, err := c.uploadSource(ctx, *app, tree, digest, params, bar)
+	b, raw, err := f.upload(ctx, e, c, tree)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "slipway: uploaded %s (%d files, %s): build %s is %s\n", dir, tree.files, humanBytes(cw.n), b.Id, b.Status)
-	if b.Deduplicated {
-		fmt.Fprintf(e.stderr, "slipway: build %s has the same inputs; that build is the answer\n", b.Id)
-	}
-	out := buildOutput{json: cf.json, raw: map[string]json.RawMessage{"build": raw}}
-	if *follow && !terminal(b.Status) {
-		b, raw, err = c.followLog(ctx, e.stderr, *app, b.Id)
+	out := buildOutput{json: f.cf.json, raw: map[string]json.RawMessage{"build": raw}}
+	if f.follow && !terminal(b.Status) {
+		b, raw, err = c.followLog(ctx, e.stderr, f.app, b.Id)
 		if err != nil {
 			return err
 		}
@@ -110,45 +57,150 @@ func cmdBuild(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string)
 		if err := out.write(e.stdout); err != nil {
 			return err
 		}
-		return &buildFailedError{build: b, logShown: *follow}
+		return &buildFailedError{build: b, logShown: f.follow}
 	}
-	if !*release {
+	if !f.release {
 		return out.write(e.stdout)
 	}
-
-	rr, err := c.api.CreateReleaseWithResponse(ctx, *app,
-		&openapi.CreateReleaseParams{IdempotencyKey: idempotencyKey("release", *app, b.Id, *ver)},
-		openapi.ReleaseInput{BuildId: b.Id, Version: params.Version})
+	rel, err := f.releaseBuild(ctx, e, c, b, &out)
 	if err != nil {
-		return errors.Join(out.write(e.stdout), fmt.Errorf("releasing build %s: %w", b.Id, err))
+		return err
+	}
+	if f.promote == "" {
+		return out.write(e.stdout)
+	}
+	if err := f.promoteRelease(ctx, e, c, rel, &out); err != nil {
+		return err
+	}
+	return out.write(e.stdout)
+}
+
+// buildFlags are the flags and the argument of `slipway build`.
+type buildFlags struct {
+	cf                                    clientFlags
+	platforms                             stringList
+	app, version, commit, promote, reason string
+	release, follow                       bool
+	dir                                   string // the module's directory
+}
+
+// parseBuildFlags reads build's command line; --promote implies --release, which
+// implies --follow.
+func parseBuildFlags(e *cliEnv, cmd *clientCommand, args []string) (*buildFlags, error) {
+	f := &buildFlags{dir: "."}
+	fs := newFlagSet(cmd, &f.cf, false)
+	fs.StringVar(&f.app, "app", "", "the app to build (required)")
+	fs.Var(&f.platforms, "platform", "a platform to build, GOOS/GOARCH[/variant]; repeat it or separate with commas (default: the app's)")
+	fs.StringVar(&f.version, "version", "", "the build's SemVer version (default 0.0.0-<build id>); also the release's")
+	fs.StringVar(&f.commit, "commit", "", "the source's commit, for {{.Commit}} in the app's ldflags")
+	fs.BoolVar(&f.release, "release", false, "release the build once it succeeds (implies --follow)")
+	fs.StringVar(&f.promote, "promote", "", "promote the release to channel `CH` (implies --release)")
+	fs.StringVar(&f.reason, "reason", "", "the reason --promote records in the channel's history (default: slipway build --promote)")
+	fs.BoolVar(&f.follow, "follow", false, "stream the build log to stderr and wait for the build to end")
+	pos, err := parseArgs(fs, e, cmd, args, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	if f.app == "" {
+		return nil, &usageError{"build needs --app, the app to build (see slipway build --help)"}
+	}
+	if len(pos) == 1 {
+		f.dir = pos[0]
+	}
+	f.release = f.release || f.promote != ""
+	f.follow = f.follow || f.release
+	if f.reason == "" {
+		f.reason = "slipway build --promote"
+	}
+	return f, nil
+}
+
+// upload packs the module and sends it as a new build, saying what it sends and what the
+// server made of it on stderr.
+func (f *buildFlags) upload(ctx context.Context, e *cliEnv, c *client, tree *sourceTree) (openapi.Build, []byte, error) {
+	// Pack once to learn the archive's digest and size: the digest goes into the
+	// Idempotency-Key, which is sent before the body; the upload packs it again.
+	h := sha256.New()
+	cw := &countingWriter{w: h}
+	if err := tree.writeTarGz(cw); err != nil {
+		return openapi.Build{}, nil, err
+	}
+	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	var bar *progressBar
+	if isTerminal(e.stderr) {
+		fmt.Fprintf(e.stderr, "slipway: uploading %s to %s: %d files, %s\n", f.dir, c.base.Redacted(), tree.files, humanBytes(cw.n))
+		bar = &progressBar{w: e.stderr, total: cw.n}
+	}
+	b, raw, err := c.uploadSource(ctx, f.app, tree, digest, f.buildParams(digest), bar)
+	if err != nil {
+		return openapi.Build{}, nil, err
+	}
+	fmt.Fprintf(e.stderr, "slipway: uploaded %s (%d files, %s): build %s is %s\n", f.dir, tree.files, humanBytes(cw.n), b.Id, b.Status)
+	if b.Deduplicated {
+		fmt.Fprintf(e.stderr, "slipway: build %s has the same inputs; that build is the answer\n", b.Id)
+	}
+	return b, raw, nil
+}
+
+// buildParams are the query of the build request of the archive with digest.
+func (f *buildFlags) buildParams(digest string) *openapi.CreateBuildParams {
+	params := &openapi.CreateBuildParams{
+		IdempotencyKey: idempotencyKey("build", f.app, digest, strings.Join(f.platforms, ","), f.version, f.commit),
+		Version:        optional(f.version),
+		Commit:         optional(f.commit),
+	}
+	if len(f.platforms) > 0 {
+		params.Platforms = ptr(strings.Join(f.platforms, ","))
+	}
+	return params
+}
+
+// releaseBuild releases build b and adds the release to out; when the request fails, it
+// prints out before it returns the error.
+func (f *buildFlags) releaseBuild(ctx context.Context, e *cliEnv, c *client, b openapi.Build, out *buildOutput) (*openapi.Release, error) {
+	rr, err := c.api.CreateReleaseWithResponse(ctx, f.app,
+		&openapi.CreateReleaseParams{IdempotencyKey: idempotencyKey("release", f.app, b.Id, f.version)},
+		openapi.ReleaseInput{BuildId: b.Id, Version: optional(f.version)})
+	if err != nil {
+		return nil, errors.Join(out.write(e.stdout), fmt.Errorf("releasing build %s: %w", b.Id, err))
 	}
 	rel := rr.JSON201
 	if rel == nil {
 		rel = rr.JSON200
 	}
 	if rel == nil {
-		return unexpected("releasing", rr.HTTPResponse, rr.Body)
+		return nil, unexpected("releasing", rr.HTTPResponse, rr.Body)
 	}
 	out.raw["release"] = rr.Body
 	out.add("release", rel.Version)
-	if *promote == "" {
-		return out.write(e.stdout)
-	}
+	return rel, nil
+}
 
-	ch, err := c.getChannel(ctx, *app, *promote)
+// promoteRelease promotes rel to the channel of --promote and adds the move to out; when
+// that fails, it prints out before it returns the error.
+func (f *buildFlags) promoteRelease(ctx context.Context, e *cliEnv, c *client, rel *openapi.Release, out *buildOutput) error {
+	ch, err := c.getChannel(ctx, f.app, f.promote)
 	if err != nil {
-		return errors.Join(out.write(e.stdout), fmt.Errorf("reading channel %s: %w", *promote, err))
+		return errors.Join(out.write(e.stdout), fmt.Errorf("reading channel %s: %w", f.promote, err))
 	}
-	mv, mraw, err := c.move(ctx, *app, *promote, ch.Generation, channelAction{
+	mv, mraw, err := c.move(ctx, f.app, f.promote, ch.Generation, channelAction{
 		kind: "promote",
-		body: openapi.PromoteInput{Version: &rel.Version, Reason: reason},
+		body: openapi.PromoteInput{Version: &rel.Version, Reason: &f.reason},
 	})
 	if err != nil {
-		return errors.Join(out.write(e.stdout), fmt.Errorf("promoting %s to %s: %w", rel.Version, *promote, err))
+		return errors.Join(out.write(e.stdout), fmt.Errorf("promoting %s to %s: %w", rel.Version, f.promote, err))
 	}
 	out.raw["promotion"] = mraw
-	out.add("promoted", moveSummary(*app, "promote", mv))
-	return out.write(e.stdout)
+	out.add("promoted", moveSummary(f.app, "promote", mv))
+	return nil
+}
+
+// optional is nil for "", else a pointer to s.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // buildOutput is what build prints to stdout: aligned "key value" lines, or with --json
