@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -164,43 +165,14 @@ func cmdMove(kind string) func(ctx context.Context, e *cliEnv, cmd *clientComman
 	return func(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
 		var cf clientFlags
 		fs := newFlagSet(cmd, &cf, false)
-		reason := fs.String("reason", "", "why, for the channel's history (required)")
-		var version, from, to string
-		switch kind {
-		case "promote":
-			fs.StringVar(&version, "version", "", "the release `V` to promote")
-			fs.StringVar(&from, "from", "", "promote what channel `CH2` holds now")
-		case "rollback":
-			fs.StringVar(&to, "to", "", "the release `V` to go back to (default: the one before the current)")
-		}
+		mf := newMoveFlags(fs, kind)
 		pos, err := parseArgs(fs, e, cmd, args, 2, 2)
 		if err != nil {
 			return err
 		}
-		if *reason == "" {
-			return &usageError{kind + " needs --reason: it goes into the channel's history"}
-		}
-		act := channelAction{kind: kind}
-		switch kind {
-		case "promote":
-			if (version == "") == (from == "") {
-				return &usageError{"promote needs one of --version V or --from CH2"}
-			}
-			in := openapi.PromoteInput{Reason: reason}
-			if version != "" {
-				in.Version = &version
-			} else {
-				in.From = &from
-			}
-			act.body = in
-		case "rollback":
-			in := openapi.RollbackInput{Reason: reason}
-			if to != "" {
-				in.To = &to
-			}
-			act.body = in
-		default:
-			act.body = openapi.ReasonInput{Reason: reason}
+		act, err := mf.action(kind)
+		if err != nil {
+			return err
 		}
 		c, err := cf.client(e)
 		if err != nil {
@@ -225,6 +197,56 @@ func cmdMove(kind string) func(ctx context.Context, e *cliEnv, cmd *clientComman
 		_, err = fmt.Fprintln(e.stdout, moveSummary(app, kind, mv))
 		return err
 	}
+}
+
+// moveFlags are the flags of a channel action: a reason, and what promote and rollback
+// move the channel to.
+type moveFlags struct {
+	reason, version, from, to string
+}
+
+// newMoveFlags defines on fs the flags of the channel actions of kind.
+func newMoveFlags(fs *flag.FlagSet, kind string) *moveFlags {
+	mf := &moveFlags{}
+	fs.StringVar(&mf.reason, "reason", "", "why, for the channel's history (required)")
+	switch kind {
+	case "promote":
+		fs.StringVar(&mf.version, "version", "", "the release `V` to promote")
+		fs.StringVar(&mf.from, "from", "", "promote what channel `CH2` holds now")
+	case "rollback":
+		fs.StringVar(&mf.to, "to", "", "the release `V` to go back to (default: the one before the current)")
+	}
+	return mf
+}
+
+// action checks the flags and returns the channel action of kind they ask for.
+func (mf *moveFlags) action(kind string) (channelAction, error) {
+	if mf.reason == "" {
+		return channelAction{}, &usageError{kind + " needs --reason: it goes into the channel's history"}
+	}
+	act := channelAction{kind: kind}
+	switch kind {
+	case "promote":
+		if (mf.version == "") == (mf.from == "") {
+			return channelAction{}, &usageError{"promote needs one of --version V or --from CH2"}
+		}
+		in := openapi.PromoteInput{Reason: &mf.reason}
+		if mf.version != "" {
+			in.Version = &mf.version
+		} else {
+			in.From = &mf.from
+		}
+		act.body = in
+	case "rollback":
+		in := openapi.RollbackInput{Reason: &mf.reason}
+		if mf.to != "" {
+			in.To = &mf.to
+		}
+		act.body = in
+	default:
+		act.body = openapi.ReasonInput{Reason: &mf.reason}
+	}
+	return act, nil
 }
 
 // cmdChannels is `slipway channels A`.
