@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,54 +72,22 @@ type setting struct {
 	set                  func(string) error
 }
 
+// serveSettings are the settings of serve and worker, in the order help lists them.
 func serveSettings(c *serveConfig) []setting {
-	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
-	dur := func(p *time.Duration) func(string) error {
-		return func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err == nil && d <= 0 {
-				err = errors.New("must be positive")
-			}
-			*p = d
-			return err
-		}
-	}
-	count := func(p *int, least int) func(string) error {
-		return func(v string) error {
-			n, err := strconv.Atoi(v)
-			if err == nil && n < least {
-				err = fmt.Errorf("must be at least %d", least)
-			}
-			*p = n
-			return err
-		}
-	}
-	boolean := func(p *bool) func(string) error {
-		return func(v string) error {
-			b, err := strconv.ParseBool(v)
-			*p = b
-			return err
-		}
-	}
-	size := func(p *int64) func(string) error {
-		return func(v string) error {
-			n, err := parseSize(v)
-			*p = n
-			return err
-		}
-	}
+	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), requestSettings(c),
+		webhookSettings(c), frontSettings(c))
+}
+
+// serverSettings are the settings of where the server listens and keeps its state.
+func serverSettings(c *serveConfig) []setting {
 	return []setting{
-		{flag: "addr", env: "SLIPWAY_ADDR", def: "127.0.0.1:8080", help: "address to listen on, host:port", set: str(&c.Addr)},
-		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS)", set: str(&c.RedisURL)},
-		{flag: "data-dir", env: "SLIPWAY_DATA_DIR", def: "./data", help: "directory for local state; blobs live under <data-dir>/blobs when no S3 bucket is set", set: str(&c.DataDir)},
-		{flag: "s3-bucket", env: "SLIPWAY_S3_BUCKET", def: "", help: "S3 bucket for blobs; empty keeps them on the filesystem under the data directory", set: str(&c.S3Bucket)},
-		{flag: "s3-endpoint", env: "SLIPWAY_S3_ENDPOINT", def: "", help: "S3 endpoint URL for S3-compatible servers; empty for AWS", set: str(&c.S3Endpoint)},
-		{flag: "s3-region", env: "SLIPWAY_S3_REGION", def: "", help: "S3 region; empty takes it from the AWS configuration, else us-east-1", set: str(&c.S3Region)},
-		{flag: "s3-path-style", env: "SLIPWAY_S3_PATH_STYLE", def: "false", help: "address buckets by path (http://endpoint/bucket), as most S3-compatible servers need", set: func(v string) error {
-			b, err := strconv.ParseBool(v)
-			c.S3PathStyle = b
-			return err
-		}},
+		{flag: "addr", env: "SLIPWAY_ADDR", def: "127.0.0.1:8080", help: "address to listen on, host:port", set: setString(&c.Addr)},
+		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS)", set: setString(&c.RedisURL)},
+		{flag: "data-dir", env: "SLIPWAY_DATA_DIR", def: "./data", help: "directory for local state; blobs live under <data-dir>/blobs when no S3 bucket is set", set: setString(&c.DataDir)},
+		{flag: "s3-bucket", env: "SLIPWAY_S3_BUCKET", def: "", help: "S3 bucket for blobs; empty keeps them on the filesystem under the data directory", set: setString(&c.S3Bucket)},
+		{flag: "s3-endpoint", env: "SLIPWAY_S3_ENDPOINT", def: "", help: "S3 endpoint URL for S3-compatible servers; empty for AWS", set: setString(&c.S3Endpoint)},
+		{flag: "s3-region", env: "SLIPWAY_S3_REGION", def: "", help: "S3 region; empty takes it from the AWS configuration, else us-east-1", set: setString(&c.S3Region)},
+		{flag: "s3-path-style", env: "SLIPWAY_S3_PATH_STYLE", def: "false", help: "address buckets by path (http://endpoint/bucket), as most S3-compatible servers need", set: setBool(&c.S3PathStyle)},
 		{flag: "s3-presign-ttl", env: "SLIPWAY_S3_PRESIGN_TTL", def: "0", help: "answer registry blob downloads with a redirect to a presigned S3 URL valid this long (e.g. 15m), so layers leave the bucket without passing through slipway; 0 streams them", set: func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err == nil && d < 0 {
@@ -127,39 +96,44 @@ func serveSettings(c *serveConfig) []setting {
 			c.S3PresignTTL = d
 			return err
 		}},
-		{flag: "admin-token", env: "SLIPWAY_ADMIN_TOKEN", def: "", help: "bearer token that holds the admin scope; prefer the variable, since flags show in ps", secret: true, set: str(&c.AdminToken)},
-		{flag: "go", env: "SLIPWAY_GO", def: "go", help: "the go command builds run with, a path or a name in PATH", set: str(&c.GoBin)},
+	}
+}
+
+// processSettings are the settings of the admin token, the go command, logs and shutdown.
+func processSettings(c *serveConfig) []setting {
+	return []setting{
+		{flag: "admin-token", env: "SLIPWAY_ADMIN_TOKEN", def: "", help: "bearer token that holds the admin scope; prefer the variable, since flags show in ps", secret: true, set: setString(&c.AdminToken)},
+		{flag: "go", env: "SLIPWAY_GO", def: "go", help: "the go command builds run with, a path or a name in PATH", set: setString(&c.GoBin)},
 		{flag: "log-level", env: "SLIPWAY_LOG_LEVEL", def: "info", help: "least severe log level: debug, info, warn or error", set: func(v string) error {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},
-		{flag: "shutdown-timeout", env: "SLIPWAY_SHUTDOWN_TIMEOUT", def: "20s", help: "on SIGTERM or SIGINT, how long in-flight requests may take to finish", set: dur(&c.ShutdownTimeout)},
-		{flag: "workers", env: "SLIPWAY_WORKERS", def: "1", help: "build workers in this process (serve: 0 for an API-only process)", set: count(&c.Workers, 0)},
-		{flag: "build-concurrency", env: "SLIPWAY_BUILD_CONCURRENCY", def: strconv.Itoa(runtime.NumCPU()), help: "platforms of one build compiled at once (default: the number of CPUs)", set: count(&c.BuildConcurrency, 1)},
-		{flag: "build-timeout", env: "SLIPWAY_BUILD_TIMEOUT", def: "10m", help: "longest one platform's compile may take; its process group is killed then", set: dur(&c.BuildTimeout)},
-		{flag: "build-visibility", env: "SLIPWAY_BUILD_VISIBILITY", def: "1m", help: "how long a build may go without its worker's heartbeat before another worker takes it over", set: dur(&c.BuildVisibility)},
-		{flag: "build-attempts", env: "SLIPWAY_BUILD_ATTEMPTS", def: "3", help: "how many workers may start a build before it fails", set: count(&c.BuildAttempts, 1)},
-		{flag: "gocache", env: "SLIPWAY_GOCACHE", def: "", help: "GOCACHE shared by all builds (default <data-dir>/cache/go-build)", set: str(&c.GoCache)},
-		{flag: "gomodcache", env: "SLIPWAY_GOMODCACHE", def: "", help: "GOMODCACHE shared by all builds (default <data-dir>/cache/gomod)", set: str(&c.GoModCache)},
-		{flag: "goproxy", env: "SLIPWAY_GOPROXY", def: "https://proxy.golang.org,direct", help: "GOPROXY for builds", set: str(&c.GoProxy)},
-		{flag: "gosumdb", env: "SLIPWAY_GOSUMDB", def: "sum.golang.org", help: "GOSUMDB for builds", set: str(&c.GoSumDB)},
-		{flag: "goprivate", env: "SLIPWAY_GOPRIVATE", def: "", help: "GOPRIVATE for builds", set: str(&c.GoPrivate)},
-		{flag: "source-allow-nets", env: "SLIPWAY_SOURCE_ALLOW_NETS", def: "", help: "comma-separated CIDRs that source URLs may reach although link-local or metadata addresses", set: func(v string) error {
-			c.SourceAllowNets = nil
-			for part := range strings.SplitSeq(v, ",") {
-				if part = strings.TrimSpace(part); part == "" {
-					continue
-				}
-				p, err := netip.ParsePrefix(part)
-				if err != nil {
-					return err
-				}
-				c.SourceAllowNets = append(c.SourceAllowNets, p)
-			}
-			return nil
-		}},
-		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: size(&c.MaxSourceBytes)},
-		{flag: "max-source-unpacked", env: "SLIPWAY_MAX_SOURCE_UNPACKED", def: "1GiB", help: "most bytes a source archive may unpack to", set: size(&c.MaxSourceUnpacked)},
-		{flag: "max-source-entries", env: "SLIPWAY_MAX_SOURCE_ENTRIES", def: "50000", help: "most files and directories in a source archive", set: count(&c.MaxSourceEntries, 1)},
+		{flag: "shutdown-timeout", env: "SLIPWAY_SHUTDOWN_TIMEOUT", def: "20s", help: "on SIGTERM or SIGINT, how long in-flight requests may take to finish", set: setDuration(&c.ShutdownTimeout)},
+	}
+}
+
+// buildSettings are the settings of the workers, their Go environment and source limits.
+func buildSettings(c *serveConfig) []setting {
+	return []setting{
+		{flag: "workers", env: "SLIPWAY_WORKERS", def: "1", help: "build workers in this process (serve: 0 for an API-only process)", set: setCount(&c.Workers, 0)},
+		{flag: "build-concurrency", env: "SLIPWAY_BUILD_CONCURRENCY", def: strconv.Itoa(runtime.NumCPU()), help: "platforms of one build compiled at once (default: the number of CPUs)", set: setCount(&c.BuildConcurrency, 1)},
+		{flag: "build-timeout", env: "SLIPWAY_BUILD_TIMEOUT", def: "10m", help: "longest one platform's compile may take; its process group is killed then", set: setDuration(&c.BuildTimeout)},
+		{flag: "build-visibility", env: "SLIPWAY_BUILD_VISIBILITY", def: "1m", help: "how long a build may go without its worker's heartbeat before another worker takes it over", set: setDuration(&c.BuildVisibility)},
+		{flag: "build-attempts", env: "SLIPWAY_BUILD_ATTEMPTS", def: "3", help: "how many workers may start a build before it fails", set: setCount(&c.BuildAttempts, 1)},
+		{flag: "gocache", env: "SLIPWAY_GOCACHE", def: "", help: "GOCACHE shared by all builds (default <data-dir>/cache/go-build)", set: setString(&c.GoCache)},
+		{flag: "gomodcache", env: "SLIPWAY_GOMODCACHE", def: "", help: "GOMODCACHE shared by all builds (default <data-dir>/cache/gomod)", set: setString(&c.GoModCache)},
+		{flag: "goproxy", env: "SLIPWAY_GOPROXY", def: "https://proxy.golang.org,direct", help: "GOPROXY for builds", set: setString(&c.GoProxy)},
+		{flag: "gosumdb", env: "SLIPWAY_GOSUMDB", def: "sum.golang.org", help: "GOSUMDB for builds", set: setString(&c.GoSumDB)},
+		{flag: "goprivate", env: "SLIPWAY_GOPRIVATE", def: "", help: "GOPRIVATE for builds", set: setString(&c.GoPrivate)},
+		{flag: "source-allow-nets", env: "SLIPWAY_SOURCE_ALLOW_NETS", def: "", help: "comma-separated CIDRs that source URLs may reach although link-local or metadata addresses", set: cidrs(&c.SourceAllowNets)},
+		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: setSize(&c.MaxSourceBytes)},
+		{flag: "max-source-unpacked", env: "SLIPWAY_MAX_SOURCE_UNPACKED", def: "1GiB", help: "most bytes a source archive may unpack to", set: setSize(&c.MaxSourceUnpacked)},
+		{flag: "max-source-entries", env: "SLIPWAY_MAX_SOURCE_ENTRIES", def: "50000", help: "most files and directories in a source archive", set: setCount(&c.MaxSourceEntries, 1)},
+	}
+}
+
+// requestSettings are the settings of what requests must keep to: body rate, tokens, rates.
+func requestSettings(c *serveConfig) []setting {
+	return []setting{
 		{flag: "body-min-rate", env: "SLIPWAY_BODY_MIN_RATE", def: "10KiB", help: "least average rate, in bytes a second (KiB, MiB suffixes), every request body must keep up after --body-grace; one that falls behind gets 408 and nothing of it is kept, so a stalled upload cannot hold a spool file. 0 turns it off", set: func(v string) error {
 			if strings.TrimSpace(v) == "0" {
 				c.BodyMinRate = 0
@@ -169,9 +143,9 @@ func serveSettings(c *serveConfig) []setting {
 			c.BodyMinRate = n
 			return err
 		}},
-		{flag: "body-grace", env: "SLIPWAY_BODY_GRACE", def: "10s", help: "how long a request body may take before --body-min-rate applies", set: dur(&c.BodyGrace)},
-		{flag: "insecure", env: "SLIPWAY_INSECURE", def: "false", help: "serve without an admin token (so without authentication) on a non-loopback address", set: boolean(&c.Insecure)},
-		{flag: "metrics-public", env: "SLIPWAY_METRICS_PUBLIC", def: "false", help: "serve /metrics without a token (it needs the read scope otherwise)", set: boolean(&c.MetricsPublic)},
+		{flag: "body-grace", env: "SLIPWAY_BODY_GRACE", def: "10s", help: "how long a request body may take before --body-min-rate applies", set: setDuration(&c.BodyGrace)},
+		{flag: "insecure", env: "SLIPWAY_INSECURE", def: "false", help: "serve without an admin token (so without authentication) on a non-loopback address", set: setBool(&c.Insecure)},
+		{flag: "metrics-public", env: "SLIPWAY_METRICS_PUBLIC", def: "false", help: "serve /metrics without a token (it needs the read scope otherwise)", set: setBool(&c.MetricsPublic)},
 		{flag: "rate-limit", env: "SLIPWAY_RATE_LIMIT", def: "20", help: "requests per second each token may make, shared by every API replica", set: func(v string) error {
 			f, err := strconv.ParseFloat(v, 64)
 			if err == nil && f <= 0 {
@@ -180,20 +154,77 @@ func serveSettings(c *serveConfig) []setting {
 			c.RateLimit = f
 			return err
 		}},
-		{flag: "rate-burst", env: "SLIPWAY_RATE_BURST", def: "40", help: "requests a token may make at once above its rate", set: count(&c.RateBurst, 1)},
+		{flag: "rate-burst", env: "SLIPWAY_RATE_BURST", def: "40", help: "requests a token may make at once above its rate", set: setCount(&c.RateBurst, 1)},
+	}
+}
+
+// webhookSettings are the settings of where webhooks may go and how they are retried.
+func webhookSettings(c *serveConfig) []setting {
+	return []setting{
 		{flag: "webhook-allow-nets", env: "SLIPWAY_WEBHOOK_ALLOW_NETS", def: "", help: "comma-separated CIDRs webhooks may reach although loopback, private, link-local or otherwise special (checked after DNS, on every connection)", set: cidrs(&c.WebhookAllowNets)},
-		{flag: "webhook-secret-grace", env: "SLIPWAY_WEBHOOK_SECRET_GRACE", def: "24h", help: "how long a rotated-out webhook secret keeps signing beside the new one", set: dur(&c.WebhookSecretGrace)},
-		{flag: "webhook-horizon", env: "SLIPWAY_WEBHOOK_HORIZON", def: "24h", help: "how long a webhook delivery is retried before it is marked failed", set: dur(&c.WebhookHorizon)},
-		{flag: "webhook-min-backoff", env: "SLIPWAY_WEBHOOK_MIN_BACKOFF", def: "2s", help: "wait before the first retry of a webhook delivery; each later wait doubles (with jitter)", set: dur(&c.WebhookMinBackoff)},
-		{flag: "webhook-max-backoff", env: "SLIPWAY_WEBHOOK_MAX_BACKOFF", def: "1h", help: "longest wait between attempts of a webhook delivery, Retry-After included", set: dur(&c.WebhookMaxBackoff)},
-		{flag: "webhook-timeout", env: "SLIPWAY_WEBHOOK_TIMEOUT", def: "10s", help: "longest one webhook attempt may take, from dialing to the end of the answer", set: dur(&c.WebhookTimeout)},
-		{flag: "webhook-visibility", env: "SLIPWAY_WEBHOOK_VISIBILITY", def: "1m", help: "how long a dispatcher may hold a delivery or an event without finishing before another takes it over; more than the timeout", set: dur(&c.WebhookVisibility)},
-		{flag: "webhook-concurrency", env: "SLIPWAY_WEBHOOK_CONCURRENCY", def: "8", help: "webhook deliveries this process sends at once; 0 runs no webhook dispatcher here", set: count(&c.WebhookConcurrency, 0)},
+		{flag: "webhook-secret-grace", env: "SLIPWAY_WEBHOOK_SECRET_GRACE", def: "24h", help: "how long a rotated-out webhook secret keeps signing beside the new one", set: setDuration(&c.WebhookSecretGrace)},
+		{flag: "webhook-horizon", env: "SLIPWAY_WEBHOOK_HORIZON", def: "24h", help: "how long a webhook delivery is retried before it is marked failed", set: setDuration(&c.WebhookHorizon)},
+		{flag: "webhook-min-backoff", env: "SLIPWAY_WEBHOOK_MIN_BACKOFF", def: "2s", help: "wait before the first retry of a webhook delivery; each later wait doubles (with jitter)", set: setDuration(&c.WebhookMinBackoff)},
+		{flag: "webhook-max-backoff", env: "SLIPWAY_WEBHOOK_MAX_BACKOFF", def: "1h", help: "longest wait between attempts of a webhook delivery, Retry-After included", set: setDuration(&c.WebhookMaxBackoff)},
+		{flag: "webhook-timeout", env: "SLIPWAY_WEBHOOK_TIMEOUT", def: "10s", help: "longest one webhook attempt may take, from dialing to the end of the answer", set: setDuration(&c.WebhookTimeout)},
+		{flag: "webhook-visibility", env: "SLIPWAY_WEBHOOK_VISIBILITY", def: "1m", help: "how long a dispatcher may hold a delivery or an event without finishing before another takes it over; more than the timeout", set: setDuration(&c.WebhookVisibility)},
+		{flag: "webhook-concurrency", env: "SLIPWAY_WEBHOOK_CONCURRENCY", def: "8", help: "webhook deliveries this process sends at once; 0 runs no webhook dispatcher here", set: setCount(&c.WebhookConcurrency, 0)},
+	}
+}
+
+// frontSettings are the settings of who stands in front of the API: proxies, browser origins.
+func frontSettings(c *serveConfig) []setting {
+	return []setting{
 		{flag: "trusted-proxies", env: "SLIPWAY_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs of the reverse proxies and load balancers in front of slipway; only a request from one of them may name its client in X-Forwarded-For (for the logs). With none, the client is the TCP peer", set: cidrs(&c.TrustedProxies)},
 		{flag: "cors-origins", env: "SLIPWAY_CORS_ORIGINS", def: "", help: "comma-separated origins whose browser pages may call the API (https://portal.example.com); none by default", set: func(v string) error {
 			c.CORSOrigins = splitComma(v)
 			return nil
 		}},
+	}
+}
+
+// setString sets *p to the value as it is.
+func setString(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+
+// setDuration sets *p to a positive duration.
+func setDuration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		*p = d
+		return err
+	}
+}
+
+// setCount sets *p to a whole number of at least least.
+func setCount(p *int, least int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err == nil && n < least {
+			err = fmt.Errorf("must be at least %d", least)
+		}
+		*p = n
+		return err
+	}
+}
+
+// setBool sets *p to a boolean as strconv.ParseBool reads it.
+func setBool(p *bool) func(string) error {
+	return func(v string) error {
+		b, err := strconv.ParseBool(v)
+		*p = b
+		return err
+	}
+}
+
+// setSize sets *p to a byte count (parseSize).
+func setSize(p *int64) func(string) error {
+	return func(v string) error {
+		n, err := parseSize(v)
+		*p = n
+		return err
 	}
 }
 

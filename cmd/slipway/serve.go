@@ -219,37 +219,60 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		return err
 	}
 	defer s.close()
-	log := s.log
-
-	// Uploads are spooled in this process's own scratch directory, so those of a process
-	// that was killed mid-upload are removed at the next start.
-	spool, err := s.claimScratch(filepath.Join(cfg.DataDir, "spool"))
+	handler, err := s.newAPI()
 	if err != nil {
 		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %v; pick another address with SLIPWAY_ADDR (--addr)", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	srv.RegisterOnShutdown(handler.CloseStreams) // event streams would hold the shutdown back
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	waitWorkers, err := s.startBackground(wctx, stopWorkers)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.log.Info("slipway serving", "addr", ln.Addr().String(), "redis", redactURL(cfg.RedisURL),
+		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "workers", cfg.Workers,
+		"webhook_concurrency", cfg.WebhookConcurrency, "version", version())
+	return s.serveUntilDone(ctx, srv, ln, stopWorkers, waitWorkers)
+}
+
+// newAPI makes the API server with everything it depends on: the intake (spooling
+// uploads in this process's own scratch directory, so those of a process that was killed
+// mid-upload are removed at the next start), the release stores, tokens, events and
+// webhooks.
+func (s *service) newAPI() (*api.Server, error) {
+	spool, err := s.claimScratch(filepath.Join(s.cfg.DataDir, "spool"))
+	if err != nil {
+		return nil, err
 	}
 	intake, err := builder.NewIntake(s.builds, s.blobs, s.toolchain, builder.IntakeOptions{
 		Limits:   s.sourceLimits(),
 		SpoolDir: spool.Path(),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apps := release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain})
-	opts := []api.Option{api.WithMetricsPublic(cfg.MetricsPublic), api.WithCORSOrigins(cfg.CORSOrigins),
-		api.WithTrustedProxies(cfg.TrustedProxies)}
-	if cfg.AdminToken != "" {
-		opts = append(opts, api.WithAdminToken(cfg.AdminToken))
-	} else {
-		log.Warn("authentication is off: no SLIPWAY_ADMIN_TOKEN is set, so anyone who reaches " + cfg.Addr + " may do anything")
-	}
-	opts = append(opts, api.WithBodyMinRate(cfg.BodyMinRate, cfg.BodyGrace))
+	opts := s.apiOptions()
 	hooks, err := webhook.NewStore(s.rdb, s.webhookOptions()...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	handler, err := api.New(api.Deps{
+	return api.New(api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
 		Channels:    release.NewChannels(s.rdb, apps),
@@ -260,49 +283,50 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		Tokens:      auth.NewTokens(s.rdb),
 		Events:      events.NewLog(s.rdb),
 		Webhooks:    hooks,
-		Limiter:     auth.NewRateLimiter(s.rdb, cfg.RateLimit, cfg.RateBurst),
+		Limiter:     auth.NewRateLimiter(s.rdb, s.cfg.RateLimit, s.cfg.RateBurst),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: s.blobs.Ping},
 		},
 		Metrics: reg,
-		Log:     log,
+		Log:     s.log,
 	}, opts...)
-	if err != nil {
-		return err
-	}
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %v; pick another address with SLIPWAY_ADDR (--addr)", cfg.Addr, err)
+// apiOptions are the API's options from the settings; it warns when authentication is
+// off.
+func (s *service) apiOptions() []api.Option {
+	opts := []api.Option{api.WithMetricsPublic(s.cfg.MetricsPublic), api.WithCORSOrigins(s.cfg.CORSOrigins),
+		api.WithTrustedProxies(s.cfg.TrustedProxies)}
+	if s.cfg.AdminToken != "" {
+		opts = append(opts, api.WithAdminToken(s.cfg.AdminToken))
+	} else {
+		s.log.Warn("authentication is off: no SLIPWAY_ADMIN_TOKEN is set, so anyone who reaches " + s.cfg.Addr + " may do anything")
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	srv.RegisterOnShutdown(handler.CloseStreams) // event streams would hold the shutdown back
-	wctx, stopWorkers := context.WithCancel(ctx)
-	defer stopWorkers()
-	waitBuilders, err := s.startWorkers(wctx)
+	return append(opts, api.WithBodyMinRate(s.cfg.BodyMinRate, s.cfg.BodyGrace))
+}
+
+// startBackground starts the build workers and the webhook dispatcher; the returned
+// function waits for both to stop after ctx ends. If the dispatcher cannot start, it
+// stops the workers (with stop, which ends ctx) and waits for them.
+func (s *service) startBackground(ctx context.Context, stop func()) (func(), error) {
+	waitBuilders, err := s.startWorkers(ctx)
 	if err != nil {
-		ln.Close()
-		return err
+		return nil, err
 	}
-	waitDispatcher, err := s.startDispatcher(wctx)
+	waitDispatcher, err := s.startDispatcher(ctx)
 	if err != nil {
-		stopWorkers()
+		stop()
 		waitBuilders()
-		ln.Close()
-		return err
+		return nil, err
 	}
-	waitWorkers := func() { waitBuilders(); waitDispatcher() }
-	log.Info("slipway serving", "addr", ln.Addr().String(), "redis", redactURL(cfg.RedisURL),
-		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "workers", cfg.Workers,
-		"webhook_concurrency", cfg.WebhookConcurrency, "version", version())
+	return func() { waitBuilders(); waitDispatcher() }, nil
+}
 
+// serveUntilDone serves ln until ctx is done, then stops the workers and drains
+// in-flight requests for up to the shutdown timeout; it returns once the workers have
+// stopped too.
+func (s *service) serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, stopWorkers, waitWorkers func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -312,17 +336,18 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	timeout := s.cfg.ShutdownTimeout
+	s.log.Info("shutting down", "timeout", timeout.String())
 	stopWorkers()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	waitWorkers()
 	if err != nil {
 		srv.Close()
-		return fmt.Errorf("in-flight requests did not finish within %s: %w", cfg.ShutdownTimeout, err)
+		return fmt.Errorf("in-flight requests did not finish within %s: %w", timeout, err)
 	}
-	log.Info("stopped")
+	s.log.Info("stopped")
 	return nil
 }
 
