@@ -1,5 +1,6 @@
 // Package api is slipway's HTTP server: Echo handlers implementing the interface generated
-// from openapi.yaml, the middleware around them (request ids, logs, metrics), the answers
-// it keeps in Redis for Idempotency-Key retries, and the one place where errors become
-// RFC 9457 problem documents.
+// from openapi.yaml (the /v1 API and the read-only OCI registry under /v2/), the middleware
+// around them (authentication, request ids, limits, logs, metrics), the answers it keeps in
+// Redis for Idempotency-Key retries, and the one table where errors meet HTTP: every
+// problem type and registry error code with its status, and which error becomes which.
 package api
