@@ -17,13 +17,14 @@ var allowed = map[string][]string{
 	"auth":    {"auth", "store"},
 	"openapi": {"openapi"},
 	"events":  {"events", "store"},
-	"webhook": {"webhook", "events", "store"},
+	"webhook": {"webhook", "events", "invalid", "store"},
+	"invalid": {"invalid"},
 	"builder": {"builder", "events", "store"},
-	"release": {"release", "events", "store"},
-	"api":     {"api", "openapi", "auth", "builder", "events", "release", "store", "webhook"},
-	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "events", "release", "store", "webhook"},
+	"release": {"release", "events", "invalid", "store"},
+	"api":     {"api", "openapi", "auth", "builder", "events", "invalid", "release", "store", "webhook"},
+	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "events", "invalid", "release", "store", "webhook"},
 	"<root>":  {},
-	"bench":   {"bench", "api", "openapi", "auth", "builder", "events", "release", "store", "webhook"},
+	"bench":   {"bench", "api", "openapi", "auth", "builder", "events", "invalid", "release", "store", "webhook"},
 }
 
 // thirdParty pins each of these dependencies to the trees that may import it: in any

@@ -25,9 +25,9 @@ import (
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/openapi/openapitest"
 	"github.com/slipway/slipway/release"
-	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
+	"github.com/slipway/slipway/webhook"
 )
 
 var (

@@ -16,9 +16,9 @@ import (
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/openapi"
-	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
+	"github.com/slipway/slipway/webhook"
 )
 
 // TestAuditRecordsTheTokenID: two tokens named bot, the second made after the first was

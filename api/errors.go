@@ -14,10 +14,11 @@ import (
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/events"
+	"github.com/slipway/slipway/invalid"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
-	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store"
+	"github.com/slipway/slipway/webhook"
 )
 
 // errBodyTooSlow means a request body fell behind the minimum upload rate.
@@ -244,8 +245,8 @@ func errText(err error) string { return err.Error() }
 // fixed is a detail that is the same whatever the error says.
 func fixed(detail string) func(error) string { return func(error) string { return detail } }
 
-// validationProblem lists every field a domain package refused.
-func validationProblem(verr *release.ValidationError) *problemError {
+// validationProblem lists every field a domain package (release, webhook) refused.
+func validationProblem(verr *invalid.Error) *problemError {
 	p := &problemError{kind: openapi.ProblemValidationFailed}
 	details := make([]string, 0, len(verr.Fields))
 	for _, f := range verr.Fields {

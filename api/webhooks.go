@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/slipway/slipway/openapi"
-	"github.com/slipway/slipway/release/webhook"
+	"github.com/slipway/slipway/webhook"
 )
 
 // WebhookStore is what the API needs of webhook subscriptions and their deliveries;

@@ -10,8 +10,8 @@ import (
 
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/openapi"
-	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store/storetest"
+	"github.com/slipway/slipway/webhook"
 )
 
 // subscribeAs makes a subscription to apps (none: every app) as the token and returns

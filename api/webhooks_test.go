@@ -14,8 +14,8 @@ import (
 
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/openapi"
-	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store/storetest"
+	"github.com/slipway/slipway/webhook"
 )
 
 var testNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}

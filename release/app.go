@@ -103,7 +103,7 @@ func (spec AppSpec) Resolve(check BuildChecker) (AppConfig, error) {
 	if spec.Main != nil {
 		m, err := normalizeMain(*spec.Main)
 		if err != nil {
-			verr.add("main", err.Error())
+			verr.Add("main", err.Error())
 		}
 		cfg.Main = m
 	}
@@ -113,13 +113,13 @@ func (spec AppSpec) Resolve(check BuildChecker) (AppConfig, error) {
 	if spec.BaseImage != nil {
 		cfg.BaseImage = strings.TrimSpace(*spec.BaseImage)
 		if err := check.CheckBaseImage(cfg.BaseImage); err != nil {
-			verr.add("base_image", err.Error())
+			verr.Add("base_image", err.Error())
 		}
 	}
 	if spec.Ldflags != nil {
 		cfg.Ldflags = *spec.Ldflags
 		if err := check.CheckLdflags(cfg.Ldflags); err != nil {
-			verr.add("ldflags", err.Error())
+			verr.Add("ldflags", err.Error())
 		}
 	}
 	if spec.Channels != nil {
@@ -132,16 +132,16 @@ func (spec AppSpec) Resolve(check BuildChecker) (AppConfig, error) {
 	if spec.Public != nil {
 		cfg.Public = *spec.Public
 	}
-	return cfg, verr.err()
+	return cfg, verr.Err()
 }
 
 func resolvePlatforms(in []string, check BuildChecker, verr *ValidationError) []string {
 	if len(in) == 0 {
-		verr.add("platforms", "at least one platform is needed, such as \"linux/amd64\"")
+		verr.Add("platforms", "at least one platform is needed, such as \"linux/amd64\"")
 		return nil
 	}
 	if len(in) > MaxPlatforms {
-		verr.add("platforms", fmt.Sprintf("at most %d platforms", MaxPlatforms))
+		verr.Add("platforms", fmt.Sprintf("at most %d platforms", MaxPlatforms))
 		return nil
 	}
 	out := make([]string, 0, len(in))
@@ -150,11 +150,11 @@ func resolvePlatforms(in []string, check BuildChecker, verr *ValidationError) []
 		field := fmt.Sprintf("platforms[%d]", i)
 		norm, err := check.CheckPlatform(p)
 		if err != nil {
-			verr.add(field, err.Error())
+			verr.Add(field, err.Error())
 			continue
 		}
 		if j, dup := seen[norm]; dup {
-			verr.add(field, fmt.Sprintf("%s repeats platforms[%d]", p, j))
+			verr.Add(field, fmt.Sprintf("%s repeats platforms[%d]", p, j))
 			continue
 		}
 		seen[norm] = i
@@ -165,28 +165,28 @@ func resolvePlatforms(in []string, check BuildChecker, verr *ValidationError) []
 
 func validateChannels(chs []Channel, verr *ValidationError) {
 	if len(chs) == 0 {
-		verr.add("channels", "at least one channel is needed, such as {\"name\": \"prod\"}")
+		verr.Add("channels", "at least one channel is needed, such as {\"name\": \"prod\"}")
 		return
 	}
 	if len(chs) > MaxChannels {
-		verr.add("channels", fmt.Sprintf("at most %d channels", MaxChannels))
+		verr.Add("channels", fmt.Sprintf("at most %d channels", MaxChannels))
 		return
 	}
 	index := map[string]int{}
 	for i, ch := range chs {
 		field := fmt.Sprintf("channels[%d]", i)
 		if err := ValidateName(ch.Name); err != nil {
-			verr.add(field+".name", err.Error())
+			verr.Add(field+".name", err.Error())
 		} else if strings.HasPrefix(ch.Name, "build-") {
-			verr.add(field+".name", fmt.Sprintf("%q: names starting with \"build-\" are reserved for build tags in the registry", ch.Name))
+			verr.Add(field+".name", fmt.Sprintf("%q: names starting with \"build-\" are reserved for build tags in the registry", ch.Name))
 		} else if j, dup := index[ch.Name]; dup {
-			verr.add(field+".name", fmt.Sprintf("%q repeats channels[%d]", ch.Name, j))
+			verr.Add(field+".name", fmt.Sprintf("%q repeats channels[%d]", ch.Name, j))
 		}
 		if ch.From != "" {
 			if _, earlier := index[ch.From]; ch.From == ch.Name {
-				verr.add(field+".from", fmt.Sprintf("channel %q cannot come from itself", ch.Name))
+				verr.Add(field+".from", fmt.Sprintf("channel %q cannot come from itself", ch.Name))
 			} else if !earlier {
-				verr.add(field+".from", fmt.Sprintf("%q is not an earlier channel; from must name a channel listed before %q", ch.From, ch.Name))
+				verr.Add(field+".from", fmt.Sprintf("%q is not an earlier channel; from must name a channel listed before %q", ch.From, ch.Name))
 			}
 		}
 		if _, dup := index[ch.Name]; !dup {

@@ -3,7 +3,8 @@ package release
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/slipway/slipway/invalid"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -24,36 +25,11 @@ var (
 )
 
 // FieldError is one problem with one field of a request.
-type FieldError struct {
-	// Field is the field's path, such as "platforms[1]" or "channels[2].from".
-	Field  string
-	Detail string
-}
+type FieldError = invalid.Field
 
-// ValidationError lists every problem found in a request; nothing was written.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Detail
-	}
-	return "invalid request: " + strings.Join(parts, "; ")
-}
-
-func (e *ValidationError) add(field, detail string) {
-	e.Fields = append(e.Fields, FieldError{Field: field, Detail: detail})
-}
-
-// err returns e, or nil when it holds no problems.
-func (e *ValidationError) err() error {
-	if len(e.Fields) == 0 {
-		return nil
-	}
-	return e
-}
+// ValidationError lists every problem found in a request; nothing was written. It is
+// invalid.Error, which webhook returns too.
+type ValidationError = invalid.Error
 
 // StaleError is ErrStale with the generation that is current.
 type StaleError struct {

@@ -28,8 +28,8 @@ import (
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/release"
-	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store"
+	"github.com/slipway/slipway/webhook"
 )
 
 // startupTimeout bounds each start-up check (Redis, the blob store, the toolchain).

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/slipway/slipway/openapi"
-	"github.com/slipway/slipway/release/webhook"
 	"github.com/slipway/slipway/store/storetest"
+	"github.com/slipway/slipway/webhook"
 )
 
 // webhookEnv is the environment of slipway processes that share one Redis, with short

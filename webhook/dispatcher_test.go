@@ -13,7 +13,7 @@ import (
 
 	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/events/eventstest"
-	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/invalid"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
 )
@@ -389,7 +389,7 @@ func TestSubscriptionValidation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := open.Create(context.Background(), tc.spec)
-			var ve *release.ValidationError
+			var ve *invalid.Error
 			var re *RefusedError
 			switch {
 			case tc.field == "refused":

@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"syscall"
 
-	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/invalid"
 )
 
 // special are the ranges a webhook may not reach unless allowed, with what each is.
@@ -91,7 +91,7 @@ func (g guard) control(_, address string, _ syscall.RawConn) error {
 func (g guard) checkURL(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return &release.ValidationError{Fields: []release.FieldError{{Field: "url", Detail: "is not a URL"}}}
+		return &invalid.Error{Fields: []invalid.Field{{Field: "url", Detail: "is not a URL"}}}
 	}
 	host := u.Hostname()
 	if ip, err := netip.ParseAddr(host); err == nil {

@@ -1,8 +1,9 @@
-// Package webhook reads slipway's event streams and delivers each event, signed, to every
-// subscriber that wants it, at least once: dispatchers in any number of processes fan
-// the per-app streams out into a persistent schedule in Redis, send each delivery with
-// go-retryablehttp, retry with exponential backoff and jitter up to a horizon, and take
-// over what a dispatcher that died was doing once its lease runs out.
+// Package webhook keeps webhook subscriptions and delivers each event of the apps' streams
+// (package events), signed, to every subscriber that wants it, at least once: dispatchers
+// in any number of processes fan the per-app streams out into a persistent schedule in
+// Redis, send each delivery with go-retryablehttp, retry with exponential backoff and
+// jitter up to a horizon, and take over what a dispatcher that died was doing once its
+// lease runs out.
 //
 // # Signatures
 //

@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/events"
-	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/invalid"
 	"github.com/slipway/slipway/store"
 )
 
@@ -131,10 +131,8 @@ func (s *Store) CheckTarget(ctx context.Context, rawURL string) error {
 }
 
 func (s *Store) validate(spec *Spec) error {
-	var verr release.ValidationError
-	bad := func(field, detail string) {
-		verr.Fields = append(verr.Fields, release.FieldError{Field: field, Detail: detail})
-	}
+	var verr invalid.Error
+	bad := verr.Add
 	u, err := url.Parse(spec.URL)
 	switch {
 	case spec.URL == "":
@@ -169,10 +167,7 @@ func (s *Store) validate(spec *Spec) error {
 	default:
 		bad("format", fmt.Sprintf("%q is not json or slack", spec.Format))
 	}
-	if len(verr.Fields) > 0 {
-		return &verr
-	}
-	return nil
+	return verr.Err()
 }
 
 // Create records a subscription after checking its target, and returns it with its

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/slipway/slipway/release"
+	"github.com/slipway/slipway/invalid"
 )
 
 func TestGuard(t *testing.T) {
@@ -74,7 +74,7 @@ func TestCheckURL(t *testing.T) {
 		t.Run(tc.url, func(t *testing.T) {
 			err := guard{allow: tc.allow}.checkURL(context.Background(), tc.url)
 			var re *RefusedError
-			var ve *release.ValidationError
+			var ve *invalid.Error
 			switch {
 			case tc.validErr:
 				if !errors.As(err, &ve) {
