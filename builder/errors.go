@@ -13,6 +13,9 @@ var (
 	ErrStale = errors.New("build attempt is stale")
 )
 
+// errCanceled is why a running build's context ends when its cancel was asked for.
+var errCanceled = errors.New("build canceled")
+
 // ErrBaseImage means a base image reference does not parse.
 var ErrBaseImage = errors.New("invalid base image reference")
 

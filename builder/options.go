@@ -1,0 +1,62 @@
+package builder
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/builder/source"
+)
+
+// WorkerOptions configure a worker; the zero value of each field means its default.
+type WorkerOptions struct {
+	// ID names the worker in the queue's consumer group and in build records. Default:
+	// host name, process id and a random suffix.
+	ID string
+	// DataDir holds the worker's scratch space (<DataDir>/work, unless WorkDir is set)
+	// and the Go caches (<DataDir>/cache). Required.
+	DataDir string
+	// WorkDir is where each build gets its own work directory. Default <DataDir>/work.
+	WorkDir string
+	// Concurrency is how many platforms of one build compile at once. Default: the
+	// number of CPUs.
+	Concurrency int
+	// Timeout bounds each compile. Default 10 minutes.
+	Timeout time.Duration
+	// Visibility is how long a build's queue entry may go without a heartbeat before
+	// another worker takes the build over. Default 1 minute; heartbeats come every quarter.
+	Visibility time.Duration
+	// MaxAttempts is how many workers may start a build before it fails. Default 3.
+	MaxAttempts int
+	// MaxBinary is the largest binary accepted. Default 512 MiB.
+	MaxBinary int64
+	// MaxLog is the most log kept per build; more is cut. Default 16 MiB.
+	MaxLog int64
+	// Go is the environment of every compile.
+	Go gobuild.Env
+	// Limits are the source archive limits, applied again as the source is extracted.
+	Limits source.Limits
+	// BaseImageOptions configure pulls of apps' base images (credentials, transport).
+	// Default: anonymous pulls.
+	BaseImageOptions []remote.Option
+	// SourceAllowNets are address ranges source URLs may reach although link-local or
+	// metadata addresses. Default none.
+	SourceAllowNets []netip.Prefix
+	// FetchTimeout bounds each attempt to fetch a source URL. Default 5 minutes.
+	FetchTimeout time.Duration
+	// CancelPoll is how often a running build looks for a cancel request. Default
+	// 500ms, so a cancel stops the compile within a second.
+	CancelPoll time.Duration
+	// RetryMin and RetryMax bound the wait before a build that hit a fault of the
+	// infrastructure (Redis or the blob store unreachable, a full disk) runs again;
+	// the wait doubles from RetryMin up to RetryMax. Defaults 1s and 30s.
+	RetryMin, RetryMax time.Duration
+	// RetryHorizon is how long after its first fault a build keeps being retried before
+	// it fails with reason internal. Default 5 minutes.
+	RetryHorizon time.Duration
+	// Log receives the worker's own log.
+	Log *slog.Logger
+}
