@@ -173,100 +173,167 @@ func wantsEventStream(r *http.Request) bool {
 // down or the token is revoked. Each event's id is the cursor just after it, so a client
 // that reconnects with Last-Event-ID misses nothing and sees nothing twice.
 func (s *Server) streamEvents(c echo.Context, apps []string, fixed bool, types []string, last string) error {
-	ctx := c.Request().Context()
-	keepAlive, poll := s.opts.events.keepAlive, s.opts.events.poll
-	if keepAlive == 0 {
-		keepAlive = 15 * time.Second
+	cursor, err := s.tailCursor(c.Request().Context(), apps, last)
+	if err != nil {
+		return err
 	}
-	if poll == 0 {
-		poll = 250 * time.Millisecond
+	if !beginEventStream(c.Response()) {
+		return nil
 	}
-	cursor := last
-	if cursor != "" {
-		if err := events.CheckTailCursor(cursor); err != nil {
-			return newProblem(openapi.ProblemInvalidParameter, "Last-Event-ID is not an event id of this server; reconnect without it")
+	revoked, stopWatch := s.watchCredential(c)
+	defer stopWatch()
+	t := &eventTail{apps: apps, fixed: fixed, types: types, cursor: cursor, lastWrite: time.Now(), refreshed: time.Now()}
+	for s.streamGoesOn(c, revoked) {
+		s.refreshApps(c, t)
+		read, ok := s.sendEvents(c, t)
+		if !ok {
+			return nil
 		}
-	} else {
-		var err error
-		if cursor, err = s.deps.Events.Start(ctx, apps); err != nil {
-			return err
+		if read == 0 && !s.waitForEvents(c, revoked) {
+			return nil
 		}
 	}
-	w := c.Response()
+	return nil
+}
+
+// eventTail is where an event stream is.
+type eventTail struct {
+	apps      []string // the apps it reads
+	fixed     bool     // apps was asked for; else it is every app the caller may see
+	types     []string // the filter of event types
+	cursor    string   // the tail cursor after the last event read
+	lastWrite time.Time
+	refreshed time.Time // when apps was last listed
+}
+
+// tailCursor is where a stream begins: after Last-Event-ID last, or at the end of the
+// apps' streams without one.
+func (s *Server) tailCursor(ctx context.Context, apps []string, last string) (string, error) {
+	if last == "" {
+		return s.deps.Events.Start(ctx, apps)
+	}
+	if err := events.CheckTailCursor(last); err != nil {
+		return "", newProblem(openapi.ProblemInvalidParameter, "Last-Event-ID is not an event id of this server; reconnect without it")
+	}
+	return last, nil
+}
+
+// beginEventStream sends the headers of an event stream and its first comment; false
+// when the client is gone.
+func beginEventStream(w *echo.Response) bool {
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write([]byte(": slipway events\n\n")); err != nil {
-		return nil
+		return false
 	}
 	w.Flush()
-	revoked, stopWatch := s.watchCredential(c)
-	defer stopWatch()
-	lastWrite, refreshed := time.Now(), time.Now()
-	for {
-		select {
-		case <-s.stopStreams:
-			return nil
-		case <-revoked:
-			s.endRevoked(c)
-			return nil
-		default:
-		}
-		if !fixed && time.Since(refreshed) >= appsRefresh {
-			if more, err := s.visibleApps(c); err == nil {
-				apps = more
-			}
-			refreshed = time.Now()
-		}
-		evs, next, err := s.deps.Events.Read(ctx, apps, cursor, 0, 100)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.WarnContext(ctx, "streaming events", "err", err, "request_id", requestID(c))
-			}
-			return nil // the response has begun; the client reconnects with its Last-Event-ID
-		}
-		var b strings.Builder
-		for _, ev := range evs {
-			if !events.MatchType(types, ev.Type) {
-				continue
-			}
-			data, err := json.Marshal(eventJSON(ev))
-			if err != nil {
-				continue
-			}
-			b.WriteString("id: " + ev.Cursor + "\nevent: " + ev.Type + "\ndata: ")
-			b.Write(data)
-			b.WriteString("\n\n")
-		}
-		cursor = next
-		if b.Len() == 0 && time.Since(lastWrite) >= keepAlive {
-			b.WriteString(": keep-alive\n\n")
-		}
-		if b.Len() > 0 {
-			if _, err := w.Write([]byte(b.String())); err != nil {
-				return nil // the client went away
-			}
-			w.Flush()
-			lastWrite = time.Now()
-		}
-		if len(evs) == 0 {
-			t := time.NewTimer(poll)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-s.stopStreams:
-				t.Stop()
-				return nil
-			case <-revoked:
-				t.Stop()
-				s.endRevoked(c)
-				return nil
-			case <-t.C:
-			}
-		}
+	return true
+}
+
+// streamGoesOn reports whether a stream may go on: not when the server is shutting
+// down, nor once its token is revoked (the stream then gets its last, error event).
+func (s *Server) streamGoesOn(c echo.Context, revoked <-chan struct{}) bool {
+	select {
+	case <-s.stopStreams:
+		return false
+	case <-revoked:
+		s.endRevoked(c)
+		return false
+	default:
+		return true
 	}
+}
+
+// refreshApps lists again, now and then, the apps a stream over every app the caller may
+// see reads, so that it takes in new ones.
+func (s *Server) refreshApps(c echo.Context, t *eventTail) {
+	if t.fixed || time.Since(t.refreshed) < appsRefresh {
+		return
+	}
+	if more, err := s.visibleApps(c); err == nil {
+		t.apps = more
+	}
+	t.refreshed = time.Now()
+}
+
+// sendEvents reads the events after t's cursor and sends those t's filter passes, or a
+// keep-alive comment once the stream has been silent long enough. It returns how many
+// events it read, and false when the stream has ended: the client went away, or reading
+// failed (the client reconnects with its Last-Event-ID).
+func (s *Server) sendEvents(c echo.Context, t *eventTail) (int, bool) {
+	ctx := c.Request().Context()
+	evs, next, err := s.deps.Events.Read(ctx, t.apps, t.cursor, 0, 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "streaming events", "err", err, "request_id", requestID(c))
+		}
+		return 0, false
+	}
+	t.cursor = next
+	msg := eventMessages(evs, t.types)
+	if msg == "" && time.Since(t.lastWrite) >= s.eventKeepAlive() {
+		msg = ": keep-alive\n\n"
+	}
+	if msg != "" {
+		w := c.Response()
+		if _, err := w.Write([]byte(msg)); err != nil {
+			return 0, false // the client went away
+		}
+		w.Flush()
+		t.lastWrite = time.Now()
+	}
+	return len(evs), true
+}
+
+// eventMessages are the Server-Sent Events of the events types passes, each with the
+// cursor after it as its id.
+func eventMessages(evs []events.Event, types []string) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		if !events.MatchType(types, ev.Type) {
+			continue
+		}
+		data, err := json.Marshal(eventJSON(ev))
+		if err != nil {
+			continue
+		}
+		b.WriteString("id: " + ev.Cursor + "\nevent: " + ev.Type + "\ndata: ")
+		b.Write(data)
+		b.WriteString("\n\n")
+	}
+	return b.String()
+}
+
+// waitForEvents waits one poll interval before the next read; false when the stream
+// ends meanwhile.
+func (s *Server) waitForEvents(c echo.Context, revoked <-chan struct{}) bool {
+	poll := s.opts.events.poll
+	if poll == 0 {
+		poll = 250 * time.Millisecond
+	}
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	select {
+	case <-c.Request().Context().Done():
+		return false
+	case <-s.stopStreams:
+		return false
+	case <-revoked:
+		s.endRevoked(c)
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// eventKeepAlive is how long a stream stays silent before it sends a comment.
+func (s *Server) eventKeepAlive() time.Duration {
+	if s.opts.events.keepAlive == 0 {
+		return 15 * time.Second
+	}
+	return s.opts.events.keepAlive
 }
 
 // endRevoked writes the last message of an event stream whose token was revoked: an

@@ -89,21 +89,10 @@ func (d *Dispatcher) ingest(ctx context.Context) {
 	var refreshed, reclaimed time.Time
 	for ctx.Err() == nil {
 		if time.Since(refreshed) >= appsRefresh {
-			list, err := d.rdb.ZRange(ctx, store.AppsIndexKey, 0, -1).Result()
+			list, err := d.ensureGroups(ctx, ensured)
 			if err != nil {
 				d.trouble(ctx, "listing apps", err)
 				continue
-			}
-			for _, app := range list {
-				if ensured[app] {
-					continue
-				}
-				err := d.rdb.XGroupCreateMkStream(ctx, store.EventsKey(app), store.EventsGroup, "0").Err()
-				if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
-					d.trouble(ctx, "creating the webhooks group of "+app, err)
-					continue
-				}
-				ensured[app] = true
 			}
 			apps, refreshed = list, time.Now()
 		}
@@ -119,36 +108,65 @@ func (d *Dispatcher) ingest(ctx context.Context) {
 			pause(ctx, appsRefresh)
 			continue
 		}
-		streams := make([]string, 0, 2*len(apps))
-		appOf := make(map[string]string, len(apps))
-		for _, app := range apps {
-			streams = append(streams, store.EventsKey(app))
-			appOf[store.EventsKey(app)] = app
-		}
-		for range apps {
-			streams = append(streams, ">")
-		}
-		res, err := d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: store.EventsGroup, Consumer: d.opts.consumer, Streams: streams, Count: 100, Block: time.Second,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			if redis.HasErrorPrefix(err, "NOGROUP") {
-				clear(ensured) // a stream was deleted; make the groups again
-				refreshed = time.Time{}
-				continue
-			}
-			d.trouble(ctx, "reading events", err)
-			continue
-		}
-		for _, s := range res {
-			if err := d.fanOut(ctx, appOf[s.Stream], s.Stream, s.Messages); err != nil {
-				d.trouble(ctx, "scheduling deliveries of "+appOf[s.Stream], err)
-			}
+		if !d.readNew(ctx, apps) {
+			clear(ensured) // a stream was deleted; make the groups again
+			refreshed = time.Time{}
 		}
 	}
+}
+
+// ensureGroups returns every app, and makes the dispatchers' consumer group on each
+// app's stream not yet in ensured; a stream whose group fails is tried again on the
+// next call.
+func (d *Dispatcher) ensureGroups(ctx context.Context, ensured map[string]bool) ([]string, error) {
+	list, err := d.rdb.ZRange(ctx, store.AppsIndexKey, 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	for _, app := range list {
+		if ensured[app] {
+			continue
+		}
+		err := d.rdb.XGroupCreateMkStream(ctx, store.EventsKey(app), store.EventsGroup, "0").Err()
+		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+			d.trouble(ctx, "creating the webhooks group of "+app, err)
+			continue
+		}
+		ensured[app] = true
+	}
+	return list, nil
+}
+
+// readNew fans out the entries of apps' streams that no dispatcher has read, waiting up
+// to a second for some. It returns false when a stream has no group (it was deleted).
+func (d *Dispatcher) readNew(ctx context.Context, apps []string) bool {
+	streams := make([]string, 0, 2*len(apps))
+	appOf := make(map[string]string, len(apps))
+	for _, app := range apps {
+		streams = append(streams, store.EventsKey(app))
+		appOf[store.EventsKey(app)] = app
+	}
+	for range apps {
+		streams = append(streams, ">")
+	}
+	res, err := d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: store.EventsGroup, Consumer: d.opts.consumer, Streams: streams, Count: 100, Block: time.Second,
+	}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true
+	case err != nil && redis.HasErrorPrefix(err, "NOGROUP"):
+		return false
+	case err != nil:
+		d.trouble(ctx, "reading events", err)
+		return true
+	}
+	for _, s := range res {
+		if err := d.fanOut(ctx, appOf[s.Stream], s.Stream, s.Messages); err != nil {
+			d.trouble(ctx, "scheduling deliveries of "+appOf[s.Stream], err)
+		}
+	}
+	return true
 }
 
 // reclaim takes over the entries of app's stream that a dispatcher read but did not

@@ -12,81 +12,102 @@ import (
 // SlackText is the sentence a Slack-format subscription posts for ev, such as
 // "hello 1.4.2 promoted to prod by release-bot: hotfix for login".
 func SlackText(ev events.Event) string {
-	var d struct {
-		// builds
-		ID        string   `json:"id"`
-		Version   string   `json:"version"`
-		Platforms []string `json:"platforms"`
-		Error     *struct {
-			Reason   string `json:"reason"`
-			Platform string `json:"platform"`
-		} `json:"error"`
-		Timings struct {
-			TotalMS *int64 `json:"total_ms"`
-		} `json:"timings"`
-		// releases
-		BuildID string `json:"build_id"`
-		// channels
-		Channel string `json:"channel"`
-		Event   struct {
-			FromVersion string `json:"from_version"`
-			ToVersion   string `json:"to_version"`
-			Reason      string `json:"reason"`
-		} `json:"event"`
-	}
+	var d slackData
 	_ = json.Unmarshal(ev.Data, &d) // a field that does not decode stays empty
 	actor := ev.Actor
 	if actor == "" {
 		actor = "someone"
 	}
-	because := ""
-	if r := strings.TrimSpace(d.Event.Reason); r != "" {
-		because = ": " + r
+	var s string
+	switch ev.Type {
+	case events.BuildQueued, events.BuildSucceeded, events.BuildFailed, events.BuildCanceled:
+		s = buildText(ev.Type, ev.App, actor, d)
+	case events.ReleaseCreated:
+		s = fmt.Sprintf("%s %s released by %s from build %s", ev.App, d.Version, actor, d.BuildID)
+	case events.ChannelPromoted, events.ChannelRolledBack, events.ChannelLocked, events.ChannelUnlocked:
+		s = channelText(ev.Type, ev.App, actor, d)
+	default:
+		s = fmt.Sprintf("%s: %s by %s", ev.App, ev.Type, actor)
 	}
-	build := fmt.Sprintf("%s build %s", ev.App, d.ID)
+	return slackEscape(s)
+}
+
+// slackData is what SlackText reads of an event's data: the resource after the change.
+type slackData struct {
+	// builds
+	ID        string   `json:"id"`
+	Version   string   `json:"version"`
+	Platforms []string `json:"platforms"`
+	Error     *struct {
+		Reason   string `json:"reason"`
+		Platform string `json:"platform"`
+	} `json:"error"`
+	Timings struct {
+		TotalMS *int64 `json:"total_ms"`
+	} `json:"timings"`
+	// releases
+	BuildID string `json:"build_id"`
+	// channels
+	Channel string `json:"channel"`
+	Event   struct {
+		FromVersion string `json:"from_version"`
+		ToVersion   string `json:"to_version"`
+		Reason      string `json:"reason"`
+	} `json:"event"`
+}
+
+// buildText is the sentence of a build event of type typ.
+func buildText(typ, app, actor string, d slackData) string {
+	build := fmt.Sprintf("%s build %s", app, d.ID)
 	if d.Version != "" {
 		build += " (" + d.Version + ")"
 	}
-	var s string
-	switch ev.Type {
+	switch typ {
 	case events.BuildQueued:
-		s = fmt.Sprintf("%s queued by %s", build, actor)
+		s := fmt.Sprintf("%s queued by %s", build, actor)
 		if len(d.Platforms) > 0 {
 			s += " for " + strings.Join(d.Platforms, ", ")
 		}
+		return s
 	case events.BuildSucceeded:
-		s = build + " succeeded"
+		s := build + " succeeded"
 		if d.Timings.TotalMS != nil {
 			s += " in " + (time.Duration(*d.Timings.TotalMS) * time.Millisecond).Round(time.Second).String()
 		}
+		return s
 	case events.BuildFailed:
-		s = build + " failed"
+		s := build + " failed"
 		if d.Error != nil {
 			s += ": " + strings.ReplaceAll(d.Error.Reason, "_", " ")
 			if d.Error.Platform != "" {
 				s += " on " + d.Error.Platform
 			}
 		}
-	case events.BuildCanceled:
-		s = build + " canceled"
-	case events.ReleaseCreated:
-		s = fmt.Sprintf("%s %s released by %s from build %s", ev.App, d.Version, actor, d.BuildID)
+		return s
+	}
+	return build + " canceled"
+}
+
+// channelText is the sentence of a channel event of type typ, ending with the reason
+// given for the move.
+func channelText(typ, app, actor string, d slackData) string {
+	because := ""
+	if r := strings.TrimSpace(d.Event.Reason); r != "" {
+		because = ": " + r
+	}
+	switch typ {
 	case events.ChannelPromoted:
-		s = fmt.Sprintf("%s %s promoted to %s by %s%s", ev.App, d.Event.ToVersion, d.Channel, actor, because)
+		return fmt.Sprintf("%s %s promoted to %s by %s%s", app, d.Event.ToVersion, d.Channel, actor, because)
 	case events.ChannelRolledBack:
-		s = fmt.Sprintf("%s %s rolled back", ev.App, d.Channel)
+		s := fmt.Sprintf("%s %s rolled back", app, d.Channel)
 		if d.Event.FromVersion != "" {
 			s += " from " + d.Event.FromVersion
 		}
-		s += fmt.Sprintf(" to %s by %s%s", d.Event.ToVersion, actor, because)
+		return s + fmt.Sprintf(" to %s by %s%s", d.Event.ToVersion, actor, because)
 	case events.ChannelLocked:
-		s = fmt.Sprintf("%s %s locked by %s%s", ev.App, d.Channel, actor, because)
-	case events.ChannelUnlocked:
-		s = fmt.Sprintf("%s %s unlocked by %s%s", ev.App, d.Channel, actor, because)
-	default:
-		s = fmt.Sprintf("%s: %s by %s", ev.App, ev.Type, actor)
+		return fmt.Sprintf("%s %s locked by %s%s", app, d.Channel, actor, because)
 	}
-	return slackEscape(s)
+	return fmt.Sprintf("%s %s unlocked by %s%s", app, d.Channel, actor, because)
 }
 
 // slackEscape escapes the three characters Slack's mrkdwn gives meaning to.
