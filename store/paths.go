@@ -77,8 +77,10 @@ package store
 //	                            recorded has been linked (set by the first lookup that misses)
 //	slipway:{<app>}:events      stream of the app's events (id, type, app, actor, actor_id,
 //	                            time, data), written in the same script as the change it
-//	                            reports; consumer group "webhooks": the webhook dispatchers,
-//	                            which turn each entry into deliveries before they acknowledge it
+//	                            reports, always through package events (events.Script), and
+//	                            trimmed to about 100 000 entries (MAXLEN ~); consumer group
+//	                            "webhooks": the webhook dispatchers, which turn each entry
+//	                            into deliveries before they acknowledge it
 //
 // Who made a change is recorded twice wherever it is recorded: as a name (actor, created_by,
 // updated_by: a token's name, "admin" or "anonymous") and as an identity (actor_id,
