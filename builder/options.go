@@ -1,8 +1,16 @@
 package builder
 
 import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -11,7 +19,9 @@ import (
 	"github.com/slipway/slipway/builder/source"
 )
 
-// WorkerOptions configure a worker; the zero value of each field means its default.
+// WorkerOptions configure a worker; the zero value of each field means its default,
+// which DefaultWorkerOptions returns (or, for ID, WorkDir and the Go caches, the field's
+// comment gives).
 type WorkerOptions struct {
 	// ID names the worker in the queue's consumer group and in build records. Default:
 	// host name, process id and a random suffix.
@@ -59,4 +69,74 @@ type WorkerOptions struct {
 	RetryHorizon time.Duration
 	// Log receives the worker's own log.
 	Log *slog.Logger
+}
+
+// DefaultWorkerOptions returns the settings a worker uses for the fields of WorkerOptions
+// left zero, all in one place: ID, DataDir, WorkDir and the Go caches are left out, as
+// they depend on the process and on DataDir.
+func DefaultWorkerOptions() WorkerOptions {
+	return WorkerOptions{
+		Concurrency:  runtime.NumCPU(),
+		Timeout:      10 * time.Minute,
+		Visibility:   time.Minute,
+		MaxAttempts:  3,
+		MaxBinary:    512 << 20,
+		MaxLog:       16 << 20,
+		Limits:       source.DefaultLimits(),
+		FetchTimeout: 5 * time.Minute,
+		CancelPoll:   500 * time.Millisecond,
+		RetryMin:     time.Second,
+		RetryMax:     30 * time.Second,
+		RetryHorizon: 5 * time.Minute,
+		Log:          slog.New(slog.DiscardHandler),
+	}
+}
+
+// withDefaults returns o with every field left zero (or negative) set to its default.
+func (o WorkerOptions) withDefaults() (WorkerOptions, error) {
+	if o.DataDir == "" {
+		return o, errors.New("worker needs a data directory")
+	}
+	d := DefaultWorkerOptions()
+	if o.ID == "" {
+		o.ID = randomWorkerID()
+	}
+	orDefault(&o.WorkDir, filepath.Join(o.DataDir, "work"))
+	orDefault(&o.Go.Cache, filepath.Join(o.DataDir, "cache", "go-build"))
+	orDefault(&o.Go.ModCache, filepath.Join(o.DataDir, "cache", "gomod"))
+	orDefault(&o.Concurrency, d.Concurrency)
+	orDefault(&o.Timeout, d.Timeout)
+	orDefault(&o.Visibility, d.Visibility)
+	orDefault(&o.MaxAttempts, d.MaxAttempts)
+	orDefault(&o.MaxBinary, d.MaxBinary)
+	orDefault(&o.MaxLog, d.MaxLog)
+	if o.Limits == (source.Limits{}) {
+		o.Limits = d.Limits
+	}
+	orDefault(&o.FetchTimeout, d.FetchTimeout)
+	orDefault(&o.CancelPoll, d.CancelPoll)
+	orDefault(&o.RetryMin, d.RetryMin)
+	orDefault(&o.RetryMax, d.RetryMax)
+	o.RetryMax = max(o.RetryMax, o.RetryMin)
+	orDefault(&o.RetryHorizon, d.RetryHorizon)
+	if o.Log == nil {
+		o.Log = d.Log
+	}
+	return o, nil
+}
+
+// orDefault sets *v to def when *v is zero or negative.
+func orDefault[T cmp.Ordered](v *T, def T) {
+	var zero T
+	if *v <= zero {
+		*v = def
+	}
+}
+
+// randomWorkerID names a worker by its host, its process and a random suffix.
+func randomWorkerID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/image"
@@ -19,8 +22,8 @@ import (
 )
 
 // run builds b in a scratch directory: fetch and extract the source, compile every
-// platform, store the binaries. It fills in b's artifacts and timings and returns why
-// the build failed, or nil.
+// platform, store the binaries and assemble the image. It fills in b's artifacts, image
+// and timings and returns why the build failed, or nil.
 func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError {
 	work, err := os.MkdirTemp(w.opts.WorkDir, b.ID+"-")
 	if err != nil {
@@ -32,61 +35,79 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	src := filepath.Join(work, "src")
 	if berr := w.fetchSource(ctx, b, work, src, blog); berr != nil {
 		if ctx.Err() != nil {
-			return &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+			return errBuildCanceled()
 		}
 		return berr
 	}
 	b.Timings.SourceMS = ms(time.Since(start))
 
 	start = time.Now()
-	ld, err := gobuild.RenderLdflags(b.Ldflags, gobuild.LdflagsVars{
-		Version: b.Version, Commit: b.Commit, App: b.App,
-		Date: time.Unix(b.SourceDateEpoch, 0).UTC().Format(time.RFC3339),
-	})
-	if err != nil {
-		return &BuildError{Reason: ReasonCompileFailed, Detail: err.Error()}
-	}
-	outs, berr := w.compileAll(ctx, b, src, work, ld, blog)
+	outs, berr := w.compile(ctx, b, src, work, blog)
 	if berr != nil {
 		return berr
 	}
 	b.Timings.CompileMS = ms(time.Since(start))
+	return w.publish(ctx, b, outs, work, blog)
+}
 
-	// The binaries are stored (each platform at once) while the image is assembled: the
-	// two only read the compiled files. upload_ms and image_ms overlap.
-	start = time.Now()
-	arts := make([]Artifact, len(outs))
-	upErrs := make([]error, len(outs))
-	upTook := make([]time.Duration, len(outs))
-	var uploads sync.WaitGroup
-	for i, out := range outs {
-		uploads.Go(func() {
-			arts[i], upErrs[i] = w.storeBinary(ctx, b.Platforms[i], out)
-			upTook[i] = time.Since(start)
-		})
-	}
+// errBuildCanceled is the failure of a build canceled before it ran again, or of a run
+// whose context ended.
+func errBuildCanceled() *BuildError { return &BuildError{Reason: ReasonCanceled, Detail: "canceled"} }
+
+// publish stores the binaries (each platform at once) while it assembles the image: the
+// two only read the compiled files, so upload_ms and image_ms overlap.
+func (w *Worker) publish(ctx context.Context, b *Build, outs []string, work string, blog *buildLog) *BuildError {
+	start := time.Now()
+	up := w.storeBinaries(ctx, b.Platforms, outs)
 	img, berr := w.assembleImage(ctx, b, outs, work, blog)
 	b.Timings.ImageMS = ms(time.Since(start))
-	uploads.Wait()
-	var took time.Duration
-	for _, d := range upTook {
-		took = max(took, d)
-	}
-	b.Timings.UploadMS = ms(took)
-	for i, err := range upErrs {
+	b.Timings.UploadMS = ms(up.wait())
+	for i, err := range up.errs {
 		if err != nil {
 			return internalError(blog, "storing the "+b.Platforms[i]+" binary", err)
 		}
 	}
-	for _, a := range arts {
+	for _, a := range up.arts {
 		blog.Printf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size)
 	}
-	b.Artifacts = arts
+	b.Artifacts = up.arts
 	if berr != nil {
 		return berr
 	}
 	b.Image = img
 	return nil
+}
+
+// uploads are binaries being stored, one per platform.
+type uploads struct {
+	wg    sync.WaitGroup
+	start time.Time
+	arts  []Artifact
+	errs  []error
+	took  []time.Duration
+}
+
+// storeBinaries starts storing the binaries outs, one per platform, all at once.
+func (w *Worker) storeBinaries(ctx context.Context, platforms, outs []string) *uploads {
+	up := &uploads{start: time.Now(), arts: make([]Artifact, len(outs)),
+		errs: make([]error, len(outs)), took: make([]time.Duration, len(outs))}
+	for i, out := range outs {
+		up.wg.Go(func() {
+			up.arts[i], up.errs[i] = w.storeBinary(ctx, platforms[i], out)
+			up.took[i] = time.Since(up.start)
+		})
+	}
+	return up
+}
+
+// wait waits for every upload and returns how long the slowest took.
+func (up *uploads) wait() time.Duration {
+	up.wg.Wait()
+	var took time.Duration
+	for _, d := range up.took {
+		took = max(took, d)
+	}
+	return took
 }
 
 // assembleImage makes the build's OCI image from its binaries and records the SBOM
@@ -113,7 +134,7 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+			return nil, errBuildCanceled()
 		}
 		if infraFault(err) && !errors.Is(err, image.ErrRegistry) {
 			return nil, internalError(blog, "storing the image", err)
@@ -212,7 +233,7 @@ func (w *Worker) download(ctx context.Context, b *Build, work, path string, blog
 		var ferr *FetchError
 		switch {
 		case ctx.Err() != nil:
-			return &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
+			return errBuildCanceled()
 		case errors.As(err, &ferr):
 			blog.Printf("source unreachable: %v", ferr)
 			return &BuildError{Reason: ReasonSourceUnreachable, Detail: ferr.Error()}
@@ -245,76 +266,106 @@ func (w *Worker) download(ctx context.Context, b *Build, work, path string, blog
 	return nil
 }
 
-// compileAll compiles every platform, up to Concurrency at once; the first failure
-// stops the others. It returns the binaries' paths in platform order.
-func (w *Worker) compileAll(ctx context.Context, b *Build, src, work string, ldflags []string, blog *buildLog) ([]string, *BuildError) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	outs := make([]string, len(b.Platforms))
-	errs := make([]error, len(b.Platforms))
-	sem := make(chan struct{}, w.opts.Concurrency)
-	var wg sync.WaitGroup
+// compile renders the build's ldflags and compiles every platform with them. It returns
+// the binaries' paths in platform order.
+func (w *Worker) compile(ctx context.Context, b *Build, src, work string, blog *buildLog) ([]string, *BuildError) {
+	ld, err := gobuild.RenderLdflags(b.Ldflags, gobuild.LdflagsVars{
+		Version: b.Version, Commit: b.Commit, App: b.App,
+		Date: time.Unix(b.SourceDateEpoch, 0).UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		return nil, &BuildError{Reason: ReasonCompileFailed, Detail: err.Error()}
+	}
+	specs, berr := w.compileSpecs(b, src, work, ld)
+	if berr != nil {
+		return nil, berr
+	}
+	return w.compileAll(ctx, b, specs, blog)
+}
+
+// compileSpecs returns the compile of each of b's platforms, in platform order.
+func (w *Worker) compileSpecs(b *Build, src, work string, ldflags []string) ([]gobuild.CompileSpec, *BuildError) {
+	specs := make([]gobuild.CompileSpec, len(b.Platforms))
 	for i, ps := range b.Platforms {
 		p, err := gobuild.ParsePlatform(ps)
 		if err != nil {
 			return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ps, Detail: err.Error()}
 		}
-		outs[i] = filepath.Join(work, "out", strings.ReplaceAll(ps, "/", "_"), b.App)
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			temp := filepath.Join(work, "tmp", strings.ReplaceAll(ps, "/", "_"))
-			if err := os.MkdirAll(temp, 0o750); err != nil {
-				errs[i] = err
-				cancel()
-				return
-			}
-			blog.Printf("%s: go build %s", ps, b.Main)
-			errs[i] = w.compiler.Compile(ctx, gobuild.CompileSpec{
-				Dir: src, Main: b.Main, Platform: p, Ldflags: ldflags, Out: outs[i],
-				Temp: temp, Timeout: w.opts.Timeout, MaxSize: w.opts.MaxBinary,
-			}, w.opts.Go, blog.Prefixed(ps+": "))
-			if errs[i] != nil {
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	// Report the failure that caused the others: a compile error or timeout before the
-	// cancellations it set off.
-	for _, pass := range []func(error) bool{
-		func(err error) bool {
-			var ce *gobuild.CompileError
-			return errors.As(err, &ce) || errors.Is(err, gobuild.ErrTimeout) || infraFault(err)
-		},
-		func(err error) bool { return err != nil },
-	} {
-		for i, err := range errs {
-			if !pass(err) {
-				continue
-			}
-			var ce *gobuild.CompileError
-			switch {
-			case infraFault(err):
-				return nil, internalError(blog, "compiling "+b.Platforms[i], err)
-			case errors.As(err, &ce):
-				return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ce.Platform, Detail: ce.Output}
-			case errors.Is(err, gobuild.ErrTimeout):
-				blog.Printf("%s: %v", b.Platforms[i], err)
-				return nil, &BuildError{Reason: ReasonTimeout, Platform: b.Platforms[i], Detail: err.Error()}
-			case errors.Is(err, context.Canceled):
-				return nil, &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
-			default:
-				return nil, internalError(blog, "compiling "+b.Platforms[i], err)
-			}
+		dir := strings.ReplaceAll(ps, "/", "_")
+		specs[i] = gobuild.CompileSpec{
+			Dir: src, Main: b.Main, Platform: p, Ldflags: ldflags, Out: filepath.Join(work, "out", dir, b.App),
+			Temp: filepath.Join(work, "tmp", dir), Timeout: w.opts.Timeout, MaxSize: w.opts.MaxBinary,
 		}
 	}
+	return specs, nil
+}
+
+// compileAll runs the compiles, up to Concurrency at once; the first failure stops the
+// others, and the failure reported is the one that caused the others. It returns the
+// binaries' paths in platform order.
+func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.CompileSpec, blog *buildLog) ([]string, *BuildError) {
+	errs := make([]error, len(specs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(w.opts.Concurrency)
+	for i, spec := range specs {
+		g.Go(func() error {
+			errs[i] = w.compileOne(gctx, spec, blog)
+			return errs[i]
+		})
+	}
+	_ = g.Wait() // errs has every platform's error
+	if berr := compileFailure(errs, b.Platforms, blog); berr != nil {
+		return nil, berr
+	}
+	outs := make([]string, len(specs))
+	for i, spec := range specs {
+		outs[i] = spec.Out
+	}
 	return outs, nil
+}
+
+// compileOne runs one compile, unless the others were stopped before its turn came.
+func (w *Worker) compileOne(ctx context.Context, spec gobuild.CompileSpec, blog *buildLog) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(spec.Temp, 0o750); err != nil {
+		return err
+	}
+	ps := spec.Platform.String()
+	blog.Printf("%s: go build %s", ps, spec.Main)
+	return w.compiler.Compile(ctx, spec, w.opts.Go, blog.Prefixed(ps+": "))
+}
+
+// compileFailure returns why the compiles failed, or nil when none did: the failure that
+// caused the others (a compile error, a timeout or a fault of the infrastructure) comes
+// before the cancellations it set off.
+func compileFailure(errs []error, platforms []string, blog *buildLog) *BuildError {
+	i := slices.IndexFunc(errs, func(err error) bool {
+		var ce *gobuild.CompileError
+		return errors.As(err, &ce) || errors.Is(err, gobuild.ErrTimeout) || infraFault(err)
+	})
+	if i < 0 {
+		i = slices.IndexFunc(errs, func(err error) bool { return err != nil })
+	}
+	if i < 0 {
+		return nil
+	}
+	err, platform := errs[i], platforms[i]
+	var ce *gobuild.CompileError
+	switch {
+	case infraFault(err):
+		return internalError(blog, "compiling "+platform, err)
+	case errors.As(err, &ce):
+		return &BuildError{Reason: ReasonCompileFailed, Platform: ce.Platform, Detail: ce.Output}
+	case errors.Is(err, gobuild.ErrTimeout):
+		blog.Printf("%s: %v", platform, err)
+		return &BuildError{Reason: ReasonTimeout, Platform: platform, Detail: err.Error()}
+	case errors.Is(err, context.Canceled):
+		return errBuildCanceled()
+	default:
+		return internalError(blog, "compiling "+platform, err)
+	}
 }
 
 // storeBinary puts a binary into the blob store under its digest.

@@ -2,20 +2,16 @@ package builder
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/store"
 )
 
@@ -32,65 +28,11 @@ type Worker struct {
 	scrub *strings.Replacer
 }
 
-// NewWorker returns a worker; call Run to start it.
+// NewWorker returns a worker that compiles with c; call Run to start it.
 func NewWorker(builds *Builds, blobs store.Blobs, c Compiler, opts WorkerOptions) (*Worker, error) {
-	if opts.DataDir == "" {
-		return nil, errors.New("worker needs a data directory")
-	}
-	if opts.ID == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 3)
-		_, _ = rand.Read(b)
-		opts.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = runtime.NumCPU()
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Minute
-	}
-	if opts.Visibility <= 0 {
-		opts.Visibility = time.Minute
-	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 3
-	}
-	if opts.MaxBinary <= 0 {
-		opts.MaxBinary = 512 << 20
-	}
-	if opts.MaxLog <= 0 {
-		opts.MaxLog = 16 << 20
-	}
-	if opts.Limits == (source.Limits{}) {
-		opts.Limits = source.DefaultLimits()
-	}
-	if opts.WorkDir == "" {
-		opts.WorkDir = filepath.Join(opts.DataDir, "work")
-	}
-	if opts.Go.Cache == "" {
-		opts.Go.Cache = filepath.Join(opts.DataDir, "cache", "go-build")
-	}
-	if opts.Go.ModCache == "" {
-		opts.Go.ModCache = filepath.Join(opts.DataDir, "cache", "gomod")
-	}
-	if opts.FetchTimeout <= 0 {
-		opts.FetchTimeout = 5 * time.Minute
-	}
-	if opts.CancelPoll <= 0 {
-		opts.CancelPoll = 500 * time.Millisecond
-	}
-	if opts.RetryMin <= 0 {
-		opts.RetryMin = time.Second
-	}
-	if opts.RetryMax <= 0 {
-		opts.RetryMax = 30 * time.Second
-	}
-	opts.RetryMax = max(opts.RetryMax, opts.RetryMin)
-	if opts.RetryHorizon <= 0 {
-		opts.RetryHorizon = 5 * time.Minute
-	}
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	for _, d := range []string{opts.Go.Cache, opts.Go.ModCache, opts.WorkDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -183,87 +125,147 @@ func (w *Worker) ack(ctx context.Context, entry string) {
 	}
 }
 
-// handle claims the entry's build, runs it and records the result.
-func (w *Worker) handle(ctx context.Context, m Entry) {
-	app, id := m.App, m.Build
-	log := w.opts.Log.With("worker", w.opts.ID, "app", app, "build", id)
+// handle takes the entry's build through its states: read it, end it at once if it was
+// canceled or is out of attempts, else claim it, run it while the lease holds, and record
+// how it ended (or put it back on the queue, when this worker is stopping).
+func (w *Worker) handle(ctx context.Context, e Entry) {
+	log := w.opts.Log.With("worker", w.opts.ID, "app", e.App, "build", e.Build)
+	rec, ok := w.readEntry(ctx, e, log)
+	if !ok {
+		return
+	}
+	blog := newBuildLog(w.builds.rdb, e.App, e.Build, w.opts.MaxLog, w.scrub, w.opts.Log)
+	if rec.cancel || rec.attempt >= w.opts.MaxAttempts {
+		w.endUnstarted(ctx, e, rec, blog, log)
+		return
+	}
+	b, ok := w.claim(ctx, rec, log)
+	if !ok {
+		return
+	}
+	log = log.With("attempt", b.Attempts)
+	log.Info("build started")
+	cause, result := w.runLeased(ctx, e, &b, blog, log)
+	switch {
+	case errors.Is(cause, ErrStale):
+		log.Warn(lostBuild)
+	case ctx.Err() != nil && !errors.Is(cause, errCanceled):
+		w.requeue(b, e, blog, log)
+	default:
+		w.conclude(ctx, e, b, cause, result, blog, log)
+	}
+}
 
-	rec, err := w.readForClaim(ctx, app, id, m.ID)
-	if errors.Is(err, ErrNotFound) {
-		log.Warn("dropping a queue entry whose build was never recorded", "entry", m.ID)
-		w.ack(ctx, m.ID)
-		return
-	}
-	if err != nil {
+// lostBuild is logged when another worker took a build over.
+const lostBuild = "lost the build to another worker; dropping this attempt's result"
+
+// readEntry reads the entry's build; ok is false when there is nothing to run. An entry
+// whose build was never recorded, or has ended, is acknowledged; one whose build cannot
+// be read stays pending and is retried after the visibility timeout.
+func (w *Worker) readEntry(ctx context.Context, e Entry, log *slog.Logger) (rec record, ok bool) {
+	rec, err := w.readForClaim(ctx, e.App, e.Build, e.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		log.Warn("dropping a queue entry whose build was never recorded", "entry", e.ID)
+		w.ack(ctx, e.ID)
+	case err != nil:
 		log.Warn("reading build", "err", err)
-		return // the entry stays pending and is retried after the visibility timeout
+	case rec.status.Done():
+		w.ack(ctx, e.ID)
+	default:
+		return rec, true
 	}
-	if rec.status.Done() {
-		w.ack(ctx, m.ID)
-		return
-	}
-	blog := newBuildLog(w.builds.rdb, app, id, w.opts.MaxLog, w.scrub, w.opts.Log)
+	return record{}, false
+}
+
+// endUnstarted ends a build without running it again: one canceled while it waited for
+// another attempt, or one that used up its attempts.
+func (w *Worker) endUnstarted(ctx context.Context, e Entry, rec record, blog *buildLog, log *slog.Logger) {
 	now := time.Now().UTC()
 	b := rec.build
+	b.FinishedAt = &now
 	if rec.cancel {
-		b.Status, b.FinishedAt = StatusCanceled, &now
-		b.Error = &BuildError{Reason: ReasonCanceled, Detail: "canceled"}
-		if err := w.builds.transition(ctx, rec.attempt, rec.status, b, ""); err == nil {
-			w.storeLog(ctx, b, blog, log)
-			w.ack(ctx, m.ID)
-		}
-		return
-	}
-	attempt := rec.attempt + 1
-	if attempt > w.opts.MaxAttempts {
+		b.Status = StatusCanceled
+		b.Error = errBuildCanceled()
+	} else {
 		blog.Printf("giving up: %d workers started this build and none finished it (each stopped or lost its lease)", rec.attempt)
-		b.Status, b.FinishedAt = StatusFailed, &now
+		b.Status = StatusFailed
 		b.Error = &BuildError{Reason: ReasonInternal,
 			Detail: fmt.Sprintf("%d attempts did not finish; the log lists them", rec.attempt)}
 		b.Timings.TotalMS = ms(now.Sub(b.CreatedAt))
-		if err := w.builds.transition(ctx, rec.attempt, rec.status, b, ""); err == nil {
-			w.storeLog(ctx, b, blog, log)
-			w.ack(ctx, m.ID)
-		}
-		return
 	}
-	b.Status, b.Attempts, b.Worker = StatusRunning, attempt, w.opts.ID
+	if err := w.builds.transition(ctx, rec.attempt, rec.status, b, ""); err == nil {
+		w.storeLog(ctx, b, blog, log)
+		w.ack(ctx, e.ID)
+	}
+}
+
+// claim makes the build running as this worker's attempt, the next one; ok is false when
+// another worker took it first.
+func (w *Worker) claim(ctx context.Context, rec record, log *slog.Logger) (b Build, ok bool) {
+	now := time.Now().UTC()
+	b = rec.build
+	b.Status, b.Attempts, b.Worker = StatusRunning, rec.attempt+1, w.opts.ID
 	if b.StartedAt == nil {
 		b.StartedAt = &now
 		b.Timings.QueuedMS = ms(now.Sub(b.CreatedAt))
 	}
 	// The claim and its log line are one step: a worker that dies right after claiming
 	// has already said which attempt it was.
-	claimLine := logLine(fmt.Sprintf("attempt %d of %d on worker %s (%s)", attempt, w.opts.MaxAttempts, w.opts.ID, w.compiler.Version()))
+	claimLine := logLine(fmt.Sprintf("attempt %d of %d on worker %s (%s)", b.Attempts, w.opts.MaxAttempts, w.opts.ID, w.compiler.Version()))
 	if err := w.builds.transition(ctx, rec.attempt, rec.status, b, claimLine); err != nil {
 		log.Info("another worker took the build first", "err", err)
-		return
+		return Build{}, false
 	}
-	log = log.With("attempt", attempt)
-	log.Info("build started")
+	return b, true
+}
 
+// runLeased runs the claimed build while heartbeats keep its lease and watch for a
+// cancel or a newer attempt. It returns why the run's context ended (nil when it did
+// not) and why the build failed (nil when it did not).
+func (w *Worker) runLeased(ctx context.Context, e Entry, b *Build, blog *buildLog, log *slog.Logger) (cause error, result *BuildError) {
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopBeat := w.heartbeat(bctx, cancel, app, id, m.ID, attempt, log)
-	result := w.runWithRetries(bctx, &b, blog, log)
+	stopBeat := w.heartbeat(bctx, cancel, e, b.Attempts, log)
+	result = w.runWithRetries(bctx, b, blog, log)
 	stopBeat()
+	return context.Cause(bctx), result
+}
 
-	cause := context.Cause(bctx)
-	switch {
-	case errors.Is(cause, ErrStale):
-		log.Warn("lost the build to another worker; dropping this attempt's result")
-		return
-	case ctx.Err() != nil && !errors.Is(cause, errCanceled):
-		w.requeue(b, attempt, m, blog, log)
-		return
+// conclude records how the run ended, then keeps its log and acknowledges the entry.
+// When the result cannot be recorded (another worker owns the build now) the entry is
+// left to the owner of the newer attempt.
+func (w *Worker) conclude(ctx context.Context, e Entry, b Build, cause error, result *BuildError, blog *buildLog, log *slog.Logger) {
+	w.settle(&b, cause, result, blog)
+	ctx = context.WithoutCancel(ctx)
+	err := w.finish(ctx, b.Attempts, b, log)
+	if errors.Is(err, errCancelFirst) {
+		// A cancel was accepted before the result could be recorded: the build ends
+		// canceled, never succeeded.
+		w.markCanceled(&b, blog)
+		err = w.finish(ctx, b.Attempts, b, log)
 	}
+	switch {
+	case errors.Is(err, ErrStale):
+		log.Warn(lostBuild)
+	case err != nil:
+		log.Warn("recording the result", "err", err)
+	default:
+		log.Info("build finished", "status", b.Status)
+		w.storeLog(ctx, b, blog, log)
+		w.ack(ctx, e.ID)
+	}
+}
+
+// settle fills in the end of b's run: canceled, failed for result, or succeeded.
+func (w *Worker) settle(b *Build, cause error, result *BuildError, blog *buildLog) {
 	end := time.Now().UTC()
 	b.FinishedAt = &end
 	b.Timings.TotalMS = ms(end.Sub(b.CreatedAt))
 	b.GoVersion = w.compiler.Version()
 	switch {
 	case errors.Is(cause, errCanceled):
-		w.markCanceled(&b, blog)
+		w.markCanceled(b, blog)
 	case result != nil:
 		b.Status, b.Error = StatusFailed, result
 		b.Error.Detail = w.scrub.Replace(b.Error.Detail)
@@ -272,25 +274,6 @@ func (w *Worker) handle(ctx context.Context, m Entry) {
 		b.Status = StatusSucceeded
 		blog.Printf("succeeded in %s", end.Sub(*b.StartedAt).Round(time.Millisecond))
 	}
-	fctx := context.WithoutCancel(ctx)
-	err = w.finish(fctx, attempt, b, log)
-	if errors.Is(err, errCancelFirst) {
-		// A cancel was accepted before the result could be recorded: the build ends
-		// canceled, never succeeded.
-		w.markCanceled(&b, blog)
-		err = w.finish(fctx, attempt, b, log)
-	}
-	if err != nil {
-		if errors.Is(err, ErrStale) {
-			log.Warn("lost the build to another worker; dropping this attempt's result")
-		} else {
-			log.Warn("recording the result", "err", err)
-		}
-		return // the owner of the newer attempt acknowledges the entry
-	}
-	log.Info("build finished", "status", b.Status)
-	w.storeLog(fctx, b, blog, log)
-	w.ack(fctx, m.ID)
 }
 
 // markCanceled makes b a build canceled while it ran.
@@ -303,9 +286,10 @@ func (w *Worker) markCanceled(b *Build, blog *buildLog) {
 
 // requeue puts a build this worker is abandoning (it is stopping) back on the queue at
 // once, without using up an attempt.
-func (w *Worker) requeue(b Build, attempt int, entry Entry, blog *buildLog, log *slog.Logger) {
+func (w *Worker) requeue(b Build, entry Entry, blog *buildLog, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	attempt := b.Attempts
 	b.Status, b.Attempts, b.Worker = StatusQueued, attempt-1, ""
 	blog.Printf("worker %s is stopping; the build goes back to the queue", w.opts.ID)
 	if err := w.builds.transition(ctx, attempt, StatusRunning, b, ""); err != nil {
