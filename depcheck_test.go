@@ -19,7 +19,7 @@ var allowed = map[string][]string{
 	"events":  {"events", "store"},
 	"webhook": {"webhook", "events", "invalid", "store"},
 	"invalid": {"invalid"},
-	"builder": {"builder", "events", "store"},
+	"builder": {"builder", "events", "invalid", "store"},
 	"release": {"release", "events", "invalid", "store"},
 	"api":     {"api", "openapi", "auth", "builder", "events", "invalid", "release", "store", "webhook"},
 	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "events", "invalid", "release", "store", "webhook"},

@@ -175,7 +175,6 @@ var problemRules = []problemRule{
 	as(refusedProblem),
 	is(webhook.ErrNotFound, openapi.ProblemNotFound, errText),
 	is(events.ErrBadCursor, openapi.ProblemInvalidParameter, func(err error) string { return "cursor: " + err.Error() }),
-	as(func(e *builder.InputError) *problemError { return fieldProblem(e.Field, e.Detail) }),
 	as(sourceProblem),
 	asKind[*source.Error](openapi.ProblemSourceInvalid),
 	asKind[*builder.FetchError](openapi.ProblemSourceInvalid),

@@ -78,15 +78,6 @@ type Timings struct {
 	TotalMS   *int64 `json:"total_ms,omitempty"`
 }
 
-// BuildError says why a build did not succeed.
-type BuildError struct {
-	Reason   Reason `json:"reason"`
-	Detail   string `json:"detail"`
-	Platform string `json:"platform,omitempty"`
-	// retry marks a fault of the infrastructure: the build runs again after a backoff.
-	retry bool
-}
-
 // Artifact is the binary built for one platform, stored at store.BlobKey(Digest).
 type Artifact struct {
 	Platform string `json:"platform"`

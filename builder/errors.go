@@ -1,6 +1,11 @@
 package builder
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/slipway/slipway/invalid"
+)
 
 // Errors of the build store.
 var (
@@ -19,9 +24,50 @@ var errCanceled = errors.New("build canceled")
 // ErrBaseImage means a base image reference does not parse.
 var ErrBaseImage = errors.New("invalid base image reference")
 
-// InputError is a build request that slipway refuses: Field names the parameter.
-type InputError struct {
-	Field, Detail string
+// invalidField is a build request refused for one parameter, field.
+func invalidField(field, detail string) error {
+	return &invalid.Error{Fields: []invalid.Field{{Field: field, Detail: detail}}}
 }
 
-func (e *InputError) Error() string { return e.Field + ": " + e.Detail }
+// SourceError is a source intake refuses to build: an archive the source package refused
+// (its *source.Error, translated), or a go.mod the toolchain cannot build. A body
+// refused before it is an archive (source.Spool's errors) stays a *source.Error.
+type SourceError struct {
+	Entry  string // the archive entry at fault, if one is
+	Detail string
+}
+
+func (e *SourceError) Error() string {
+	if e.Entry != "" {
+		return fmt.Sprintf("source archive entry %q: %s", e.Entry, e.Detail)
+	}
+	return "source: " + e.Detail
+}
+
+// FetchError is a source URL slipway could not use: refused, unreachable, or answered
+// with an error.
+type FetchError struct {
+	URL    string // redacted
+	Detail string
+}
+
+func (e *FetchError) Error() string { return "fetching " + e.URL + ": " + e.Detail }
+
+// BuildError says why a build did not succeed: it is the build's recorded failure, and
+// the error the worker's steps return.
+type BuildError struct {
+	Reason   Reason `json:"reason"`
+	Detail   string `json:"detail"`
+	Platform string `json:"platform,omitempty"`
+	// retry marks a fault of the infrastructure: the build runs again after a backoff.
+	retry bool
+}
+
+// Error returns, for example, "compile_failed (linux/arm64): undefined: x".
+func (e *BuildError) Error() string {
+	s := string(e.Reason)
+	if e.Platform != "" {
+		s += " (" + e.Platform + ")"
+	}
+	return s + ": " + e.Detail
+}

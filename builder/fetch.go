@@ -16,15 +16,6 @@ import (
 	"github.com/slipway/slipway/builder/source"
 )
 
-// FetchError is a source URL slipway could not use: refused, unreachable, or answered
-// with an error.
-type FetchError struct {
-	URL    string // redacted
-	Detail string
-}
-
-func (e *FetchError) Error() string { return "fetching " + e.URL + ": " + e.Detail }
-
 // refusedNets are addresses a source URL may not reach unless the server allows them:
 // link-local (cloud metadata lives there) and the other well-known metadata addresses.
 var refusedNets = []netip.Prefix{

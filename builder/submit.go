@@ -44,19 +44,6 @@ type Request struct {
 	ActorID string
 }
 
-// SourceError is a source slipway refuses to build: a bad archive or go.mod.
-type SourceError struct {
-	Entry  string // the archive entry at fault, if one is
-	Detail string
-}
-
-func (e *SourceError) Error() string {
-	if e.Entry != "" {
-		return fmt.Sprintf("source archive entry %q: %s", e.Entry, e.Detail)
-	}
-	return "source: " + e.Detail
-}
-
 // Intake turns requests and uploaded sources into queued builds.
 type Intake struct {
 	builds    *Builds
@@ -100,41 +87,41 @@ func (in *Intake) Spool(ctx context.Context, r io.Reader) (*source.Spooled, erro
 }
 
 // Check validates the request's parameters and fills in the app's defaults, before any
-// source is read. Problems are *InputError naming the parameter.
+// source is read. Problems are an *invalid.Error naming the parameter.
 func (in *Intake) Check(req *Request) error {
 	if req.Version != "" {
 		if err := ValidateVersion(req.Version); err != nil {
-			return &InputError{Field: "version", Detail: err.Error()}
+			return invalidField("version", err.Error())
 		}
 	}
 	if req.Commit != "" {
 		if err := ValidateCommit(req.Commit); err != nil {
-			return &InputError{Field: "commit", Detail: err.Error()}
+			return invalidField("commit", err.Error())
 		}
 	}
 	if req.SourceDateEpoch < 0 {
-		return &InputError{Field: "source_date_epoch", Detail: "must be 0 or more (Unix seconds)"}
+		return invalidField("source_date_epoch", "must be 0 or more (Unix seconds)")
 	}
 	if req.Platforms == nil {
 		req.Platforms = req.App.Platforms
 	}
 	if len(req.Platforms) == 0 {
-		return &InputError{Field: "platforms", Detail: "at least one platform is needed"}
+		return invalidField("platforms", "at least one platform is needed")
 	}
 	norm := make([]string, 0, len(req.Platforms))
 	for _, p := range req.Platforms {
 		n, err := in.toolchain.CheckPlatform(p)
 		if err != nil {
-			return &InputError{Field: "platforms", Detail: err.Error()}
+			return invalidField("platforms", err.Error())
 		}
 		if slices.Contains(norm, n) {
-			return &InputError{Field: "platforms", Detail: fmt.Sprintf("%s is listed twice", p)}
+			return invalidField("platforms", fmt.Sprintf("%s is listed twice", p))
 		}
 		norm = append(norm, n)
 	}
 	req.Platforms = norm
 	if _, err := gobuild.RenderLdflags(req.App.Ldflags, in.ldflagsVars(req, "")); err != nil {
-		return &InputError{Field: "ldflags", Detail: err.Error()}
+		return invalidField("ldflags", err.Error())
 	}
 	return nil
 }
