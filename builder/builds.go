@@ -206,10 +206,6 @@ func (s *Builds) create(ctx context.Context, b Build, rawURL string) (dupOf stri
 	return "", nil
 }
 
-// errCancelFirst means a build could not become succeeded because a cancel was accepted
-// first.
-var errCancelFirst = errors.New("a cancel was accepted first")
-
 // transition writes b as the build's new state if the build is still at attempt
 // fromAttempt in status from, and appends logLine to its log in the same step. It returns
 // ErrStale when someone else moved it first, and errCancelFirst for a build that would

@@ -3,6 +3,7 @@ package builder
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/slipway/slipway/invalid"
 )
@@ -20,6 +21,10 @@ var (
 
 // errCanceled is why a running build's context ends when its cancel was asked for.
 var errCanceled = errors.New("build canceled")
+
+// errCancelFirst means a build could not become succeeded because a cancel was accepted
+// first.
+var errCancelFirst = errors.New("a cancel was accepted first")
 
 // ErrBaseImage means a base image reference does not parse.
 var ErrBaseImage = errors.New("invalid base image reference")
@@ -70,4 +75,11 @@ func (e *BuildError) Error() string {
 		s += " (" + e.Platform + ")"
 	}
 	return s + ": " + e.Detail
+}
+
+// refusedError is a source URL's address in a range the fetcher may not reach.
+type refusedError struct{ addr netip.Addr }
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("address %s is link-local or a metadata service, which source URLs may not reach", e.addr)
 }

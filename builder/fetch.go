@@ -76,12 +76,6 @@ func NewFetcher(allow []netip.Prefix, timeout time.Duration) *Fetcher {
 	return f
 }
 
-type refusedError struct{ addr netip.Addr }
-
-func (e *refusedError) Error() string {
-	return fmt.Sprintf("address %s is link-local or a metadata service, which source URLs may not reach", e.addr)
-}
-
 // control runs after DNS resolution, for every connection (redirects included), and
 // refuses the protected ranges.
 func (f *Fetcher) control(_, address string, _ syscall.RawConn) error {
