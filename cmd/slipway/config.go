@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/gobuild"
 )
 
 // serveConfig is every setting of `slipway serve`.
@@ -111,18 +113,33 @@ func processSettings(c *serveConfig) []setting {
 	}
 }
 
+// workerDefaults are the defaults of the build settings: the worker's own.
+var workerDefaults = builder.DefaultWorkerOptions()
+
+// shortDuration writes d as a flag's default: "10m" and "1h", not "10m0s" and "1h0m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // buildSettings are the settings of the workers, their Go environment and source limits.
 func buildSettings(c *serveConfig) []setting {
 	return []setting{
 		{flag: "workers", env: "SLIPWAY_WORKERS", def: "1", help: "build workers in this process (serve: 0 for an API-only process)", set: setCount(&c.Workers, 0)},
-		{flag: "build-concurrency", env: "SLIPWAY_BUILD_CONCURRENCY", def: strconv.Itoa(runtime.NumCPU()), help: "platforms of one build compiled at once (default: the number of CPUs)", set: setCount(&c.BuildConcurrency, 1)},
-		{flag: "build-timeout", env: "SLIPWAY_BUILD_TIMEOUT", def: "10m", help: "longest one platform's compile may take; its process group is killed then", set: setDuration(&c.BuildTimeout)},
-		{flag: "build-visibility", env: "SLIPWAY_BUILD_VISIBILITY", def: "1m", help: "how long a build may go without its worker's heartbeat before another worker takes it over", set: setDuration(&c.BuildVisibility)},
-		{flag: "build-attempts", env: "SLIPWAY_BUILD_ATTEMPTS", def: "3", help: "how many workers may start a build before it fails", set: setCount(&c.BuildAttempts, 1)},
+		{flag: "build-concurrency", env: "SLIPWAY_BUILD_CONCURRENCY", def: strconv.Itoa(workerDefaults.Concurrency), help: "platforms of one build compiled at once (default: the number of CPUs)", set: setCount(&c.BuildConcurrency, 1)},
+		{flag: "build-timeout", env: "SLIPWAY_BUILD_TIMEOUT", def: shortDuration(workerDefaults.Timeout), help: "longest one platform's compile may take; its process group is killed then", set: setDuration(&c.BuildTimeout)},
+		{flag: "build-visibility", env: "SLIPWAY_BUILD_VISIBILITY", def: shortDuration(workerDefaults.Visibility), help: "how long a build may go without its worker's heartbeat before another worker takes it over", set: setDuration(&c.BuildVisibility)},
+		{flag: "build-attempts", env: "SLIPWAY_BUILD_ATTEMPTS", def: strconv.Itoa(workerDefaults.MaxAttempts), help: "how many workers may start a build before it fails", set: setCount(&c.BuildAttempts, 1)},
 		{flag: "gocache", env: "SLIPWAY_GOCACHE", def: "", help: "GOCACHE shared by all builds (default <data-dir>/cache/go-build)", set: setString(&c.GoCache)},
 		{flag: "gomodcache", env: "SLIPWAY_GOMODCACHE", def: "", help: "GOMODCACHE shared by all builds (default <data-dir>/cache/gomod)", set: setString(&c.GoModCache)},
-		{flag: "goproxy", env: "SLIPWAY_GOPROXY", def: "https://proxy.golang.org,direct", help: "GOPROXY for builds", set: setString(&c.GoProxy)},
-		{flag: "gosumdb", env: "SLIPWAY_GOSUMDB", def: "sum.golang.org", help: "GOSUMDB for builds", set: setString(&c.GoSumDB)},
+		{flag: "goproxy", env: "SLIPWAY_GOPROXY", def: gobuild.DefaultProxy, help: "GOPROXY for builds", set: setString(&c.GoProxy)},
+		{flag: "gosumdb", env: "SLIPWAY_GOSUMDB", def: gobuild.DefaultSumDB, help: "GOSUMDB for builds", set: setString(&c.GoSumDB)},
 		{flag: "goprivate", env: "SLIPWAY_GOPRIVATE", def: "", help: "GOPRIVATE for builds", set: setString(&c.GoPrivate)},
 		{flag: "source-allow-nets", env: "SLIPWAY_SOURCE_ALLOW_NETS", def: "", help: "comma-separated CIDRs that source URLs may reach although link-local or metadata addresses", set: cidrs(&c.SourceAllowNets)},
 		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: setSize(&c.MaxSourceBytes)},
