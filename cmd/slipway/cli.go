@@ -221,9 +221,6 @@ func (cf *clientFlags) parse(fs *flag.FlagSet, e *cliEnv, cmd *clientCommand, ar
 	return pos, c, err
 }
 
-// errHelpShown tells that a command printed its help; run exits 0 for it.
-var errHelpShown = errors.New("help shown")
-
 // parseArgs parses flags anywhere among args (slipway build . --app x) and returns the
 // positional arguments; "--" ends the flags. It checks there are between min and max
 // positional arguments (max -1: any number).

@@ -228,42 +228,10 @@ func (o *buildOutput) write(w io.Writer) error {
 	return tw.Flush()
 }
 
-// buildFailedError is a build that ended failed or canceled.
-type buildFailedError struct {
-	build openapi.Build
-	// logShown tells that the build's log, which holds the compiler's output, was
-	// streamed already; the message then does not repeat it.
-	logShown bool
-}
-
-// ExitCode is 1.
-func (e *buildFailedError) ExitCode() int { return exitFailed }
-
-func (e *buildFailedError) Error() string {
-	b := e.build
-	msg := fmt.Sprintf("build %s %s", b.Id, b.Status)
-	if be := b.Error; be != nil {
-		msg += ": " + string(be.Reason)
-		if be.Platform != nil {
-			msg += " on " + *be.Platform
-		}
-		if d := strings.TrimSpace(be.Detail); d != "" && !e.logShown {
-			msg += "\n" + d
-		} else if d != "" {
-			msg += " (the log above has the details)"
-		}
-	}
-	return msg
-}
-
 // terminal reports whether a build has ended.
 func terminal(s openapi.BuildStatus) bool {
 	return s == openapi.BuildStatusSucceeded || s == openapi.BuildStatusFailed || s == openapi.BuildStatusCanceled
 }
-
-// errUploadOver tells the packer that the request is over, answered before it read the
-// whole body or failed.
-var errUploadOver = errors.New("the upload is over")
 
 // uploadSource streams the tree, packed a second time on the way, as the body of
 // POST /v1/apps/{app}/builds. If the archive comes out other than the one whose digest

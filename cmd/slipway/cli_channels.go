@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/slipway/slipway/openapi"
 )
@@ -88,43 +87,6 @@ func (c *client) move(ctx context.Context, app, channel string, gen int64, act c
 		return nil, nil, unexpected(act.kind, nil, raw)
 	}
 	return mv, raw, nil
-}
-
-// staleChannelError is a move refused because someone changed the channel after this
-// command read it.
-type staleChannelError struct {
-	app    string
-	read   int64
-	now    openapi.Channel
-	apiErr *apiError
-}
-
-// ExitCode is 3, as for every refused request.
-func (e *staleChannelError) ExitCode() int { return exitRejected }
-
-func (e *staleChannelError) Unwrap() error { return e.apiErr }
-
-func (e *staleChannelError) Error() string {
-	ch := e.now
-	who := "someone else"
-	if ch.UpdatedBy != nil && *ch.UpdatedBy != "" {
-		who = *ch.UpdatedBy
-	}
-	when := ""
-	if ch.UpdatedAt != nil {
-		when = " (" + ago(*ch.UpdatedAt, time.Now()) + ")"
-	}
-	holds := "no release"
-	if ch.Release != nil {
-		holds = *ch.Release
-	}
-	locked := ""
-	if ch.Locked {
-		locked = ", locked"
-	}
-	return fmt.Sprintf("%s moved channel %s of %s first%s: it now holds %s (generation %d%s); this command read generation %d and changed nothing. "+
-		"See slipway history %s %s, and run the command again if it still makes sense.",
-		who, ch.Name, e.app, when, holds, ch.Generation, locked, e.read, e.app, ch.Name)
 }
 
 // moveSummary is one line about a channel move: "dev: 1.0.0 → 1.2.3".

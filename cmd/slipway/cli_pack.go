@@ -36,9 +36,6 @@ type sourceEntry struct {
 	exec bool
 }
 
-// errNoGoMod is a directory without go.mod at its top.
-var errNoGoMod = errors.New("no go.mod")
-
 // listSource walks dir, which must hold go.mod, and returns what of it to upload.
 func listSource(dir string) (*sourceTree, error) {
 	if st, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil || !st.Mode().IsRegular() {
@@ -127,9 +124,6 @@ func (t *sourceTree) writeTarGz(w io.Writer) error {
 	}
 	return nil
 }
-
-// errChanged is a file whose size changed between listing and packing.
-var errChanged = errors.New("the file changed while it was packed; run the command again")
 
 // copyFile copies the size bytes of the file at p to w.
 func copyFile(w io.Writer, p string, size int64) error {

@@ -9,11 +9,6 @@ import (
 	"runtime/debug"
 )
 
-// usageError is a mistake in the command line; main exits with status 2 for it.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
 const usage = `slipway builds Go source into binaries and OCI images and moves releases through channels.
 
 Usage:

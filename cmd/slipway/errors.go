@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/slipway/slipway/openapi"
+)
+
+// Sentinels the commands branch on.
+var (
+	// errHelpShown tells that a command printed its help; run exits 0 for it.
+	errHelpShown = errors.New("help shown")
+	// errUploadOver tells the packer that the request is over, answered before it read the
+	// whole body or failed.
+	errUploadOver = errors.New("the upload is over")
+	// errNoGoMod is a directory without go.mod at its top.
+	errNoGoMod = errors.New("no go.mod")
+	// errChanged is a file whose size changed between listing and packing.
+	errChanged = errors.New("the file changed while it was packed; run the command again")
+)
+
+// usageError is a mistake in the command line; main exits with status 2 for it.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// buildFailedError is a build that ended failed or canceled.
+type buildFailedError struct {
+	build openapi.Build
+	// logShown tells that the build's log, which holds the compiler's output, was
+	// streamed already; the message then does not repeat it.
+	logShown bool
+}
+
+// ExitCode is 1.
+func (e *buildFailedError) ExitCode() int { return exitFailed }
+
+func (e *buildFailedError) Error() string {
+	b := e.build
+	msg := fmt.Sprintf("build %s %s", b.Id, b.Status)
+	if be := b.Error; be != nil {
+		msg += ": " + string(be.Reason)
+		if be.Platform != nil {
+			msg += " on " + *be.Platform
+		}
+		if d := strings.TrimSpace(be.Detail); d != "" && !e.logShown {
+			msg += "\n" + d
+		} else if d != "" {
+			msg += " (the log above has the details)"
+		}
+	}
+	return msg
+}
+
+// staleChannelError is a move refused because someone changed the channel after this
+// command read it.
+type staleChannelError struct {
+	app    string
+	read   int64
+	now    openapi.Channel
+	apiErr *apiError
+}
+
+// ExitCode is 3, as for every refused request.
+func (e *staleChannelError) ExitCode() int { return exitRejected }
+
+func (e *staleChannelError) Unwrap() error { return e.apiErr }
+
+func (e *staleChannelError) Error() string {
+	ch := e.now
+	who := "someone else"
+	if ch.UpdatedBy != nil && *ch.UpdatedBy != "" {
+		who = *ch.UpdatedBy
+	}
+	when := ""
+	if ch.UpdatedAt != nil {
+		when = " (" + ago(*ch.UpdatedAt, time.Now()) + ")"
+	}
+	holds := "no release"
+	if ch.Release != nil {
+		holds = *ch.Release
+	}
+	locked := ""
+	if ch.Locked {
+		locked = ", locked"
+	}
+	return fmt.Sprintf("%s moved channel %s of %s first%s: it now holds %s (generation %d%s); this command read generation %d and changed nothing. "+
+		"See slipway history %s %s, and run the command again if it still makes sense.",
+		who, ch.Name, e.app, when, holds, ch.Generation, locked, e.read, e.app, ch.Name)
+}
+
+// redirectError is a redirect the client refuses to follow.
+type redirectError struct{ msg string }
+
+func (e *redirectError) Error() string { return e.msg }
+
+// apiError is a response with an error status and the problem document it carried.
+type apiError struct {
+	method, path string
+	status       int
+	problem      openapi.Problem
+	body         []byte
+	hadToken     bool
+}
+
+// ExitCode is 3 for a refused request (4xx) and 1 for a failed server (5xx).
+func (e *apiError) ExitCode() int {
+	if e.status >= 500 {
+		return exitFailed
+	}
+	return exitRejected
+}
+
+func (e *apiError) Error() string {
+	p := e.problem
+	var b strings.Builder
+	if e.status >= 500 {
+		fmt.Fprintf(&b, "the server failed: %s (HTTP %d)", p.Title, e.status)
+	} else {
+		fmt.Fprintf(&b, "refused: %s (HTTP %d)", p.Title, e.status)
+	}
+	var fields []openapi.FieldError
+	if p.Errors != nil {
+		fields = *p.Errors
+	}
+	// A validation problem's detail joins its fields, which follow one a line.
+	if p.Detail != nil && *p.Detail != "" && (len(fields) == 0 || !strings.Contains(*p.Detail, fields[0].Detail)) {
+		b.WriteString(": " + *p.Detail)
+	}
+	switch {
+	case e.status == http.StatusUnauthorized && e.hadToken:
+		b.WriteString("; check SLIPWAY_TOKEN or --token (the token may be revoked)")
+	case e.status == http.StatusUnauthorized:
+		b.WriteString("; set SLIPWAY_TOKEN or --token")
+	case e.status >= 500 && p.RequestId != nil:
+		b.WriteString("; quote request id " + *p.RequestId + " when reporting it")
+	}
+	for _, f := range fields {
+		fmt.Fprintf(&b, "\n  %s: %s", f.Field, f.Detail)
+	}
+	return b.String()
+}
+
+// unreachableError is a request that got no answer: the connection was refused, the host
+// is unknown, or it timed out.
+type unreachableError struct {
+	url string
+	err error
+}
+
+// ExitCode is 4.
+func (e *unreachableError) ExitCode() int { return exitUnreachable }
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the slipway server at %s (%s); check SLIPWAY_URL or --url", e.url, networkCause(e.err))
+}
