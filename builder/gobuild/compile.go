@@ -85,6 +85,21 @@ func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env Env, log
 	if err != nil {
 		return noSpace(fmt.Errorf("compiling %s: %w", spec.Platform, err))
 	}
+	tail := &tailBuffer{max: 64 << 10}
+	cmd := tc.command(ctx, spec, env, ldflags, out, io.MultiWriter(tail, log))
+	if sb.kind == sandboxUID {
+		if err := sb.prepare(spec.Dir, dirs); err != nil {
+			return fmt.Errorf("compiling %s: preparing the sandbox: %w", spec.Platform, err)
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(sb.uid), Gid: uint32(sb.gid), Groups: []uint32{}}
+	}
+	err = runConfined(cmd, sb, dirs, spec.Platform)
+	return compileResult(ctx, spec, out, dirs, tail, err)
+}
+
+// command is the go build of spec, writing the binary at out and its output to w, in the
+// environment compileEnv builds.
+func (tc *Toolchain) command(ctx context.Context, spec CompileSpec, env Env, ldflags, out string, w io.Writer) *exec.Cmd {
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, spec.Main}
 	cmd := exec.CommandContext(ctx, tc.goBin, args...)
 	cmd.Dir = spec.Dir
@@ -93,52 +108,47 @@ func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env Env, log
 	cmd.SysProcAttr = processGroupAttr()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	tail := &tailBuffer{max: 64 << 10}
-	logw := io.MultiWriter(tail, log)
-	cmd.Stdout, cmd.Stderr = logw, logw
-	if sb.kind == sandboxUID {
-		if err := sb.prepare(spec.Dir, dirs); err != nil {
-			return fmt.Errorf("compiling %s: preparing the sandbox: %w", spec.Platform, err)
-		}
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(sb.uid), Gid: uint32(sb.gid), Groups: []uint32{}}
-	}
+	cmd.Stdout, cmd.Stderr = w, w
+	return cmd
+}
 
-	// The go command starts from a goroutine locked to a thread of its own, which the
-	// Landlock sandbox confines (a thread's domain is inherited by the processes it
-	// starts, and by nothing else in slipway). The thread is never unlocked: it ends with
-	// the goroutine, its domain with it. It also outlives the child, as Pdeathsig needs:
-	// the signal comes when the thread that started the child ends, not the process.
+// runConfined runs cmd in the sandbox sb, which may write only dirs.
+//
+// The go command starts from a goroutine locked to a thread of its own, which the
+// Landlock sandbox confines (a thread's domain is inherited by the processes it starts,
+// and by nothing else in slipway). The thread is never unlocked: it ends with the
+// goroutine, its domain with it. It also outlives the child, as Pdeathsig needs: the
+// signal comes when the thread that started the child ends, not the process.
+func runConfined(cmd *exec.Cmd, sb sandbox, dirs compileDirs, platform Platform) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		if sb.kind == sandboxLandlock {
 			if err := restrictThread(sb.abi, dirs.all()); err != nil {
-				done <- fmt.Errorf("compiling %s: entering the Landlock sandbox: %w", spec.Platform, err)
+				done <- fmt.Errorf("compiling %s: entering the Landlock sandbox: %w", platform, err)
 				return
 			}
 		}
 		done <- cmd.Run()
 	}()
-	err = <-done
+	return <-done
+}
 
+// compileResult is what a compile that ran and ended with err returns: ErrTimeout past
+// its deadline, ErrNoSpace on a full disk, a *CompileError when the go command failed
+// or the binary is too large.
+func compileResult(ctx context.Context, spec CompileSpec, out string, dirs compileDirs, tail *tailBuffer, err error) error {
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("%w: compiling %s took longer than %s", ErrTimeout, spec.Platform, spec.Timeout)
 		}
 		return ctx.Err()
 	}
-	if err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			output := strings.TrimSpace(tail.String())
-			if line := noSpaceLine(output); line != "" {
-				return fmt.Errorf("%w: compiling %s: %s", ErrNoSpace, spec.Platform, line)
-			}
-			if dir := fullDir(dirs.all()); dir != "" {
-				return fmt.Errorf("%w: compiling %s: %s is (nearly) full", ErrNoSpace, spec.Platform, dir)
-			}
-			return &CompileError{Platform: spec.Platform.String(), Output: output}
-		}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return goBuildFailed(spec.Platform, strings.TrimSpace(tail.String()), dirs)
+	case err != nil:
 		return noSpace(fmt.Errorf("running go build for %s: %w", spec.Platform, err))
 	}
 	fi, err := os.Stat(out)
@@ -150,6 +160,18 @@ func (tc *Toolchain) compile(ctx context.Context, spec CompileSpec, env Env, log
 			Output: fmt.Sprintf("the binary is %d bytes, over the limit of %d", fi.Size(), spec.MaxSize)}
 	}
 	return nil
+}
+
+// goBuildFailed is the error of a go command that exited with output: ErrNoSpace when
+// the output or the disk says the disk is full, else a *CompileError.
+func goBuildFailed(p Platform, output string, dirs compileDirs) error {
+	if line := noSpaceLine(output); line != "" {
+		return fmt.Errorf("%w: compiling %s: %s", ErrNoSpace, p, line)
+	}
+	if dir := fullDir(dirs.all()); dir != "" {
+		return fmt.Errorf("%w: compiling %s: %s is (nearly) full", ErrNoSpace, p, dir)
+	}
+	return &CompileError{Platform: p.String(), Output: output}
 }
 
 // compileDirs are the directories a compile may write, as absolute paths: its own (the
