@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,20 @@ func ensureBytes(ctx context.Context, blobs store.Blobs, b []byte) (store.Digest
 		return d, fmt.Errorf("storing blob %s: %w", d, err)
 	}
 	return d, nil
+}
+
+// ensureJSON encodes v and stores it under its digest unless the store has it; what names
+// it in errors. It returns the digest and the size of the encoding.
+func ensureJSON(ctx context.Context, blobs store.Blobs, what string, v any) (store.Digest, int64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", 0, fmt.Errorf("encoding %s: %w", what, err)
+	}
+	d, err := ensureBytes(ctx, blobs, b)
+	if err != nil {
+		return "", 0, fmt.Errorf("storing %s: %w", what, err)
+	}
+	return d, int64(len(b)), nil
 }
 
 // readBlob reads a stored JSON document (at most maxManifestSize bytes).

@@ -207,8 +207,36 @@ func zoneinfoEntries(zipBytes []byte, root string) ([]entry, error) {
 }
 
 func (b builtin) resolve(ctx context.Context, blobs store.Blobs, platforms []Platform) (*resolvedBase, error) {
-	if err := checkPlatforms(platforms); err != nil {
+	if err := checkBuiltinPlatforms(platforms); err != nil {
+		return nil, err
+	}
+	layer, diffID, err := b.storeLayer(ctx, blobs)
+	if err != nil {
+		return nil, err
+	}
+	rb := &resolvedBase{name: BuiltinName, images: map[Platform]*baseImage{}}
+	sorted := slices.SortedFunc(slices.Values(platforms), func(a, b Platform) int {
+		return strings.Compare(a.String(), b.String())
+	})
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+	for _, p := range sorted {
+		img, desc, err := storeBuiltinImage(ctx, blobs, p, layer, diffID)
+		if err != nil {
+			return nil, fmt.Errorf("built-in base: %w", err)
+		}
+		rb.images[p] = img
+		index.Manifests = append(index.Manifests, desc)
+	}
+	if rb.digest, _, err = ensureBaseJSON(ctx, blobs, index); err != nil {
 		return nil, fmt.Errorf("built-in base: %w", err)
+	}
+	return rb, nil
+}
+
+// checkBuiltinPlatforms checks that the built-in base has every platform: any linux one.
+func checkBuiltinPlatforms(platforms []Platform) error {
+	if err := checkPlatforms(platforms); err != nil {
+		return fmt.Errorf("built-in base: %w", err)
 	}
 	var missing []Platform
 	for _, p := range platforms {
@@ -216,86 +244,74 @@ func (b builtin) resolve(ctx context.Context, blobs store.Blobs, platforms []Pla
 			missing = append(missing, p)
 		}
 	}
-	if err := missingError(BuiltinName, missing, []string{"linux/* (any linux platform)"}); err != nil {
-		return nil, err
-	}
+	return missingError(BuiltinName, missing, []string{"linux/* (any linux platform)"})
+}
+
+// storeLayer stores the built-in base's one layer, unless this process did already, and
+// returns its descriptor and diffID.
+func (b builtin) storeLayer(ctx context.Context, blobs store.Blobs) (v1.Descriptor, v1.Hash, error) {
 	l, err := b.layer()
 	if err != nil {
-		return nil, err
+		return v1.Descriptor{}, v1.Hash{}, err
 	}
 	if !baseStored(blobs, l.sums.digest) {
 		if err := ensure(ctx, blobs, l.sums.digest, func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(l.gz)), nil
 		}); err != nil {
-			return nil, fmt.Errorf("built-in base: %w", err)
+			return v1.Descriptor{}, v1.Hash{}, fmt.Errorf("built-in base: %w", err)
 		}
 		rememberBase(blobs, l.sums.digest)
 	}
-	layer := descriptor(types.OCILayer, l.sums.digest, l.sums.size)
+	return descriptor(types.OCILayer, l.sums.digest, l.sums.size), toHash(l.sums.diffID), nil
+}
 
-	rb := &resolvedBase{name: BuiltinName, images: map[Platform]*baseImage{}}
-	sorted := slices.SortedFunc(slices.Values(platforms), func(a, b Platform) int {
-		return strings.Compare(a.String(), b.String())
-	})
-	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
-	for _, p := range sorted {
-		epoch := v1.Time{Time: time.Unix(0, 0).UTC()}
-		cfg := &v1.ConfigFile{
-			Architecture: p.Arch,
-			OS:           p.OS,
-			Variant:      p.Variant,
-			Created:      epoch,
-			History: []v1.History{{
-				Created:   epoch,
-				CreatedBy: "slipway built-in base: passwd, group, nsswitch.conf, os-release, CA certificates, zoneinfo, /tmp, /home/nonroot",
-			}},
-			RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{toHash(l.sums.diffID)}},
-			Config: v1.Config{
-				Env:        []string{envPath, envCerts},
-				User:       imageUser,
-				WorkingDir: "/",
-			},
-		}
-		cfgJSON, err := json.Marshal(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("built-in base: %w", err)
-		}
-		cfgDigest, err := ensureBaseBytes(ctx, blobs, cfgJSON)
-		if err != nil {
-			return nil, fmt.Errorf("built-in base: %w", err)
-		}
-		man := v1.Manifest{
-			SchemaVersion: 2,
-			MediaType:     types.OCIManifestSchema1,
-			Config:        descriptor(types.OCIConfigJSON, cfgDigest, int64(len(cfgJSON))),
-			Layers:        []v1.Descriptor{layer},
-		}
-		manJSON, err := json.Marshal(man)
-		if err != nil {
-			return nil, fmt.Errorf("built-in base: %w", err)
-		}
-		manDigest, err := ensureBaseBytes(ctx, blobs, manJSON)
-		if err != nil {
-			return nil, fmt.Errorf("built-in base: %w", err)
-		}
-		desc := descriptor(types.OCIManifestSchema1, manDigest, int64(len(manJSON)))
-		rb.images[p] = &baseImage{
-			manifest: desc,
-			layers:   []v1.Descriptor{layer},
-			diffIDs:  cfg.RootFS.DiffIDs,
-			config:   cfg,
-		}
-		desc.Platform = p.oci()
-		index.Manifests = append(index.Manifests, desc)
-	}
-	indexJSON, err := json.Marshal(index)
+// storeBuiltinImage stores the built-in base's config and manifest for p, and returns
+// the image and the descriptor of its manifest for the base's index.
+func storeBuiltinImage(ctx context.Context, blobs store.Blobs, p Platform, layer v1.Descriptor, diffID v1.Hash) (*baseImage, v1.Descriptor, error) {
+	cfg := builtinConfig(p, diffID)
+	cfgDigest, cfgSize, err := ensureBaseJSON(ctx, blobs, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("built-in base: %w", err)
+		return nil, v1.Descriptor{}, err
 	}
-	if rb.digest, err = ensureBaseBytes(ctx, blobs, indexJSON); err != nil {
-		return nil, fmt.Errorf("built-in base: %w", err)
+	manDigest, manSize, err := ensureBaseJSON(ctx, blobs, v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        descriptor(types.OCIConfigJSON, cfgDigest, cfgSize),
+		Layers:        []v1.Descriptor{layer},
+	})
+	if err != nil {
+		return nil, v1.Descriptor{}, err
 	}
-	return rb, nil
+	desc := descriptor(types.OCIManifestSchema1, manDigest, manSize)
+	img := &baseImage{
+		manifest: desc,
+		layers:   []v1.Descriptor{layer},
+		diffIDs:  cfg.RootFS.DiffIDs,
+		config:   cfg,
+	}
+	desc.Platform = p.oci()
+	return img, desc, nil
+}
+
+// builtinConfig is the built-in base's config for p.
+func builtinConfig(p Platform, diffID v1.Hash) *v1.ConfigFile {
+	epoch := v1.Time{Time: time.Unix(0, 0).UTC()}
+	return &v1.ConfigFile{
+		Architecture: p.Arch,
+		OS:           p.OS,
+		Variant:      p.Variant,
+		Created:      epoch,
+		History: []v1.History{{
+			Created:   epoch,
+			CreatedBy: "slipway built-in base: passwd, group, nsswitch.conf, os-release, CA certificates, zoneinfo, /tmp, /home/nonroot",
+		}},
+		RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}},
+		Config: v1.Config{
+			Env:        []string{envPath, envCerts},
+			User:       imageUser,
+			WorkingDir: "/",
+		},
+	}
 }
 
 // storedBase remembers which of the built-in base's blobs this process has stored (or
@@ -333,4 +349,15 @@ func ensureBaseBytes(ctx context.Context, blobs store.Blobs, b []byte) (store.Di
 	}
 	rememberBase(blobs, d)
 	return d, nil
+}
+
+// ensureBaseJSON encodes v and stores it as ensureBaseBytes does; it returns the digest
+// and the size of the encoding.
+func ensureBaseJSON(ctx context.Context, blobs store.Blobs, v any) (store.Digest, int64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", 0, err
+	}
+	d, err := ensureBaseBytes(ctx, blobs, b)
+	return d, int64(len(b)), err
 }

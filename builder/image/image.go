@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"debug/buildinfo"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +113,29 @@ func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Option
 	if err != nil {
 		return nil, err
 	}
+	images, descs, err := assembleAll(ctx, blobs, bins, rb, opts, created)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := ensureJSON(ctx, blobs, "index", v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests:     descs,
+		Annotations:   opts.annotations(created, rb.name, rb.digest),
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Index: d, Images: images, BaseName: rb.name, BaseDigest: rb.digest}
+	if res.Blobs, err = indexBlobs(d, images, rb); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
 
+// assembleAll builds and stores the image of each binary, up to GOMAXPROCS at once. It
+// returns the images and their manifests' descriptors, both in platform order.
+func assembleAll(ctx context.Context, blobs store.Blobs, bins []Binary, rb *resolvedBase, opts Options, created time.Time) ([]PlatformImage, []v1.Descriptor, error) {
 	images := make([]PlatformImage, len(bins))
 	descs := make([]v1.Descriptor, len(bins))
 	g, gctx := errgroup.WithContext(ctx)
@@ -130,31 +151,21 @@ func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Option
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slices.SortFunc(descs, func(a, b v1.Descriptor) int {
 		return strings.Compare(platformString(*a.Platform), platformString(*b.Platform))
 	})
 	slices.SortFunc(images, func(a, b PlatformImage) int { return strings.Compare(a.Platform, b.Platform) })
+	return images, descs, nil
+}
 
-	index := v1.IndexManifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIImageIndex,
-		Manifests:     descs,
-		Annotations:   opts.annotations(created, rb.name, rb.digest),
-	}
-	indexJSON, err := json.Marshal(index)
-	if err != nil {
-		return nil, fmt.Errorf("encoding index: %w", err)
-	}
-	d, err := ensureBytes(ctx, blobs, indexJSON)
-	if err != nil {
-		return nil, fmt.Errorf("storing index: %w", err)
-	}
-	res := &Result{Index: d, Images: images, BaseName: rb.name, BaseDigest: rb.digest}
-	res.Blobs = append(res.Blobs, d, store.DigestBytes(emptyJSON))
+// indexBlobs returns, sorted, every blob of the index: the index itself, each image's
+// manifest, config, layer, SBOM and referrer, the empty config, and the base's layers.
+func indexBlobs(index store.Digest, images []PlatformImage, rb *resolvedBase) ([]store.Digest, error) {
+	ds := []store.Digest{index, store.DigestBytes(emptyJSON)}
 	for _, img := range images {
-		res.Blobs = append(res.Blobs, img.Manifest, img.Config, img.Layer, img.SBOM, img.SBOMReferrer)
+		ds = append(ds, img.Manifest, img.Config, img.Layer, img.SBOM, img.SBOMReferrer)
 	}
 	for _, b := range rb.images {
 		for _, l := range b.layers {
@@ -162,12 +173,11 @@ func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Option
 			if err != nil {
 				return nil, fmt.Errorf("base layer %s: %w", l.Digest, err)
 			}
-			res.Blobs = append(res.Blobs, ld)
+			ds = append(ds, ld)
 		}
 	}
-	slices.Sort(res.Blobs)
-	res.Blobs = slices.Compact(res.Blobs)
-	return res, nil
+	slices.Sort(ds)
+	return slices.Compact(ds), nil
 }
 
 // check validates the options and returns the creation time to use.
@@ -222,41 +232,88 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 	base := rb.images[bin.Platform]
 	img := PlatformImage{Platform: bin.Platform.String()}
 	appPath := "/app/" + opts.App
-
-	// The layer: compressed once into a temporary file while hashing the binary, the tar
-	// stream and the gzip stream; then stored unless the store has it.
-	bi, err := buildinfo.ReadFile(bin.Path)
+	app, err := storeAppLayer(ctx, blobs, bin, appPath, opts.TempDir, created)
 	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("reading build info of %s: %w", bin.Path, err)
-	}
-	if err := checkTarget(bi, bin.Platform); err != nil {
 		return img, v1.Descriptor{}, err
 	}
-	f, err := os.Open(bin.Path)
+	img.Layer = app.sums.digest
+
+	// The config and the manifest.
+	annotations := opts.annotations(created, rb.name, store.Digest(base.manifest.Digest.String()))
+	cfg := appConfig(base, bin.Platform, toHash(app.sums.diffID), appPath, annotations, created)
+	var cfgSize, manSize int64
+	if img.Config, cfgSize, err = ensureJSON(ctx, blobs, "config", cfg); err != nil {
+		return img, v1.Descriptor{}, err
+	}
+	man := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        descriptor(types.OCIConfigJSON, img.Config, cfgSize),
+		Layers:        append(slices.Clone(base.layers), descriptor(types.OCILayer, app.sums.digest, app.sums.size)),
+		Annotations:   annotations,
+	}
+	if img.Manifest, manSize, err = ensureJSON(ctx, blobs, "manifest", man); err != nil {
+		return img, v1.Descriptor{}, err
+	}
+	img.Size = manSize + man.Config.Size
+	for _, l := range man.Layers {
+		img.Size += l.Size
+	}
+	desc := descriptor(types.OCIManifestSchema1, img.Manifest, manSize)
+
+	// The SBOM and the referrer that attaches it to the manifest.
+	img.SBOM, img.SBOMReferrer, err = storeSBOM(ctx, blobs, desc, app.buildInfo, sbomInput{
+		app:        opts.App,
+		version:    opts.Version,
+		platform:   bin.Platform,
+		binaryPath: appPath,
+		sha256:     app.sha256,
+		sha1:       app.sha1,
+		created:    created,
+	})
 	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("opening binary: %w", err)
+		return img, v1.Descriptor{}, err
+	}
+	desc.Platform = bin.Platform.oci()
+	return img, desc, nil
+}
+
+// appLayer is a stored layer holding a binary, with what the SBOM says of the binary.
+type appLayer struct {
+	sums         layerSums
+	buildInfo    *debug.BuildInfo
+	sha256, sha1 []byte // of the binary
+}
+
+// storeAppLayer stores the layer with bin at appPath: compressed once into a temporary
+// file in tempDir while hashing the binary, the tar stream and the gzip stream; then
+// stored unless the store has it.
+func storeAppLayer(ctx context.Context, blobs store.Blobs, bin Binary, appPath, tempDir string, created time.Time) (appLayer, error) {
+	bi, err := buildinfo.ReadFile(bin.Path)
+	if err != nil {
+		return appLayer{}, fmt.Errorf("reading build info of %s: %w", bin.Path, err)
+	}
+	if err := checkTarget(bi, bin.Platform); err != nil {
+		return appLayer{}, err
+	}
+	f, size, err := openBinary(bin.Path)
+	if err != nil {
+		return appLayer{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	tmp, err := os.CreateTemp(tempDir, "slipway-layer-*.tar.gz")
 	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("opening binary: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return img, v1.Descriptor{}, fmt.Errorf("binary %s is not a regular file", bin.Path)
-	}
-	tmp, err := os.CreateTemp(opts.TempDir, "slipway-layer-*.tar.gz")
-	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("creating layer file: %w", err)
+		return appLayer{}, fmt.Errorf("creating layer file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	binSHA256, binSHA1 := sha256.New(), sha1.New()
 	sums, err := writeLayer(tmp, []entry{
 		dir("app", 0o755, rootID, rootID),
-		{name: appPath[1:], mode: 0o755, size: fi.Size(), body: hashingReader(store.ContextReader(ctx, f), binSHA256, binSHA1)},
+		{name: appPath[1:], mode: 0o755, size: size, body: hashingReader(store.ContextReader(ctx, f), binSHA256, binSHA1)},
 	}, created)
 	if err != nil {
-		return img, v1.Descriptor{}, err
+		return appLayer{}, err
 	}
 	if err := ensure(ctx, blobs, sums.digest, func() (io.ReadCloser, error) {
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
@@ -264,68 +321,47 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 		}
 		return io.NopCloser(tmp), nil
 	}); err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("storing layer: %w", err)
+		return appLayer{}, fmt.Errorf("storing layer: %w", err)
 	}
-	img.Layer = sums.digest
-	layer := descriptor(types.OCILayer, sums.digest, sums.size)
+	return appLayer{sums: sums, buildInfo: bi, sha256: binSHA256.Sum(nil), sha1: binSHA1.Sum(nil)}, nil
+}
 
-	// The config.
-	annotations := opts.annotations(created, rb.name, store.Digest(base.manifest.Digest.String()))
-	cfg := appConfig(base, bin.Platform, toHash(sums.diffID), appPath, annotations, created)
-	cfgJSON, err := json.Marshal(cfg)
+// openBinary opens the regular file at path and returns its size.
+func openBinary(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("encoding config: %w", err)
+		return nil, 0, fmt.Errorf("opening binary: %w", err)
 	}
-	if img.Config, err = ensureBytes(ctx, blobs, cfgJSON); err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("storing config: %w", err)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("opening binary: %w", err)
 	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("binary %s is not a regular file", path)
+	}
+	return f, fi.Size(), nil
+}
 
-	// The manifest.
-	man := v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		Config:        descriptor(types.OCIConfigJSON, img.Config, int64(len(cfgJSON))),
-		Layers:        append(slices.Clone(base.layers), layer),
-		Annotations:   annotations,
-	}
-	manJSON, err := json.Marshal(man)
+// storeSBOM stores the SPDX SBOM of a binary and the OCI 1.1 referrer manifest that
+// attaches it to subject, and returns their digests.
+func storeSBOM(ctx context.Context, blobs store.Blobs, subject v1.Descriptor, bi *debug.BuildInfo, in sbomInput) (sbom, referrer store.Digest, err error) {
+	doc, err := makeSBOM(bi, in)
 	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("encoding manifest: %w", err)
+		return "", "", fmt.Errorf("SBOM: %w", err)
 	}
-	if img.Manifest, err = ensureBytes(ctx, blobs, manJSON); err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("storing manifest: %w", err)
-	}
-	img.Size = int64(len(manJSON)) + man.Config.Size
-	for _, l := range man.Layers {
-		img.Size += l.Size
-	}
-	desc := descriptor(types.OCIManifestSchema1, img.Manifest, int64(len(manJSON)))
-
-	// The SBOM and the referrer that attaches it to the manifest.
-	sbom, err := makeSBOM(bi, sbomInput{
-		app:        opts.App,
-		version:    opts.Version,
-		platform:   bin.Platform,
-		binaryPath: appPath,
-		sha256:     binSHA256.Sum(nil),
-		sha1:       binSHA1.Sum(nil),
-		created:    created,
-	})
-	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("SBOM: %w", err)
-	}
-	if img.SBOM, err = ensureBytes(ctx, blobs, sbom); err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("storing SBOM: %w", err)
+	if sbom, err = ensureBytes(ctx, blobs, doc); err != nil {
+		return "", "", fmt.Errorf("storing SBOM: %w", err)
 	}
 	emptyDigest, err := ensureBytes(ctx, blobs, emptyJSON)
 	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("storing empty config: %w", err)
+		return "", "", fmt.Errorf("storing empty config: %w", err)
 	}
 	emptyConfig := descriptor(types.OCIEmptyJSON, emptyDigest, int64(len(emptyJSON)))
 	emptyConfig.Data = emptyJSON
-	sbomLayer := descriptor(SBOMMediaType, img.SBOM, int64(len(sbom)))
-	sbomLayer.Annotations = map[string]string{AnnotationTitle: opts.App + ".spdx.json"}
-	subject := desc
+	sbomLayer := descriptor(SBOMMediaType, sbom, int64(len(doc)))
+	sbomLayer.Annotations = map[string]string{AnnotationTitle: in.app + ".spdx.json"}
 	ref := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -333,18 +369,10 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 		Config:        emptyConfig,
 		Layers:        []v1.Descriptor{sbomLayer},
 		Subject:       &subject,
-		Annotations:   map[string]string{AnnotationCreated: created.Format(time.RFC3339)},
+		Annotations:   map[string]string{AnnotationCreated: in.created.Format(time.RFC3339)},
 	}
-	refJSON, err := json.Marshal(ref)
-	if err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("encoding SBOM referrer: %w", err)
-	}
-	if img.SBOMReferrer, err = ensureBytes(ctx, blobs, refJSON); err != nil {
-		return img, v1.Descriptor{}, fmt.Errorf("storing SBOM referrer: %w", err)
-	}
-
-	desc.Platform = bin.Platform.oci()
-	return img, desc, nil
+	referrer, _, err = ensureJSON(ctx, blobs, "SBOM referrer", ref)
+	return sbom, referrer, err
 }
 
 // appConfig is the base's config with the binary's layer, entrypoint, user, environment

@@ -58,14 +58,10 @@ type layerSums struct {
 // sorted by name; every one has the time mtime, the ownership and mode it was given, no
 // user or group names and no PAX records, so the bytes depend on nothing else.
 func writeLayer(dst io.Writer, entries []entry, mtime time.Time) (layerSums, error) {
-	entries = slices.Clone(entries)
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
-	for i := 1; i < len(entries); i++ {
-		if entries[i].name == entries[i-1].name {
-			return layerSums{}, fmt.Errorf("layer: duplicate entry %s", entries[i].name)
-		}
+	entries, err := sortEntries(entries)
+	if err != nil {
+		return layerSums{}, err
 	}
-
 	// The compressor writes in small pieces; buffered, a layer file takes a few large
 	// writes instead of thousands of small ones.
 	buf := bufio.NewWriterSize(dst, 256<<10)
@@ -78,32 +74,8 @@ func writeLayer(dst io.Writer, entries []entry, mtime time.Time) (layerSums, err
 	uncompressed := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(zw, uncompressed))
 	for _, e := range entries {
-		hdr := &tar.Header{
-			Name:    e.name,
-			Mode:    e.mode,
-			Uid:     e.uid,
-			Gid:     e.gid,
-			ModTime: mtime,
-			Format:  tar.FormatUSTAR,
-		}
-		if strings.HasSuffix(e.name, "/") {
-			hdr.Typeflag = tar.TypeDir
-		} else {
-			hdr.Typeflag = tar.TypeReg
-			hdr.Size = e.size
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return layerSums{}, fmt.Errorf("layer: writing %s: %w", e.name, err)
-		}
-		if e.body == nil {
-			continue
-		}
-		n, err := io.Copy(tw, e.body)
-		if err != nil {
-			return layerSums{}, fmt.Errorf("layer: writing %s: %w", e.name, err)
-		}
-		if n != e.size {
-			return layerSums{}, fmt.Errorf("layer: %s changed while being read: %d bytes, expected %d", e.name, n, e.size)
+		if err := writeEntry(tw, e, mtime); err != nil {
+			return layerSums{}, err
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -120,6 +92,50 @@ func writeLayer(dst io.Writer, entries []entry, mtime time.Time) (layerSums, err
 		diffID: store.DigestOf(uncompressed),
 		size:   cw.n,
 	}, nil
+}
+
+// sortEntries returns entries sorted by name, refusing a name given twice.
+func sortEntries(entries []entry) ([]entry, error) {
+	entries = slices.Clone(entries)
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	for i := 1; i < len(entries); i++ {
+		if entries[i].name == entries[i-1].name {
+			return nil, fmt.Errorf("layer: duplicate entry %s", entries[i].name)
+		}
+	}
+	return entries, nil
+}
+
+// writeEntry writes e to tw with the time mtime.
+func writeEntry(tw *tar.Writer, e entry, mtime time.Time) error {
+	hdr := &tar.Header{
+		Name:    e.name,
+		Mode:    e.mode,
+		Uid:     e.uid,
+		Gid:     e.gid,
+		ModTime: mtime,
+		Format:  tar.FormatUSTAR,
+	}
+	if strings.HasSuffix(e.name, "/") {
+		hdr.Typeflag = tar.TypeDir
+	} else {
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = e.size
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("layer: writing %s: %w", e.name, err)
+	}
+	if e.body == nil {
+		return nil
+	}
+	n, err := io.Copy(tw, e.body)
+	if err != nil {
+		return fmt.Errorf("layer: writing %s: %w", e.name, err)
+	}
+	if n != e.size {
+		return fmt.Errorf("layer: %s changed while being read: %d bytes, expected %d", e.name, n, e.size)
+	}
+	return nil
 }
 
 // counter counts the bytes written through it.

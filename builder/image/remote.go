@@ -114,70 +114,86 @@ func (r remoteBase) resolve(ctx context.Context, blobs store.Blobs, platforms []
 		return nil, fmt.Errorf("base %s: %w", r.ref, err)
 	}
 	rb := &resolvedBase{name: r.ref, digest: top.digest, images: map[Platform]*baseImage{}}
-	repo := ref.Context()
-
 	switch {
 	case top.mediaType.IsIndex():
-		idx, err := v1.ParseIndexManifest(bytes.NewReader(top.raw))
-		if err != nil {
-			return nil, fmt.Errorf("base %s: parsing index: %w", r.ref, err)
-		}
-		var offered []v1.Platform
-		var descs []v1.Descriptor
-		for _, d := range idx.Manifests {
-			if d.MediaType.IsImage() && d.Platform != nil && d.Platform.OS != "unknown" {
-				offered = append(offered, *d.Platform)
-				descs = append(descs, d)
-			}
-		}
-		var missing []Platform
-		chosen := map[Platform]v1.Descriptor{}
-		for _, p := range platforms {
-			i, ok := pickPlatform(offered, p)
-			if !ok {
-				missing = append(missing, p)
-				continue
-			}
-			chosen[p] = descs[i]
-		}
-		if err := missingError(r.ref, missing, platformStrings(offered)); err != nil {
-			return nil, err
-		}
-		for _, p := range platforms {
-			d := chosen[p]
-			m, err := fetchManifest(ctx, blobs, repo.Digest(d.Digest.String()), d.MediaType, puller)
-			if err != nil {
-				return nil, fmt.Errorf("base %s (%s): %w", r.ref, p, err)
-			}
-			if rb.images[p], err = loadBaseImage(ctx, blobs, repo, m, puller); err != nil {
-				return nil, fmt.Errorf("base %s (%s): %w", r.ref, p, err)
-			}
-		}
-
+		err = r.resolveIndex(ctx, blobs, rb, ref.Context(), top, platforms, puller)
 	case top.mediaType.IsImage():
-		bi, err := loadBaseImage(ctx, blobs, repo, top, puller)
-		if err != nil {
-			return nil, fmt.Errorf("base %s: %w", r.ref, err)
-		}
-		offered := []v1.Platform{{}}
-		if p := bi.config.Platform(); p != nil {
-			offered[0] = *p
-		}
-		var missing []Platform
-		for _, p := range platforms {
-			if _, ok := pickPlatform(offered, p); !ok {
-				missing = append(missing, p)
-			}
-			rb.images[p] = bi
-		}
-		if err := missingError(r.ref, missing, platformStrings(offered)); err != nil {
-			return nil, err
-		}
-
+		err = r.resolveImage(ctx, blobs, rb, ref.Context(), top, platforms, puller)
 	default:
-		return nil, fmt.Errorf("base %s: unsupported manifest media type %q", r.ref, top.mediaType)
+		err = fmt.Errorf("base %s: unsupported manifest media type %q", r.ref, top.mediaType)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return rb, nil
+}
+
+// resolveIndex fills in rb's image of each platform from the base's index top.
+func (r remoteBase) resolveIndex(ctx context.Context, blobs store.Blobs, rb *resolvedBase, repo name.Repository, top manifestBlob, platforms []Platform, puller *remote.Puller) error {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(top.raw))
+	if err != nil {
+		return fmt.Errorf("base %s: parsing index: %w", r.ref, err)
+	}
+	offered, descs := indexImages(idx)
+	var missing []Platform
+	chosen := map[Platform]v1.Descriptor{}
+	for _, p := range platforms {
+		i, ok := pickPlatform(offered, p)
+		if !ok {
+			missing = append(missing, p)
+			continue
+		}
+		chosen[p] = descs[i]
+	}
+	if err := missingError(r.ref, missing, platformStrings(offered)); err != nil {
+		return err
+	}
+	for _, p := range platforms {
+		d := chosen[p]
+		m, err := fetchManifest(ctx, blobs, repo.Digest(d.Digest.String()), d.MediaType, puller)
+		if err != nil {
+			return fmt.Errorf("base %s (%s): %w", r.ref, p, err)
+		}
+		if rb.images[p], err = loadBaseImage(ctx, blobs, repo, m, puller); err != nil {
+			return fmt.Errorf("base %s (%s): %w", r.ref, p, err)
+		}
+	}
+	return nil
+}
+
+// indexImages returns the platforms an index offers images for and the images'
+// descriptors, in the index's order.
+func indexImages(idx *v1.IndexManifest) ([]v1.Platform, []v1.Descriptor) {
+	var offered []v1.Platform
+	var descs []v1.Descriptor
+	for _, d := range idx.Manifests {
+		if d.MediaType.IsImage() && d.Platform != nil && d.Platform.OS != "unknown" {
+			offered = append(offered, *d.Platform)
+			descs = append(descs, d)
+		}
+	}
+	return offered, descs
+}
+
+// resolveImage makes the base's single image top rb's image of every platform, if its
+// config says it is for each.
+func (r remoteBase) resolveImage(ctx context.Context, blobs store.Blobs, rb *resolvedBase, repo name.Repository, top manifestBlob, platforms []Platform, puller *remote.Puller) error {
+	bi, err := loadBaseImage(ctx, blobs, repo, top, puller)
+	if err != nil {
+		return fmt.Errorf("base %s: %w", r.ref, err)
+	}
+	offered := []v1.Platform{{}}
+	if p := bi.config.Platform(); p != nil {
+		offered[0] = *p
+	}
+	var missing []Platform
+	for _, p := range platforms {
+		if _, ok := pickPlatform(offered, p); !ok {
+			missing = append(missing, p)
+		}
+		rb.images[p] = bi
+	}
+	return missingError(r.ref, missing, platformStrings(offered))
 }
 
 func platformStrings(ps []v1.Platform) []string {

@@ -85,26 +85,6 @@ type sbomInput struct {
 // in.created.
 func makeSBOM(bi *debug.BuildInfo, in sbomInput) ([]byte, error) {
 	binHex := hex.EncodeToString(in.sha256)
-	const mainID, goID, fileID = "SPDXRef-Package-main", "SPDXRef-Package-go", "SPDXRef-File-binary"
-
-	mainVersion := bi.Main.Version
-	mainComment := "main package " + bi.Path
-	if mainVersion == "" || mainVersion == "(devel)" {
-		mainVersion = in.version
-		mainComment += "; the build info has no module version, this is the version slipway built"
-	}
-	mainPkg := module(bi.Main.Path, mainVersion, bi.Main.Sum, mainID, "APPLICATION")
-	mainPkg.Comment = joinComments(mainComment, mainPkg.Comment)
-	goVersion := strings.TrimPrefix(bi.GoVersion, "go")
-	goPkg := spdxPackage{
-		Name:                  "go",
-		SPDXID:                goID,
-		VersionInfo:           bi.GoVersion,
-		DownloadLocation:      "NOASSERTION",
-		ExternalRefs:          []spdxExternalRef{purl("stdlib", goVersion)},
-		PrimaryPackagePurpose: "LIBRARY",
-		Comment:               "the Go toolchain and standard library the binary was built with",
-	}
 	doc := spdxDocument{
 		SPDXVersion:       "SPDX-2.3",
 		DataLicense:       "CC0-1.0",
@@ -116,40 +96,76 @@ func makeSBOM(bi *debug.BuildInfo, in sbomInput) ([]byte, error) {
 			Creators: []string{"Tool: slipway"},
 			Comment:  fmt.Sprintf("from the build info of %s (%s, %s)", in.binaryPath, in.platform, bi.GoVersion),
 		},
-		DocumentDescribes: []string{mainID},
-		Packages:          []spdxPackage{mainPkg, goPkg},
+		DocumentDescribes: []string{sbomMainID},
+		Packages:          []spdxPackage{mainPackage(bi, in.version), goPackage(bi)},
 		Files: []spdxFile{{
 			FileName: "." + in.binaryPath,
-			SPDXID:   fileID,
+			SPDXID:   sbomFileID,
 			Checksums: []spdxChecksum{
 				{Algorithm: "SHA1", ChecksumValue: hex.EncodeToString(in.sha1)},
 				{Algorithm: "SHA256", ChecksumValue: binHex},
 			},
 		}},
 		Relationships: []spdxRelationship{
-			{"SPDXRef-DOCUMENT", "DESCRIBES", mainID},
-			{mainID, "GENERATES", fileID},
-			{mainID, "DEPENDS_ON", goID},
+			{"SPDXRef-DOCUMENT", "DESCRIBES", sbomMainID},
+			{sbomMainID, "GENERATES", sbomFileID},
+			{sbomMainID, "DEPENDS_ON", sbomGoID},
 		},
 	}
 	for i, dep := range bi.Deps {
-		id := fmt.Sprintf("SPDXRef-Package-dep-%d", i+1)
-		p := module(dep.Path, dep.Version, dep.Sum, id, "LIBRARY")
-		if r := dep.Replace; r != nil {
-			p = module(dep.Path, r.Version, r.Sum, id, "LIBRARY")
-			p.Comment = joinComments("replaced by "+strings.TrimSpace(r.Path+" "+r.Version), p.Comment)
-			if r.Version == "" {
-				p.VersionInfo = dep.Version
-			}
-		}
+		p := depPackage(dep, fmt.Sprintf("SPDXRef-Package-dep-%d", i+1))
 		doc.Packages = append(doc.Packages, p)
-		doc.Relationships = append(doc.Relationships, spdxRelationship{mainID, "DEPENDS_ON", id})
+		doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "DEPENDS_ON", p.SPDXID})
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding SBOM: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// The SPDX ids of the main module, the Go standard library and the binary.
+const sbomMainID, sbomGoID, sbomFileID = "SPDXRef-Package-main", "SPDXRef-Package-go", "SPDXRef-File-binary"
+
+// mainPackage describes the binary's main module; a module without a version (built
+// from a directory) gets version, the one slipway built.
+func mainPackage(bi *debug.BuildInfo, version string) spdxPackage {
+	mainVersion := bi.Main.Version
+	mainComment := "main package " + bi.Path
+	if mainVersion == "" || mainVersion == "(devel)" {
+		mainVersion = version
+		mainComment += "; the build info has no module version, this is the version slipway built"
+	}
+	p := module(bi.Main.Path, mainVersion, bi.Main.Sum, sbomMainID, "APPLICATION")
+	p.Comment = joinComments(mainComment, p.Comment)
+	return p
+}
+
+// goPackage describes the Go toolchain and standard library the binary was built with.
+func goPackage(bi *debug.BuildInfo) spdxPackage {
+	return spdxPackage{
+		Name:                  "go",
+		SPDXID:                sbomGoID,
+		VersionInfo:           bi.GoVersion,
+		DownloadLocation:      "NOASSERTION",
+		ExternalRefs:          []spdxExternalRef{purl("stdlib", strings.TrimPrefix(bi.GoVersion, "go"))},
+		PrimaryPackagePurpose: "LIBRARY",
+		Comment:               "the Go toolchain and standard library the binary was built with",
+	}
+}
+
+// depPackage describes a dependency, as replaced if it was.
+func depPackage(dep *debug.Module, id string) spdxPackage {
+	r := dep.Replace
+	if r == nil {
+		return module(dep.Path, dep.Version, dep.Sum, id, "LIBRARY")
+	}
+	p := module(dep.Path, r.Version, r.Sum, id, "LIBRARY")
+	p.Comment = joinComments("replaced by "+strings.TrimSpace(r.Path+" "+r.Version), p.Comment)
+	if r.Version == "" {
+		p.VersionInfo = dep.Version
+	}
+	return p
 }
 
 // module describes a Go module; sum is its go.sum hash ("h1:" and a base64 SHA-256),
