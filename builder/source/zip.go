@@ -107,101 +107,144 @@ const (
 // would or at the first record past MaxEntries or with too long a name. It returns the
 // records and the offset where the directory starts.
 func (w *walker) scanZipDirectory(r io.ReaderAt, size int64) ([]zipRecord, int64, error) {
-	fail := func(err error) ([]zipRecord, int64, error) {
+	base, start, err := locateZipDirectory(r, size)
+	if err != nil {
 		if w.stop != nil {
 			return nil, 0, w.stop
 		}
-		if err == nil {
+		if errors.Is(err, errNoZipDirectory) {
 			return nil, 0, &Error{Reason: notZip}
 		}
 		return nil, 0, invalid("", "%s (%v)", notZip, err)
 	}
-	// The end of central directory record is in the last 65 KiB: the 22-byte record and
-	// a comment of at most 64 KiB.
-	n := min(size, 65<<10)
-	buf := make([]byte, n)
-	if _, err := r.ReadAt(buf, size-n); err != nil && !errors.Is(err, io.EOF) {
-		return fail(err)
+	recs, err := w.readZipDirectory(r, size, start, base)
+	if err != nil {
+		return nil, 0, err
 	}
-	p := -1
-	for i := len(buf) - zipDirEndLen; i >= 0; i-- {
-		if binary.LittleEndian.Uint32(buf[i:]) == zipDirEndSig {
-			if int(binary.LittleEndian.Uint16(buf[i+20:]))+zipDirEndLen+i > len(buf) {
-				return fail(nil) // truncated comment; archive/zip gives up here too
-			}
-			p = i
-			break
+	return recs, start, nil
+}
+
+// zipDirEnd is what the end of central directory record (or its zip64 form) says.
+type zipDirEnd struct {
+	offset                     int64 // where the record is
+	records, dirSize, dirStart uint64
+}
+
+// locateZipDirectory returns the offset archive/zip adds to the directory's offsets
+// (base) and where the directory starts. It fails with errNoZipDirectory where
+// archive/zip finds none, or with the reader's error.
+func locateZipDirectory(r io.ReaderAt, size int64) (base, start int64, err error) {
+	end, err := readZipDirEnd(r, size)
+	if err != nil {
+		return 0, 0, err
+	}
+	if end.records == 0xffff || end.dirSize == 0xffff || end.dirStart == 0xffffffff {
+		if end, err = readZip64DirEnd(r, end); err != nil {
+			return 0, 0, err
 		}
 	}
-	if p < 0 {
-		return fail(nil)
+	if end.dirSize > 1<<63-1 || end.dirStart > 1<<63-1 {
+		return 0, 0, errNoZipDirectory
 	}
-	end := buf[p:]
-	endOffset := size - n + int64(p)
-	records := uint64(binary.LittleEndian.Uint16(end[10:]))
-	dirSize := uint64(binary.LittleEndian.Uint32(end[12:]))
-	dirOffset := uint64(binary.LittleEndian.Uint32(end[16:]))
-	if records == 0xffff || dirSize == 0xffff || dirOffset == 0xffffffff {
-		if loc := endOffset - zipDir64LocLen; loc >= 0 {
-			b := make([]byte, zipDir64LocLen)
-			if _, err := r.ReadAt(b, loc); err != nil {
-				return fail(err)
-			}
-			if binary.LittleEndian.Uint32(b) == zipDir64LocSig && binary.LittleEndian.Uint32(b[4:]) == 0 &&
-				binary.LittleEndian.Uint32(b[16:]) == 1 {
-				p64 := int64(binary.LittleEndian.Uint64(b[8:]))
-				b = make([]byte, zipDir64EndLen)
-				if p64 < 0 {
-					return fail(nil)
-				}
-				if _, err := r.ReadAt(b, p64); err != nil {
-					return fail(err)
-				}
-				if binary.LittleEndian.Uint32(b) != zipDir64EndSig {
-					return fail(nil)
-				}
-				endOffset = p64
-				dirSize = binary.LittleEndian.Uint64(b[40:])
-				dirOffset = binary.LittleEndian.Uint64(b[48:])
-			}
-		}
-	}
-	if dirSize > 1<<63-1 || dirOffset > 1<<63-1 {
-		return fail(nil)
-	}
-	base := endOffset - int64(dirSize) - int64(dirOffset)
-	if o := base + int64(dirOffset); o < 0 || o >= size {
-		return fail(nil)
+	base = end.offset - int64(end.dirSize) - int64(end.dirStart)
+	if o := base + int64(end.dirStart); o < 0 || o >= size {
+		return 0, 0, errNoZipDirectory
 	}
 	// archive/zip prefers a base of 0 when a directory record is found there.
 	if base > 0 {
-		off := int64(dirOffset)
+		off := int64(end.dirStart)
 		if _, err := readZipRecord(bufio.NewReader(io.NewSectionReader(r, off, size-off))); err == nil {
 			base = 0
 		}
 	}
-	start := base + int64(dirOffset)
+	return base, base + int64(end.dirStart), nil
+}
+
+// readZipDirEnd finds the end of central directory record in the last 65 KiB: the
+// 22-byte record and a comment of at most 64 KiB.
+func readZipDirEnd(r io.ReaderAt, size int64) (zipDirEnd, error) {
+	n := min(size, 65<<10)
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, size-n); err != nil && !errors.Is(err, io.EOF) {
+		return zipDirEnd{}, err
+	}
+	for i := len(buf) - zipDirEndLen; i >= 0; i-- {
+		if binary.LittleEndian.Uint32(buf[i:]) != zipDirEndSig {
+			continue
+		}
+		if int(binary.LittleEndian.Uint16(buf[i+20:]))+zipDirEndLen+i > len(buf) {
+			return zipDirEnd{}, errNoZipDirectory // truncated comment; archive/zip gives up here too
+		}
+		end := buf[i:]
+		return zipDirEnd{
+			offset:   size - n + int64(i),
+			records:  uint64(binary.LittleEndian.Uint16(end[10:])),
+			dirSize:  uint64(binary.LittleEndian.Uint32(end[12:])),
+			dirStart: uint64(binary.LittleEndian.Uint32(end[16:])),
+		}, nil
+	}
+	return zipDirEnd{}, errNoZipDirectory
+}
+
+// readZip64DirEnd reads the zip64 end of central directory record that end's locator
+// points at, if it has one; without one, end stands.
+func readZip64DirEnd(r io.ReaderAt, end zipDirEnd) (zipDirEnd, error) {
+	loc := end.offset - zipDir64LocLen
+	if loc < 0 {
+		return end, nil
+	}
+	b := make([]byte, zipDir64LocLen)
+	if _, err := r.ReadAt(b, loc); err != nil {
+		return end, err
+	}
+	if binary.LittleEndian.Uint32(b) != zipDir64LocSig || binary.LittleEndian.Uint32(b[4:]) != 0 ||
+		binary.LittleEndian.Uint32(b[16:]) != 1 {
+		return end, nil
+	}
+	p64 := int64(binary.LittleEndian.Uint64(b[8:]))
+	if p64 < 0 {
+		return end, errNoZipDirectory
+	}
+	b = make([]byte, zipDir64EndLen)
+	if _, err := r.ReadAt(b, p64); err != nil {
+		return end, err
+	}
+	if binary.LittleEndian.Uint32(b) != zipDir64EndSig {
+		return end, errNoZipDirectory
+	}
+	end.offset = p64
+	end.dirSize = binary.LittleEndian.Uint64(b[40:])
+	end.dirStart = binary.LittleEndian.Uint64(b[48:])
+	return end, nil
+}
+
+// readZipDirectory reads the directory's records from start, each with its local header
+// offset moved by base.
+func (w *walker) readZipDirectory(r io.ReaderAt, size, start, base int64) ([]zipRecord, error) {
 	br := bufio.NewReader(io.NewSectionReader(r, start, size-start))
 	var recs []zipRecord
 	for {
 		rec, err := readZipRecord(br)
 		if err != nil {
 			if w.stop != nil {
-				return nil, 0, w.stop
+				return nil, w.stop
 			}
-			break // where archive/zip stops too; it judges whether that is an error
+			return recs, nil // where archive/zip stops too; it judges whether that is an error
 		}
 		if len(recs) == w.lim.MaxEntries {
-			return nil, 0, invalid(rec.name, "the archive has more than %d files and directories", w.lim.MaxEntries)
+			return nil, invalid(rec.name, "the archive has more than %d files and directories", w.lim.MaxEntries)
 		}
 		if len(rec.name) > w.lim.MaxPathLen {
-			return nil, 0, invalid(rec.name, "the path is longer than %d bytes", w.lim.MaxPathLen)
+			return nil, invalid(rec.name, "the path is longer than %d bytes", w.lim.MaxPathLen)
 		}
 		rec.offset += base
 		recs = append(recs, rec)
 	}
-	return recs, start, nil
 }
+
+// errNoZipDirectory means an archive has no central directory that archive/zip would
+// find.
+var errNoZipDirectory = errors.New("no zip central directory")
 
 // errZipRecord ends the directory, as archive/zip's ErrFormat does.
 var errZipRecord = errors.New("not a directory record")
