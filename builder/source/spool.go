@@ -3,12 +3,13 @@ package source
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/slipway/slipway/store"
 )
 
 // Spooled is an archive copied to a temporary file.
@@ -48,7 +49,7 @@ func Spool(ctx context.Context, r io.Reader, dir string, max int64) (*Spooled, e
 	h := sha256.New()
 	// The limit lets one byte more through, so that a body of exactly max bytes passes
 	// and a longer one is noticed without reading it all.
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, io.LimitReader(r, max+1)})
+	n, err := io.Copy(io.MultiWriter(f, h), store.ContextReader(ctx, io.LimitReader(r, max+1)))
 	if err != nil {
 		return nil, fmt.Errorf("spooling archive: %w", err)
 	}
@@ -62,7 +63,7 @@ func Spool(ctx context.Context, r io.Reader, dir string, max int64) (*Spooled, e
 		return nil, fmt.Errorf("closing spool file: %w", err)
 	}
 	keep = true
-	return &Spooled{Path: f.Name(), Size: n, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+	return &Spooled{Path: f.Name(), Size: n, Digest: store.DigestOf(h).String()}, nil
 }
 
 // Remove deletes the temporary file; removing it twice is not an error.
@@ -71,18 +72,4 @@ func (s *Spooled) Remove() error {
 		return fmt.Errorf("removing spooled archive: %w", err)
 	}
 	return nil
-}
-
-// ctxReader stops reading once ctx is done. It has no WriteTo, so io.Copy cannot go
-// around it.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
