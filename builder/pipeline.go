@@ -147,7 +147,7 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		img.Manifests = append(img.Manifests, ImageManifest{
 			Platform: pi.Platform, Digest: pi.Manifest.String(), SBOM: pi.SBOM.String(), SBOMReferrer: pi.SBOMReferrer.String(),
 		})
-		if err := w.builds.recordReferrer(ctx, w.blobs, b.App, pi.Manifest, pi.SBOMReferrer, sbomArtifactType); err != nil {
+		if err := w.builds.recordReferrer(ctx, w.blobs, b.App, pi.Manifest, pi.SBOMReferrer, image.SBOMMediaType); err != nil {
 			return nil, internalError(blog, "recording the SBOM referrer", err)
 		}
 		blog.Printf("image %s: %s", pi.Platform, pi.Manifest)
@@ -160,8 +160,8 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 	return img, nil
 }
 
-const sbomArtifactType = "application/spdx+json"
-
+// fetchSource puts the build's source archive in work (the stored copy, or the URL's)
+// and extracts it into src, refusing what intake would refuse.
 func (w *Worker) fetchSource(ctx context.Context, b *Build, work, src string, blog *buildLog) *BuildError {
 	archive := filepath.Join(work, "source")
 	if b.SourceDigest == "" {

@@ -119,6 +119,8 @@ func (w *Worker) block() time.Duration {
 	return min(2*time.Second, w.opts.Visibility/2)
 }
 
+// ack acknowledges a handled entry, even after ctx ended; a failure is only logged (the
+// entry is then handled again once its lease runs out).
 func (w *Worker) ack(ctx context.Context, entry string) {
 	if err := w.queue.Ack(context.WithoutCancel(ctx), entry); err != nil {
 		w.opts.Log.Warn("acknowledging a queue entry", "entry", entry, "err", err)
