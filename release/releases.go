@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/events"
+	"github.com/slipway/slipway/invalid"
 	"github.com/slipway/slipway/store"
 )
 
@@ -109,7 +110,7 @@ func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Re
 	if version == "" {
 		version = b.Version
 	}
-	if err := validateVersion(version); err != nil {
+	if err := invalid.CheckVersion(version); err != nil {
 		return Release{}, false, &ValidationError{Fields: []FieldError{{Field: "version", Detail: err.Error()}}}
 	}
 	if len(spec.Notes) > 4096 {

@@ -1,4 +1,4 @@
-package release
+package invalid
 
 import (
 	"fmt"
@@ -8,7 +8,9 @@ import (
 // semVer is semver.org's regular expression for SemVer 2.0.0.
 var semVer = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 
-func validateVersion(v string) error {
+// CheckVersion checks that v is a SemVer 2.0.0 version such as 1.4.2 or 2.0.0-rc.1, of at
+// most 128 bytes: the versions of builds and of releases alike.
+func CheckVersion(v string) error {
 	if len(v) > 128 || !semVer.MatchString(v) {
 		return fmt.Errorf("%q is not a SemVer 2.0.0 version such as 1.4.2 or 2.0.0-rc.1 (no leading v)", v)
 	}
