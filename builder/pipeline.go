@@ -119,7 +119,7 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		if err != nil {
 			return nil, internalError(blog, "reading platform "+ps, err)
 		}
-		bins[i] = image.Binary{Platform: image.Platform{OS: p.OS, Arch: p.Arch, Variant: p.Variant}, Path: outs[i]}
+		bins[i] = image.Binary{Platform: p, Path: outs[i]}
 	}
 	base := image.Builtin(w.compiler.ZoneinfoZip())
 	baseName := "the built-in base"

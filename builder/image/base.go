@@ -8,25 +8,16 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/store"
 )
 
-// Platform is an image platform: GOOS, GOARCH and an optional variant (the OCI platform
-// variant, such as "v7" for arm). It has the fields of builder.Platform, so one converts
-// to the other.
-type Platform struct {
-	OS, Arch, Variant string
-}
+// Platform is an image platform: the build target (GOOS, GOARCH and the OCI platform
+// variant, such as "v7" for arm) the binary was compiled for.
+type Platform = gobuild.Platform
 
-// String returns "os/arch" or "os/arch/variant".
-func (p Platform) String() string {
-	if p.Variant == "" {
-		return p.OS + "/" + p.Arch
-	}
-	return p.OS + "/" + p.Arch + "/" + p.Variant
-}
-
-func (p Platform) oci() *v1.Platform {
+// ociPlatform is p as an OCI platform.
+func ociPlatform(p Platform) *v1.Platform {
 	return &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
 }
 

@@ -289,7 +289,7 @@ func storeBuiltinImage(ctx context.Context, blobs store.Blobs, p Platform, layer
 		diffIDs:  cfg.RootFS.DiffIDs,
 		config:   cfg,
 	}
-	desc.Platform = p.oci()
+	desc.Platform = ociPlatform(p)
 	return img, desc, nil
 }
 

@@ -274,7 +274,7 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 	if err != nil {
 		return img, v1.Descriptor{}, err
 	}
-	desc.Platform = bin.Platform.oci()
+	desc.Platform = ociPlatform(bin.Platform)
 	return img, desc, nil
 }
 
