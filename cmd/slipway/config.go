@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -275,16 +276,46 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 	if fs.NArg() > 0 {
 		return cfg, &usageError{fmt.Sprintf("%s takes no arguments, got %q (see slipway %s --help)", name, fs.Args(), name)}
 	}
+	if err := cfg.absolute(); err != nil {
+		return cfg, err
+	}
+	return cfg, checkServe(cfg)
+}
+
+// checkServe checks the settings that depend on each other.
+func checkServe(cfg serveConfig) error {
 	if cfg.WebhookVisibility <= cfg.WebhookTimeout {
-		return cfg, &usageError{fmt.Sprintf("SLIPWAY_WEBHOOK_VISIBILITY (%s) must be longer than SLIPWAY_WEBHOOK_TIMEOUT (%s), or an attempt still running would be taken over", cfg.WebhookVisibility, cfg.WebhookTimeout)}
+		return &usageError{fmt.Sprintf("SLIPWAY_WEBHOOK_VISIBILITY (%s) must be longer than SLIPWAY_WEBHOOK_TIMEOUT (%s), or an attempt still running would be taken over", cfg.WebhookVisibility, cfg.WebhookTimeout)}
 	}
 	if cfg.WebhookMaxBackoff < cfg.WebhookMinBackoff {
-		return cfg, &usageError{fmt.Sprintf("SLIPWAY_WEBHOOK_MAX_BACKOFF (%s) is shorter than SLIPWAY_WEBHOOK_MIN_BACKOFF (%s)", cfg.WebhookMaxBackoff, cfg.WebhookMinBackoff)}
+		return &usageError{fmt.Sprintf("SLIPWAY_WEBHOOK_MAX_BACKOFF (%s) is shorter than SLIPWAY_WEBHOOK_MIN_BACKOFF (%s)", cfg.WebhookMaxBackoff, cfg.WebhookMinBackoff)}
 	}
 	if cfg.S3Bucket == "" && (cfg.S3Endpoint != "" || cfg.S3Region != "" || cfg.S3PresignTTL > 0) {
-		return cfg, &usageError{"SLIPWAY_S3_ENDPOINT, SLIPWAY_S3_REGION or SLIPWAY_S3_PRESIGN_TTL is set but SLIPWAY_S3_BUCKET is not; set the bucket to store blobs in S3"}
+		return &usageError{"SLIPWAY_S3_ENDPOINT, SLIPWAY_S3_REGION or SLIPWAY_S3_PRESIGN_TTL is set but SLIPWAY_S3_BUCKET is not; set the bucket to store blobs in S3"}
 	}
-	return cfg, nil
+	return nil
+}
+
+// absolute makes every path setting absolute, against the working directory at start:
+// builds run in other directories, and the go command refuses relative GOPATH, GOCACHE
+// and GOMODCACHE entries. The go command is a path when it holds a separator, else a
+// name looked up in PATH, and left so.
+func (c *serveConfig) absolute() error {
+	paths := []*string{&c.DataDir, &c.GoCache, &c.GoModCache}
+	if strings.ContainsRune(c.GoBin, '/') || strings.ContainsRune(c.GoBin, filepath.Separator) {
+		paths = append(paths, &c.GoBin)
+	}
+	for _, p := range paths {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("making %s absolute: %w", *p, err)
+		}
+		*p = abs
+	}
+	return nil
 }
 
 func expandBoolFlags(args []string, names ...string) []string {

@@ -58,8 +58,16 @@ func baseEnv(t *testing.T) []string {
 
 func startServe(t *testing.T, env []string) *process {
 	t.Helper()
+	return startServeIn(t, "", env)
+}
+
+// startServeIn starts slipway serve in the working directory dir ("": the test's) and
+// waits until it is ready.
+func startServeIn(t *testing.T, dir string, env []string) *process {
+	t.Helper()
 	addr := storetest.FreeAddr(t)
 	cmd := exec.Command(binary, "serve")
+	cmd.Dir = dir
 	cmd.Env = append(baseEnv(t), append([]string{"SLIPWAY_ADDR=" + addr, "SLIPWAY_DATA_DIR=" + t.TempDir()}, env...)...)
 	p := &process{cmd: cmd, url: "http://" + addr, stderr: &syncWriter{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
