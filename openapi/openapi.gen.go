@@ -1012,6 +1012,28 @@ type WebhookSecret struct {
 	Url    string `json:"url"`
 }
 
+// Whoami defines model for Whoami.
+type Whoami struct {
+	// Apps The apps the token is limited to; empty for every app.
+	Apps []Name `json:"apps"`
+
+	// Authenticated False when the server runs without authentication (loopback only, no admin token).
+	Authenticated bool `json:"authenticated"`
+
+	// Id The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	Id ActorID `json:"id"`
+
+	// Name The actor recorded for what this caller does; `admin` for the server's admin token, `anonymous` without authentication.
+	Name   string  `json:"name"`
+	Scopes []Scope `json:"scopes"`
+}
+
 // AppName A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 //
 // Example: hello
@@ -1781,6 +1803,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{webhook}/rotate-secret (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecret(ctx context.Context, webhook WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWhoami Who the request's token is — its name, id, scopes and apps; any token may ask.
+	//
+	// Every scope holds `read`, so any valid token is answered. The server's admin token is
+	// `admin` with the scope `admin`; a server without authentication answers `anonymous`
+	// with every scope, since it lets anyone do anything.
+	//
+	// Corresponds with GET /v1/whoami (the `GetWhoami` operationId).
+	GetWhoami(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RegistryBase The OCI distribution API's base; 200 means the API is here and the credentials (if any) are good.
 	//
@@ -2749,6 +2780,25 @@ func (c *Client) RedeliverWebhookDelivery(ctx context.Context, webhook WebhookID
 // Corresponds with POST /v1/webhooks/{webhook}/rotate-secret (the `RotateWebhookSecret` operationId).
 func (c *Client) RotateWebhookSecret(ctx context.Context, webhook WebhookID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateWebhookSecretRequest(c.Server, webhook)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWhoami Who the request's token is — its name, id, scopes and apps; any token may ask.
+//
+// Every scope holds `read`, so any valid token is answered. The server's admin token is
+// `admin` with the scope `admin`; a server without authentication answers `anonymous`
+// with every scope, since it lets anyone do anything.
+//
+// Corresponds with GET /v1/whoami (the `GetWhoami` operationId).
+func (c *Client) GetWhoami(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWhoamiRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -5095,6 +5145,33 @@ func NewRotateWebhookSecretRequest(server string, webhook WebhookID) (*http.Requ
 	return req, nil
 }
 
+// NewGetWhoamiRequest constructs an http.Request for the GetWhoami method
+func NewGetWhoamiRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/whoami")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRegistryBaseRequest constructs an http.Request for the RegistryBase method
 func NewRegistryBaseRequest(server string) (*http.Request, error) {
 	var err error
@@ -6276,6 +6353,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{webhook}/rotate-secret (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecretWithResponse(ctx context.Context, webhook WebhookID, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+
+	// GetWhoamiWithResponse Who the request's token is — its name, id, scopes and apps; any token may ask.
+	//
+	// Every scope holds `read`, so any valid token is answered. The server's admin token is
+	// `admin` with the scope `admin`; a server without authentication answers `anonymous`
+	// with every scope, since it lets anyone do anything.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/whoami (the `GetWhoami` operationId).
+	GetWhoamiWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetWhoamiResponse, error)
 
 	// RegistryBaseWithResponse The OCI distribution API's base; 200 means the API is here and the credentials (if any) are good.
 	//
@@ -8989,6 +9077,61 @@ func (r RotateWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+type GetWhoamiResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Whoami
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWhoamiResponse) GetJSON200() *Whoami {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWhoamiResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetWhoamiResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWhoamiResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWhoamiResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWhoamiResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWhoamiResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RegistryBaseResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10544,6 +10687,23 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// GetWhoamiWithResponse Who the request's token is — its name, id, scopes and apps; any token may ask.
+//
+// Every scope holds `read`, so any valid token is answered. The server's admin token is
+// `admin` with the scope `admin`; a server without authentication answers `anonymous`
+// with every scope, since it lets anyone do anything.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/whoami (the `GetWhoami` operationId).
+func (c *ClientWithResponses) GetWhoamiWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetWhoamiResponse, error) {
+	rsp, err := c.GetWhoami(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWhoamiResponse(rsp)
 }
 
 // RegistryBaseWithResponse The OCI distribution API's base; 200 means the API is here and the credentials (if any) are good.
@@ -12882,6 +13042,46 @@ func ParseRotateWebhookSecretResponse(rsp *http.Response) (*RotateWebhookSecretR
 	return response, nil
 }
 
+// ParseGetWhoamiResponse parses an HTTP response from a GetWhoamiWithResponse call
+func ParseGetWhoamiResponse(rsp *http.Response) (*GetWhoamiResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWhoamiResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Whoami
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseRegistryBaseResponse parses an HTTP response from a RegistryBaseWithResponse call
 func ParseRegistryBaseResponse(rsp *http.Response) (*RegistryBaseResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13602,6 +13802,9 @@ type ServerInterface interface {
 	// RotateWebhookSecret Make a new secret; the old one keeps signing beside it for a grace period.
 	// (POST /v1/webhooks/{webhook}/rotate-secret)
 	RotateWebhookSecret(ctx echo.Context, webhook WebhookID) error
+	// GetWhoami Who the request's token is — its name, id, scopes and apps; any token may ask.
+	// (GET /v1/whoami)
+	GetWhoami(ctx echo.Context) error
 	// RegistryBase The OCI distribution API's base; 200 means the API is here and the credentials (if any) are good.
 	// (GET /v2/)
 	RegistryBase(ctx echo.Context) error
@@ -14807,6 +15010,15 @@ func (w *ServerInterfaceWrapper) RotateWebhookSecret(ctx echo.Context) error {
 	return err
 }
 
+// GetWhoami converts echo context to params.
+func (w *ServerInterfaceWrapper) GetWhoami(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetWhoami(ctx)
+	return err
+}
+
 // RegistryBase converts echo context to params.
 func (w *ServerInterfaceWrapper) RegistryBase(ctx echo.Context) error {
 	var err error
@@ -15252,6 +15464,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/tokens", wrapper.ListTokens, options.OperationMiddlewares["listTokens"]...)
 	router.POST(options.BaseURL+"/v1/tokens", wrapper.CreateToken, options.OperationMiddlewares["createToken"]...)
 	router.DELETE(options.BaseURL+"/v1/tokens/:name", wrapper.DeleteToken, options.OperationMiddlewares["deleteToken"]...)
+	router.GET(options.BaseURL+"/v1/whoami", wrapper.GetWhoami, options.OperationMiddlewares["getWhoami"]...)
 	router.GET(options.BaseURL+"/v1/events", wrapper.ListEvents, options.OperationMiddlewares["listEvents"]...)
 	router.GET(options.BaseURL+"/v1/webhooks", wrapper.ListWebhooks, options.OperationMiddlewares["listWebhooks"]...)
 	router.POST(options.BaseURL+"/v1/webhooks", wrapper.CreateWebhook, options.OperationMiddlewares["createWebhook"]...)
