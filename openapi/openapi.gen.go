@@ -352,7 +352,7 @@ func (e WebhookFormat) Valid() bool {
 // the server's admin token, `anonymous` on a server without authentication. Absent from what
 // was recorded before identities were.
 //
-// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 type ActorID = string
 
 // App defines model for App.
@@ -366,12 +366,12 @@ type App struct {
 	Generation int64  `json:"generation"`
 	Ldflags    string `json:"ldflags"`
 
-	// Main Example: ./cmd/hello
+	// Main Examples: ./cmd/hello
 	Main string `json:"main"`
 
 	// Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
-	// Example: hello
+	// Examples: hello
 	Name      Name       `json:"name"`
 	Platforms []Platform `json:"platforms"`
 	Public    bool       `json:"public"`
@@ -415,12 +415,12 @@ type AppList struct {
 
 // Artifact defines model for Artifact.
 type Artifact struct {
-	// Digest Example: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+	// Digest Examples: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 	Digest string `json:"digest"`
 
 	// Platform `GOOS/GOARCH` or `GOOS/GOARCH/variant` (arm: v5, v6, v7; arm64: v8, v8.0–v9.5; amd64: v1–v4; …), one the installed Go toolchain builds with cgo off.
 	//
-	// Example: linux/arm64
+	// Examples: linux/arm64
 	Platform Platform `json:"platform"`
 	Size     int64    `json:"size"`
 }
@@ -429,7 +429,7 @@ type Artifact struct {
 type Build struct {
 	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
-	// Example: hello
+	// Examples: hello
 	App       Name       `json:"app"`
 	Artifacts []Artifact `json:"artifacts"`
 
@@ -446,7 +446,7 @@ type Build struct {
 	Error        *BuildError `json:"error,omitempty"`
 	FinishedAt   *time.Time  `json:"finished_at,omitempty"`
 
-	// GoVersion Example: go1.26.8
+	// GoVersion Examples: go1.26.8
 	GoVersion string `json:"go_version"`
 	Id        string `json:"id"`
 
@@ -545,7 +545,7 @@ type Channel struct {
 
 	// Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
-	// Example: hello
+	// Examples: hello
 	Name Name `json:"name"`
 
 	// Release The current release's version; null before the first promotion.
@@ -559,7 +559,7 @@ type Channel struct {
 	// was recorded before identities were.
 	//
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	UpdatedById *ActorID `json:"updated_by_id,omitempty"`
 }
 
@@ -574,7 +574,7 @@ type ChannelEvent struct {
 	// was recorded before identities were.
 	//
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	ActorId     *ActorID  `json:"actor_id,omitempty"`
 	At          time.Time `json:"at"`
 	FromVersion *string   `json:"from_version,omitempty"`
@@ -614,7 +614,7 @@ type ChannelSpec struct {
 
 	// Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
-	// Example: hello
+	// Examples: hello
 	Name Name `json:"name"`
 }
 
@@ -622,7 +622,7 @@ type ChannelSpec struct {
 type Delivery struct {
 	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
-	// Example: hello
+	// Examples: hello
 	App       Name      `json:"app"`
 	Attempts  int       `json:"attempts"`
 	CreatedAt time.Time `json:"created_at"`
@@ -683,12 +683,12 @@ type Event struct {
 	// was recorded before identities were.
 	//
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	ActorId *ActorID `json:"actor_id,omitempty"`
 
 	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
-	// Example: hello
+	// Examples: hello
 	App Name `json:"app"`
 
 	// Data The resource after the change: the build (as stored) for `build.*`, the release for
@@ -698,7 +698,7 @@ type Event struct {
 
 	// Id A ULID.
 	//
-	// Example: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	Id   string    `json:"id"`
 	Time time.Time `json:"time"`
 	Type EventType `json:"type"`
@@ -738,7 +738,7 @@ type ImageManifest struct {
 
 	// Platform `GOOS/GOARCH` or `GOOS/GOARCH/variant` (arm: v5, v6, v7; arm64: v8, v8.0–v9.5; amd64: v1–v4; …), one the installed Go toolchain builds with cgo off.
 	//
-	// Example: linux/arm64
+	// Examples: linux/arm64
 	Platform Platform `json:"platform"`
 
 	// Sbom The SPDX 2.3 SBOM's digest; also an OCI referrer of the manifest.
@@ -747,12 +747,12 @@ type ImageManifest struct {
 
 // Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 //
-// Example: hello
+// Examples: hello
 type Name = string
 
 // Platform `GOOS/GOARCH` or `GOOS/GOARCH/variant` (arm: v5, v6, v7; arm64: v8, v8.0–v9.5; amd64: v1–v4; …), one the installed Go toolchain builds with cgo off.
 //
-// Example: linux/arm64
+// Examples: linux/arm64
 type Platform = string
 
 // Problem An RFC 9457 problem document.
@@ -797,7 +797,7 @@ type PromoteInput struct {
 
 // Readiness defines model for Readiness.
 type Readiness struct {
-	// Checks Example: {"blobs":"ok","redis":"ok"}
+	// Checks Examples: {"blobs":"ok","redis":"ok"}
 	Checks map[string]string `json:"checks"`
 	Status ReadinessStatus   `json:"status"`
 }
@@ -826,7 +826,7 @@ type RegistryErrorsErrorsCode string
 type Release struct {
 	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
-	// Example: hello
+	// Examples: hello
 	App     Name   `json:"app"`
 	BuildId string `json:"build_id"`
 
@@ -841,7 +841,7 @@ type Release struct {
 	// was recorded before identities were.
 	//
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	CreatedById *ActorID `json:"created_by_id,omitempty"`
 	ImageDigest string   `json:"image_digest"`
 	Notes       string   `json:"notes"`
@@ -884,7 +884,7 @@ type Token struct {
 
 	// Id The token's identity, made when it is created and never reused, even when a later token takes the same name. Rate limits are kept by it.
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	Id         string     `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	Name       string     `json:"name"`
@@ -898,7 +898,7 @@ type TokenCreated struct {
 
 	// Id The token's identity, made when it is created and never reused, even when a later token takes the same name. Rate limits are kept by it.
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	Id         string     `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	Name       string     `json:"name"`
@@ -936,7 +936,7 @@ type Webhook struct {
 	// was recorded before identities were.
 	//
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	CreatedById *ActorID `json:"created_by_id,omitempty"`
 
 	// Events Empty for every type.
@@ -945,7 +945,7 @@ type Webhook struct {
 	// Format `json` posts the event; `slack` posts `{"text": "hello 1.4.2 promoted to prod by release-bot: hotfix for login"}` for Slack-compatible incoming webhooks.
 	Format WebhookFormat `json:"format"`
 
-	// Id Example: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Id Examples: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	Id string `json:"id"`
 
 	// PreviousSecretExpiresAt After a rotation, while the old secret still signs beside the new, when it stops.
@@ -969,7 +969,7 @@ type WebhookInput struct {
 
 	// Url The http(s) URL events are posted to, without a user or password.
 	//
-	// Example: https://chat.example.com/hooks/slipway
+	// Examples: https://chat.example.com/hooks/slipway
 	Url string `json:"url"`
 }
 
@@ -992,7 +992,7 @@ type WebhookSecret struct {
 	// was recorded before identities were.
 	//
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	CreatedById *ActorID `json:"created_by_id,omitempty"`
 
 	// Events Empty for every type.
@@ -1001,7 +1001,7 @@ type WebhookSecret struct {
 	// Format `json` posts the event; `slack` posts `{"text": "hello 1.4.2 promoted to prod by release-bot: hotfix for login"}` for Slack-compatible incoming webhooks.
 	Format WebhookFormat `json:"format"`
 
-	// Id Example: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Id Examples: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	Id string `json:"id"`
 
 	// PreviousSecretExpiresAt After a rotation, while the old secret still signs beside the new, when it stops.
@@ -1026,7 +1026,7 @@ type Whoami struct {
 	// was recorded before identities were.
 	//
 	//
-	// Example: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
 	Id ActorID `json:"id"`
 
 	// Name The actor recorded for what this caller does; `admin` for the server's admin token, `anonymous` without authentication.
@@ -1036,21 +1036,21 @@ type Whoami struct {
 
 // AppName A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 //
-// Example: hello
+// Examples: hello
 type AppName = Name
 
-// BuildID Example: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
+// BuildID Examples: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
 type BuildID = string
 
 // ChannelName A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 //
-// Example: hello
+// Examples: hello
 type ChannelName = Name
 
 // Cursor defines model for Cursor.
 type Cursor = string
 
-// DeliveryID Example: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
+// DeliveryID Examples: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
 type DeliveryID = string
 
 // IdempotencyKey defines model for IdempotencyKey.
@@ -1062,7 +1062,7 @@ type IfMatch = string
 // Limit defines model for Limit.
 type Limit = int
 
-// WebhookID Example: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
+// WebhookID Examples: 01JD3Y7Q9V6K2M8N4P5R7S9T1W
 type WebhookID = string
 
 // ChannelMoved defines model for ChannelMoved.

@@ -122,7 +122,11 @@ func (v *Validator) validateProblem(status int, header http.Header, body []byte)
 		return fmt.Errorf("problem body is not JSON: %w", err)
 	}
 	schema := v.doc.Components.Schemas["Problem"].Value
-	if err := schema.VisitJSON(doc, openapi3.MultiErrors()); err != nil {
+	opts := []openapi3.SchemaValidationOption{openapi3.MultiErrors()}
+	if v.doc.IsOpenAPI31OrLater() {
+		opts = append(opts, openapi3.EnableJSONSchema2020()) // as openapi3filter does for responses
+	}
+	if err := schema.VisitJSON(doc, opts...); err != nil {
 		return fmt.Errorf("problem body: %w", err)
 	}
 	if got, _ := doc.(map[string]any)["status"].(float64); int(got) != status {

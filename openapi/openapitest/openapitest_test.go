@@ -23,6 +23,11 @@ func TestValidateCatchesMismatches(t *testing.T) {
 		{"health ok", "GET", "/healthz", 200, jsonHdr, `{"status":"ok"}`, true},
 		{"health wrong enum", "GET", "/healthz", 200, jsonHdr, `{"status":"fine"}`, false},
 		{"app missing fields", "GET", "/v1/apps/x", 200, jsonHdr, `{"name":"x"}`, false},
+		// OpenAPI 3.1 nullable fields: type [string, "null"].
+		{"channel release null", "GET", "/v1/apps/x/channels/prod", 200, jsonHdr, `{"name":"prod","release":null,"image_digest":null,"generation":0,"locked":false}`, true},
+		{"channel release string", "GET", "/v1/apps/x/channels/prod", 200, jsonHdr, `{"name":"prod","release":"1.0.0","image_digest":"sha256:ab","generation":1,"locked":false}`, true},
+		{"channel release number", "GET", "/v1/apps/x/channels/prod", 200, jsonHdr, `{"name":"prod","release":5,"image_digest":null,"generation":0,"locked":false}`, false},
+		{"channel release missing", "GET", "/v1/apps/x/channels/prod", 200, jsonHdr, `{"name":"prod","image_digest":null,"generation":0,"locked":false}`, false},
 		{"undeclared status", "GET", "/healthz", 201, jsonHdr, `{"status":"ok"}`, false},
 		{"problem ok", "GET", "/v1/apps/x", 404, probHdr, `{"type":"https://slipway.dev/problems/not-found","title":"Not found","status":404}`, true},
 		{"problem unknown type", "GET", "/v1/apps/x", 404, probHdr, `{"type":"about:blank","title":"Not found","status":404}`, false},
