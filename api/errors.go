@@ -210,13 +210,14 @@ func toProblem(err error) *problemError {
 }
 
 // is is the rule for a sentinel: an error that is target becomes a problem of kind with
-// the detail detail makes of it.
+// the detail detail makes of it, less the sentinel's own words at its start ("not found:
+// no app named ..." is "no app named ..."), which the problem's title says already.
 func is(target error, kind openapi.ProblemType, detail func(error) string) problemRule {
 	return func(err error) *problemError {
 		if !errors.Is(err, target) {
 			return nil
 		}
-		return &problemError{kind: kind, detail: detail(err)}
+		return &problemError{kind: kind, detail: strings.TrimPrefix(detail(err), target.Error()+": ")}
 	}
 }
 
