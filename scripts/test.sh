@@ -2,7 +2,10 @@
 # Runs every slipway test against real servers: it installs what is missing
 # (redis-server from the system packages, versitygw with go install), starts its own
 # redis-server and versitygw on free loopback ports in a temporary directory, runs
-# `go vet` and `go test -race ./...` against them, and stops them on exit.
+# `go vet` and `go test -race ./...` against them, and stops them on exit. When the
+# packages include ./openapi (or ./...), it first lints openapi/openapi.yaml with Spectral
+# and Redocly at pinned versions through npx (Node.js 20.19+ with npm); without npx it
+# says how to install it and goes on, except under CI=true, where it fails.
 #
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh ./store/...     # only some packages (any go test arguments)
@@ -23,6 +26,10 @@ as_root() {
 		return 1
 	fi
 }
+
+# The OpenAPI linters (npm packages, run with npx; exact versions).
+SPECTRAL_VERSION=6.16.3
+REDOCLY_VERSION=2.77.0
 
 # --- tools -------------------------------------------------------------------------------
 command -v go >/dev/null || { log "Go is not installed: see https://go.dev/doc/install"; exit 1; }
@@ -59,6 +66,31 @@ if ! go version -m "$GOBIN_DIR/conformance" 2>/dev/null |
 	go install "github.com/opencontainers/distribution-spec/conformance@$OCI_CONFORMANCE_VERSION"
 fi
 export SLIPWAY_TEST_OCI_CONFORMANCE="$GOBIN_DIR/conformance"
+
+# --- the contract ------------------------------------------------------------------------
+# lint_openapi lints the contract with Spectral's spectral:oas rules and Redocly's
+# recommended ones (configured in openapi/); either one's error fails the run.
+lint_openapi() {
+	if ! command -v npx >/dev/null; then
+		log "npx is missing, so openapi/openapi.yaml is not linted: install Node.js 20.19+ with npm"
+		log "  (apt-get install nodejs npm, brew install node, or https://nodejs.org)"
+		[ "${CI:-}" = true ] && { log "CI=true: failing, as CI must lint the contract"; return 1; }
+		return 0
+	fi
+	log "linting openapi/openapi.yaml (spectral $SPECTRAL_VERSION, redocly $REDOCLY_VERSION)"
+	npx --yes "@stoplight/spectral-cli@$SPECTRAL_VERSION" lint --ruleset openapi/.spectral.yaml \
+		--fail-severity error --display-only-failures openapi/openapi.yaml
+	npx --yes "@redocly/cli@$REDOCLY_VERSION" lint --config openapi/redocly.yaml --format stylish \
+		openapi/openapi.yaml
+}
+
+# The packages to test; the contract is linted first when they include it.
+PKGS=()
+for a in "$@"; do case "$a" in ./* | ../*) PKGS+=("$a") ;; esac; done
+if [ "${#PKGS[@]}" = 0 ]; then PKGS=(./...); set -- "$@" ./...; fi
+for p in "${PKGS[@]}"; do
+	case "$p" in ./... | ./openapi | ./openapi/*) lint_openapi; break ;; esac
+done
 
 # --- servers -----------------------------------------------------------------------------
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/slipway-test.XXXXXX")"
@@ -143,9 +175,6 @@ export AWS_SECRET_ACCESS_KEY=slipwaytestsecret
 export AWS_REGION=us-east-1
 
 # --- tests -------------------------------------------------------------------------------
-PKGS=()
-for a in "$@"; do case "$a" in ./* | ../*) PKGS+=("$a") ;; esac; done
-if [ "${#PKGS[@]}" = 0 ]; then PKGS=(./...); set -- "$@" ./...; fi
 go vet "${PKGS[@]}"
 # RACE=0 drops the race detector, for benchmarks: ./scripts/test.sh -run '^$' -bench . ./bench/
 RACEFLAG=-race
