@@ -22,6 +22,8 @@ import (
 type serveConfig struct {
 	Addr            string
 	RedisURL        string
+	RedisExplicit   bool // SLIPWAY_REDIS_URL or --redis-url gave RedisURL
+	RedisWait       time.Duration
 	DataDir         string
 	S3Bucket        string
 	S3Endpoint      string
@@ -85,20 +87,14 @@ func serveSettings(c *serveConfig) []setting {
 func serverSettings(c *serveConfig) []setting {
 	return []setting{
 		{flag: "addr", env: "SLIPWAY_ADDR", def: "127.0.0.1:8080", help: "address to listen on, host:port", set: setString(&c.Addr)},
-		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS)", set: setString(&c.RedisURL)},
+		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS). When it is not set and nothing answers at the default, serve starts a private redis-server (from PATH) with its data under <data-dir>/redis and stops it on exit; \"embedded\" always does", set: setString(&c.RedisURL)},
+		{flag: "redis-wait", env: "SLIPWAY_REDIS_WAIT", def: "30s", help: "how long start-up waits, retrying with backoff, for a Redis that does not answer yet (as when both start together); 0 tries once", set: setNonNegative(&c.RedisWait)},
 		{flag: "data-dir", env: "SLIPWAY_DATA_DIR", def: "./data", help: "directory for local state; blobs live under <data-dir>/blobs when no S3 bucket is set", set: setString(&c.DataDir)},
 		{flag: "s3-bucket", env: "SLIPWAY_S3_BUCKET", def: "", help: "S3 bucket for blobs; empty keeps them on the filesystem under the data directory", set: setString(&c.S3Bucket)},
 		{flag: "s3-endpoint", env: "SLIPWAY_S3_ENDPOINT", def: "", help: "S3 endpoint URL for S3-compatible servers; empty for AWS", set: setString(&c.S3Endpoint)},
 		{flag: "s3-region", env: "SLIPWAY_S3_REGION", def: "", help: "S3 region; empty takes it from the AWS configuration, else us-east-1", set: setString(&c.S3Region)},
 		{flag: "s3-path-style", env: "SLIPWAY_S3_PATH_STYLE", def: "false", help: "address buckets by path (http://endpoint/bucket), as most S3-compatible servers need", set: setBool(&c.S3PathStyle)},
-		{flag: "s3-presign-ttl", env: "SLIPWAY_S3_PRESIGN_TTL", def: "0", help: "answer registry blob downloads with a redirect to a presigned S3 URL valid this long (e.g. 15m), so layers leave the bucket without passing through slipway; 0 streams them", set: func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err == nil && d < 0 {
-				err = errors.New("must not be negative")
-			}
-			c.S3PresignTTL = d
-			return err
-		}},
+		{flag: "s3-presign-ttl", env: "SLIPWAY_S3_PRESIGN_TTL", def: "0", help: "answer registry blob downloads with a redirect to a presigned S3 URL valid this long (e.g. 15m), so layers leave the bucket without passing through slipway; 0 streams them", set: setNonNegative(&c.S3PresignTTL)},
 	}
 }
 
@@ -216,6 +212,18 @@ func setDuration(p *time.Duration) func(string) error {
 	}
 }
 
+// setNonNegative sets *p to a duration of 0 or more.
+func setNonNegative(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err == nil && d < 0 {
+			err = errors.New("must not be negative")
+		}
+		*p = d
+		return err
+	}
+}
+
 // setCount sets *p to a whole number of at least least.
 func setCount(p *int, least int) func(string) error {
 	return func(v string) error {
@@ -276,6 +284,8 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 	if fs.NArg() > 0 {
 		return cfg, &usageError{fmt.Sprintf("%s takes no arguments, got %q (see slipway %s --help)", name, fs.Args(), name)}
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.RedisExplicit = cfg.RedisExplicit || f.Name == "redis-url" })
+	cfg.RedisExplicit = cfg.RedisExplicit || getenv("SLIPWAY_REDIS_URL") != ""
 	if err := cfg.absolute(); err != nil {
 		return cfg, err
 	}

@@ -21,7 +21,32 @@ var (
 	errNoGoMod = errors.New("no go.mod")
 	// errChanged is a file whose size changed between listing and packing.
 	errChanged = errors.New("the file changed while it was packed; run the command again")
+	// errRedisExited is a private redis-server that exited as it started.
+	errRedisExited = errors.New("the private redis-server exited at start")
 )
+
+// redisUnreachableError is a Redis that did not answer at start, for as long as serve
+// waited, or that refused slipway (answered).
+type redisUnreachableError struct {
+	url      string
+	wait     time.Duration
+	err      error
+	answered bool
+}
+
+func (e *redisUnreachableError) Unwrap() error { return e.err }
+
+func (e *redisUnreachableError) Error() string {
+	if e.answered {
+		return fmt.Sprintf("Redis at %s refused slipway (%s); check SLIPWAY_REDIS_URL (--redis-url), its password and database", redactURL(e.url), oneLine(e.err))
+	}
+	waited := ""
+	if e.wait > 0 {
+		waited = fmt.Sprintf(", waited %s (SLIPWAY_REDIS_WAIT)", e.wait)
+	}
+	return fmt.Sprintf("cannot reach Redis at %s (%s%s); start redis-server there, or set SLIPWAY_REDIS_URL (--redis-url) to a Redis that is running",
+		redactURL(e.url), oneLine(e.err), waited)
+}
 
 // usageError is a mistake in the command line; main exits with status 2 for it.
 type usageError struct{ msg string }

@@ -41,6 +41,7 @@ type service struct {
 	cfg       serveConfig
 	log       *slog.Logger
 	rdb       *redis.Client
+	redis     *privateRedis // the private redis-server serve started, if it did
 	blobs     blobStore
 	blobsDesc string
 	toolchain *gobuild.Toolchain
@@ -49,7 +50,7 @@ type service struct {
 }
 
 // close releases what open and the start-up took: scratch directories, the blob store,
-// Redis.
+// Redis, and last the private redis-server.
 func (s *service) close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		if err := s.closers[i](); err != nil {
@@ -57,6 +58,9 @@ func (s *service) close() {
 		}
 	}
 	s.rdb.Close()
+	if s.redis != nil {
+		s.redis.stop()
+	}
 }
 
 // claimScratch claims this process's scratch directory in dir (see store.ClaimScratch),
@@ -78,36 +82,45 @@ func (s *service) claimScratch(dir string) (*store.Scratch, error) {
 }
 
 // open connects to everything and checks that it answers; each failure is one line.
-func open(ctx context.Context, cfg serveConfig, logOut io.Writer) (*service, error) {
+// serve (private true) may start a private redis-server (connectRedis).
+func open(ctx context.Context, cfg serveConfig, private bool, logOut io.Writer) (*service, error) {
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// go-redis reports each failed dial itself; the start-up check says it once, in one line.
 	redis.SetLogger(redisLogger{slog.New(slog.DiscardHandler)})
 
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	rdb, priv, err := connectRedis(ctx, cfg, private, log)
 	if err != nil {
 		return nil, err
 	}
+	if priv != nil {
+		cfg.RedisURL = priv.url
+	}
+	s := &service{cfg: cfg, log: log, rdb: rdb, redis: priv}
+	if err := s.openRest(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	redis.SetLogger(redisLogger{log})
+	return s, nil
+}
+
+// openRest opens what open does after Redis: the blob store and the toolchain, and
+// makes sure the build queue exists.
+func (s *service) openRest(ctx context.Context) error {
+	cfg := s.cfg
 	blobs, blobsDesc, closeBlobs, err := openBlobs(ctx, cfg)
 	if err != nil {
-		rdb.Close()
-		return nil, err
+		return err
 	}
+	s.blobs, s.blobsDesc, s.closers = blobs, blobsDesc, []func() error{closeBlobs}
 	tctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	toolchain, err := gobuild.LoadToolchain(tctx, cfg.GoBin)
 	cancel()
 	if err != nil {
-		closeBlobs()
-		rdb.Close()
-		return nil, fmt.Errorf("slipway builds with the Go toolchain, and %v; install Go or point SLIPWAY_GO (--go) at the go command", err)
+		return fmt.Errorf("slipway builds with the Go toolchain, and %v; install Go or point SLIPWAY_GO (--go) at the go command", err)
 	}
-	if err := builder.EnsureQueue(ctx, rdb); err != nil {
-		closeBlobs()
-		rdb.Close()
-		return nil, err
-	}
-	redis.SetLogger(redisLogger{log})
-	return &service{cfg: cfg, log: log, rdb: rdb, blobs: blobs, blobsDesc: blobsDesc, toolchain: toolchain,
-		builds: builder.NewBuilds(rdb), closers: []func() error{closeBlobs}}, nil
+	s.toolchain, s.builds = toolchain, builder.NewBuilds(s.rdb)
+	return builder.EnsureQueue(ctx, s.rdb)
 }
 
 func (s *service) sourceLimits() source.Limits {
@@ -214,7 +227,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if cfg.AdminToken != "" && len(cfg.AdminToken) < 16 {
 		return &usageError{"SLIPWAY_ADMIN_TOKEN is shorter than 16 characters; use a long random secret (openssl rand -hex 32)"}
 	}
-	s, err := open(ctx, cfg, logOut)
+	s, err := open(ctx, cfg, true, logOut)
 	if err != nil {
 		return err
 	}
@@ -242,7 +255,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		ln.Close()
 		return err
 	}
-	s.log.Info("slipway serving", "addr", ln.Addr().String(), "redis", redactURL(cfg.RedisURL),
+	s.log.Info("slipway serving", "addr", ln.Addr().String(), "redis", redactURL(s.cfg.RedisURL),
 		"blobs", s.blobsDesc, "go", s.toolchain.Version(), "workers", cfg.Workers,
 		"webhook_concurrency", cfg.WebhookConcurrency, "version", version())
 	return s.serveUntilDone(ctx, srv, ln, stopWorkers, waitWorkers)
@@ -369,7 +382,7 @@ func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if cfg.Workers < 1 && cfg.WebhookConcurrency < 1 {
 		return &usageError{"slipway worker needs --workers (SLIPWAY_WORKERS) or --webhook-concurrency (SLIPWAY_WEBHOOK_CONCURRENCY) of at least 1"}
 	}
-	s, err := open(ctx, cfg, logOut)
+	s, err := open(ctx, cfg, false, logOut)
 	if err != nil {
 		return err
 	}
@@ -389,23 +402,6 @@ func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	waitDispatcher()
 	s.log.Info("stopped")
 	return nil
-}
-
-// openRedis connects to Redis and checks that it answers.
-func openRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, &usageError{fmt.Sprintf("SLIPWAY_REDIS_URL %s is not a Redis URL (%v); use redis://[:password@]host:port/db", redactURL(rawURL), err)}
-	}
-	rdb := redis.NewClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, startupTimeout)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s (%s); start redis-server there, or set SLIPWAY_REDIS_URL (--redis-url) to a Redis that is running",
-			redactURL(rawURL), oneLine(err))
-	}
-	return rdb, nil
 }
 
 // blobStore is what serve needs of the blob store.

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -158,18 +157,7 @@ func TestServeDoneWhen(t *testing.T) {
 		t.Errorf("GET /v1/apps/hello = %+v, %v; want the defaults", app, err)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("after SIGTERM slipway exited with %v, want 0\n%s", err, p.stderr)
-		}
-		p.done <- err // for the cleanup
-	case <-time.After(30 * time.Second):
-		t.Fatal("slipway did not stop within 30s of SIGTERM")
-	}
+	stopServe(t, p)
 	logs := p.stderr.String()
 	for _, want := range []string{`"msg":"slipway serving"`, `"msg":"request"`, `"route":"/v1/apps/:app"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs, want) {
@@ -207,7 +195,7 @@ func TestServeFailsFast(t *testing.T) {
 	}{
 		{
 			name:  "redis unreachable",
-			env:   []string{"SLIPWAY_REDIS_URL=redis://:hunter2@" + storetest.FreeAddr(t) + "/0"},
+			env:   []string{"SLIPWAY_REDIS_URL=redis://:hunter2@" + storetest.FreeAddr(t) + "/0", "SLIPWAY_REDIS_WAIT=0"},
 			code:  1,
 			wants: []string{"cannot reach Redis at redis://", "SLIPWAY_REDIS_URL"},
 			never: []string{"hunter2"},

@@ -178,6 +178,17 @@ type RedisServer struct {
 // file in a temporary directory, and stops it when the test ends.
 func StartRedisServer(t testing.TB) *RedisServer {
 	t.Helper()
+	NeedRedisServer(t)
+	s := &RedisServer{t: t, Addr: FreeAddr(t), dir: t.TempDir()}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// NeedRedisServer skips the test (fails it under CI=true) when redis-server is not on
+// PATH.
+func NeedRedisServer(t testing.TB) {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		msg := "redis-server is not on PATH: run ./scripts/test.sh, which installs it"
 		if os.Getenv("CI") == "true" {
@@ -185,10 +196,6 @@ func StartRedisServer(t testing.TB) *RedisServer {
 		}
 		t.Skip(msg)
 	}
-	s := &RedisServer{t: t, Addr: FreeAddr(t), dir: t.TempDir()}
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
 }
 
 // URL returns the server's URL for database 0.
