@@ -21,6 +21,7 @@ import (
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/invalid"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/store"
 )
@@ -69,6 +70,7 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 		return err
 	}
 	setBuildParams(&req, params, fromURL)
+	normalizedFrom := normalizeVersion(&req.Version)
 	if err := s.deps.Intake.Check(&req); err != nil {
 		return err
 	}
@@ -88,6 +90,7 @@ func (s *Server) CreateBuild(c echo.Context, app openapi.AppName, params openapi
 	}
 	resp := buildResponse(b)
 	resp.Deduplicated = dedup
+	resp.VersionNormalizedFrom = normalizedFrom
 	body, err := json.Marshal(resp)
 	if err != nil {
 		idem.abort()
@@ -145,6 +148,19 @@ func setBuildParams(req *builder.Request, params openapi.CreateBuildParams, from
 	if params.Platforms != nil {
 		req.Platforms = splitList(*params.Platforms)
 	}
+}
+
+// normalizeVersion drops the v of a version in a git tag's form, *v from v1.4.2 to 1.4.2
+// (invalid.NormalizeVersion), and returns what the request gave for the answer's
+// version_normalized_from; nil when the version needed nothing.
+func normalizeVersion(v *string) *string {
+	n, changed := invalid.NormalizeVersion(*v)
+	if !changed {
+		return nil
+	}
+	from := *v
+	*v = n
+	return &from
 }
 
 // replayBuild answers a retried request from the record of its first answer, once the

@@ -75,9 +75,11 @@ func (s *Server) CreateRelease(c echo.Context, app openapi.AppName, params opena
 	if err != nil {
 		return err
 	}
+	version := deref(in.Version)
+	normalizedFrom := normalizeVersion(&version)
 	return s.idempotentJSON(c, app, params.IdempotencyKey, body, func() (int, any, error) {
 		rel, created, err := s.deps.Releases.Create(ctx, app, release.ReleaseSpec{
-			BuildID: in.BuildId, Version: deref(in.Version), Notes: deref(in.Notes), Actor: actor(c), ActorID: actorID(c),
+			BuildID: in.BuildId, Version: version, Notes: deref(in.Notes), Actor: actor(c), ActorID: actorID(c),
 		})
 		if err != nil {
 			return 0, nil, err
@@ -98,7 +100,9 @@ func (s *Server) CreateRelease(c echo.Context, app openapi.AppName, params opena
 		if err != nil {
 			return 0, nil, err
 		}
-		return status, releaseResponse(rel, on), nil
+		resp := releaseResponse(rel, on)
+		resp.VersionNormalizedFrom = normalizedFrom
+		return status, resp, nil
 	})
 }
 

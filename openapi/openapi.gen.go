@@ -467,6 +467,15 @@ type Build struct {
 	// Timings Milliseconds spent in each phase; a phase not reached is absent.
 	Timings BuildTimings `json:"timings"`
 	Version string       `json:"version"`
+
+	// VersionNormalizedFrom The version as the request gave it, in a git tag's form (`v1.4.2`), when slipway
+	// normalised it to `version` (`1.4.2`). Only in the answer to that request (and its
+	// replays under the same Idempotency-Key); the stored build or release knows only
+	// `version`.
+	//
+	//
+	// Examples: v1.4.2
+	VersionNormalizedFrom *VersionNormalizedFrom `json:"version_normalized_from,omitempty"`
 }
 
 // BuildError defines model for BuildError.
@@ -491,8 +500,10 @@ type BuildFromURL struct {
 	SourceDateEpoch *int64      `json:"source_date_epoch,omitempty"`
 
 	// SourceUrl An http(s) URL of a tar.gz of the module, fetched with retries and the same size limits as an upload.
-	SourceUrl string  `json:"source_url"`
-	Version   *string `json:"version,omitempty"`
+	SourceUrl string `json:"source_url"`
+
+	// Version As the query's `version`: `v1.4.2` is normalised to `1.4.2`.
+	Version *string `json:"version,omitempty"`
 }
 
 // BuildImage The build's OCI image, pullable from /v2/<app>/manifests/<digest> or build-<id>.
@@ -849,6 +860,15 @@ type Release struct {
 	// Sequence 1, 2, 3 ... per app.
 	Sequence int64  `json:"sequence"`
 	Version  string `json:"version"`
+
+	// VersionNormalizedFrom The version as the request gave it, in a git tag's form (`v1.4.2`), when slipway
+	// normalised it to `version` (`1.4.2`). Only in the answer to that request (and its
+	// replays under the same Idempotency-Key); the stored build or release knows only
+	// `version`.
+	//
+	//
+	// Examples: v1.4.2
+	VersionNormalizedFrom *VersionNormalizedFrom `json:"version_normalized_from,omitempty"`
 }
 
 // ReleaseInput defines model for ReleaseInput.
@@ -856,7 +876,7 @@ type ReleaseInput struct {
 	BuildId string  `json:"build_id"`
 	Notes   *string `json:"notes,omitempty"`
 
-	// Version SemVer 2.0.0; default the build's version.
+	// Version SemVer 2.0.0; default the build's version. `v1.4.2` is normalised to `1.4.2`.
 	Version *string `json:"version,omitempty"`
 }
 
@@ -922,6 +942,14 @@ type TokenInput struct {
 type TokenList struct {
 	Items []Token `json:"items"`
 }
+
+// VersionNormalizedFrom The version as the request gave it, in a git tag's form (`v1.4.2`), when slipway
+// normalised it to `version` (`1.4.2`). Only in the answer to that request (and its
+// replays under the same Idempotency-Key); the stored build or release knows only
+// `version`.
+//
+// Examples: v1.4.2
+type VersionNormalizedFrom = string
 
 // Webhook defines model for Webhook.
 type Webhook struct {
@@ -1129,7 +1157,8 @@ type ListBuildsParams struct {
 
 // CreateBuildParams defines parameters for CreateBuild.
 type CreateBuildParams struct {
-	// Version SemVer 2.0.0 version; default `0.0.0-<build id>`.
+	// Version SemVer 2.0.0 version; default `0.0.0-<build id>`. A git tag's form, `v1.4.2`, is
+	// accepted and normalised to `1.4.2` (the answer's `version_normalized_from` says so).
 	Version *string `form:"version,omitempty" json:"version,omitempty"`
 
 	// Commit The source's commit, for `{{.Commit}}` in ldflags.
