@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 )
 
 const usage = `slipway builds Go source into binaries and OCI images and moves releases through channels.
@@ -14,7 +13,7 @@ const usage = `slipway builds Go source into binaries and OCI images and moves r
 Usage:
   slipway serve [flags]     run the API server and build workers (flags: slipway serve --help)
   slipway worker [flags]    run build workers only, sharing Redis and the blob store
-  slipway version           print the version
+  slipway version           print the version and commit of this binary
 
 Settings come from flags or SLIPWAY_* environment variables; flags win.
 ` + clientUsage
@@ -40,7 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return serve(ctx, cfg, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "slipway", version())
+		fmt.Fprintln(stdout, readBuildInfo())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -71,11 +70,4 @@ func exitCode(err error) int {
 		return coded.ExitCode()
 	}
 	return exitFailed
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
