@@ -141,39 +141,59 @@ type requirement struct {
 	scope string
 	// registry operations accept Basic credentials and answer in the registry's format.
 	registry bool
+	// anonymous operations (an empty alternative, {}, in their security) let a request
+	// without credentials through to the handler, which shows it only what is public.
+	anonymous bool
 }
 
-// requirements reads every operation's security requirement from the embedded spec. An
+// requirements reads every operation's security requirement from spec (openapi.yaml). An
 // operation that declares none is an error: every route must say what it needs.
-func requirements() (map[string]*requirement, error) {
-	doc, err := openapi3.NewLoader().LoadFromData(openapi.Spec)
+func requirements(spec []byte) (map[string]*requirement, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(spec)
 	if err != nil {
 		return nil, fmt.Errorf("loading openapi.yaml: %w", err)
 	}
 	out := map[string]*requirement{}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
-			if op.Security == nil {
-				return nil, fmt.Errorf("openapi.yaml: %s %s declares no security", method, path)
-			}
-			if len(*op.Security) == 0 {
-				out[op.OperationID] = nil // open
-				continue
-			}
-			req := &requirement{}
-			for _, alt := range *op.Security {
-				for scheme, scopes := range alt {
-					if len(scopes) != 1 {
-						return nil, fmt.Errorf("openapi.yaml: %s %s: %s must name one scope", method, path, scheme)
-					}
-					req.scope = scopes[0]
-					req.registry = req.registry || scheme == "basic"
-				}
+			req, err := operationRequirement(op)
+			if err != nil {
+				return nil, fmt.Errorf("openapi.yaml: %s %s: %w", method, path, err)
 			}
 			out[op.OperationID] = req
 		}
 	}
 	return out, nil
+}
+
+// operationRequirement is what one operation's security says it needs: nil when it is
+// open (security: []), else the one scope each scheme names, and whether {} lets
+// anonymous callers in.
+func operationRequirement(op *openapi3.Operation) (*requirement, error) {
+	if op.Security == nil {
+		return nil, errors.New("declares no security")
+	}
+	if len(*op.Security) == 0 {
+		return nil, nil // open
+	}
+	req := &requirement{}
+	for _, alt := range *op.Security {
+		if len(alt) == 0 {
+			req.anonymous = true
+			continue
+		}
+		for scheme, scopes := range alt {
+			if len(scopes) != 1 {
+				return nil, fmt.Errorf("%s must name one scope", scheme)
+			}
+			req.scope = scopes[0]
+			req.registry = req.registry || scheme == "basic"
+		}
+	}
+	if req.scope == "" {
+		return nil, errors.New("security has only {}; an open operation says security: []")
+	}
+	return req, nil
 }
 
 // operationMiddlewares guards each operation with its requirement.
@@ -276,7 +296,7 @@ func (s *Server) require(req requirement) echo.MiddlewareFunc {
 				return s.unauthorized(c, bad, "the token is not valid (revoked, mistyped, or from another server)")
 			}
 			if p == nil {
-				if req.registry && app != "" && s.publicApp(c, app) {
+				if req.anonymous || (req.registry && app != "" && s.publicApp(c, app)) {
 					return next(c)
 				}
 				scheme := "bearer"

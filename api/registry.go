@@ -328,11 +328,79 @@ func (s *Server) ListTags(c echo.Context, app openapi.AppName, params openapi.Li
 	if params.N != nil && *params.N < len(tags) {
 		tags = tags[:*params.N]
 		if len(tags) > 0 {
-			q := url.Values{"n": {strconv.Itoa(*params.N)}, "last": {tags[len(tags)-1]}}
-			c.Response().Header().Set("Link", fmt.Sprintf(`</v2/%s/tags/list?%s>; rel="next"`, app, q.Encode()))
+			setNextLink(c, "/v2/"+app+"/tags/list", tags[len(tags)-1], *params.N)
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"name": app, "tags": tags})
+}
+
+// setNextLink points the response at the next page of a registry list: the names after
+// last, n of them.
+func setNextLink(c echo.Context, path, last string, n int) {
+	q := url.Values{"n": {strconv.Itoa(n)}, "last": {last}}
+	c.Response().Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, path, q.Encode()))
+}
+
+// maxCatalogPage is the most names one page of /v2/_catalog holds, and its size when the
+// client names none.
+const maxCatalogPage = 1000
+
+// ListCatalog implements openapi.ServerInterface: the apps the caller may pull, a page at
+// a time in name order, every page full and a Link to the next while more follow.
+func (s *Server) ListCatalog(c echo.Context, params openapi.ListCatalogParams) error {
+	n := maxCatalogPage
+	if params.N != nil {
+		if *params.N < 0 {
+			return regErr(codePaginationNumberInvalid, "n=%d: the number of repositories asked for must be 0 or more", *params.N)
+		}
+		n = min(*params.N, maxCatalogPage)
+	}
+	names, more, err := s.catalog(c, deref(params.Last), n)
+	if err != nil {
+		return err
+	}
+	if more {
+		setNextLink(c, "/v2/_catalog", names[len(names)-1], n)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"repositories": names})
+}
+
+// catalog returns up to n names, after last, of the apps the caller may pull, and whether
+// more follow: a limited token's apps that exist, the public apps for a caller without a
+// token on a server with authentication, and every app otherwise.
+func (s *Server) catalog(c echo.Context, last string, n int) ([]string, bool, error) {
+	ctx := c.Request().Context()
+	names := []string{}
+	if n == 0 {
+		return names, false, nil
+	}
+	if p := caller(c); p.limited() {
+		apps, next, err := s.ownApps(ctx, p.apps, last, n)
+		for _, a := range apps {
+			names = append(names, a.Name)
+		}
+		return names, next != "", err
+	}
+	anonymous := caller(c) == nil && s.opts.adminToken != ""
+	for {
+		apps, next, err := s.deps.Apps.List(ctx, last, n+1)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, a := range apps {
+			if anonymous && !a.Public {
+				continue
+			}
+			if len(names) == n {
+				return names, true, nil
+			}
+			names = append(names, a.Name)
+		}
+		if next == "" {
+			return names, false, nil
+		}
+		last = next
+	}
 }
 
 // ListReferrers implements openapi.ServerInterface.

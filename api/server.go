@@ -108,7 +108,7 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	}
 	s.metrics = m
 
-	reqs, err := requirements()
+	reqs, err := requirements(openapi.Spec)
 	if err != nil {
 		return nil, err
 	}

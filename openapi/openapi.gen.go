@@ -1294,6 +1294,12 @@ type ListWebhookDeliveriesParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// ListCatalogParams defines parameters for ListCatalog.
+type ListCatalogParams struct {
+	N    *int    `form:"n,omitempty" json:"n,omitempty"`
+	Last *string `form:"last,omitempty" json:"last,omitempty"`
+}
+
 // ListReferrersParams defines parameters for ListReferrers.
 type ListReferrersParams struct {
 	ArtifactType *string `form:"artifactType,omitempty" json:"artifactType,omitempty"`
@@ -1846,6 +1852,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v2/ (the `RegistryBase` operationId).
 	RegistryBase(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListCatalog The repositories (apps) the caller may pull, in name order.
+	//
+	// A token limited to some apps lists those of them that exist; any other token lists every app. Without a token, a server with authentication lists its public apps and one without authentication every app; a token that is not valid is `401`. A page holds at most `n` names (at most 1000, and 1000 when `n` is absent) after the name `last`, and when more follow a `Link` header points at the next page, whose `last` is the page's last name. A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
+	//
+	// Corresponds with GET /v2/_catalog (the `ListCatalog` operationId).
+	ListCatalog(ctx context.Context, params *ListCatalogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// StartBlobUpload Not supported; slipway's registry is read-only.
 	//
@@ -2843,6 +2856,23 @@ func (c *Client) GetWhoami(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /v2/ (the `RegistryBase` operationId).
 func (c *Client) RegistryBase(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRegistryBaseRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListCatalog The repositories (apps) the caller may pull, in name order.
+//
+// A token limited to some apps lists those of them that exist; any other token lists every app. Without a token, a server with authentication lists its public apps and one without authentication every app; a token that is not valid is `401`. A page holds at most `n` names (at most 1000, and 1000 when `n` is absent) after the name `last`, and when more follow a `Link` header points at the next page, whose `last` is the page's last name. A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
+//
+// Corresponds with GET /v2/_catalog (the `ListCatalog` operationId).
+func (c *Client) ListCatalog(ctx context.Context, params *ListCatalogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCatalogRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5228,6 +5258,72 @@ func NewRegistryBaseRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListCatalogRequest constructs an http.Request for the ListCatalog method
+func NewListCatalogRequest(server string, params *ListCatalogParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2/_catalog")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.N != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "n", *params.N, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Last != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "last", *params.Last, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewStartBlobUploadRequest constructs an http.Request for the StartBlobUpload method
 func NewStartBlobUploadRequest(server string, app AppName) (*http.Request, error) {
 	var err error
@@ -6400,6 +6496,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v2/ (the `RegistryBase` operationId).
 	RegistryBaseWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RegistryBaseResponse, error)
+
+	// ListCatalogWithResponse The repositories (apps) the caller may pull, in name order.
+	//
+	// A token limited to some apps lists those of them that exist; any other token lists every app. Without a token, a server with authentication lists its public apps and one without authentication every app; a token that is not valid is `401`. A page holds at most `n` names (at most 1000, and 1000 when `n` is absent) after the name `last`, and when more follow a `Link` header points at the next page, whose `last` is the page's last name. A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v2/_catalog (the `ListCatalog` operationId).
+	ListCatalogWithResponse(ctx context.Context, params *ListCatalogParams, reqEditors ...RequestEditorFn) (*ListCatalogResponse, error)
 
 	// StartBlobUploadWithResponse Not supported; slipway's registry is read-only.
 	//
@@ -9223,6 +9328,79 @@ func (r RegistryBaseResponse) ContentType() string {
 	return ""
 }
 
+// ListCatalogResponse200Headers the declared response headers of an HTTP 200 response for ListCatalog
+type ListCatalogResponse200Headers struct {
+	Link *string
+}
+
+type ListCatalogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Repositories []Name `json:"repositories"`
+	}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RegistryError
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *RegistryError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *RegistryError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListCatalogResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCatalogResponse) GetJSON200() *struct {
+	Repositories []Name `json:"repositories"`
+} {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListCatalogResponse) GetJSON400() *RegistryError {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListCatalogResponse) GetJSON401() *RegistryError {
+	return r.JSON401
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListCatalogResponse) GetJSONDefault() *RegistryError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCatalogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCatalogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCatalogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCatalogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type StartBlobUploadResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10760,6 +10938,21 @@ func (c *ClientWithResponses) RegistryBaseWithResponse(ctx context.Context, reqE
 		return nil, err
 	}
 	return ParseRegistryBaseResponse(rsp)
+}
+
+// ListCatalogWithResponse The repositories (apps) the caller may pull, in name order.
+//
+// A token limited to some apps lists those of them that exist; any other token lists every app. Without a token, a server with authentication lists its public apps and one without authentication every app; a token that is not valid is `401`. A page holds at most `n` names (at most 1000, and 1000 when `n` is absent) after the name `last`, and when more follow a `Link` header points at the next page, whose `last` is the page's last name. A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v2/_catalog (the `ListCatalog` operationId).
+func (c *ClientWithResponses) ListCatalogWithResponse(ctx context.Context, params *ListCatalogParams, reqEditors ...RequestEditorFn) (*ListCatalogResponse, error) {
+	rsp, err := c.ListCatalog(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCatalogResponse(rsp)
 }
 
 // StartBlobUploadWithResponse Not supported; slipway's registry is read-only.
@@ -13172,6 +13365,68 @@ func ParseRegistryBaseResponse(rsp *http.Response) (*RegistryBaseResponse, error
 	return response, nil
 }
 
+// ParseListCatalogResponse parses an HTTP response from a ListCatalogWithResponse call
+func ParseListCatalogResponse(rsp *http.Response) (*ListCatalogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCatalogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Repositories []Name `json:"repositories"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest RegistryError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListCatalogResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseStartBlobUploadResponse parses an HTTP response from a StartBlobUploadWithResponse call
 func ParseStartBlobUploadResponse(rsp *http.Response) (*StartBlobUploadResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13865,6 +14120,9 @@ type ServerInterface interface {
 	// RegistryBase The OCI distribution API's base; 200 means the API is here and the credentials (if any) are good.
 	// (GET /v2/)
 	RegistryBase(ctx echo.Context) error
+	// ListCatalog The repositories (apps) the caller may pull, in name order.
+	// (GET /v2/_catalog)
+	ListCatalog(ctx echo.Context, params ListCatalogParams) error
 	// StartBlobUpload Not supported; slipway's registry is read-only.
 	// (POST /v2/{app}/blobs/uploads/)
 	StartBlobUpload(ctx echo.Context, app AppName) error
@@ -15085,6 +15343,31 @@ func (w *ServerInterfaceWrapper) RegistryBase(ctx echo.Context) error {
 	return err
 }
 
+// ListCatalog converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCatalog(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCatalogParams
+	// ------------- Optional query parameter "n" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "n", ctx.QueryParams(), &params.N, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter n: %s", err))
+	}
+
+	// ------------- Optional query parameter "last" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "last", ctx.QueryParams(), &params.Last, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter last: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCatalog(ctx, params)
+	return err
+}
+
 // StartBlobUpload converts echo context to params.
 func (w *ServerInterfaceWrapper) StartBlobUpload(ctx echo.Context) error {
 	var err error
@@ -15504,6 +15787,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/unlock", wrapper.UnlockChannel, options.OperationMiddlewares["unlockChannel"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/channels/:channel/history", wrapper.GetChannelHistory, options.OperationMiddlewares["getChannelHistory"]...)
 	router.GET(options.BaseURL+"/v2/", wrapper.RegistryBase, options.OperationMiddlewares["registryBase"]...)
+	router.GET(options.BaseURL+"/v2/_catalog", wrapper.ListCatalog, options.OperationMiddlewares["listCatalog"]...)
 	router.DELETE(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.DeleteManifest, options.OperationMiddlewares["deleteManifest"]...)
 	router.GET(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.GetManifest, options.OperationMiddlewares["getManifest"]...)
 	router.HEAD(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.HeadManifest, options.OperationMiddlewares["headManifest"]...)
