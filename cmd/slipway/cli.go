@@ -185,8 +185,9 @@ Exit status:
   0  success
   1  the build failed or was canceled; or the server failed (5xx); or a local error
   2  usage error: unknown command, bad flag or argument, DIR without go.mod
-  3  the server refused the request (4xx); its problem's title, detail and fields are
-     printed. This includes a channel that someone else moved after it was read (412).
+  3  the server refused the request (4xx); its problem's detail, status and kind are
+     printed, with what to do next. This includes a channel that someone else moved
+     after it was read (412).
   4  the server could not be reached (connection refused, unknown host, timeout)
 `
 

@@ -80,6 +80,7 @@ func (c *client) move(ctx context.Context, app, channel string, gen int64, act c
 	if errors.As(err, &ae) && ae.status == http.StatusPreconditionFailed && ae.problem.Channel != nil {
 		return nil, nil, &staleChannelError{app: app, read: gen, now: *ae.problem.Channel, apiErr: ae}
 	}
+	c.suggestNext(ctx, err, app, channel, act)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,6 +88,30 @@ func (c *client) move(ctx context.Context, app, channel string, gen int64, act c
 		return nil, nil, unexpected(act.kind, nil, raw)
 	}
 	return mv, raw, nil
+}
+
+// suggestNext says, in a refused move's error, the command that gets past it: unlocking
+// a locked channel, or promoting first to the channel this one takes releases from.
+func (c *client) suggestNext(ctx context.Context, err error, app, channel string, act channelAction) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return
+	}
+	switch ae.problem.Type {
+	case openapi.ProblemChannelLocked:
+		ae.command = fmt.Sprintf("slipway unlock %s %s --reason R, or slipway rollback %s %s --reason R", app, channel, app, channel)
+	case openapi.ProblemPolicyViolation:
+		in, ok := act.body.(openapi.PromoteInput)
+		ch, err := c.getChannel(ctx, app, channel)
+		if !ok || err != nil || ch.From == nil {
+			return
+		}
+		what := "--version " + orNone(in.Version)
+		if in.From != nil {
+			what = "--from " + *in.From
+		}
+		ae.command = fmt.Sprintf("slipway promote %s %s %s --reason R", app, *ch.From, what)
+	}
 }
 
 // moveSummary is one line about a channel move: "dev: 1.0.0 → 1.2.3".

@@ -197,10 +197,10 @@ func TestCLIBuild(t *testing.T) {
 			args  []string
 			wants []string
 		}{
-			{"unknown app", []string{"build", dir, "--app", "nope"}, []string{"HTTP 404", "nope"}},
-			{"bad version", []string{"build", dir, "--app", "hello", "--version", "1.2"}, []string{"HTTP 422", "version", "1.2"}},
+			{"unknown app", []string{"build", dir, "--app", "nope"}, []string{"404 not-found", "nope"}},
+			{"bad version", []string{"build", dir, "--app", "hello", "--version", "1.2"}, []string{"422 validation-failed", "version", "1.2"}},
 			{"unknown release", []string{"promote", "hello", "staging", "--version", "9.9.9", "--reason", "test"}, []string{"9.9.9"}},
-			{"policy", []string{"promote", "hello", "prod", "--version", "1.2.3", "--reason", "skip staging"}, []string{"HTTP 409", "staging"}},
+			{"policy", []string{"promote", "hello", "prod", "--version", "1.2.3", "--reason", "skip staging"}, []string{"409 policy-violation", "staging", "slipway promote hello staging --version 1.2.3 --reason R"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := runCLI(t, cli, tc.args...)
@@ -295,6 +295,21 @@ func TestCLIBuild(t *testing.T) {
 			t.Errorf("history --json --limit 2 = %+v, %v", hist, err)
 		}
 	})
+
+	t.Run("a locked channel says how to go on", func(t *testing.T) {
+		if r := runCLI(t, cli, "lock", "hello", "dev", "--reason", "incident"); r.code != 0 {
+			t.Fatalf("lock: %s", r)
+		}
+		r := runCLI(t, cli, "promote", "hello", "dev", "--version", "1.2.3", "--reason", "again")
+		want := "slipway: promote hello/dev: dev is locked (incident); unlock it first, or roll back (423 channel-locked): " +
+			"slipway unlock hello dev --reason R, or slipway rollback hello dev --reason R\n"
+		if r.code != 3 || r.stderr != want {
+			t.Errorf("promote to a locked channel: %s\nwant exit 3 and %q", r, want)
+		}
+		if r := runCLI(t, cli, "unlock", "hello", "dev", "--reason", "over"); r.code != 0 {
+			t.Errorf("unlock: %s", r)
+		}
+	})
 }
 
 // TestCLIUnreachable points the client at a port nobody listens on.
@@ -318,7 +333,7 @@ func TestCLIAuth(t *testing.T) {
 	cli := []string{"SLIPWAY_URL=" + p.url}
 	asAdmin := append(slices.Clone(cli), "SLIPWAY_TOKEN="+admin)
 
-	if r := runCLI(t, cli, "apps"); r.code != 3 || !strings.Contains(r.stderr, "HTTP 401") || !strings.Contains(r.stderr, "SLIPWAY_TOKEN") {
+	if r := runCLI(t, cli, "apps"); r.code != 3 || !strings.Contains(r.stderr, "401 unauthorized") || !strings.Contains(r.stderr, "SLIPWAY_TOKEN") {
 		t.Errorf("apps without a token: %s\nwant exit 3 and a 401", r)
 	}
 
@@ -331,7 +346,7 @@ func TestCLIAuth(t *testing.T) {
 	if r := runCLI(t, asCI, "apps"); r.code != 0 || !strings.Contains(r.stdout, "hello") {
 		t.Errorf("apps with the new token: %s", r)
 	}
-	if r := runCLI(t, asCI, "token", "list"); r.code != 3 || !strings.Contains(r.stderr, "HTTP 403") || strings.Contains(r.stderr, secret) {
+	if r := runCLI(t, asCI, "token", "list"); r.code != 3 || !strings.Contains(r.stderr, "403 forbidden") || strings.Contains(r.stderr, secret) {
 		t.Errorf("token list with a build token: %s\nwant exit 3, 403, and no secret", r)
 	}
 	r = runCLI(t, asAdmin, "token", "list")
@@ -351,7 +366,7 @@ func TestCLIAuth(t *testing.T) {
 	}
 	for _, args := range [][]string{{"apps"}, {"channels", "hello"}, {"build", writeTree(t, map[string]string{"go.mod": "module x\n"}), "--app", "hello"}} {
 		r := runCLI(t, asCI, args...)
-		if r.code != 3 || !strings.Contains(r.stderr, "HTTP 401") || strings.Contains(r.stderr+r.stdout, secret) || strings.Contains(r.stderr+r.stdout, admin) {
+		if r.code != 3 || !strings.Contains(r.stderr, "401 unauthorized") || strings.Contains(r.stderr+r.stdout, secret) || strings.Contains(r.stderr+r.stdout, admin) {
 			t.Errorf("slipway %q with the revoked token: %s\nwant exit 3, 401 and no token", args, r)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -130,6 +131,11 @@ type apiError struct {
 	problem      openapi.Problem
 	body         []byte
 	hadToken     bool
+	// next is what to do about it, when the command knows better than nextSteps.
+	next string
+	// command is the command line that does what the problem says to do next: the one
+	// that unlocks the channel, say.
+	command string
 }
 
 // ExitCode is 3 for a refused request (4xx) and 1 for a failed server (5xx).
@@ -140,34 +146,74 @@ func (e *apiError) ExitCode() int {
 	return exitRejected
 }
 
+// Error is the problem's detail once, with its status and kind, then what to do next:
+// no app named "x" (404 not-found). A problem with fields lists them, one a line.
 func (e *apiError) Error() string {
 	p := e.problem
-	var b strings.Builder
-	if e.status >= 500 {
-		fmt.Fprintf(&b, "the server failed: %s (HTTP %d)", p.Title, e.status)
-	} else {
-		fmt.Fprintf(&b, "refused: %s (HTTP %d)", p.Title, e.status)
-	}
 	var fields []openapi.FieldError
 	if p.Errors != nil {
 		fields = *p.Errors
 	}
-	// A validation problem's detail joins its fields, which follow one a line.
-	if p.Detail != nil && *p.Detail != "" && (len(fields) == 0 || !strings.Contains(*p.Detail, fields[0].Detail)) {
-		b.WriteString(": " + *p.Detail)
-	}
+	msg := p.Title
 	switch {
-	case e.status == http.StatusUnauthorized && e.hadToken:
-		b.WriteString("; check SLIPWAY_TOKEN or --token (the token may be revoked)")
-	case e.status == http.StatusUnauthorized:
-		b.WriteString("; set SLIPWAY_TOKEN or --token")
-	case e.status >= 500 && p.RequestId != nil:
-		b.WriteString("; quote request id " + *p.RequestId + " when reporting it")
+	case len(fields) > 0:
+		msg = "refused" // the detail joins the fields, which follow
+	case p.Detail != nil && *p.Detail != "":
+		msg = *p.Detail
 	}
+	if e.status >= 500 && !strings.HasPrefix(msg, "the server failed") {
+		msg = "the server failed: " + msg
+	}
+	kind := fmt.Sprintf("HTTP %d", e.status)
+	if p.Type != "" {
+		kind = fmt.Sprintf("%d %s", e.status, path.Base(string(p.Type)))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s)%s", msg, kind, e.hint(msg))
 	for _, f := range fields {
 		fmt.Fprintf(&b, "\n  %s: %s", f.Field, f.Detail)
 	}
 	return b.String()
+}
+
+// hint is what to do next about the problem, unless msg says it already, and the
+// command that does it: "; unlock it first: slipway unlock ...".
+func (e *apiError) hint(msg string) string {
+	p := e.problem
+	next := e.next
+	switch {
+	case next != "":
+	case e.status == http.StatusUnauthorized && e.hadToken && strings.Contains(msg, "revoked"):
+		next = "check SLIPWAY_TOKEN or --token"
+	case e.status == http.StatusUnauthorized && e.hadToken:
+		next = "check SLIPWAY_TOKEN or --token (the token may be revoked)"
+	case e.status == http.StatusUnauthorized:
+		next = "set SLIPWAY_TOKEN or --token"
+	case e.status >= 500 && p.RequestId != nil && !strings.Contains(msg, *p.RequestId):
+		next = "quote request id " + *p.RequestId + " when reporting it"
+	default:
+		if n, ok := nextSteps[p.Type]; ok && !strings.Contains(msg, n.said) {
+			next = n.do
+		}
+	}
+	switch {
+	case next != "" && e.command != "":
+		return "; " + next + ": " + e.command
+	case e.command != "":
+		return ": " + e.command
+	case next != "":
+		return "; " + next
+	}
+	return ""
+}
+
+// nextSteps are what to do after a refusal of each kind that a retry alone does not
+// fix; said is a word of a detail that tells it already.
+var nextSteps = map[openapi.ProblemType]struct{ do, said string }{
+	openapi.ProblemPreconditionFailed:  {"someone changed it after it was read: read it again and retry with its generation", "again"},
+	openapi.ProblemChannelLocked:       {"unlock it first, or roll back", "unlock"},
+	openapi.ProblemPolicyViolation:     {"promote the release to the channel this one takes releases from first", "first"},
+	openapi.ProblemIdempotencyInFlight: {"the same request is still being answered; run the command again in a moment", "still"},
 }
 
 // unreachableError is a request that got no answer: the connection was refused, the host
