@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,23 +124,33 @@ and which no later token of the same name shares), scopes, apps and times, never
 	},
 }
 
-// runClient runs the client command args[0] (and, for token, its subcommand args[1]).
+// commandGroup is a command with subcommands, each an entry of clientCommands named
+// "GROUP SUB".
+type commandGroup struct {
+	subs []string // in the order help names them
+	// bare is the command `slipway GROUP` runs with no subcommand; "" when it needs one.
+	bare string
+}
+
+// commandGroups are the commands that have subcommands.
+var commandGroups = map[string]commandGroup{
+	"token": {subs: []string{"create", "list", "revoke"}},
+}
+
+// runClient runs the client command args[0] (and, for a group, its subcommand args[1]).
 // It reports ok false when args[0] is no client command.
 func runClient(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (bool, error) {
-	name := args[0]
-	rest := args[1:]
-	if name == "token" {
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
-				fmt.Fprint(stdout, tokenUsage())
-				return true, nil
-			}
-			return true, &usageError{"token needs a subcommand: create, list or revoke (see slipway help)"}
+	name, rest := args[0], args[1:]
+	if g, ok := commandGroups[name]; ok {
+		if g.bare == "" && len(rest) > 0 && isHelpFlag(rest[0]) {
+			fmt.Fprint(stdout, groupUsage(name))
+			return true, nil
 		}
-		name, rest = "token "+rest[0], rest[1:]
-		if clientCommands[name] == nil {
-			return true, &usageError{fmt.Sprintf("unknown token subcommand %q; use create, list or revoke", strings.TrimPrefix(name, "token "))}
+		key, used, err := g.subcommand(name, rest)
+		if err != nil {
+			return true, err
 		}
+		name, rest = key, rest[used:]
 	}
 	cmd := clientCommands[name]
 	if cmd == nil {
@@ -149,13 +160,42 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 	return true, cmd.run(ctx, e, cmd, rest)
 }
 
-func tokenUsage() string {
+// subcommand is the key in clientCommands of the subcommand that args, the arguments
+// after the group's name, start with, and how many of args name it: the bare command
+// when they start with a flag, or with nothing.
+func (g commandGroup) subcommand(group string, args []string) (string, int, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if g.bare == "" {
+			return "", 0, &usageError{fmt.Sprintf("%s needs a subcommand: %s (see slipway help)", group, orList(g.subs))}
+		}
+		return g.bare, 0, nil
+	}
+	if !slices.Contains(g.subs, args[0]) {
+		return "", 0, &usageError{fmt.Sprintf("unknown %s subcommand %q%s (%s takes %s)", group, args[0], didYouMean(args[0], g.subs), group, orList(g.subs))}
+	}
+	return group + " " + args[0], 1, nil
+}
+
+func isHelpFlag(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
+
+// groupUsage lists the synopses of a group's subcommands.
+func groupUsage(group string) string {
 	var b strings.Builder
 	b.WriteString("Usage:\n")
-	for _, n := range []string{"token create", "token list", "token revoke"} {
-		fmt.Fprintf(&b, "  %s\n", clientCommands[n].synopsis)
+	for _, sub := range commandGroups[group].subs {
+		if cmd := clientCommands[group+" "+sub]; cmd != nil {
+			fmt.Fprintf(&b, "  %s\n", cmd.synopsis)
+		}
 	}
 	return b.String()
+}
+
+// orList is "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 // clientUsage is the part of `slipway help` about the client commands and exit statuses.
@@ -251,10 +291,11 @@ func parseArgs(fs *flag.FlagSet, e *cliEnv, cmd *clientCommand, args []string, m
 	return pos, nil
 }
 
-// commandName is "slipway build" for the build command.
+// commandName is "slipway build" for the build command, "slipway apps create" for a
+// subcommand.
 func commandName(cmd *clientCommand) string {
 	f := strings.Fields(cmd.synopsis)
-	if len(f) > 2 && f[1] == "token" {
+	if len(f) > 2 && slices.Contains(commandGroups[f[1]].subs, f[2]) {
 		return strings.Join(f[:3], " ")
 	}
 	return strings.Join(f[:2], " ")

@@ -51,8 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
-	fmt.Fprint(stderr, usage)
-	return &usageError{fmt.Sprintf("unknown command %q", args[0])}
+	return &usageError{fmt.Sprintf("unknown command %q%s (slipway help lists the commands)", args[0], didYouMean(args[0], commandNames()))}
 }
 
 // exitCode is the process's exit status for what run returned: 0 for nil, 2 for a
