@@ -83,6 +83,10 @@ type Result struct {
 	// BaseName and BaseDigest are the base as configured and the digest it resolved to.
 	BaseName   string
 	BaseDigest store.Digest
+	// SBOM is one SPDX 2.3 JSON document covering every platform's binary; SBOMReferrer
+	// the OCI 1.1 artifact manifest that attaches it to Index (its subject), so that a
+	// client asking for the referrers of the index (oras discover <app>:<tag>) finds it.
+	SBOM, SBOMReferrer store.Digest
 	// Blobs is every digest the index and its SBOM referrers reference, the index and
 	// the referrers included, sorted: what a registry serves for this image.
 	Blobs []store.Digest
@@ -113,11 +117,11 @@ func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Option
 	if err != nil {
 		return nil, err
 	}
-	images, descs, err := assembleAll(ctx, blobs, bins, rb, opts, created)
+	images, descs, sboms, err := assembleAll(ctx, blobs, bins, rb, opts, created)
 	if err != nil {
 		return nil, err
 	}
-	d, _, err := ensureJSON(ctx, blobs, "index", v1.IndexManifest{
+	d, size, err := ensureJSON(ctx, blobs, "index", v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIImageIndex,
 		Manifests:     descs,
@@ -127,44 +131,56 @@ func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Option
 		return nil, err
 	}
 	res := &Result{Index: d, Images: images, BaseName: rb.name, BaseDigest: rb.digest}
-	if res.Blobs, err = indexBlobs(d, images, rb); err != nil {
+	doc, err := makeIndexSBOM(sboms, d)
+	if err != nil {
+		return nil, fmt.Errorf("index SBOM: %w", err)
+	}
+	res.SBOM, res.SBOMReferrer, err = storeSBOM(ctx, blobs, descriptor(types.OCIImageIndex, d, size), doc, opts.App, created)
+	if err != nil {
+		return nil, fmt.Errorf("index SBOM: %w", err)
+	}
+	if res.Blobs, err = indexBlobs(res, rb); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
 // assembleAll builds and stores the image of each binary, up to GOMAXPROCS at once. It
-// returns the images and their manifests' descriptors, both in platform order.
-func assembleAll(ctx context.Context, blobs store.Blobs, bins []Binary, rb *resolvedBase, opts Options, created time.Time) ([]PlatformImage, []v1.Descriptor, error) {
+// returns the images, their manifests' descriptors and what their SBOMs were made of,
+// all in platform order.
+func assembleAll(ctx context.Context, blobs store.Blobs, bins []Binary, rb *resolvedBase, opts Options, created time.Time) ([]PlatformImage, []v1.Descriptor, []platformSBOM, error) {
 	images := make([]PlatformImage, len(bins))
 	descs := make([]v1.Descriptor, len(bins))
+	sboms := make([]platformSBOM, len(bins))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, bin := range bins {
 		g.Go(func() error {
-			img, desc, err := assembleOne(gctx, blobs, bin, rb, opts, created)
+			img, desc, sbom, err := assembleOne(gctx, blobs, bin, rb, opts, created)
 			if err != nil {
 				return fmt.Errorf("image for %s: %w", bin.Platform, err)
 			}
-			images[i], descs[i] = img, desc
+			images[i], descs[i], sboms[i] = img, desc, sbom
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	slices.SortFunc(descs, func(a, b v1.Descriptor) int {
 		return strings.Compare(platformString(*a.Platform), platformString(*b.Platform))
 	})
 	slices.SortFunc(images, func(a, b PlatformImage) int { return strings.Compare(a.Platform, b.Platform) })
-	return images, descs, nil
+	slices.SortFunc(sboms, func(a, b platformSBOM) int { return strings.Compare(a.in.platform.String(), b.in.platform.String()) })
+	return images, descs, sboms, nil
 }
 
-// indexBlobs returns, sorted, every blob of the index: the index itself, each image's
-// manifest, config, layer, SBOM and referrer, the empty config, and the base's layers.
-func indexBlobs(index store.Digest, images []PlatformImage, rb *resolvedBase) ([]store.Digest, error) {
-	ds := []store.Digest{index, store.DigestBytes(emptyJSON)}
-	for _, img := range images {
+// indexBlobs returns, sorted, every blob of the index: the index itself and its SBOM and
+// referrer, each image's manifest, config, layer, SBOM and referrer, the empty config,
+// and the base's layers.
+func indexBlobs(res *Result, rb *resolvedBase) ([]store.Digest, error) {
+	ds := []store.Digest{res.Index, res.SBOM, res.SBOMReferrer, store.DigestBytes(emptyJSON)}
+	for _, img := range res.Images {
 		ds = append(ds, img.Manifest, img.Config, img.Layer, img.SBOM, img.SBOMReferrer)
 	}
 	for _, b := range rb.images {
@@ -227,14 +243,14 @@ func (o Options) annotations(created time.Time, baseName string, baseDigest stor
 }
 
 // assembleOne builds and stores the image of one binary and its SBOM referrer, and
-// returns the descriptor of its manifest for the index.
-func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolvedBase, opts Options, created time.Time) (PlatformImage, v1.Descriptor, error) {
+// returns the descriptor of its manifest for the index and what its SBOM is made of.
+func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolvedBase, opts Options, created time.Time) (PlatformImage, v1.Descriptor, platformSBOM, error) {
 	base := rb.images[bin.Platform]
 	img := PlatformImage{Platform: bin.Platform.String()}
 	appPath := "/app/" + opts.App
 	app, err := storeAppLayer(ctx, blobs, bin, appPath, opts.TempDir, created)
 	if err != nil {
-		return img, v1.Descriptor{}, err
+		return img, v1.Descriptor{}, platformSBOM{}, err
 	}
 	img.Layer = app.sums.digest
 
@@ -243,7 +259,7 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 	cfg := appConfig(base, bin.Platform, toHash(app.sums.diffID), appPath, annotations, created)
 	var cfgSize, manSize int64
 	if img.Config, cfgSize, err = ensureJSON(ctx, blobs, "config", cfg); err != nil {
-		return img, v1.Descriptor{}, err
+		return img, v1.Descriptor{}, platformSBOM{}, err
 	}
 	man := v1.Manifest{
 		SchemaVersion: 2,
@@ -253,7 +269,7 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 		Annotations:   annotations,
 	}
 	if img.Manifest, manSize, err = ensureJSON(ctx, blobs, "manifest", man); err != nil {
-		return img, v1.Descriptor{}, err
+		return img, v1.Descriptor{}, platformSBOM{}, err
 	}
 	img.Size = manSize + man.Config.Size
 	for _, l := range man.Layers {
@@ -262,7 +278,7 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 	desc := descriptor(types.OCIManifestSchema1, img.Manifest, manSize)
 
 	// The SBOM and the referrer that attaches it to the manifest.
-	img.SBOM, img.SBOMReferrer, err = storeSBOM(ctx, blobs, desc, app.buildInfo, sbomInput{
+	sbom := platformSBOM{bi: app.buildInfo, in: sbomInput{
 		app:        opts.App,
 		version:    opts.Version,
 		platform:   bin.Platform,
@@ -270,12 +286,16 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 		sha256:     app.sha256,
 		sha1:       app.sha1,
 		created:    created,
-	})
+	}}
+	doc, err := makeSBOM(sbom.bi, sbom.in)
 	if err != nil {
-		return img, v1.Descriptor{}, err
+		return img, v1.Descriptor{}, sbom, fmt.Errorf("SBOM: %w", err)
+	}
+	if img.SBOM, img.SBOMReferrer, err = storeSBOM(ctx, blobs, desc, doc, opts.App, created); err != nil {
+		return img, v1.Descriptor{}, sbom, err
 	}
 	desc.Platform = ociPlatform(bin.Platform)
-	return img, desc, nil
+	return img, desc, sbom, nil
 }
 
 // appLayer is a stored layer holding a binary, with what the SBOM says of the binary.
@@ -344,13 +364,9 @@ func openBinary(path string) (*os.File, int64, error) {
 	return f, fi.Size(), nil
 }
 
-// storeSBOM stores the SPDX SBOM of a binary and the OCI 1.1 referrer manifest that
-// attaches it to subject, and returns their digests.
-func storeSBOM(ctx context.Context, blobs store.Blobs, subject v1.Descriptor, bi *debug.BuildInfo, in sbomInput) (sbom, referrer store.Digest, err error) {
-	doc, err := makeSBOM(bi, in)
-	if err != nil {
-		return "", "", fmt.Errorf("SBOM: %w", err)
-	}
+// storeSBOM stores the SPDX SBOM doc of the app and the OCI 1.1 referrer manifest that
+// attaches it to subject (a manifest or an index), and returns their digests.
+func storeSBOM(ctx context.Context, blobs store.Blobs, subject v1.Descriptor, doc []byte, app string, created time.Time) (sbom, referrer store.Digest, err error) {
 	if sbom, err = ensureBytes(ctx, blobs, doc); err != nil {
 		return "", "", fmt.Errorf("storing SBOM: %w", err)
 	}
@@ -361,7 +377,7 @@ func storeSBOM(ctx context.Context, blobs store.Blobs, subject v1.Descriptor, bi
 	emptyConfig := descriptor(types.OCIEmptyJSON, emptyDigest, int64(len(emptyJSON)))
 	emptyConfig.Data = emptyJSON
 	sbomLayer := descriptor(SBOMMediaType, sbom, int64(len(doc)))
-	sbomLayer.Annotations = map[string]string{AnnotationTitle: in.app + ".spdx.json"}
+	sbomLayer.Annotations = map[string]string{AnnotationTitle: app + ".spdx.json"}
 	ref := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -369,7 +385,7 @@ func storeSBOM(ctx context.Context, blobs store.Blobs, subject v1.Descriptor, bi
 		Config:        emptyConfig,
 		Layers:        []v1.Descriptor{sbomLayer},
 		Subject:       &subject,
-		Annotations:   map[string]string{AnnotationCreated: in.created.Format(time.RFC3339)},
+		Annotations:   map[string]string{AnnotationCreated: created.Format(time.RFC3339)},
 	}
 	referrer, _, err = ensureJSON(ctx, blobs, "SBOM referrer", ref)
 	return sbom, referrer, err

@@ -471,6 +471,41 @@ func TestBuiltinBase(t *testing.T) {
 // errAny stands for any error in tables.
 var errAny = errors.New("any error")
 
+// spdxDoc is what the tests read of an SPDX document.
+type spdxDoc struct {
+	SPDXVersion       string `json:"spdxVersion"`
+	DocumentNamespace string `json:"documentNamespace"`
+	CreationInfo      struct {
+		Created string `json:"created"`
+	} `json:"creationInfo"`
+	Packages []struct {
+		Name        string         `json:"name"`
+		SPDXID      string         `json:"SPDXID"`
+		VersionInfo string         `json:"versionInfo"`
+		Checksums   []spdxChecksum `json:"checksums"`
+	} `json:"packages"`
+	Files []struct {
+		FileName  string         `json:"fileName"`
+		SPDXID    string         `json:"SPDXID"`
+		Checksums []spdxChecksum `json:"checksums"`
+		Comment   string         `json:"comment"`
+	} `json:"files"`
+	Relationships []spdxRelationship `json:"relationships"`
+}
+
+type spdxRelationship struct {
+	Element string `json:"spdxElementId"`
+	Type    string `json:"relationshipType"`
+	Related string `json:"relatedSpdxElement"`
+}
+
+type spdxChecksum struct {
+	Algorithm     string `json:"algorithm"`
+	ChecksumValue string `json:"checksumValue"`
+}
+
+// TestSBOM reads each platform's SBOM and the index's, which covers every platform, and
+// the referrers that attach them to the manifest and the index.
 func TestSBOM(t *testing.T) {
 	f := hello(t)
 	ctx := context.Background()
@@ -479,87 +514,132 @@ func TestSBOM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Assemble() = %v", err)
 	}
+	type sbomCase struct {
+		name                    string
+		sbom, referrer, subject store.Digest
+		subjectType             types.MediaType
+	}
+	var cases []sbomCase
 	for _, pi := range res.Images {
-		t.Run(pi.Platform, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(blobs.Root(), filepath.FromSlash(store.BlobKey(pi.SBOM))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var doc struct {
-				SPDXVersion       string `json:"spdxVersion"`
-				DocumentNamespace string `json:"documentNamespace"`
-				CreationInfo      struct {
-					Created string `json:"created"`
-				} `json:"creationInfo"`
-				Packages []struct {
-					Name        string `json:"name"`
-					VersionInfo string `json:"versionInfo"`
-					Checksums   []struct {
-						Algorithm     string `json:"algorithm"`
-						ChecksumValue string `json:"checksumValue"`
-					} `json:"checksums"`
-				} `json:"packages"`
-			}
-			if err := json.Unmarshal(raw, &doc); err != nil {
-				t.Fatalf("SBOM is not JSON: %v", err)
-			}
-			if doc.SPDXVersion != "SPDX-2.3" {
-				t.Errorf("spdxVersion = %q, want SPDX-2.3", doc.SPDXVersion)
-			}
-			if doc.CreationInfo.Created != "2024-05-01T12:00:00Z" {
-				t.Errorf("creationInfo.created = %q, want 2024-05-01T12:00:00Z", doc.CreationInfo.Created)
-			}
-			if !strings.HasPrefix(doc.DocumentNamespace, "https://") {
-				t.Errorf("documentNamespace = %q, want a URI", doc.DocumentNamespace)
-			}
-			versions := map[string]string{}
-			sums := map[string]int{}
-			for _, p := range doc.Packages {
-				versions[p.Name] = p.VersionInfo
-				sums[p.Name] = len(p.Checksums)
-			}
-			for name, want := range map[string]string{
-				"example.com/hello": "1.2.3",
-				"go":                f.goVersion,
-				"golang.org/x/sync": f.syncVersion,
-			} {
-				if got, ok := versions[name]; !ok || got != want {
-					t.Errorf("SBOM package %s version = %q (listed: %t), want %q", name, got, ok, want)
+		cases = append(cases, sbomCase{pi.Platform, pi.SBOM, pi.SBOMReferrer, pi.Manifest, types.OCIManifestSchema1})
+	}
+	cases = append(cases, sbomCase{"index", res.SBOM, res.SBOMReferrer, res.Index, types.OCIImageIndex})
+	binaries := map[string]string{} // the SHA256 of each platform's binary, from its own SBOM
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := readSPDX(t, blobs, tc.sbom, f)
+			if tc.name != "index" {
+				if len(doc.Files) != 1 {
+					t.Fatalf("SBOM files = %+v, want the binary", doc.Files)
 				}
+				binaries[tc.name] = doc.Files[0].Checksums[1].ChecksumValue
+			} else {
+				checkIndexSBOM(t, doc, res, binaries)
 			}
-			if sums["golang.org/x/sync"] != 1 {
-				t.Errorf("SBOM package golang.org/x/sync has %d checksums, want 1", sums["golang.org/x/sync"])
-			}
-
-			// The referrer.
-			ref, err := image.OpenImage(ctx, blobs, pi.SBOMReferrer)
-			if err != nil {
-				t.Fatalf("OpenImage(referrer) = %v", err)
-			}
-			if err := validate.Image(ref); err != nil {
-				t.Errorf("validate.Image(referrer) = %v, want nil", err)
-			}
-			m, err := ref.Manifest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.ArtifactType != image.SBOMMediaType {
-				t.Errorf("referrer artifactType = %q, want %q", m.ArtifactType, image.SBOMMediaType)
-			}
-			if m.Subject == nil || m.Subject.Digest.String() != pi.Manifest.String() || m.Subject.MediaType != types.OCIManifestSchema1 {
-				t.Errorf("referrer subject = %+v, want the manifest %s", m.Subject, pi.Manifest)
-			}
-			if m.Config.MediaType != types.OCIEmptyJSON || m.Config.Size != 2 ||
-				m.Config.Digest.String() != "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" {
-				t.Errorf("referrer config = %+v, want the OCI empty descriptor", m.Config)
-			}
-			if len(m.Layers) != 1 || m.Layers[0].MediaType != image.SBOMMediaType || m.Layers[0].Digest.String() != pi.SBOM.String() {
-				t.Errorf("referrer layers = %+v, want the SBOM %s", m.Layers, pi.SBOM)
-			}
-			if _, err := blobs.Stat(ctx, store.BlobKey(store.Digest(m.Config.Digest.String()))); err != nil {
-				t.Errorf("empty config blob: %v", err)
-			}
+			checkSBOMReferrer(t, blobs, tc.referrer, tc.subject, tc.subjectType, tc.sbom)
 		})
+	}
+}
+
+// readSPDX reads the stored SBOM d and checks what every SBOM of the fixture says.
+func readSPDX(t *testing.T, blobs *store.FS, d store.Digest, f *fixture) spdxDoc {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(blobs.Root(), filepath.FromSlash(store.BlobKey(d))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc spdxDoc
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("SBOM is not JSON: %v", err)
+	}
+	if doc.SPDXVersion != "SPDX-2.3" {
+		t.Errorf("spdxVersion = %q, want SPDX-2.3", doc.SPDXVersion)
+	}
+	if doc.CreationInfo.Created != "2024-05-01T12:00:00Z" {
+		t.Errorf("creationInfo.created = %q, want 2024-05-01T12:00:00Z", doc.CreationInfo.Created)
+	}
+	if !strings.HasPrefix(doc.DocumentNamespace, "https://") {
+		t.Errorf("documentNamespace = %q, want a URI", doc.DocumentNamespace)
+	}
+	versions := map[string]string{}
+	sums := map[string]int{}
+	for _, p := range doc.Packages {
+		versions[p.Name] = p.VersionInfo
+		sums[p.Name] = len(p.Checksums)
+	}
+	for name, want := range map[string]string{
+		"example.com/hello": "1.2.3",
+		"go":                f.goVersion,
+		"golang.org/x/sync": f.syncVersion,
+	} {
+		if got, ok := versions[name]; !ok || got != want {
+			t.Errorf("SBOM package %s version = %q (listed: %t), want %q", name, got, ok, want)
+		}
+	}
+	if sums["golang.org/x/sync"] != 1 {
+		t.Errorf("SBOM package golang.org/x/sync has %d checksums, want 1", sums["golang.org/x/sync"])
+	}
+	return doc
+}
+
+// checkIndexSBOM checks that the index's SBOM names each platform's binary, as its own
+// SBOM does (binaries), and the dependency each binary contains.
+func checkIndexSBOM(t *testing.T, doc spdxDoc, res *image.Result, binaries map[string]string) {
+	t.Helper()
+	if !strings.HasSuffix(doc.DocumentNamespace, res.Index.Hex()) {
+		t.Errorf("documentNamespace = %q, want it to end with the index's digest", doc.DocumentNamespace)
+	}
+	syncID := ""
+	for _, p := range doc.Packages {
+		if p.Name == "golang.org/x/sync" {
+			syncID = p.SPDXID
+		}
+	}
+	if len(doc.Files) != len(res.Images) {
+		t.Fatalf("index SBOM files = %+v, want one per platform", doc.Files)
+	}
+	for i, file := range doc.Files {
+		platform := res.Images[i].Platform
+		if !strings.Contains(file.Comment, platform) || file.Checksums[1].ChecksumValue != binaries[platform] {
+			t.Errorf("index SBOM file %d = %+v, want the %s binary, SHA256 %s", i, file, platform, binaries[platform])
+		}
+		if !slices.Contains(doc.Relationships, spdxRelationship{file.SPDXID, "CONTAINS", syncID}) {
+			t.Errorf("index SBOM: no %s CONTAINS %s (golang.org/x/sync)", file.SPDXID, syncID)
+		}
+	}
+}
+
+// checkSBOMReferrer fails the test unless referrer is a valid OCI 1.1 artifact manifest
+// attaching the SBOM to subject, a stored document of type subjectType.
+func checkSBOMReferrer(t *testing.T, blobs store.Blobs, referrer, subject store.Digest, subjectType types.MediaType, sbom store.Digest) {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := image.OpenImage(ctx, blobs, referrer)
+	if err != nil {
+		t.Fatalf("OpenImage(referrer) = %v", err)
+	}
+	if err := validate.Image(ref); err != nil {
+		t.Errorf("validate.Image(referrer) = %v, want nil", err)
+	}
+	m, err := ref.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ArtifactType != image.SBOMMediaType {
+		t.Errorf("referrer artifactType = %q, want %q", m.ArtifactType, image.SBOMMediaType)
+	}
+	if m.Subject == nil || m.Subject.Digest.String() != subject.String() || m.Subject.MediaType != subjectType {
+		t.Errorf("referrer subject = %+v, want the %s %s", m.Subject, subjectType, subject)
+	}
+	if m.Config.MediaType != types.OCIEmptyJSON || m.Config.Size != 2 ||
+		m.Config.Digest.String() != "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" {
+		t.Errorf("referrer config = %+v, want the OCI empty descriptor", m.Config)
+	}
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != image.SBOMMediaType || m.Layers[0].Digest.String() != sbom.String() {
+		t.Errorf("referrer layers = %+v, want the SBOM %s", m.Layers, sbom)
+	}
+	if _, err := blobs.Stat(ctx, store.BlobKey(store.Digest(m.Config.Digest.String()))); err != nil {
+		t.Errorf("empty config blob: %v", err)
 	}
 }
 

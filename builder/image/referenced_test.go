@@ -36,10 +36,15 @@ func TestResultBlobsAreEverythingStored(t *testing.T) {
 			t.Errorf("Result.Blobs names %s, which is not stored", d)
 		}
 	}
-	if len(res.Blobs) < 2+5*len(res.Images) {
-		t.Errorf("Result.Blobs = %d digests for %d images; want the index, the empty config, and per image its manifest, config, layers, SBOM and referrer", len(res.Blobs), len(res.Images))
+	if len(res.Blobs) < 4+5*len(res.Images) {
+		t.Errorf("Result.Blobs = %d digests for %d images; want the index, its SBOM and referrer, the empty config, and per image its manifest, config, layers, SBOM and referrer", len(res.Blobs), len(res.Images))
 	}
-	roots := []store.Digest{res.Index}
+	for _, d := range []store.Digest{res.SBOM, res.SBOMReferrer} {
+		if !slices.Contains(res.Blobs, d) {
+			t.Errorf("Result.Blobs lacks the index's SBOM or its referrer, %s", d)
+		}
+	}
+	roots := []store.Digest{res.Index, res.SBOMReferrer}
 	for _, img := range res.Images {
 		roots = append(roots, img.SBOMReferrer)
 	}

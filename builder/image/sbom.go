@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/slipway/slipway/store"
 )
 
 // SBOMMediaType is the media type of the SPDX SBOM blob and the artifactType of its
@@ -50,6 +53,7 @@ type spdxFile struct {
 	FileName  string         `json:"fileName"`
 	SPDXID    string         `json:"SPDXID"`
 	Checksums []spdxChecksum `json:"checksums"`
+	Comment   string         `json:"comment,omitempty"`
 }
 
 type spdxChecksum struct {
@@ -85,38 +89,113 @@ type sbomInput struct {
 // in.created.
 func makeSBOM(bi *debug.BuildInfo, in sbomInput) ([]byte, error) {
 	binHex := hex.EncodeToString(in.sha256)
-	doc := spdxDocument{
-		SPDXVersion:       "SPDX-2.3",
-		DataLicense:       "CC0-1.0",
-		SPDXID:            "SPDXRef-DOCUMENT",
-		Name:              fmt.Sprintf("%s %s %s", in.app, in.version, in.platform),
-		DocumentNamespace: "https://slipway.dev/spdx/" + in.app + "/sha256-" + binHex,
-		CreationInfo: spdxCreationInfo{
-			Created:  in.created.UTC().Format(time.RFC3339),
-			Creators: []string{"Tool: slipway"},
-			Comment:  fmt.Sprintf("from the build info of %s (%s, %s)", in.binaryPath, in.platform, bi.GoVersion),
-		},
-		DocumentDescribes: []string{sbomMainID},
-		Packages:          []spdxPackage{mainPackage(bi, in.version), goPackage(bi)},
-		Files: []spdxFile{{
-			FileName: "." + in.binaryPath,
-			SPDXID:   sbomFileID,
-			Checksums: []spdxChecksum{
-				{Algorithm: "SHA1", ChecksumValue: hex.EncodeToString(in.sha1)},
-				{Algorithm: "SHA256", ChecksumValue: binHex},
-			},
-		}},
-		Relationships: []spdxRelationship{
-			{"SPDXRef-DOCUMENT", "DESCRIBES", sbomMainID},
-			{sbomMainID, "GENERATES", sbomFileID},
-			{sbomMainID, "DEPENDS_ON", sbomGoID},
-		},
-	}
+	doc := newSPDX(bi, in, fmt.Sprintf("%s %s %s", in.app, in.version, in.platform), "sha256-"+binHex,
+		fmt.Sprintf("from the build info of %s (%s, %s)", in.binaryPath, in.platform, bi.GoVersion))
+	doc.Files = []spdxFile{binaryFile(in, sbomFileID)}
+	doc.Relationships = append(doc.Relationships,
+		spdxRelationship{sbomMainID, "GENERATES", sbomFileID},
+		spdxRelationship{sbomMainID, "DEPENDS_ON", sbomGoID})
 	for i, dep := range bi.Deps {
 		p := depPackage(dep, fmt.Sprintf("SPDXRef-Package-dep-%d", i+1))
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "DEPENDS_ON", p.SPDXID})
 	}
+	return encodeSPDX(doc)
+}
+
+// platformSBOM is what one platform's SBOM is made of, kept for the index's.
+type platformSBOM struct {
+	bi *debug.BuildInfo
+	in sbomInput
+}
+
+// makeIndexSBOM returns one SPDX 2.3 JSON SBOM covering every platform of an image index,
+// parts in platform order. The main module and the Go standard library are those of the
+// first part (one source and one toolchain make every binary of a build); the
+// dependencies are the union of the parts', in path order, which the main module
+// DEPENDS_ON; each binary is a file of its own (SPDXRef-File-binary-<os>-<arch>[-<variant>],
+// its comment naming its platform) that the main module GENERATES and that CONTAINS the
+// dependencies linked into it. Like makeSBOM it is a function of its inputs: its
+// namespace comes from the index's digest.
+func makeIndexSBOM(parts []platformSBOM, index store.Digest) ([]byte, error) {
+	first := parts[0]
+	platforms := make([]string, len(parts))
+	for i, p := range parts {
+		platforms[i] = p.in.platform.String()
+	}
+	doc := newSPDX(first.bi, first.in, first.in.app+" "+first.in.version, "index-sha256-"+index.Hex(),
+		fmt.Sprintf("from the build info of %s in the images for %s (%s)", first.in.binaryPath, strings.Join(platforms, ", "), first.bi.GoVersion))
+	doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "DEPENDS_ON", sbomGoID})
+	deps := map[string]string{} // module path → SPDX id
+	for _, dep := range unionDeps(parts) {
+		p := depPackage(dep, fmt.Sprintf("SPDXRef-Package-dep-%d", len(deps)+1))
+		deps[dep.Path] = p.SPDXID
+		doc.Packages = append(doc.Packages, p)
+		doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "DEPENDS_ON", p.SPDXID})
+	}
+	for _, p := range parts {
+		f := binaryFile(p.in, sbomFileID+"-"+strings.ReplaceAll(p.in.platform.String(), "/", "-"))
+		f.Comment = "the binary of the " + p.in.platform.String() + " image"
+		doc.Files = append(doc.Files, f)
+		doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "GENERATES", f.SPDXID})
+		for _, dep := range p.bi.Deps {
+			doc.Relationships = append(doc.Relationships, spdxRelationship{f.SPDXID, "CONTAINS", deps[dep.Path]})
+		}
+	}
+	return encodeSPDX(doc)
+}
+
+// unionDeps returns the dependencies of every part, each module once, in path order.
+func unionDeps(parts []platformSBOM) []*debug.Module {
+	seen := map[string]bool{}
+	var out []*debug.Module
+	for _, p := range parts {
+		for _, dep := range p.bi.Deps {
+			if !seen[dep.Path] {
+				seen[dep.Path] = true
+				out = append(out, dep)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *debug.Module) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// newSPDX is an SBOM document of the main module in bi and the Go standard library,
+// describing the main module; name is its name, id ends its namespace, comment is its
+// creation comment.
+func newSPDX(bi *debug.BuildInfo, in sbomInput, name, id, comment string) spdxDocument {
+	return spdxDocument{
+		SPDXVersion:       "SPDX-2.3",
+		DataLicense:       "CC0-1.0",
+		SPDXID:            "SPDXRef-DOCUMENT",
+		Name:              name,
+		DocumentNamespace: "https://slipway.dev/spdx/" + in.app + "/" + id,
+		CreationInfo: spdxCreationInfo{
+			Created:  in.created.UTC().Format(time.RFC3339),
+			Creators: []string{"Tool: slipway"},
+			Comment:  comment,
+		},
+		DocumentDescribes: []string{sbomMainID},
+		Packages:          []spdxPackage{mainPackage(bi, in.version), goPackage(bi)},
+		Relationships:     []spdxRelationship{{"SPDXRef-DOCUMENT", "DESCRIBES", sbomMainID}},
+	}
+}
+
+// binaryFile is the SPDX file of the binary in.
+func binaryFile(in sbomInput, id string) spdxFile {
+	return spdxFile{
+		FileName: "." + in.binaryPath,
+		SPDXID:   id,
+		Checksums: []spdxChecksum{
+			{Algorithm: "SHA1", ChecksumValue: hex.EncodeToString(in.sha1)},
+			{Algorithm: "SHA256", ChecksumValue: hex.EncodeToString(in.sha256)},
+		},
+	}
+}
+
+// encodeSPDX is the JSON of doc, indented, with a final newline.
+func encodeSPDX(doc spdxDocument) ([]byte, error) {
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding SBOM: %w", err)
