@@ -60,10 +60,35 @@ build and --promote CH (which implies --release) moves channel CH to that releas
 stdout gets the build id, its status and image digest, the release and the channel move.`,
 		run: cmdBuild,
 	},
-	"apps": {
-		synopsis: "slipway apps [--limit N]",
+	"apps list": {
+		synopsis: "slipway apps [list] [--limit N]",
 		help:     "Lists the apps in name order.",
 		run:      cmdApps,
+	},
+	"apps create": {
+		synopsis: "slipway apps create A [--main M] [--platforms P,...] [--ldflags F] [--base-image REF] [--channels CHS] [--public] [--auto-promote]",
+		help: `Creates app A; a setting left out takes the server's default. It refuses (exit 3) when A
+exists: slipway apps update changes an app. --channels lists the channels in order, each
+taking releases from the one before it (dev,staging,prod); CH=FROM names another source
+and CH= none (dev,staging,prod,hotfix=).`,
+		run: cmdAppsCreate,
+	},
+	"apps show": {
+		synopsis: "slipway apps show A",
+		help:     "Prints app A's settings, one a line.",
+		run:      cmdAppsShow,
+	},
+	"apps update": {
+		synopsis: "slipway apps update A [--main M] [--platforms P,...] [--ldflags F] [--base-image REF] [--channels CHS] [--public[=false]] [--auto-promote[=false]]",
+		help: `Changes the settings of app A that the flags name and keeps the others. It reads the app
+and writes it back only if nobody changed it since (If-Match); otherwise it changes
+nothing, says so, and exits 3: run it again. --channels as for apps create.`,
+		run: cmdAppsUpdate,
+	},
+	"apps delete": {
+		synopsis: "slipway apps delete A",
+		help:     "Deletes app A's settings. Its builds, releases and channels stay stored, but nothing builds or moves under its name until it is created again.",
+		run:      cmdAppsDelete,
 	},
 	"releases": {
 		synopsis: "slipway releases A [--channel CH] [--limit N]",
@@ -134,6 +159,7 @@ type commandGroup struct {
 
 // commandGroups are the commands that have subcommands.
 var commandGroups = map[string]commandGroup{
+	"apps":  {subs: []string{"list", "create", "show", "update", "delete"}, bare: "apps list"},
 	"token": {subs: []string{"create", "list", "revoke"}},
 }
 
@@ -204,7 +230,13 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway build [DIR] --app A [--platform P]... [--version V] [--commit C]
                 [--release] [--promote CH] [--follow]
                             pack the module in DIR (default .) and build it; see build --help
-  slipway apps              list the apps
+  slipway apps list         list the apps (also: slipway apps)
+  slipway apps create A [--main M] [--platforms P,...] [--ldflags F] [--base-image REF]
+                [--channels dev,staging,prod] [--public] [--auto-promote]
+  slipway apps show A       print app A's settings
+  slipway apps update A [the flags of apps create]
+                            change the settings named, keep the others
+  slipway apps delete A
   slipway releases A        list app A's releases, newest first
   slipway channels A        list A's channels and the release each holds
   slipway history A CH      list channel CH's events, newest first

@@ -11,6 +11,7 @@ func TestCLIUnknownCommand(t *testing.T) {
 	}{
 		{[]string{"biuld"}, `slipway: unknown command "biuld"; did you mean "build"? (slipway help lists the commands)`},
 		{[]string{"frobnicate", "x"}, `slipway: unknown command "frobnicate" (slipway help lists the commands)`},
+		{[]string{"apps", "creat", "x"}, `slipway: unknown apps subcommand "creat"; did you mean "create"? (apps takes list, create, show, update or delete)`},
 		{[]string{"token"}, `slipway: token needs a subcommand: create, list or revoke (see slipway help)`},
 	} {
 		r := runCLI(t, nil, tc.args...)

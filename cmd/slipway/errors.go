@@ -119,6 +119,24 @@ func (e *staleChannelError) Error() string {
 		who, ch.Name, e.app, when, holds, ch.Generation, locked, e.read, e.app, ch.Name)
 }
 
+// staleAppError is an apps update refused because someone changed the app after this
+// command read it.
+type staleAppError struct {
+	app    string
+	read   int64
+	apiErr *apiError
+}
+
+// ExitCode is 3, as for every refused request.
+func (e *staleAppError) ExitCode() int { return exitRejected }
+
+func (e *staleAppError) Unwrap() error { return e.apiErr }
+
+func (e *staleAppError) Error() string {
+	return fmt.Sprintf("someone changed app %s after this command read it (generation %d), so it changed nothing; "+
+		"run the command again: it reads the app afresh (slipway apps show %s shows it now)", e.app, e.read, e.app)
+}
+
 // redirectError is a redirect the client refuses to follow.
 type redirectError struct{ msg string }
 
