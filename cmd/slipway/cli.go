@@ -90,6 +90,32 @@ nothing, says so, and exits 3: run it again. --channels as for apps create.`,
 		help:     "Deletes app A's settings. Its builds, releases and channels stay stored, but nothing builds or moves under its name until it is created again.",
 		run:      cmdAppsDelete,
 	},
+	"builds": {
+		synopsis: "slipway builds A [--status S] [--limit N]",
+		help:     "Lists app A's builds, newest first (--status: only those queued, running, succeeded, failed or canceled).",
+		run:      cmdBuilds,
+	},
+	"logs": {
+		synopsis: "slipway logs A BUILD [--follow]",
+		help: `Prints build BUILD's log. --follow keeps printing it while the build runs, and exits
+with the build's outcome: 0 when it succeeded, 1 when it failed or was canceled.`,
+		run: cmdLogs,
+	},
+	"cancel": {
+		synopsis: "slipway cancel A BUILD",
+		help: `Cancels build BUILD of app A. A queued build is canceled at once; a running one stops
+within seconds; one that has ended cannot be canceled (exit 3).`,
+		run: cmdCancel,
+	},
+	"download": {
+		synopsis: "slipway download A (BUILD | --version V | --channel CH) [--platform P]... [-o DIR]",
+		help: `Downloads the binaries of a build of app A — the build named, the one release V was made
+from, or the one channel CH holds — into DIR (default .), under the names SHA256SUMS gives
+them, and writes SHA256SUMS there, so that sha256sum -c SHA256SUMS checks them. Each file
+is checked against SHA256SUMS as it arrives; one that does not match is removed, and the
+command fails (exit 1).`,
+		run: cmdDownload,
+	},
 	"releases": {
 		synopsis: "slipway releases A [--channel CH] [--limit N]",
 		help:     "Lists app A's releases, newest first (--channel: only those that are or were in CH).",
@@ -237,6 +263,13 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway apps update A [the flags of apps create]
                             change the settings named, keep the others
   slipway apps delete A
+  slipway builds A [--status S]
+                            list app A's builds, newest first
+  slipway logs A BUILD [--follow]
+                            print a build's log; --follow until it ends, exit 1 if it failed
+  slipway cancel A BUILD    cancel a queued or running build
+  slipway download A (BUILD | --version V | --channel CH) [--platform P]... [-o DIR]
+                            save a build's binaries and SHA256SUMS, each file verified
   slipway releases A        list app A's releases, newest first
   slipway channels A        list A's channels and the release each holds
   slipway history A CH      list channel CH's events, newest first

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/slipway/slipway/openapi"
@@ -199,6 +200,28 @@ func listAll[T any](ctx context.Context, limit int, get func(ctx context.Context
 		}
 		cursor = page.NextCursor
 	}
+}
+
+// bodyOf is the body of a generated client's answer, for listAll.
+func bodyOf[R interface{ GetBody() []byte }](r R, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r.GetBody(), nil
+}
+
+// writeList prints a list listAll read: with asJSON as writeListJSON does, else as a
+// table of header and one row per item, its columns separated by tabs.
+func writeList[T any](w io.Writer, asJSON bool, l *listed[T], header string, row func(T) string) error {
+	if asJSON {
+		return writeListJSON(w, l)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range l.items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }
 
 // writeJSON prints a response body as received, ending it with a newline.

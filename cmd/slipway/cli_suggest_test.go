@@ -31,6 +31,8 @@ func TestCLIDidYouMean(t *testing.T) {
 		{"serv", "serve"},
 		{"x", ""},
 		{"zzzzzz", ""},
+		{"dowload", "download"},
+		{"cancle", "cancel"},
 	} {
 		got := didYouMean(tc.word, names)
 		if want := `; did you mean "` + tc.want + `"?`; (tc.want == "" && got != "") || (tc.want != "" && got != want) {

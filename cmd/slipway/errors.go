@@ -137,6 +137,15 @@ func (e *staleAppError) Error() string {
 		"run the command again: it reads the app afresh (slipway apps show %s shows it now)", e.app, e.read, e.app)
 }
 
+// checksumError is a downloaded file whose digest is not the one SHA256SUMS gives; the
+// file is removed.
+type checksumError struct{ name, got, want string }
+
+func (e *checksumError) Error() string {
+	return fmt.Sprintf("%s has sha256 %s, but %s says %s: refused it and removed it; download it again, and if it still differs, report it",
+		e.name, e.got, sumsName, e.want)
+}
+
 // redirectError is a redirect the client refuses to follow.
 type redirectError struct{ msg string }
 

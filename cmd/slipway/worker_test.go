@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -97,17 +96,7 @@ func submitSlow(t *testing.T, base, app string) openapi.Build {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT app: %v %v", resp, err)
 	}
-	src := buildertest.Module(t, app, map[string]string{"main.go": buildertest.SlowMain(60000)})
-	resp, err := http.Post(base+"/v1/apps/"+app+"/builds", "application/gzip", bytes.NewReader(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b openapi.Build
-	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST build = %d, %v", resp.StatusCode, err)
-	}
-	return b
+	return postSource(t, base, app, buildertest.Module(t, app, map[string]string{"main.go": buildertest.SlowMain(60000)}))
 }
 
 // waitLog waits until the build's log contains want.
