@@ -10,8 +10,10 @@ func TestCLIUnknownCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"biuld"}, `slipway: unknown command "biuld"; did you mean "build"? (slipway help lists the commands)`},
+		{[]string{"wohami"}, `slipway: unknown command "wohami"; did you mean "whoami"? (slipway help lists the commands)`},
 		{[]string{"frobnicate", "x"}, `slipway: unknown command "frobnicate" (slipway help lists the commands)`},
 		{[]string{"apps", "creat", "x"}, `slipway: unknown apps subcommand "creat"; did you mean "create"? (apps takes list, create, show, update or delete)`},
+		{[]string{"webhooks", "remove"}, `slipway: unknown webhooks subcommand "remove" (webhooks takes list, create, delete or rotate)`},
 		{[]string{"token"}, `slipway: token needs a subcommand: create, list or revoke (see slipway help)`},
 	} {
 		r := runCLI(t, nil, tc.args...)
@@ -33,6 +35,7 @@ func TestCLIDidYouMean(t *testing.T) {
 		{"zzzzzz", ""},
 		{"dowload", "download"},
 		{"cancle", "cancel"},
+		{"evnets", "events"},
 	} {
 		got := didYouMean(tc.word, names)
 		if want := `; did you mean "` + tc.want + `"?`; (tc.want == "" && got != "") || (tc.want != "" && got != want) {
