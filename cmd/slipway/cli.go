@@ -45,9 +45,27 @@ type clientCommand struct {
 // clientCommands are the commands that talk to a slipway server. `token` has its own
 // subcommands, named "token create" and so on here.
 var clientCommands = map[string]*clientCommand{
+	"init": {
+		synopsis: "slipway init [--app A] [DIR]",
+		help: `Writes DIR/slipway.yaml (DIR default ".", which must hold go.mod), the app's configuration
+kept with its source, and makes the app on the server. The app is A, or the module path's
+last element made a valid name (example.com/acme/Hello_Svc is hello-svc).
+
+When the server has no such app, it is created with the server's defaults (platforms,
+ldflags, base image, channels dev → staging → prod) and the main package found in DIR
+(its top, cmd/A, or the one under cmd/); the file holds what the server made. When the
+app exists, the file holds its settings and nothing changes on the server. When DIR has
+slipway.yaml already, the app is created or updated from it, as slipway build does.
+docs/config.md describes the file.`,
+		run: cmdInit,
+	},
 	"build": {
-		synopsis: "slipway build [DIR] --app A [--platform P]... [--version V] [--commit C] [--release] [--promote CH] [--follow]",
+		synopsis: "slipway build [DIR] [--app A] [--no-apply] [--platform P]... [--version V] [--commit C] [--release] [--promote CH] [--follow]",
 		help: `Packs the Go module in DIR (default ".", which must hold go.mod) as a tar.gz and builds it.
+When DIR holds slipway.yaml (slipway init writes it), the file names the app, and before
+the upload the app on the server is created, or updated where a setting the file names
+differs (needs the admin scope; --no-apply leaves the app as it is). Without the file,
+--app names the app.
 The archive leaves out .git and what DIR/.gitignore names (blank and # lines, names, dir/,
 globs such as *.ext, leading / to anchor, ** for any directories, ! to re-include; not
 .gitignore files in subdirectories, .git/info/exclude or core.excludesFile), and files that
@@ -155,41 +173,6 @@ after it was read.`,
 		help:     "Unlocks channel CH of app A.",
 		run:      cmdMove("unlock"),
 	},
-	"events": {
-		synopsis: "slipway events [--app A] [--type T] [--follow] [--limit N]",
-		help: `Lists events — builds, releases and channel moves — newest first; --type takes types
-or families, comma-separated (channel.promoted,build.*). --follow prints the events
-that happen from now on, as they happen, until interrupted; it reconnects after a
-dropped connection without losing any. With --json, each event is one JSON line.`,
-		run: cmdEvents,
-	},
-	"webhooks list": {
-		synopsis: "slipway webhooks [list] [--limit N]",
-		help:     "Lists the webhook subscriptions, oldest first, never their secrets.",
-		run:      cmdWebhooksList,
-	},
-	"webhooks create": {
-		synopsis: "slipway webhooks create URL [--event T]... [--app A]... [--format json|slack]",
-		help: `Subscribes URL to events (--event: types or families such as build.*; default all) of
-apps (--app; default all). Its signing secret is printed to stdout this once.`,
-		run: cmdWebhooksCreate,
-	},
-	"webhooks delete": {
-		synopsis: "slipway webhooks delete ID",
-		help:     "Deletes subscription ID: nothing more is sent to it, retries included.",
-		run:      cmdWebhooksDelete,
-	},
-	"webhooks rotate": {
-		synopsis: "slipway webhooks rotate ID",
-		help: `Makes a new signing secret for subscription ID and prints it to stdout this once; the old
-one keeps signing beside it for a grace period (see --json's previous_secret_expires_at).`,
-		run: cmdWebhooksRotate,
-	},
-	"whoami": {
-		synopsis: "slipway whoami",
-		help:     "Tells who the token is: its name, id, scopes and the apps it is limited to.",
-		run:      cmdWhoami,
-	},
 	"token create": {
 		synopsis: "slipway token create NAME --scope S [--scope S]... [--app A]...",
 		help: `Makes an API token named NAME (the actor of what it does) with the scopes read, build,
@@ -220,9 +203,8 @@ type commandGroup struct {
 
 // commandGroups are the commands that have subcommands.
 var commandGroups = map[string]commandGroup{
-	"apps":     {subs: []string{"list", "create", "show", "update", "delete"}, bare: "apps list"},
-	"webhooks": {subs: []string{"list", "create", "delete", "rotate"}, bare: "webhooks list"},
-	"token":    {subs: []string{"create", "list", "revoke"}},
+	"apps":  {subs: []string{"list", "create", "show", "update", "delete"}, bare: "apps list"},
+	"token": {subs: []string{"create", "list", "revoke"}},
 }
 
 // runClient runs the client command args[0] (and, for a group, its subcommand args[1]).
@@ -289,9 +271,12 @@ func orList(words []string) string {
 // clientUsage is the part of `slipway help` about the client commands and exit statuses.
 const clientUsage = `
 Client commands (each also takes --url, --token and --json; COMMAND --help shows its flags):
-  slipway build [DIR] --app A [--platform P]... [--version V] [--commit C]
+  slipway init [--app A] [DIR]
+                            write DIR/slipway.yaml and make the app on the server
+  slipway build [DIR] [--app A] [--platform P]... [--version V] [--commit C]
                 [--release] [--promote CH] [--follow]
-                            pack the module in DIR (default .) and build it; see build --help
+                            pack the module in DIR (default .) and build it, applying
+                            DIR/slipway.yaml first; see build --help
   slipway apps list         list the apps (also: slipway apps)
   slipway apps create A [--main M] [--platforms P,...] [--ldflags F] [--base-image REF]
                 [--channels dev,staging,prod] [--public] [--auto-promote]
@@ -313,13 +298,6 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway rollback A CH [--to V] --reason R
   slipway lock A CH --reason R
   slipway unlock A CH --reason R
-  slipway events [--app A] [--type T] [--follow]
-                            list events, newest first; --follow prints them as they happen
-  slipway webhooks list     list the webhook subscriptions (also: slipway webhooks)
-  slipway webhooks create URL [--event T]... [--app A]... [--format json|slack]
-  slipway webhooks delete ID
-  slipway webhooks rotate ID
-  slipway whoami            the token's name, id, scopes and apps
   slipway token create NAME --scope S [--scope S]... [--app A]...
   slipway token list
   slipway token revoke NAME

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +36,9 @@ func cmdBuild(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string)
 	}
 	for _, s := range tree.skipped {
 		fmt.Fprintf(e.stderr, "slipway: leaving out %s: not a regular file\n", s)
+	}
+	if err := f.useAppFile(ctx, e, c); err != nil {
+		return err
 	}
 	b, raw, err := f.upload(ctx, e, c, tree)
 	if err != nil {
@@ -80,7 +84,7 @@ type buildFlags struct {
 	cf                                    clientFlags
 	platforms                             stringList
 	app, version, commit, promote, reason string
-	release, follow                       bool
+	release, follow, noApply              bool
 	dir                                   string // the module's directory
 }
 
@@ -89,7 +93,8 @@ type buildFlags struct {
 func parseBuildFlags(e *cliEnv, cmd *clientCommand, args []string) (*buildFlags, error) {
 	f := &buildFlags{dir: "."}
 	fs := newFlagSet(cmd, &f.cf, false)
-	fs.StringVar(&f.app, "app", "", "the app to build (required)")
+	fs.StringVar(&f.app, "app", "", "the app to build (default: the app of DIR/slipway.yaml; required without one)")
+	fs.BoolVar(&f.noApply, "no-apply", false, "take the app's name from slipway.yaml but leave the app on the server as it is")
 	fs.Var(&f.platforms, "platform", "a platform to build, GOOS/GOARCH[/variant]; repeat it or separate with commas (default: the app's)")
 	fs.StringVar(&f.version, "version", "", "the build's SemVer version (default 0.0.0-<build id>); also the release's")
 	fs.StringVar(&f.commit, "commit", "", "the source's commit, for {{.Commit}} in the app's ldflags")
@@ -101,9 +106,6 @@ func parseBuildFlags(e *cliEnv, cmd *clientCommand, args []string) (*buildFlags,
 	if err != nil {
 		return nil, err
 	}
-	if f.app == "" {
-		return nil, &usageError{"build needs --app, the app to build (see slipway build --help)"}
-	}
 	if len(pos) == 1 {
 		f.dir = pos[0]
 	}
@@ -113,6 +115,34 @@ func parseBuildFlags(e *cliEnv, cmd *clientCommand, args []string) (*buildFlags,
 		f.reason = "slipway build --promote"
 	}
 	return f, nil
+}
+
+// useAppFile reads DIR/slipway.yaml, if there is one: it names the app when --app does
+// not, and unless --no-apply the app on the server is created or updated to match it
+// before the upload (applyAppFile). Without the file, --app is required.
+func (f *buildFlags) useAppFile(ctx context.Context, e *cliEnv, c *client) error {
+	af, found, err := readAppFile(f.dir)
+	if err != nil {
+		return err
+	}
+	if !found {
+		if f.app == "" {
+			return &usageError{fmt.Sprintf("build needs --app, or a %s in %s naming the app (slipway init writes one)", appFileName, f.dir)}
+		}
+		return nil
+	}
+	if f.app != "" && f.app != af.App {
+		return &usageError{fmt.Sprintf("%s is for app %s, but --app is %s; leave --app out, or edit the file", filepath.Join(f.dir, appFileName), af.App, f.app)}
+	}
+	f.app = af.App
+	if f.noApply {
+		return nil
+	}
+	did, err := c.applyAppFile(ctx, af)
+	if did != "" {
+		fmt.Fprintln(e.stderr, "slipway: "+did)
+	}
+	return err
 }
 
 // upload packs the module and sends it as a new build, saying what it sends and what the
@@ -136,6 +166,9 @@ func (f *buildFlags) upload(ctx context.Context, e *cliEnv, c *client, tree *sou
 		return openapi.Build{}, nil, err
 	}
 	fmt.Fprintf(e.stderr, "slipway: uploaded %s (%d files, %s): build %s is %s\n", f.dir, tree.files, humanBytes(cw.n), b.Id, b.Status)
+	if b.VersionNormalizedFrom != nil {
+		fmt.Fprintf(e.stderr, "slipway: version %s is taken as %s\n", *b.VersionNormalizedFrom, b.Version)
+	}
 	if b.Deduplicated {
 		fmt.Fprintf(e.stderr, "slipway: build %s has the same inputs; that build is the answer\n", b.Id)
 	}
