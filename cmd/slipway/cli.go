@@ -173,6 +173,41 @@ after it was read.`,
 		help:     "Unlocks channel CH of app A.",
 		run:      cmdMove("unlock"),
 	},
+	"events": {
+		synopsis: "slipway events [--app A] [--type T] [--follow] [--limit N]",
+		help: `Lists events — builds, releases and channel moves — newest first; --type takes types
+or families, comma-separated (channel.promoted,build.*). --follow prints the events
+that happen from now on, as they happen, until interrupted; it reconnects after a
+dropped connection without losing any. With --json, each event is one JSON line.`,
+		run: cmdEvents,
+	},
+	"webhooks list": {
+		synopsis: "slipway webhooks [list] [--limit N]",
+		help:     "Lists the webhook subscriptions, oldest first, never their secrets.",
+		run:      cmdWebhooksList,
+	},
+	"webhooks create": {
+		synopsis: "slipway webhooks create URL [--event T]... [--app A]... [--format json|slack]",
+		help: `Subscribes URL to events (--event: types or families such as build.*; default all) of
+apps (--app; default all). Its signing secret is printed to stdout this once.`,
+		run: cmdWebhooksCreate,
+	},
+	"webhooks delete": {
+		synopsis: "slipway webhooks delete ID",
+		help:     "Deletes subscription ID: nothing more is sent to it, retries included.",
+		run:      cmdWebhooksDelete,
+	},
+	"webhooks rotate": {
+		synopsis: "slipway webhooks rotate ID",
+		help: `Makes a new signing secret for subscription ID and prints it to stdout this once; the old
+one keeps signing beside it for a grace period (see --json's previous_secret_expires_at).`,
+		run: cmdWebhooksRotate,
+	},
+	"whoami": {
+		synopsis: "slipway whoami",
+		help:     "Tells who the token is: its name, id, scopes and the apps it is limited to.",
+		run:      cmdWhoami,
+	},
 	"token create": {
 		synopsis: "slipway token create NAME --scope S [--scope S]... [--app A]...",
 		help: `Makes an API token named NAME (the actor of what it does) with the scopes read, build,
@@ -203,8 +238,9 @@ type commandGroup struct {
 
 // commandGroups are the commands that have subcommands.
 var commandGroups = map[string]commandGroup{
-	"apps":  {subs: []string{"list", "create", "show", "update", "delete"}, bare: "apps list"},
-	"token": {subs: []string{"create", "list", "revoke"}},
+	"apps":     {subs: []string{"list", "create", "show", "update", "delete"}, bare: "apps list"},
+	"webhooks": {subs: []string{"list", "create", "delete", "rotate"}, bare: "webhooks list"},
+	"token":    {subs: []string{"create", "list", "revoke"}},
 }
 
 // runClient runs the client command args[0] (and, for a group, its subcommand args[1]).
@@ -298,6 +334,13 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway rollback A CH [--to V] --reason R
   slipway lock A CH --reason R
   slipway unlock A CH --reason R
+  slipway events [--app A] [--type T] [--follow]
+                            list events, newest first; --follow prints them as they happen
+  slipway webhooks list     list the webhook subscriptions (also: slipway webhooks)
+  slipway webhooks create URL [--event T]... [--app A]... [--format json|slack]
+  slipway webhooks delete ID
+  slipway webhooks rotate ID
+  slipway whoami            the token's name, id, scopes and apps
   slipway token create NAME --scope S [--scope S]... [--app A]...
   slipway token list
   slipway token revoke NAME
