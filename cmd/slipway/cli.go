@@ -33,6 +33,9 @@ type cliEnv struct {
 	stdout io.Writer
 	stderr io.Writer
 	now    func() time.Time
+	// listFlags, when set, is given the command's flag set in place of parsing its
+	// arguments; the command then returns errFlagsListed (for shell completion).
+	listFlags func(*flag.FlagSet)
 }
 
 // clientCommand is one client command: what it is called, its synopsis and what it does.
@@ -395,6 +398,10 @@ func (cf *clientFlags) parse(fs *flag.FlagSet, e *cliEnv, cmd *clientCommand, ar
 // positional arguments; "--" ends the flags. It checks there are between min and max
 // positional arguments (max -1: any number).
 func parseArgs(fs *flag.FlagSet, e *cliEnv, cmd *clientCommand, args []string, min, max int) ([]string, error) {
+	if e.listFlags != nil {
+		e.listFlags(fs)
+		return nil, errFlagsListed
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -15,6 +15,7 @@ func TestCLIUnknownCommand(t *testing.T) {
 		{[]string{"apps", "creat", "x"}, `slipway: unknown apps subcommand "creat"; did you mean "create"? (apps takes list, create, show, update or delete)`},
 		{[]string{"webhooks", "remove"}, `slipway: unknown webhooks subcommand "remove" (webhooks takes list, create, delete or rotate)`},
 		{[]string{"token"}, `slipway: token needs a subcommand: create, list or revoke (see slipway help)`},
+		{[]string{"completion", "tcsh"}, `slipway: no completion script for shell "tcsh" (completion takes bash, zsh or fish)`},
 	} {
 		r := runCLI(t, nil, tc.args...)
 		if r.code != 2 || r.stderr != tc.want+"\n" || r.stdout != "" {

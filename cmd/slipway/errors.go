@@ -15,6 +15,9 @@ import (
 var (
 	// errHelpShown tells that a command printed its help; run exits 0 for it.
 	errHelpShown = errors.New("help shown")
+	// errFlagsListed tells that a command gave its flag set to cliEnv.listFlags instead of
+	// running.
+	errFlagsListed = errors.New("flags listed")
 	// errUploadOver tells the packer that the request is over, answered before it read the
 	// whole body or failed.
 	errUploadOver = errors.New("the upload is over")

@@ -15,6 +15,9 @@ Usage:
   slipway worker [flags]    run build workers only, sharing Redis and the blob store
   slipway version           print the version and commit of this binary
 
+  slipway completion bash|zsh|fish
+                            print a shell completion script (see slipway completion --help)
+
 Settings come from flags or SLIPWAY_* environment variables; flags win.
 ` + clientUsage
 
@@ -44,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "completion":
+		return runCompletion(args[1:], stdout)
 	}
 	if ok, err := runClient(ctx, args, getenv, stdout, stderr); ok {
 		if errors.Is(err, errHelpShown) {
