@@ -446,12 +446,11 @@ func buildResponse(b builder.Build) openapi.Build {
 		out.Artifacts = append(out.Artifacts, openapi.Artifact{Platform: a.Platform, Digest: a.Digest, Size: a.Size})
 	}
 	if b.Image != nil {
-		img := &openapi.BuildImage{Digest: b.Image.Digest, Manifests: make([]openapi.ImageManifest, len(b.Image.Manifests))}
+		img := &openapi.BuildImage{Digest: b.Image.Digest, Manifests: make([]openapi.ImageManifest, len(b.Image.Manifests)),
+			Sbom: optional(b.Image.SBOM), SbomReferrer: optional(b.Image.SBOMReferrer)}
 		for i, m := range b.Image.Manifests {
-			img.Manifests[i] = openapi.ImageManifest{Platform: m.Platform, Digest: m.Digest}
-			if m.SBOM != "" {
-				img.Manifests[i].Sbom = ptr(m.SBOM)
-			}
+			img.Manifests[i] = openapi.ImageManifest{Platform: m.Platform, Digest: m.Digest,
+				Sbom: optional(m.SBOM), SbomReferrer: optional(m.SBOMReferrer)}
 		}
 		out.Image = img
 	}
@@ -465,6 +464,14 @@ func buildResponse(b builder.Build) openapi.Build {
 		}
 	}
 	return out
+}
+
+// optional is s, or nil when it is empty: a field the response leaves out.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func splitList(s string) []string {

@@ -30,6 +30,9 @@ func (e *env) imageBlobs(b openapi.Build) []store.Digest {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if full.Image.SBOMReferrer != "" {
+		roots = append(roots, store.Digest(full.Image.SBOMReferrer))
+	}
 	for _, m := range full.Image.Manifests {
 		roots = append(roots, store.Digest(m.SBOMReferrer))
 	}

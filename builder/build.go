@@ -89,6 +89,11 @@ type Artifact struct {
 type Image struct {
 	Digest    string          `json:"digest"` // the image index
 	Manifests []ImageManifest `json:"manifests"`
+	// SBOM is the SPDX document covering every platform, and SBOMReferrer the OCI 1.1
+	// artifact manifest attaching it to the index (Digest); both empty for builds made
+	// before indexes had SBOMs.
+	SBOM         string `json:"sbom,omitempty"`
+	SBOMReferrer string `json:"sbom_referrer,omitempty"`
 }
 
 // ImageManifest is one platform's image in the index.

@@ -71,6 +71,9 @@ func (s *Builds) relink(ctx context.Context, blobs store.Blobs, app string) erro
 				continue
 			}
 			roots := []store.Digest{store.Digest(b.Image.Digest)}
+			if b.Image.SBOMReferrer != "" {
+				roots = append(roots, store.Digest(b.Image.SBOMReferrer))
+			}
 			for _, m := range b.Image.Manifests {
 				if m.SBOMReferrer != "" {
 					roots = append(roots, store.Digest(m.SBOMReferrer))

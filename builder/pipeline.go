@@ -111,7 +111,7 @@ func (up *uploads) wait() time.Duration {
 }
 
 // assembleImage makes the build's OCI image from its binaries and records the SBOM
-// referrers for the registry.
+// referrers (of the index and of each platform's manifest) for the registry.
 func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, work string, blog *buildLog) (*Image, *BuildError) {
 	bins := make([]image.Binary, len(outs))
 	for i, ps := range b.Platforms {
@@ -142,7 +142,10 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		blog.Printf("image failed: %v", err)
 		return nil, &BuildError{Reason: ReasonImageFailed, Detail: err.Error()}
 	}
-	img := &Image{Digest: res.Index.String()}
+	img := &Image{Digest: res.Index.String(), SBOM: res.SBOM.String(), SBOMReferrer: res.SBOMReferrer.String()}
+	if err := w.builds.recordReferrer(ctx, w.blobs, b.App, res.Index, res.SBOMReferrer, image.SBOMMediaType); err != nil {
+		return nil, internalError(blog, "recording the index's SBOM referrer", err)
+	}
 	for _, pi := range res.Images {
 		img.Manifests = append(img.Manifests, ImageManifest{
 			Platform: pi.Platform, Digest: pi.Manifest.String(), SBOM: pi.SBOM.String(), SBOMReferrer: pi.SBOMReferrer.String(),

@@ -511,6 +511,12 @@ type BuildImage struct {
 	// Digest The image index.
 	Digest    string          `json:"digest"`
 	Manifests []ImageManifest `json:"manifests"`
+
+	// Sbom The digest of one SPDX 2.3 SBOM covering every platform's binary, a blob at /v2/<app>/blobs/<digest>. Absent for builds made before indexes had SBOMs.
+	Sbom *string `json:"sbom,omitempty"`
+
+	// SbomReferrer The digest of the OCI 1.1 artifact manifest (artifactType `application/spdx+json`) that attaches `sbom` to the index: what /v2/<app>/referrers/<index digest> lists, and `oras discover <app>:<tag>` shows.
+	SbomReferrer *string `json:"sbom_referrer,omitempty"`
 }
 
 // BuildList defines model for BuildList.
@@ -752,8 +758,11 @@ type ImageManifest struct {
 	// Examples: linux/arm64
 	Platform Platform `json:"platform"`
 
-	// Sbom The SPDX 2.3 SBOM's digest; also an OCI referrer of the manifest.
+	// Sbom The digest of this platform's SPDX 2.3 SBOM, a blob at /v2/<app>/blobs/<digest>.
 	Sbom *string `json:"sbom,omitempty"`
+
+	// SbomReferrer The digest of the OCI 1.1 artifact manifest that attaches `sbom` to this manifest: what /v2/<app>/referrers/<manifest digest> lists.
+	SbomReferrer *string `json:"sbom_referrer,omitempty"`
 }
 
 // Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every slipway test against real servers: it installs what is missing
-# (redis-server from the system packages, versitygw with go install), starts its own
-# redis-server and versitygw on free loopback ports in a temporary directory, runs
-# `go vet` and `go test -race ./...` against them, and stops them on exit. When the
-# packages include ./openapi (or ./...), it first lints openapi/openapi.yaml with Spectral
-# and Redocly at pinned versions through npx (Node.js 20.19+ with npm); without npx it
-# says how to install it and goes on, except under CI=true, where it fails.
+# (redis-server from the system packages; versitygw, the OCI conformance test and oras
+# with go install), starts its own redis-server and versitygw on free loopback ports in
+# a temporary directory, runs `go vet` and `go test -race ./...` against them, and stops
+# them on exit. When the packages include ./openapi (or ./...), it first lints
+# openapi/openapi.yaml with Spectral and Redocly at pinned versions through npx (Node.js
+# 20.19+ with npm); without npx it says how to install it and goes on, except under
+# CI=true, where it fails.
 #
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh ./store/...     # only some packages (any go test arguments)
@@ -17,6 +18,8 @@ cd "$(dirname "$0")/.."
 VERSITYGW_VERSION=v1.8.0
 # The OCI distribution-spec conformance test (a main package; pinned by pseudo-version).
 OCI_CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
+# oras, the OCI artifacts client: the API tests run `oras discover` as a user would.
+ORAS_VERSION=v1.3.6
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -66,6 +69,11 @@ if ! go version -m "$GOBIN_DIR/conformance" 2>/dev/null |
 	go install "github.com/opencontainers/distribution-spec/conformance@$OCI_CONFORMANCE_VERSION"
 fi
 export SLIPWAY_TEST_OCI_CONFORMANCE="$GOBIN_DIR/conformance"
+
+if ! go version -m "$GOBIN_DIR/oras" 2>/dev/null | grep -q "oras.land/oras[[:space:]]*$ORAS_VERSION"; then
+	log "installing oras $ORAS_VERSION with go install"
+	go install "oras.land/oras/cmd/oras@$ORAS_VERSION"
+fi
 
 # --- the contract ------------------------------------------------------------------------
 # lint_openapi lints the contract with Spectral's spectral:oas rules and Redocly's
