@@ -14,7 +14,6 @@ Usage:
   slipway serve [flags]     run the API server and build workers (flags: slipway serve --help)
   slipway worker [flags]    run build workers only, sharing Redis and the blob store
   slipway version           print the version and commit of this binary
-
   slipway completion bash|zsh|fish
                             print a shell completion script (see slipway completion --help)
 
