@@ -192,19 +192,30 @@ func startLines(t *testing.T, env []string, args ...string) (*exec.Cmd, <-chan s
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	return cmd, lines
+	return cmd, scanLines(stderr)
+}
+
+// scanLines sends r's lines until it ends, then closes the channel. It never stops
+// reading, so that the writer never blocks: lines beyond the channel's 10 000 are dropped.
+func scanLines(r io.Reader) <-chan string {
+	lines := make(chan string, 10000)
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		_, _ = io.Copy(io.Discard, r)
+		close(lines)
+	}()
+	return lines
 }
 
 // waitLine reads lines until one holds want, and fails the test if they end first.
