@@ -91,3 +91,42 @@ func bashComplete(t *testing.T, script, line string) []string {
 	slices.Sort(got)
 	return got
 }
+
+// TestCLICompletionZshFish completes command lines with the zsh and fish scripts when
+// those shells are installed: zsh with compadd replaced by a function that prints what
+// it is offered (zsh matches the prefix itself), fish with complete -C.
+func TestCLICompletionZshFish(t *testing.T) {
+	dir := t.TempDir()
+	for _, sh := range []string{"zsh", "fish"} {
+		if _, err := exec.LookPath(sh); err != nil {
+			t.Logf("%s is not installed; its script is not tried", sh)
+			continue
+		}
+		script := filepath.Join(dir, "slipway."+sh)
+		r := runCLI(t, nil, "completion", sh)
+		if err := os.WriteFile(script, []byte(r.stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			words []string // the last one is being completed
+			want  string
+		}{
+			{[]string{"slipway", "bu"}, "builds"},
+			{[]string{"slipway", "apps", "cr"}, "create"},
+			{[]string{"slipway", "apps", "create", "web", "--ma"}, "--main"},
+			{[]string{"slipway", "download", "hello", "--pl"}, "--platform"},
+		} {
+			var cmd *exec.Cmd
+			if sh == "zsh" {
+				prog := `compdef() {}; compadd() { shift; print -l -- "$@" }; _files() {}; source "$1"; shift; words=("$@"); CURRENT=$#; _slipway`
+				cmd = exec.Command("zsh", append([]string{"-f", "-c", prog, "zsh", script}, tc.words...)...)
+			} else {
+				cmd = exec.Command("fish", "--no-config", "-c", `source $argv[1]; complete -C "$argv[2]"`, script, strings.Join(tc.words, " "))
+			}
+			out, err := cmd.CombinedOutput()
+			if err != nil || !slices.Contains(strings.Fields(string(out)), tc.want) {
+				t.Errorf("%s completes %q as %q (%v), want %s among them", sh, tc.words, out, err, tc.want)
+			}
+		}
+	}
+}
