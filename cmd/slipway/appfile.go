@@ -243,7 +243,7 @@ func (c *client) applyAppFile(ctx context.Context, f *appFile) (string, error) {
 		return "", nil
 	}
 	if _, err := c.putApp(ctx, f.App, a.Generation, f.over(appInputOf(a))); err != nil {
-		return "", fmt.Errorf("updating app %s from %s (%s): %w", f.App, appFileName, strings.Join(changed, ", "), err)
+		return "", fmt.Errorf("updating app %s from %s (%s; build --no-apply leaves the app as it is): %w", f.App, appFileName, strings.Join(changed, ", "), err)
 	}
 	return fmt.Sprintf("updated app %s from %s: %s", f.App, appFileName, strings.Join(changed, ", ")), nil
 }
