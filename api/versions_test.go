@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/slipway/slipway/builder/buildertest"
@@ -48,6 +49,16 @@ func TestVersionInTagForm(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/apps/hello/releases/1.4.2", nil, ""); r.status != http.StatusOK {
 		t.Errorf("GET release 1.4.2 = %d %s", r.status, r.body)
+	}
+	// Wherever a release is named, the tag form names it too.
+	if r := e.do("GET", "/v1/apps/hello/releases/v1.4.2", nil, ""); r.status != http.StatusOK {
+		t.Errorf("GET release v1.4.2 = %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/v1/apps/hello/channels/dev/promote", nil, `{"version":"v1.4.2"}`); r.status != http.StatusOK || !strings.Contains(string(r.body), `"release":"1.4.2"`) {
+		t.Errorf("promote dev to v1.4.2 = %d %s, want dev holding 1.4.2", r.status, r.body)
+	}
+	if r := e.do("POST", "/v1/apps/hello/channels/dev/rollback", nil, `{"to":"v1.4.2"}`); r.status == http.StatusNotFound {
+		t.Errorf("rollback dev to v1.4.2 = %d %s, want 1.4.2 found", r.status, r.body)
 	}
 
 	for _, bad := range []string{"vv1.4.2", "v1", "V1.4.2"} {

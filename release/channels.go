@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/slipway/slipway/events"
+	"github.com/slipway/slipway/invalid"
 	"github.com/slipway/slipway/store"
 )
 
@@ -324,7 +325,8 @@ func (c *Channels) moveTarget(ctx context.Context, app, name string, m Move) (st
 			return "", &ValidationError{Fields: []FieldError{{Field: "version", Detail: "give either version or from"}}}
 		}
 		if m.FromChannel == "" {
-			return m.Version, nil
+			v, _ := invalid.NormalizeVersion(m.Version) // v1.4.2 names release 1.4.2
+			return v, nil
 		}
 		if m.FromChannel == name {
 			return "", &ValidationError{Fields: []FieldError{{Field: "from", Detail: "a channel cannot be promoted from itself"}}}
@@ -338,7 +340,8 @@ func (c *Channels) moveTarget(ctx context.Context, app, name string, m Move) (st
 		}
 		return src.Release, nil
 	case ActionRollback, ActionLock, ActionUnlock:
-		return m.Version, nil
+		v, _ := invalid.NormalizeVersion(m.Version)
+		return v, nil
 	}
 	return "", fmt.Errorf("unknown channel action %q", m.Action)
 }

@@ -167,6 +167,7 @@ func (r *Releases) writeBlob(ctx context.Context, rel Release) error {
 
 // Get returns a release.
 func (r *Releases) Get(ctx context.Context, app, version string) (Release, error) {
+	version, _ = invalid.NormalizeVersion(version) // v1.4.2 names release 1.4.2
 	s, err := r.rdb.Get(ctx, store.ReleaseKey(app, version)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Release{}, fmt.Errorf("%w: %s has no release %q", ErrNotFound, app, version)
