@@ -188,3 +188,10 @@ go vet "${PKGS[@]}"
 RACEFLAG=-race
 [ "${RACE:-1}" = 0 ] && RACEFLAG=
 go test $RACEFLAG -count=1 -timeout 60m "$@"
+# examples/hello is a module of its own (the quick start builds it), so ./... leaves it out.
+for p in "${PKGS[@]}"; do
+	if [ "$p" = ./... ]; then
+		(cd examples/hello && go vet ./... && go test -count=1 ./...)
+		break
+	fi
+done
