@@ -2,8 +2,8 @@
 # Runs every slipway test against real servers: it installs what is missing
 # (redis-server from the system packages; versitygw, the OCI conformance test and oras
 # with go install), starts its own redis-server and versitygw on free loopback ports in
-# a temporary directory, runs `go vet` and `go test -race ./...` against them, and stops
-# them on exit. When the packages include ./openapi (or ./...), it first lints
+# a temporary directory, runs `go vet` and `go test -race ./...` against them (and the
+# tests of examples/hello, a module of its own), and stops them on exit. When the packages include ./openapi (or ./...), it first lints
 # openapi/openapi.yaml with Spectral and Redocly at pinned versions through npx (Node.js
 # 20.19+ with npm); without npx it says how to install it and goes on, except under
 # CI=true, where it fails.
