@@ -3,7 +3,10 @@ package webhook
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/slipway/slipway/invalid"
@@ -90,5 +93,38 @@ func TestCheckURL(t *testing.T) {
 				t.Errorf("checkURL(%s) = %v, want refused naming %s", tc.url, err, tc.refused)
 			}
 		})
+	}
+}
+
+// TestNewClient posts through the guarded client: loopback is refused at the dial unless
+// allowed.
+func TestNewClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name    string
+		allow   []netip.Prefix
+		refused bool
+	}{
+		{"loopback refused", nil, true},
+		{"loopback allowed", loopback, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewClient(WithAllowNets(tc.allow))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := c.Post(srv.URL, "application/json", strings.NewReader("{}"))
+			if err == nil {
+				resp.Body.Close()
+			}
+			var re *RefusedError
+			if got := errors.As(err, &re); got != tc.refused {
+				t.Errorf("POST %s = %v, want refused %v", srv.URL, err, tc.refused)
+			}
+		})
+	}
+	if _, err := NewClient(WithTimeout(0)); err == nil {
+		t.Error("NewClient(WithTimeout(0)) = nil error, want the option refused")
 	}
 }

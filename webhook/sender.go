@@ -27,6 +27,30 @@ type sender struct {
 }
 
 func newSender(o options) *sender {
+	c := retryablehttp.NewClient()
+	c.Logger = nil
+	c.RetryMax = 0
+	c.CheckRetry = func(context.Context, *http.Response, error) (bool, error) { return false, nil }
+	c.HTTPClient = newHTTPClient(o)
+	return &sender{client: c, opts: o}
+}
+
+// NewClient returns an HTTP client that reaches only what a webhook may reach: every
+// connection it opens, redirects included, is refused when its address (after DNS) is
+// loopback, private, link-local or otherwise special, unless WithAllowNets allows it. It
+// uses no proxy, gives up after WithTimeout, and follows at most 3 redirects that keep a
+// POST a POST. It heeds WithAllowNets and WithTimeout. Other packages post with it to URLs
+// that come from outside, as chat commands' response_url.
+func NewClient(opts ...Option) (*http.Client, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newHTTPClient(o), nil
+}
+
+// newHTTPClient is NewClient's client for o.
+func newHTTPClient(o options) *http.Client {
 	g := guard{allow: o.allow}
 	dialer := &net.Dialer{Timeout: o.timeout, Control: g.control}
 	transport := &http.Transport{
@@ -37,11 +61,7 @@ func newSender(o options) *sender {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       30 * time.Second,
 	}
-	c := retryablehttp.NewClient()
-	c.Logger = nil
-	c.RetryMax = 0
-	c.CheckRetry = func(context.Context, *http.Response, error) (bool, error) { return false, nil }
-	c.HTTPClient = &http.Client{
+	return &http.Client{
 		Transport: transport,
 		Timeout:   o.timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
@@ -58,7 +78,6 @@ func newSender(o options) *sender {
 			return nil // the dialer checks the new address
 		},
 	}
-	return &sender{client: c, opts: o}
 }
 
 // result is what one attempt got.
