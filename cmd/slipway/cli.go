@@ -63,7 +63,7 @@ docs/config.md describes the file.`,
 		run: cmdInit,
 	},
 	"build": {
-		synopsis: "slipway build [DIR] [--app A] [--no-apply] [--platform P]... [--version V] [--commit C] [--release] [--promote CH] [--follow]",
+		synopsis: "slipway build [DIR] [--app A] [--no-apply] [--platform P]... [--version V] [--commit C] [--release] [--promote CH] [--follow] [--summary FILE] [--dotenv FILE] [--idempotency-key KEY]",
 		help: `Packs the Go module in DIR (default ".", which must hold go.mod) as a tar.gz and builds it.
 When DIR holds slipway.yaml (slipway init writes it), the file names the app, and before
 the upload the app on the server is created, or updated where a setting the file names
@@ -78,7 +78,14 @@ so the same tree gives the same archive and a retried command the same Idempoten
 Without --follow, --release or --promote it returns once the build is queued. With them it
 streams the build log to stderr and waits for the outcome; --release then releases the
 build and --promote CH (which implies --release) moves channel CH to that release.
-stdout gets the build id, its status and image digest, the release and the channel move.`,
+stdout gets the build id, its status and image digest, the release and the channel move.
+
+For CI jobs (docs/ci.md): --summary FILE appends a Markdown summary (image, platforms,
+binary digests and sizes, log) and --dotenv FILE the build's id, version, image digest,
+image reference (host/app@sha256:...) and release as SLIPWAY_* lines; both wait for the
+build. --idempotency-key KEY (the CI run's id and attempt) is mixed into the upload's
+Idempotency-Key: a retry with the same KEY gets the first answer, a new KEY builds again
+unless a build with the same inputs is running or succeeded.`,
 		run: cmdBuild,
 	},
 	"apps list": {

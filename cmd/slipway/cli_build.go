@@ -52,6 +52,18 @@ func cmdBuild(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string)
 		}
 		out.raw["build"] = raw
 	}
+	res := &buildResult{build: b, image: imageRef(c, f.app, b)}
+	err = f.finish(ctx, e, c, res, &out)
+	if werr := f.writeCIFiles(c, res); werr != nil {
+		return errors.Join(err, werr)
+	}
+	return err
+}
+
+// finish prints the build that res holds and, once it succeeded, releases and promotes
+// it as the flags say, adding the release and the move to res.
+func (f *buildFlags) finish(ctx context.Context, e *cliEnv, c *client, res *buildResult, out *buildOutput) error {
+	b := res.build
 	out.add("build", b.Id)
 	out.add("status", string(b.Status))
 	if b.Image != nil {
@@ -66,14 +78,15 @@ func cmdBuild(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string)
 	if !f.release {
 		return out.write(e.stdout)
 	}
-	rel, err := f.releaseBuild(ctx, e, c, b, &out)
+	rel, err := f.releaseBuild(ctx, e, c, b, out)
 	if err != nil {
 		return err
 	}
+	res.release = rel
 	if f.promote == "" {
 		return out.write(e.stdout)
 	}
-	if err := f.promoteRelease(ctx, e, c, rel, &out); err != nil {
+	if res.move, err = f.promoteRelease(ctx, e, c, rel, out); err != nil {
 		return err
 	}
 	return out.write(e.stdout)
@@ -86,10 +99,13 @@ type buildFlags struct {
 	app, version, commit, promote, reason string
 	release, follow, noApply              bool
 	dir                                   string // the module's directory
+	// idemKey is the caller's key (a CI run and attempt) mixed into the build's
+	// Idempotency-Key; summary and dotenv are the files --summary and --dotenv name.
+	idemKey, summary, dotenv string
 }
 
 // parseBuildFlags reads build's command line; --promote implies --release, which
-// implies --follow.
+// implies --follow, as --summary and --dotenv do.
 func parseBuildFlags(e *cliEnv, cmd *clientCommand, args []string) (*buildFlags, error) {
 	f := &buildFlags{dir: "."}
 	fs := newFlagSet(cmd, &f.cf, false)
@@ -102,6 +118,9 @@ func parseBuildFlags(e *cliEnv, cmd *clientCommand, args []string) (*buildFlags,
 	fs.StringVar(&f.promote, "promote", "", "promote the release to channel `CH` (implies --release)")
 	fs.StringVar(&f.reason, "reason", "", "the reason --promote records in the channel's history (default: slipway build --promote)")
 	fs.BoolVar(&f.follow, "follow", false, "stream the build log to stderr and wait for the build to end")
+	fs.StringVar(&f.idemKey, "idempotency-key", "", "a `KEY` of the caller's, such as a CI run's id and attempt, mixed into the build's Idempotency-Key: the same key and source get the first answer, another key a new build unless one with the same inputs is running or succeeded")
+	fs.StringVar(&f.summary, "summary", "", "append a Markdown summary of the build (image, platforms, digests, sizes, log) to `FILE`, such as $GITHUB_STEP_SUMMARY (implies --follow)")
+	fs.StringVar(&f.dotenv, "dotenv", "", "append SLIPWAY_BUILD_ID, SLIPWAY_BUILD_VERSION, SLIPWAY_IMAGE_DIGEST, SLIPWAY_IMAGE and SLIPWAY_RELEASE_VERSION lines to `FILE`, a dotenv file (implies --follow)")
 	pos, err := parseArgs(fs, e, cmd, args, 0, 1)
 	if err != nil {
 		return nil, err
@@ -110,7 +129,7 @@ func parseBuildFlags(e *cliEnv, cmd *clientCommand, args []string) (*buildFlags,
 		f.dir = pos[0]
 	}
 	f.release = f.release || f.promote != ""
-	f.follow = f.follow || f.release
+	f.follow = f.follow || f.release || f.summary != "" || f.dotenv != ""
 	if f.reason == "" {
 		f.reason = "slipway build --promote"
 	}
@@ -177,8 +196,12 @@ func (f *buildFlags) upload(ctx context.Context, e *cliEnv, c *client, tree *sou
 
 // buildParams are the query of the build request of the archive with digest.
 func (f *buildFlags) buildParams(digest string) *openapi.CreateBuildParams {
+	parts := []string{"build", f.app, digest, strings.Join(f.platforms, ","), f.version, f.commit}
+	if f.idemKey != "" {
+		parts = append(parts, f.idemKey)
+	}
 	params := &openapi.CreateBuildParams{
-		IdempotencyKey: idempotencyKey("build", f.app, digest, strings.Join(f.platforms, ","), f.version, f.commit),
+		IdempotencyKey: idempotencyKey(parts...),
 		Version:        optional(f.version),
 		Commit:         optional(f.commit),
 	}
@@ -211,21 +234,21 @@ func (f *buildFlags) releaseBuild(ctx context.Context, e *cliEnv, c *client, b o
 
 // promoteRelease promotes rel to the channel of --promote and adds the move to out; when
 // that fails, it prints out before it returns the error.
-func (f *buildFlags) promoteRelease(ctx context.Context, e *cliEnv, c *client, rel *openapi.Release, out *buildOutput) error {
+func (f *buildFlags) promoteRelease(ctx context.Context, e *cliEnv, c *client, rel *openapi.Release, out *buildOutput) (*openapi.ChannelMove, error) {
 	ch, err := c.getChannel(ctx, f.app, f.promote)
 	if err != nil {
-		return errors.Join(out.write(e.stdout), fmt.Errorf("reading channel %s: %w", f.promote, err))
+		return nil, errors.Join(out.write(e.stdout), fmt.Errorf("reading channel %s: %w", f.promote, err))
 	}
 	mv, mraw, err := c.move(ctx, f.app, f.promote, ch.Generation, channelAction{
 		kind: "promote",
 		body: openapi.PromoteInput{Version: &rel.Version, Reason: &f.reason},
 	})
 	if err != nil {
-		return errors.Join(out.write(e.stdout), fmt.Errorf("promoting %s to %s: %w", rel.Version, f.promote, err))
+		return nil, errors.Join(out.write(e.stdout), fmt.Errorf("promoting %s to %s: %w", rel.Version, f.promote, err))
 	}
 	out.raw["promotion"] = mraw
 	out.add("promoted", moveSummary(f.app, "promote", mv))
-	return nil
+	return mv, nil
 }
 
 // optional is nil for "", else a pointer to s.
