@@ -50,7 +50,12 @@ package store
 //	slipway:{<app>}:dedupe:<hex>     string: the id of the live (queued, running or
 //	                            succeeded) build whose inputs hash to <hex>
 //	slipway:{<app>}:idem:<hex>  hash: an Idempotency-Key's request fingerprint, state
-//	                            (pending, done) and answer; expires after 24 hours
+//	                            (pending, done) and answer; expires after 24 hours. <hex> is
+//	                            the SHA-256 of the key; a chat command that moves a channel of
+//	                            the app keeps its answer here too, under the key
+//	                            chatops:<platform>:trigger:<team id>:<trigger id> (or
+//	                            chatops:<platform>:response:<response_url>), so a retry of it
+//	                            by the chat service gets the first answer and moves nothing
 //	slipway:{<app>}:release:<version>  string: the release's JSON (with created_by and
 //	                            created_by_id), written once
 //	slipway:{<app>}:releases    sorted set, score = sequence, member = version
@@ -85,7 +90,8 @@ package store
 // Who made a change is recorded twice wherever it is recorded: as a name (actor, created_by,
 // updated_by: a token's name, "admin" or "anonymous") and as an identity (actor_id,
 // created_by_id, updated_by_id: the token's id "tok_<ULID>", "admin" for the server's admin
-// token, "anonymous" when authentication is off). A revoked token's name can be taken again,
+// token, "anonymous" when authentication is off; for a chat command, "slack:U0123ABCD
+// (alice)" and "slack:U0123ABCD", the chat user). A revoked token's name can be taken again,
 // its id never. What was written before identities were recorded has none (the field is
 // absent or empty), and reads back without one.
 //
@@ -113,6 +119,19 @@ package store
 //	                            score to the end of its lease, so a dispatcher that dies
 //	                            mid-attempt leaves it due again when the lease runs out
 //
+// Chat commands (package chatops) span apps too, so their keys share the hash tag {chatops}:
+//
+//	slipway:{chatops}:secret:<platform>  hash, platform slack or mattermost: value (Slack's
+//	                            signing secret as Slack shows it, since the HMAC needs it;
+//	                            Mattermost's command token as its SHA-256 hex, never the token
+//	                            itself), set_at, set_by, set_by_id. The API never shows value
+//	slipway:{chatops}:users     sorted set, score 0, member = chat user id
+//	                            (<platform>:<user id>, such as slack:U0123ABCD): every mapped
+//	                            chat user, listed in id order
+//	slipway:{chatops}:user:<platform>:<user id>  hash: scopes, apps (JSON arrays), created_at,
+//	                            created_by, created_by_id, updated_at, updated_by,
+//	                            updated_by_id: what the chat user may do, by a token's rules
+//
 // The build queue is a global stream, written before the build's own keys (a worker drops
 // an entry whose build never appeared):
 //
@@ -132,8 +151,9 @@ package store
 //	                            a token stored before ids has none, and its id is derived
 //	                            from <sha256 hex> and written back at its next use
 //	slipway:ratelimit:<caller>  string: the GCRA theoretical arrival time (µs) of one caller:
-//	                            a token's id, or "admin" for the server's admin token (never
-//	                            a name, which another token may take); expires when idle
+//	                            a token's id, "admin" for the server's admin token, or a chat
+//	                            user's id (slack:U0123ABCD) for chat commands (never a name,
+//	                            which another token may take); expires when idle
 
 import "strings"
 
@@ -227,6 +247,15 @@ func DeliveryKey(id string) string { return "slipway:{webhooks}:delivery:" + id 
 
 // DeliveriesDueKey is the Redis sorted set of deliveries by the time they are due.
 const DeliveriesDueKey = "slipway:{webhooks}:due"
+
+// ChatSecretKey is the Redis hash of one chat platform's secret.
+func ChatSecretKey(platform string) string { return "slipway:{chatops}:secret:" + platform }
+
+// ChatUsersKey is the Redis sorted set of every mapped chat user's id.
+const ChatUsersKey = "slipway:{chatops}:users"
+
+// ChatUserKey is the Redis hash of one chat user's mapping.
+func ChatUserKey(id string) string { return "slipway:{chatops}:user:" + id }
 
 // TokensKey is the Redis hash of the live tokens: name → SHA-256 hex of the secret.
 const TokensKey = "slipway:tokens"
