@@ -147,7 +147,9 @@ type requirement struct {
 }
 
 // requirements reads every operation's security requirement from spec (openapi.yaml). An
-// operation that declares none is an error: every route must say what it needs.
+// operation that declares none is an error: every route must say what it needs. One whose
+// every alternative is a scheme of type apiKey (a chat service's signature or token) is
+// verified by its own handler, not by a token, and the token guard lets it through.
 func requirements(spec []byte) (map[string]*requirement, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(spec)
 	if err != nil {
@@ -156,7 +158,7 @@ func requirements(spec []byte) (map[string]*requirement, error) {
 	out := map[string]*requirement{}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
-			req, err := operationRequirement(op)
+			req, err := operationRequirement(op, doc.Components.SecuritySchemes)
 			if err != nil {
 				return nil, fmt.Errorf("openapi.yaml: %s %s: %w", method, path, err)
 			}
@@ -167,14 +169,17 @@ func requirements(spec []byte) (map[string]*requirement, error) {
 }
 
 // operationRequirement is what one operation's security says it needs: nil when it is
-// open (security: []), else the one scope each scheme names, and whether {} lets
-// anonymous callers in.
-func operationRequirement(op *openapi3.Operation) (*requirement, error) {
+// open (security: []) or verified by its handler (apiKey schemes alone, which name no
+// scope), else the one scope each scheme names, and whether {} lets anonymous callers in.
+func operationRequirement(op *openapi3.Operation, schemes openapi3.SecuritySchemes) (*requirement, error) {
 	if op.Security == nil {
 		return nil, errors.New("declares no security")
 	}
 	if len(*op.Security) == 0 {
 		return nil, nil // open
+	}
+	if verified, err := handlerVerified(*op.Security, schemes); verified || err != nil {
+		return nil, err
 	}
 	req := &requirement{}
 	for _, alt := range *op.Security {
@@ -194,6 +199,32 @@ func operationRequirement(op *openapi3.Operation) (*requirement, error) {
 		return nil, errors.New("security has only {}; an open operation says security: []")
 	}
 	return req, nil
+}
+
+// handlerVerified reports whether every alternative of sec is schemes of type apiKey,
+// which the operation's handler verifies itself; they name no scope, and may not be mixed
+// with the token's schemes.
+func handlerVerified(sec openapi3.SecurityRequirements, schemes openapi3.SecuritySchemes) (bool, error) {
+	var apiKeys, others int
+	for _, alt := range sec {
+		for name, scopes := range alt {
+			if ref := schemes[name]; ref == nil || ref.Value == nil || ref.Value.Type != "apiKey" {
+				others++
+				continue
+			}
+			apiKeys++
+			if len(scopes) != 0 {
+				return false, fmt.Errorf("%s is verified by the handler and names no scope", name)
+			}
+		}
+		if len(alt) == 0 {
+			others++
+		}
+	}
+	if apiKeys > 0 && others > 0 {
+		return false, errors.New("mixes schemes its handler verifies (apiKey) with the token's")
+	}
+	return apiKeys > 0, nil
 }
 
 // operationMiddlewares guards each operation with its requirement.

@@ -8,11 +8,12 @@ import (
 )
 
 // TestRequirements reads each operation's scope from its security requirement: one scope
-// per scheme, {} letting anonymous callers through, security: [] open, and an operation
-// that declares nothing refused.
+// per scheme, {} letting anonymous callers through, security: [] open, apiKey schemes
+// left to the handler, and an operation that declares nothing refused.
 func TestRequirements(t *testing.T) {
 	const head = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\n" +
 		"components:\n  securitySchemes:\n    bearer: {type: http, scheme: bearer}\n    basic: {type: http, scheme: basic}\n" +
+		"    signature: {type: apiKey, in: header, name: X-Signature}\n" +
 		"paths:\n  /x:\n    get:\n      operationId: x\n      responses: {'200': {description: ok}}\n"
 	for _, tc := range []struct {
 		name, security string
@@ -26,6 +27,10 @@ func TestRequirements(t *testing.T) {
 		{"none", "", nil, "GET /x: declares no security"},
 		{"only anonymous", "[{}]", nil, "only {}"},
 		{"two scopes", "[{bearer: [read, build]}]", nil, "bearer must name one scope"},
+		{"verified by the handler", "[{signature: []}]", nil, ""},
+		{"handler's scheme with a scope", "[{signature: [admin]}]", nil, "signature is verified by the handler and names no scope"},
+		{"handler's scheme beside a token", "[{signature: []}, {bearer: [read]}]", nil, "mixes schemes"},
+		{"handler's scheme or anyone", "[{signature: []}, {}]", nil, "mixes schemes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := head
