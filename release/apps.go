@@ -168,11 +168,25 @@ func (a *Apps) Get(ctx context.Context, name string) (App, error) {
 	if ValidateName(name) != nil {
 		return App{}, fmt.Errorf("%w: no app named %q", ErrNotFound, name)
 	}
+	app, _, err := a.getStamped(ctx, name)
+	return app, err
+}
+
+// getStamped returns the app called name and its stamp: its generation and creation time
+// as stored, which tell this configuration from any later one, also from an app deleted
+// and created again (whose generation starts over).
+func (a *Apps) getStamped(ctx context.Context, name string) (App, string, error) {
 	vals, err := a.rdb.HMGet(ctx, store.AppKey(name), appFields...).Result()
 	if err != nil {
-		return App{}, fmt.Errorf("reading app %s: %w", name, err)
+		return App{}, "", fmt.Errorf("reading app %s: %w", name, err)
 	}
-	return appFromHash(name, vals)
+	app, err := appFromHash(name, vals)
+	if err != nil {
+		return App{}, "", err
+	}
+	gen, _ := vals[0].(string)
+	created, _ := vals[2].(string)
+	return app, gen + " " + created, nil
 }
 
 func appFromHash(name string, vals []any) (App, error) {

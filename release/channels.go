@@ -3,10 +3,12 @@ package release
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,11 +85,52 @@ type Channels struct {
 	rdb  redis.UniversalClient
 	apps *Apps
 	now  func() time.Time
+
+	// known holds the apps as moves last read them, so that a move is one round trip:
+	// the move script checks the app's stamp (generation and creation time) and refuses
+	// when the configuration changed, and the move reads it again and retries.
+	mu    sync.Mutex
+	known map[string]stampedApp
 }
+
+// stampedApp is an app's configuration and the stamp it had when it was read.
+type stampedApp struct {
+	app   App
+	stamp string
+}
+
+// maxKnownApps bounds Channels.known; past it the map starts over.
+const maxKnownApps = 4096
 
 // NewChannels returns the channel store; apps supplies each app's channels and policies.
 func NewChannels(rdb redis.UniversalClient, apps *Apps) *Channels {
-	return &Channels{rdb: rdb, apps: apps, now: time.Now}
+	return &Channels{rdb: rdb, apps: apps, now: time.Now, known: map[string]stampedApp{}}
+}
+
+// appForMove returns app's configuration as last read, or reads it when fresh is set or
+// it was never read.
+func (c *Channels) appForMove(ctx context.Context, app string, fresh bool) (stampedApp, error) {
+	c.mu.Lock()
+	sa, ok := c.known[app]
+	c.mu.Unlock()
+	if ok && !fresh {
+		return sa, nil
+	}
+	a, stamp, err := c.apps.getStamped(ctx, app)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.known, app)
+		c.mu.Unlock()
+		return stampedApp{}, err
+	}
+	sa = stampedApp{app: a, stamp: stamp}
+	c.mu.Lock()
+	if len(c.known) >= maxKnownApps {
+		clear(c.known)
+	}
+	c.known[app] = sa
+	c.mu.Unlock()
+	return sa, nil
 }
 
 // moveScript applies one move to a channel if its preconditions hold: the expected
@@ -95,13 +138,21 @@ func NewChannels(rdb redis.UniversalClient, apps *Apps) *Channels {
 // the history event, the policy record and the app's event stream together.
 //
 //	KEYS  1 channel hash, 2 history, 3 seen set, 4 rollback stack, 5 seen set of the
-//	      policy's channel, 6 the target release (or any key), 7 the app's events
+//	      policy's channel, 6 the target release (or any key), 7 the app's events,
+//	      8 the app's hash, 9 the channel a promotion takes its release from (or any key)
 //	ARGV  1 action, 2 expected generation ("" for any), 3 target version ("" for the
 //	      default rollback), 4 actor, 5 reason, 6 now, 7 policy channel ("" for none),
-//	      8 event id, 9 channel name, 10 app, 11 actor id ("" for none), 12 event type
+//	      8 event id, 9 channel name, 10 app, 11 actor id ("" for none), 12 event type,
+//	      13 the app's stamp the caller read its channels from, 14 the release KEYS[9]
+//	      held when the caller read it ("" when the promotion names its version)
 //	returns {outcome, event JSON or "", the channel hash's fields and values...}; outcome is
-//	        ok, unchanged, stale, locked, policy, nothing, missing_release or not_in_channel
+//	        ok, unchanged, stale, locked, policy, nothing, missing_release or
+//	        not_in_channel; or {app_changed} or {source_moved} alone, when what the caller
+//	        read is no longer so
 var moveScript = events.Script(`
+local app = redis.call('HMGET', KEYS[8], 'gen', 'created_at')
+if (app[1] or '') .. ' ' .. (app[2] or '') ~= ARGV[13] then return {'app_changed'} end
+if ARGV[14] ~= '' and redis.call('HGET', KEYS[9], 'release') ~= ARGV[14] then return {'source_moved'} end
 local ch = KEYS[1]
 local function done(outcome, ev)
   local out = {outcome, ev}
@@ -293,20 +344,44 @@ func decodeChannel(ch Channel, h map[string]string) ChannelState {
 
 // Move applies m to the channel in one atomic step. A move that changes nothing (the
 // release is already current, the lock already set) writes nothing and reports
-// Changed false.
+// Changed false. A move by version is one round trip to Redis once the app has been read;
+// one from a channel reads that channel's release first, and the move re-checks it.
 func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResult, error) {
-	a, ch, err := c.channelOf(ctx, app, name)
+	for attempt := 0; ; attempt++ {
+		res, err := c.moveOnce(ctx, app, name, m, attempt > 0)
+		if errors.Is(err, errReadAgain) && attempt < 5 {
+			continue
+		}
+		return res, err
+	}
+}
+
+// errReadAgain is a move refused because what it was computed from changed: the app's
+// configuration, or the release of the channel it promotes from.
+// Past the retries it is a conflict the caller may retry.
+var errReadAgain = fmt.Errorf("%w: the app's configuration or the source channel changed while the move was made; try again", ErrConflict)
+
+func (c *Channels) moveOnce(ctx context.Context, app, name string, m Move, fresh bool) (MoveResult, error) {
+	sa, err := c.appForMove(ctx, app, fresh)
 	if err != nil {
 		return MoveResult{}, err
 	}
-	target, err := c.moveTarget(ctx, app, name, m)
+	i, err := sa.app.channel(name)
+	if err != nil {
+		if !fresh {
+			return MoveResult{}, errReadAgain // the app may have gained the channel since
+		}
+		return MoveResult{}, err
+	}
+	ch := sa.app.Channels[i]
+	target, source, err := c.moveTarget(ctx, sa.app, name, m)
 	if err != nil {
 		return MoveResult{}, err
 	}
 	now := c.now().UTC()
-	res, err := moveScript.Run(ctx, c.rdb, moveKeys(app, name, ch.From, target),
+	res, err := moveScript.Run(ctx, c.rdb, moveKeys(app, name, ch.From, target, m.FromChannel),
 		m.Action, expectedGeneration(m.IfGeneration), target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
-		events.NewID(now), name, a.Name, m.ActorID, moveEvents[m.Action]).StringSlice()
+		events.NewID(now), name, sa.app.Name, m.ActorID, moveEvents[m.Action], sa.stamp, source).StringSlice()
 	if err != nil {
 		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
 	}
@@ -314,45 +389,55 @@ func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResu
 }
 
 // moveTarget checks m and returns the version it moves the channel to: the one it names,
-// the one its source channel holds, or "" (the release before, for a rollback).
-func (c *Channels) moveTarget(ctx context.Context, app, name string, m Move) (string, error) {
+// the one its source channel holds, or "" (the release before, for a rollback); and, for
+// a promotion from a channel, the release that channel held when read (the script checks
+// it still does).
+func (c *Channels) moveTarget(ctx context.Context, a App, name string, m Move) (target, source string, err error) {
 	if len(m.Reason) > 1024 {
-		return "", &ValidationError{Fields: []FieldError{{Field: "reason", Detail: "at most 1024 bytes"}}}
+		return "", "", &ValidationError{Fields: []FieldError{{Field: "reason", Detail: "at most 1024 bytes"}}}
 	}
 	switch m.Action {
 	case ActionPromote:
 		if (m.Version == "") == (m.FromChannel == "") {
-			return "", &ValidationError{Fields: []FieldError{{Field: "version", Detail: "give either version or from"}}}
+			return "", "", &ValidationError{Fields: []FieldError{{Field: "version", Detail: "give either version or from"}}}
 		}
 		if m.FromChannel == "" {
 			v, _ := invalid.NormalizeVersion(m.Version) // v1.4.2 names release 1.4.2
-			return v, nil
+			return v, "", nil
 		}
 		if m.FromChannel == name {
-			return "", &ValidationError{Fields: []FieldError{{Field: "from", Detail: "a channel cannot be promoted from itself"}}}
+			return "", "", &ValidationError{Fields: []FieldError{{Field: "from", Detail: "a channel cannot be promoted from itself"}}}
 		}
-		src, err := c.Get(ctx, app, m.FromChannel)
-		if err != nil {
-			return "", err
+		if _, err := a.channel(m.FromChannel); err != nil {
+			return "", "", err
 		}
-		if src.Release == "" {
-			return "", fmt.Errorf("%w: channel %s holds no release yet", ErrConflict, m.FromChannel)
+		src, err := c.rdb.HGet(ctx, store.ChannelKey(a.Name, m.FromChannel), "release").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return "", "", fmt.Errorf("reading channel %s: %w", m.FromChannel, err)
 		}
-		return src.Release, nil
+		if src == "" {
+			return "", "", fmt.Errorf("%w: channel %s holds no release yet", ErrConflict, m.FromChannel)
+		}
+		return src, src, nil
 	case ActionRollback, ActionLock, ActionUnlock:
 		v, _ := invalid.NormalizeVersion(m.Version)
-		return v, nil
+		return v, "", nil
 	}
-	return "", fmt.Errorf("unknown channel action %q", m.Action)
+	return "", "", fmt.Errorf("unknown channel action %q", m.Action)
 }
 
 // moveKeys are the keys of moveScript: the channel, its history, the releases it has
 // held, its rollback stack, the channel its policy names (itself when it has none), the
-// target release (the channel itself when there is none) and the app's event stream.
-func moveKeys(app, name, from, target string) []string {
+// target release (the channel itself when there is none), the app's event stream, the
+// app, and the channel a promotion takes its release from (itself when none).
+func moveKeys(app, name, from, target, sourceChannel string) []string {
 	policySet := store.ChannelSeenKey(app, name)
 	if from != "" {
 		policySet = store.ChannelSeenKey(app, from)
+	}
+	sourceKey := store.ChannelKey(app, name)
+	if sourceChannel != "" {
+		sourceKey = store.ChannelKey(app, sourceChannel)
 	}
 	releaseKey := store.ChannelKey(app, name)
 	if target != "" {
@@ -361,6 +446,7 @@ func moveKeys(app, name, from, target string) []string {
 	return []string{
 		store.ChannelKey(app, name), store.ChannelHistoryKey(app, name), store.ChannelSeenKey(app, name),
 		store.ChannelStackKey(app, name), policySet, releaseKey, store.EventsKey(app),
+		store.AppKey(app), sourceKey,
 	}
 }
 
@@ -382,6 +468,9 @@ func moveResult(app string, ch Channel, target string, res []string) (MoveResult
 	h := map[string]string{}
 	for i := 2; i+1 < len(res); i += 2 {
 		h[res[i]] = res[i+1]
+	}
+	if len(res) == 1 && (res[0] == "app_changed" || res[0] == "source_moved") {
+		return MoveResult{}, errReadAgain
 	}
 	state := decodeChannel(ch, h)
 	name := ch.Name

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -281,4 +282,141 @@ func TestReleasesPage(t *testing.T) {
 	if err != nil || len(page) != 2 || page[0].Version != "1.2.0" || page[1].Version != "1.0.0" {
 		t.Errorf("Page(dev) = %+v %v", page, err)
 	}
+}
+
+// roundTrips counts the calls and pipelines a client sends to Redis.
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// TestMoveIsOneRoundTrip counts what a promote, a rollback and a lock send to Redis once
+// the app has been read: one script call each. A promotion from a channel reads that
+// channel's release first: two.
+func TestMoveIsOneRoundTrip(t *testing.T) {
+	rdb := storetest.Redis(t)
+	r := newRig(t, rdb)
+	r.release(t, "1.0.0", "1.0.1")
+	r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: "1.0.0"}) // reads the app, loads the script
+	trips := &roundTrips{}
+	rdb.AddHook(trips)
+	for _, step := range []struct {
+		ch   string
+		m    release.Move
+		want int64
+	}{
+		{"dev", release.Move{Action: release.ActionPromote, Version: "1.0.1"}, 1},
+		{"dev", release.Move{Action: release.ActionRollback}, 1},
+		{"dev", release.Move{Action: release.ActionLock, Reason: "freeze"}, 1},
+		{"dev", release.Move{Action: release.ActionUnlock, Reason: "thaw"}, 1},
+		{"staging", release.Move{Action: release.ActionPromote, FromChannel: "dev"}, 2},
+	} {
+		trips.n.Store(0)
+		r.move(t, step.ch, step.m)
+		if got := trips.n.Load(); got != step.want {
+			t.Errorf("%s %+v: %d round trips, want %d", step.ch, step.m, got, step.want)
+		}
+	}
+}
+
+// TestMoveSeesAppChanges changes the app's configuration through another replica's store
+// between moves: a move never acts on a configuration it read before the change.
+func TestMoveSeesAppChanges(t *testing.T) {
+	rdb := storetest.Redis(t)
+	r := newRig(t, rdb)
+	r.release(t, "1.0.0", "1.0.1")
+	ctx := context.Background()
+	r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: "1.0.0"})
+	other := release.NewApps(rdb, fakeChecker{})
+
+	// A new channel appears, with a policy: the cached configuration has neither.
+	spec := release.AppSpec{Channels: &[]release.Channel{{Name: "dev"}, {Name: "canary", From: "dev"}, {Name: "prod", From: "canary"}}}
+	if _, _, err := other.Put(ctx, "hello", spec, release.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.move(t, "canary", release.Move{Action: release.ActionPromote, FromChannel: "dev"}); res.Channel.Release != "1.0.0" {
+		t.Errorf("canary = %+v", res.Channel)
+	}
+	// prod now takes only what has been in canary; 1.0.1 has not.
+	if _, err := r.channels.Move(ctx, "hello", "prod", release.Move{Action: release.ActionPromote, Version: "1.0.1"}); !errors.Is(err, release.ErrPolicy) {
+		t.Errorf("promote to prod past the new policy = %v, want ErrPolicy", err)
+	}
+	// staging is gone from the configuration.
+	if _, err := r.channels.Move(ctx, "hello", "staging", release.Move{Action: release.ActionLock}); !errors.Is(err, release.ErrNotFound) {
+		t.Errorf("move of a channel the app no longer has = %v, want ErrNotFound", err)
+	}
+
+	// The app is deleted and created again: its generation starts over at 1, and the
+	// stamp still tells the two apart.
+	if err := other.Delete(ctx, "hello", release.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.channels.Move(ctx, "hello", "dev", release.Move{Action: release.ActionLock}); !errors.Is(err, release.ErrNotFound) {
+		t.Errorf("move in a deleted app = %v, want ErrNotFound", err)
+	}
+	spec = release.AppSpec{Channels: &[]release.Channel{{Name: "dev"}, {Name: "live", From: "dev"}}}
+	if _, _, err := other.Put(ctx, "hello", spec, release.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.channels.Move(ctx, "hello", "live", release.Move{Action: release.ActionPromote, Version: "1.0.1"}); !errors.Is(err, release.ErrPolicy) {
+		t.Errorf("promote to the recreated app's live = %v, want ErrPolicy", err)
+	}
+}
+
+// TestPromoteFromAMovingChannel moves the source channel between the promotion's read of
+// it and its script, through a hook: the promotion takes the source's new release, never
+// the one it read first.
+func TestPromoteFromAMovingChannel(t *testing.T) {
+	rdb := storetest.Redis(t)
+	r := newRig(t, rdb)
+	r.release(t, "1.0.0", "1.0.1")
+	r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: "1.0.0"})
+	r.move(t, "staging", release.Move{Action: release.ActionPromote, FromChannel: "dev"})
+	other := release.NewChannels(rdb, r.apps)
+	var once sync.Once
+	rdb.AddHook(&beforeScript{fn: func() {
+		once.Do(func() {
+			if _, err := other.Move(context.Background(), "hello", "dev", release.Move{Action: release.ActionPromote, Version: "1.0.1", Actor: "racer"}); err != nil {
+				t.Errorf("racing promote = %v", err)
+			}
+		})
+	}})
+	res := r.move(t, "staging", release.Move{Action: release.ActionPromote, FromChannel: "dev"})
+	if res.Channel.Release != "1.0.1" {
+		t.Errorf("staging after a promotion from dev, which moved to 1.0.1 meanwhile = %q", res.Channel.Release)
+	}
+}
+
+// beforeScript runs fn before the first script call of a client, once the hook is set.
+type beforeScript struct {
+	fn    func()
+	armed atomic.Bool
+}
+
+func (h *beforeScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *beforeScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if (cmd.Name() == "evalsha" || cmd.Name() == "eval") && h.armed.CompareAndSwap(false, true) {
+			h.fn()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *beforeScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
