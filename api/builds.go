@@ -278,8 +278,16 @@ func (s *Server) CancelBuild(c echo.Context, app openapi.AppName, id openapi.Bui
 	return c.JSON(status, buildResponse(b))
 }
 
+// logWatcher is a BuildStore that can wake a follower of a build's log when the log grows
+// or the build's status changes; *builder.Builds is one.
+type logWatcher interface {
+	WatchLog(ctx context.Context, app, id string) (<-chan struct{}, func())
+}
+
+var _ logWatcher = (*builder.Builds)(nil)
+
 // logChunkSize is how much of a log one read takes; logPoll how often a follower looks
-// for more.
+// for more when no wake-up (logWatcher) comes.
 const (
 	logChunkSize = 64 << 10
 	logPoll      = 200 * time.Millisecond
@@ -296,6 +304,14 @@ func (s *Server) GetBuildLog(c echo.Context, app openapi.AppName, id openapi.Bui
 		return newProblem(openapi.ProblemInvalidParameter, "offset %d is negative", offset)
 	}
 	follow := deref(params.Follow)
+	// A follower watches for changes before its first read, so none is missed; it still
+	// polls, in case a wake-up is lost.
+	var wake <-chan struct{}
+	if lw, ok := s.deps.Builds.(logWatcher); ok && follow {
+		var stop func()
+		wake, stop = lw.WatchLog(ctx, app, id)
+		defer stop()
+	}
 	first, err := s.deps.Builds.ReadLog(ctx, s.deps.Blobs, app, id, offset, logChunkSize)
 	if err != nil {
 		return err
@@ -331,6 +347,7 @@ func (s *Server) GetBuildLog(c echo.Context, app openapi.AppName, id openapi.Bui
 				return nil
 			case <-revoked:
 				return nil
+			case <-wake:
 			case <-time.After(logPoll):
 			}
 		}

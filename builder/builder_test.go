@@ -353,7 +353,13 @@ func TestLogFollowAndOffsets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Follow from the start, reading small chunks, until done.
+	// Follow from the start, reading small chunks, until done; between reads that find
+	// nothing new, wait for WatchLog's wake-up, which comes with every line and the end.
+	wake, stop := r.builds.WatchLog(context.Background(), "logs", b.ID)
+	defer stop()
+	if wake == nil {
+		t.Fatal("WatchLog could not subscribe")
+	}
 	var got []byte
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		c, err := r.builds.ReadLog(context.Background(), r.blobs, "logs", b.ID, int64(len(got)), 7)
@@ -368,7 +374,7 @@ func TestLogFollowAndOffsets(t *testing.T) {
 			t.Fatal("log never ended")
 		}
 		if len(c.Data) == 0 {
-			time.Sleep(20 * time.Millisecond)
+			<-wake
 		}
 	}
 	whole := r.log("logs", b.ID)

@@ -59,9 +59,10 @@ return {'ok'}
 //	ARGV  id, expected attempt, expected status, new attempt, new status, doc,
 //	      drop dedupe ("1": the build can no longer be reused), event id, time, app, actor,
 //	      a line to append to the log in the same step ("" for none), actor id, the event
-//	      type of the new status ("" for a status that reports none)
+//	      type of the new status ("" for a status that reports none), the build's wake
+//	      channel
 //	returns "ok", "missing", "conflict" or "canceled"; a build that ends gets its
-//	build.<status> event
+//	build.<status> event, and a change of status or log is published on the wake channel
 var transitionScript = events.Script(`
 local cur = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'cancel')
 if not cur[2] then return 'missing' end
@@ -79,6 +80,7 @@ if ARGV[12] ~= '' then redis.call('APPEND', KEYS[6], ARGV[12]) end
 if ARGV[3] ~= ARGV[5] and ARGV[14] ~= '' then
   append_event(KEYS[5], ARGV[8], ARGV[14], ARGV[10], ARGV[11], ARGV[13], ARGV[9], ARGV[6])
 end
+if ARGV[3] ~= ARGV[5] or ARGV[12] ~= '' then redis.call('PUBLISH', ARGV[15], '') end
 return 'ok'
 `)
 
@@ -226,7 +228,7 @@ func (s *Builds) transition(ctx context.Context, fromAttempt int, from Status, b
 		store.EventsKey(b.App), store.BuildLogKey(b.App, b.ID),
 	}, b.ID, fromAttempt, string(from), b.Attempts, string(b.Status), doc, drop,
 		events.NewID(now), now.Format(time.RFC3339Nano), b.App, b.CreatedBy, logLine, b.CreatedByID,
-		endEvents[b.Status]).Text()
+		endEvents[b.Status], store.BuildWakeChannel(b.App, b.ID)).Text()
 	if err != nil {
 		return fmt.Errorf("updating build %s: %w", b.ID, err)
 	}

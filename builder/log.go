@@ -55,7 +55,14 @@ func (l *buildLog) Write(p []byte) (int, error) {
 		chunk = append(chunk[:max(0, l.max-l.size):max(0, l.max-l.size)], []byte("\n[log cut: over the build log limit]\n")...)
 		l.cut = true
 	}
-	n, err := l.rdb.Append(ctx, key, string(chunk)).Result()
+	// The append and the wake-up of the log's followers go in one round trip.
+	var appended *redis.IntCmd
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		appended = p.Append(ctx, key, string(chunk))
+		p.Publish(ctx, store.BuildWakeChannel(l.app, l.id), "")
+		return nil
+	})
+	n := appended.Val()
 	if err != nil {
 		// A line lost while Redis is away must not stop the compile writing to us.
 		l.sizeRead = false
@@ -120,6 +127,29 @@ func (l *buildLog) Store(ctx context.Context, blobs store.Blobs) error {
 		return fmt.Errorf("marking the build log stored: %w", err)
 	}
 	return l.rdb.Expire(ctx, key, 10*time.Minute).Err()
+}
+
+// WatchLog returns a channel that receives when the build's log may have grown or its
+// status changed, and a function that stops the watch. Once WatchLog returns, no change
+// is missed: a read after a receive sees it. When the watch cannot start, the channel is
+// nil (it never receives) and the caller's own polling is all that is left.
+func (s *Builds) WatchLog(ctx context.Context, app, id string) (<-chan struct{}, func()) {
+	ps := s.rdb.Subscribe(ctx, store.BuildWakeChannel(app, id))
+	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
+		_ = ps.Close()
+		return nil, func() {}
+	}
+	msgs := ps.Channel()
+	wake := make(chan struct{}, 1)
+	go func() {
+		for range msgs { // closed by ps.Close
+			select {
+			case wake <- struct{}{}:
+			default: // one pending wake-up covers every change before it
+			}
+		}
+	}()
+	return wake, func() { _ = ps.Close() }
 }
 
 // LogChunk is a piece of a build's log.

@@ -44,6 +44,9 @@ package store
 //	slipway:{<app>}:build:<id>:log   string: the log of a build while it runs (APPEND; byte
 //	                            offsets are the API's log offsets); expires after the log is
 //	                            stored as a blob
+//	slipway:{<app>}:build:<id>:wake  pub/sub channel, not a key: a message (empty) each
+//	                            time the build's log grows or its status changes, so a
+//	                            follower of the log wakes at once instead of at its next poll
 //	slipway:{<app>}:builds      sorted set, score 0, member = build id (a ULID, so name order
 //	                            is time order): every build, listed newest first
 //	slipway:{<app>}:builds:<status>  the same, one per status, for filtered lists
@@ -171,6 +174,10 @@ func BuildKey(app, id string) string { return appPrefix(app) + "build:" + id }
 
 // BuildLogKey is the Redis string holding a running build's log.
 func BuildLogKey(app, id string) string { return appPrefix(app) + "build:" + id + ":log" }
+
+// BuildWakeChannel is the Redis pub/sub channel told of each change to a build's log or
+// status.
+func BuildWakeChannel(app, id string) string { return appPrefix(app) + "build:" + id + ":wake" }
 
 // BuildsKey is the Redis sorted set of an app's builds.
 func BuildsKey(app string) string { return appPrefix(app) + "builds" }
