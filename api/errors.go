@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/chatops"
 	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/invalid"
 	"github.com/slipway/slipway/openapi"
@@ -174,6 +175,10 @@ var problemRules = []problemRule{
 	as(validationProblem),
 	as(refusedProblem),
 	is(webhook.ErrNotFound, openapi.ProblemNotFound, errText),
+	is(chatops.ErrNotFound, openapi.ProblemNotFound, errText),
+	as(func(e *chatops.AuthError) *problemError {
+		return newProblem(openapi.ProblemUnauthorized, "%s command refused: %s", e.Platform, e.Detail)
+	}),
 	is(events.ErrBadCursor, openapi.ProblemInvalidParameter, func(err error) string { return "cursor: " + err.Error() }),
 	as(sourceProblem),
 	asKind[*source.Error](openapi.ProblemSourceInvalid),

@@ -24,11 +24,14 @@ type options struct {
 	credentialCheck time.Duration
 	// trustedProxies may say who the client is in X-Forwarded-For.
 	trustedProxies []netip.Prefix
+	// chatAnswerWait is how long a chat command's move may take before its answer goes
+	// to the response_url instead (WithChatAnswerWait).
+	chatAnswerWait time.Duration
 }
 
 func defaultOptions() options {
 	return options{maxBodyBytes: 1 << 20, readyTimeout: 2 * time.Second, credentialCheck: 5 * time.Second,
-		bodyMinRate: 10 << 10, bodyGrace: 10 * time.Second}
+		bodyMinRate: 10 << 10, bodyGrace: 10 * time.Second, chatAnswerWait: 2 * time.Second}
 }
 
 // Option configures the API server.
@@ -109,6 +112,20 @@ func WithCredentialCheck(d time.Duration) Option {
 			return fmt.Errorf("credential check period %s must be positive", d)
 		}
 		o.credentialCheck = d
+		return nil
+	}
+}
+
+// WithChatAnswerWait is how long a chat command's move may take before the command is
+// answered that it is under way, and the move's result is posted to the command's
+// response_url when it is done: Slack shows an error for a command not answered within 3
+// seconds. Default 2s.
+func WithChatAnswerWait(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("chat answer wait %s must be positive", d)
+		}
+		o.chatAnswerWait = d
 		return nil
 	}
 }

@@ -57,8 +57,14 @@ type Deps struct {
 	Events EventLog
 	// Webhooks, when set, serves /v1/webhooks.
 	Webhooks WebhookStore
-	// Limiter, when set, limits each token's request rate.
+	// Limiter, when set, limits each token's request rate, and each chat user's.
 	Limiter RateLimiter
+	// Chat, when set, serves the chat commands and their configuration (/v1/chatops).
+	Chat ChatStore
+	// ChatPoster, when set, posts the answers of chat commands that take longer than the
+	// chat waits (WithChatAnswerWait) to their response_url; without it they are answered
+	// when they are done.
+	ChatPoster ChatPoster
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.

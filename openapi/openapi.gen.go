@@ -104,6 +104,42 @@ func (e ChannelEventAction) Valid() bool {
 	}
 }
 
+// Defines values for ChatMessageResponseType.
+const (
+	Ephemeral ChatMessageResponseType = "ephemeral"
+	InChannel ChatMessageResponseType = "in_channel"
+)
+
+// Valid indicates whether the value is a known member of the ChatMessageResponseType enum.
+func (e ChatMessageResponseType) Valid() bool {
+	switch e {
+	case Ephemeral:
+		return true
+	case InChannel:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChatPlatformName.
+const (
+	ChatPlatformNameMattermost ChatPlatformName = "mattermost"
+	ChatPlatformNameSlack      ChatPlatformName = "slack"
+)
+
+// Valid indicates whether the value is a known member of the ChatPlatformName enum.
+func (e ChatPlatformName) Valid() bool {
+	switch e {
+	case ChatPlatformNameMattermost:
+		return true
+	case ChatPlatformNameSlack:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryState.
 const (
 	DeliveryStateDelivering DeliveryState = "delivering"
@@ -331,16 +367,34 @@ func (e RegistryErrorsErrorsCode) Valid() bool {
 
 // Defines values for WebhookFormat.
 const (
-	Json  WebhookFormat = "json"
-	Slack WebhookFormat = "slack"
+	WebhookFormatJson  WebhookFormat = "json"
+	WebhookFormatSlack WebhookFormat = "slack"
 )
 
 // Valid indicates whether the value is a known member of the WebhookFormat enum.
 func (e WebhookFormat) Valid() bool {
 	switch e {
-	case Json:
+	case WebhookFormatJson:
 		return true
-	case Slack:
+	case WebhookFormatSlack:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChatPlatform.
+const (
+	ChatPlatformMattermost ChatPlatform = "mattermost"
+	ChatPlatformSlack      ChatPlatform = "slack"
+)
+
+// Valid indicates whether the value is a known member of the ChatPlatform enum.
+func (e ChatPlatform) Valid() bool {
+	switch e {
+	case ChatPlatformMattermost:
+		return true
+	case ChatPlatformSlack:
 		return true
 	default:
 		return false
@@ -635,6 +689,105 @@ type ChannelSpec struct {
 	Name Name `json:"name"`
 }
 
+// ChatMessage defines model for ChatMessage.
+type ChatMessage struct {
+	// ResponseType `ephemeral`: shown to the user who sent the command alone; `in_channel`: to everyone in the channel.
+	ResponseType ChatMessageResponseType `json:"response_type"`
+	Text         string                  `json:"text"`
+}
+
+// ChatMessageResponseType `ephemeral`: shown to the user who sent the command alone; `in_channel`: to everyone in the channel.
+type ChatMessageResponseType string
+
+// ChatPlatformName defines model for ChatPlatformName.
+type ChatPlatformName string
+
+// ChatPlatformState defines model for ChatPlatformState.
+type ChatPlatformState struct {
+	Platform ChatPlatformName `json:"platform"`
+
+	// SecretSet Whether the secret is set; its commands are refused while it is not.
+	SecretSet bool       `json:"secret_set"`
+	SetAt     *time.Time `json:"set_at,omitempty"`
+	SetBy     *string    `json:"set_by,omitempty"`
+
+	// SetById The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	SetById *ActorID `json:"set_by_id,omitempty"`
+
+	// Url The path of the platform's command endpoint on this server.
+	//
+	// Examples: /v1/chatops/slack
+	Url string `json:"url"`
+}
+
+// ChatSecretInput defines model for ChatSecretInput.
+type ChatSecretInput struct {
+	// Secret Slack's signing secret, or Mattermost's command token, as the chat service shows it. Never shown again.
+	Secret *string `json:"secret,omitempty"`
+}
+
+// ChatUser defines model for ChatUser.
+type ChatUser struct {
+	Apps      []Name    `json:"apps"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+
+	// CreatedById The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	CreatedById *ActorID `json:"created_by_id,omitempty"`
+
+	// Id `slack:` or `mattermost:` and the chat service's id of the user.
+	//
+	// Examples: slack:U0123ABCD
+	Id        ChatUserID `json:"id"`
+	Scopes    []Scope    `json:"scopes"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	UpdatedBy string     `json:"updated_by"`
+
+	// UpdatedById The identity of who made the change, beside its name: the token's id (`tok_...`, never
+	// reused, so it tells apart two tokens that bore one name at different times), `admin` for
+	// the server's admin token, `anonymous` on a server without authentication. Absent from what
+	// was recorded before identities were.
+	//
+	//
+	// Examples: tok_01JD3Y7Q9V6K2M8N4P5R7S9T1W
+	UpdatedById *ActorID `json:"updated_by_id,omitempty"`
+}
+
+// ChatUserID `slack:` or `mattermost:` and the chat service's id of the user.
+//
+// Examples: slack:U0123ABCD
+type ChatUserID = string
+
+// ChatUserInput defines model for ChatUserInput.
+type ChatUserInput struct {
+	// Apps Limit the user to these apps; absent or empty for every app.
+	Apps   *[]Name `json:"apps,omitempty"`
+	Scopes []Scope `json:"scopes"`
+}
+
+// ChatUserList defines model for ChatUserList.
+type ChatUserList struct {
+	Items []ChatUser `json:"items"`
+}
+
+// Chatops defines model for Chatops.
+type Chatops struct {
+	Platforms []ChatPlatformState `json:"platforms"`
+	Users     []ChatUser          `json:"users"`
+}
+
 // Delivery defines model for Delivery.
 type Delivery struct {
 	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
@@ -906,6 +1059,31 @@ type RollbackInput struct {
 // Scope read, build, release, promote, promote:<channel>, or admin.
 type Scope = string
 
+// SlashCommand A slash command as Slack and Mattermost post it; fields not listed are ignored.
+type SlashCommand struct {
+	ChannelId *string `json:"channel_id,omitempty"`
+
+	// Command Examples: /slipway
+	Command *string `json:"command,omitempty"`
+
+	// ResponseUrl Where a late answer is posted; only under the prefixes the server allows.
+	ResponseUrl *string `json:"response_url,omitempty"`
+	TeamId      *string `json:"team_id,omitempty"`
+
+	// Text What follows the command.
+	//
+	// Examples: promote hello prod 1.4.2 fixes the login page
+	Text *string `json:"text,omitempty"`
+
+	// Token Mattermost's command token (Slack's deprecated verification token is ignored).
+	Token     *string `json:"token,omitempty"`
+	TriggerId *string `json:"trigger_id,omitempty"`
+
+	// UserId The chat service's id of the user, such as U0123ABCD.
+	UserId   string  `json:"user_id"`
+	UserName *string `json:"user_name,omitempty"`
+}
+
 // Token defines model for Token.
 type Token struct {
 	Apps      []Name    `json:"apps"`
@@ -1084,6 +1262,9 @@ type BuildID = string
 // Examples: hello
 type ChannelName = Name
 
+// ChatPlatform defines model for ChatPlatform.
+type ChatPlatform string
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -1104,6 +1285,9 @@ type WebhookID = string
 
 // ChannelMoved defines model for ChannelMoved.
 type ChannelMoved = ChannelMove
+
+// ChatAnswer defines model for ChatAnswer.
+type ChatAnswer = ChatMessage
 
 // ManifestApplicationVndDockerDistributionManifestListV2PlusJSON defines model for Manifest.
 type ManifestApplicationVndDockerDistributionManifestListV2PlusJSON = map[string]interface{}
@@ -1267,6 +1451,18 @@ type CreateReleaseParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ChatSlackParams defines parameters for ChatSlack.
+type ChatSlackParams struct {
+	// XSlackRequestTimestamp The unix time, in seconds, at which Slack signed the request.
+	XSlackRequestTimestamp *string `json:"X-Slack-Request-Timestamp,omitempty"`
+
+	// XSlackRetryNum Set by Slack on a retry; the retry gets the first answer.
+	XSlackRetryNum *string `json:"X-Slack-Retry-Num,omitempty"`
+
+	// XSlackRetryReason Why Slack retried.
+	XSlackRetryReason *string `json:"X-Slack-Retry-Reason,omitempty"`
+}
+
 // ListEventsParams defines parameters for ListEvents.
 type ListEventsParams struct {
 	// App Only this app's events.
@@ -1340,6 +1536,18 @@ type UnlockChannelJSONRequestBody = ReasonInput
 
 // CreateReleaseJSONRequestBody defines body for CreateRelease for application/json ContentType.
 type CreateReleaseJSONRequestBody = ReleaseInput
+
+// ChatMattermostFormdataRequestBody defines body for ChatMattermost for application/x-www-form-urlencoded ContentType.
+type ChatMattermostFormdataRequestBody = SlashCommand
+
+// SetChatSecretJSONRequestBody defines body for SetChatSecret for application/json ContentType.
+type SetChatSecretJSONRequestBody = ChatSecretInput
+
+// ChatSlackFormdataRequestBody defines body for ChatSlack for application/x-www-form-urlencoded ContentType.
+type ChatSlackFormdataRequestBody = SlashCommand
+
+// PutChatUserJSONRequestBody defines body for PutChatUser for application/json ContentType.
+type PutChatUserJSONRequestBody = ChatUserInput
 
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenInput
@@ -1686,6 +1894,157 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/apps/{app}/releases/{version} (the `GetRelease` operationId).
 	GetRelease(ctx context.Context, app AppName, version string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetChatops The chat configuration — whether each platform's secret is set, and the user mappings; never a secret.
+	//
+	// Corresponds with GET /v1/chatops (the `GetChatops` operationId).
+	GetChatops(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChatMattermostWithBody A Mattermost slash command, verified by its command token.
+	//
+	// The request URL of a Mattermost slash command. Before anything else the command's token
+	// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+	// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+	// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+	// `mattermost:<user_id>`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+	ChatMattermostWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChatMattermostWithFormdataBody A Mattermost slash command, verified by its command token.
+	//
+	// The request URL of a Mattermost slash command. Before anything else the command's token
+	// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+	// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+	// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+	// `mattermost:<user_id>`.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+	ChatMattermostWithFormdataBody(ctx context.Context, body ChatMattermostFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteChatSecret Remove a platform's secret; its commands are refused until one is set again.
+	//
+	// Corresponds with DELETE /v1/chatops/secrets/{platform} (the `DeleteChatSecret` operationId).
+	DeleteChatSecret(ctx context.Context, platform ChatPlatform, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetChatSecretWithBody Set the secret a platform's commands are verified with (write-only).
+	//
+	// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+	// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+	// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+	// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+	// signature's HMAC needs it. A token limited to some apps may not set it (403).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+	SetChatSecretWithBody(ctx context.Context, platform ChatPlatform, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetChatSecret Set the secret a platform's commands are verified with (write-only).
+	//
+	// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+	// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+	// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+	// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+	// signature's HMAC needs it. A token limited to some apps may not set it (403).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+	SetChatSecret(ctx context.Context, platform ChatPlatform, body SetChatSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChatSlackWithBody A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+	//
+	// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+	// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+	// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+	// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+	// refused. A request that fails the check is answered 401 and read no further.
+	//
+	// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+	// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+	// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+	// rules; an unmapped user is refused. Moves go through the same channel moves as
+	// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+	// generation the command read (a move racing another is refused in chat words), recorded in
+	// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+	// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+	// that it is under way, and its result is posted to `response_url`. A command Slack sends
+	// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+	ChatSlackWithBody(ctx context.Context, params *ChatSlackParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChatSlackWithFormdataBody A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+	//
+	// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+	// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+	// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+	// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+	// refused. A request that fails the check is answered 401 and read no further.
+	//
+	// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+	// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+	// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+	// rules; an unmapped user is refused. Moves go through the same channel moves as
+	// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+	// generation the command read (a move racing another is refused in chat words), recorded in
+	// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+	// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+	// that it is under way, and its result is posted to `response_url`. A command Slack sends
+	// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+	ChatSlackWithFormdataBody(ctx context.Context, params *ChatSlackParams, body ChatSlackFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListChatUsers Every chat user's mapping, by id.
+	//
+	// A token limited to some apps lists only the mappings limited to some of its apps.
+	//
+	// Corresponds with GET /v1/chatops/users (the `ListChatUsers` operationId).
+	ListChatUsers(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteChatUser Remove a chat user's mapping; their next command is refused.
+	//
+	// Corresponds with DELETE /v1/chatops/users/{user} (the `DeleteChatUser` operationId).
+	DeleteChatUser(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetChatUser Read a chat user's mapping.
+	//
+	// Corresponds with GET /v1/chatops/users/{user} (the `GetChatUser` operationId).
+	GetChatUser(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutChatUserWithBody Map a chat user to scopes and apps, replacing their mapping.
+	//
+	// The chat user may then do what a token with these scopes and apps may: `read` for
+	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// itself (403, naming the fields).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+	PutChatUserWithBody(ctx context.Context, user ChatUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutChatUser Map a chat user to scopes and apps, replacing their mapping.
+	//
+	// The chat user may then do what a token with these scopes and apps may: `read` for
+	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// itself (403, naming the fields).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+	PutChatUser(ctx context.Context, user ChatUserID, body PutChatUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListEvents Every state change — builds, releases, channel moves — as a page or a live stream.
 	//
@@ -2530,6 +2889,287 @@ func (c *Client) CreateRelease(ctx context.Context, app AppName, params *CreateR
 // Corresponds with GET /v1/apps/{app}/releases/{version} (the `GetRelease` operationId).
 func (c *Client) GetRelease(ctx context.Context, app AppName, version string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReleaseRequest(c.Server, app, version)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetChatops The chat configuration — whether each platform's secret is set, and the user mappings; never a secret.
+//
+// Corresponds with GET /v1/chatops (the `GetChatops` operationId).
+func (c *Client) GetChatops(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetChatopsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChatMattermostWithBody A Mattermost slash command, verified by its command token.
+//
+// The request URL of a Mattermost slash command. Before anything else the command's token
+// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+// `mattermost:<user_id>`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+func (c *Client) ChatMattermostWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChatMattermostRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChatMattermostWithFormdataBody A Mattermost slash command, verified by its command token.
+//
+// The request URL of a Mattermost slash command. Before anything else the command's token
+// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+// `mattermost:<user_id>`.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+func (c *Client) ChatMattermostWithFormdataBody(ctx context.Context, body ChatMattermostFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChatMattermostRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteChatSecret Remove a platform's secret; its commands are refused until one is set again.
+//
+// Corresponds with DELETE /v1/chatops/secrets/{platform} (the `DeleteChatSecret` operationId).
+func (c *Client) DeleteChatSecret(ctx context.Context, platform ChatPlatform, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteChatSecretRequest(c.Server, platform)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetChatSecretWithBody Set the secret a platform's commands are verified with (write-only).
+//
+// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+// signature's HMAC needs it. A token limited to some apps may not set it (403).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+func (c *Client) SetChatSecretWithBody(ctx context.Context, platform ChatPlatform, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetChatSecretRequestWithBody(c.Server, platform, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetChatSecret Set the secret a platform's commands are verified with (write-only).
+//
+// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+// signature's HMAC needs it. A token limited to some apps may not set it (403).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+func (c *Client) SetChatSecret(ctx context.Context, platform ChatPlatform, body SetChatSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetChatSecretRequest(c.Server, platform, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChatSlackWithBody A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+//
+// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+// refused. A request that fails the check is answered 401 and read no further.
+//
+// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+// rules; an unmapped user is refused. Moves go through the same channel moves as
+// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+// generation the command read (a move racing another is refused in chat words), recorded in
+// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+// that it is under way, and its result is posted to `response_url`. A command Slack sends
+// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+func (c *Client) ChatSlackWithBody(ctx context.Context, params *ChatSlackParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChatSlackRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChatSlackWithFormdataBody A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+//
+// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+// refused. A request that fails the check is answered 401 and read no further.
+//
+// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+// rules; an unmapped user is refused. Moves go through the same channel moves as
+// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+// generation the command read (a move racing another is refused in chat words), recorded in
+// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+// that it is under way, and its result is posted to `response_url`. A command Slack sends
+// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+func (c *Client) ChatSlackWithFormdataBody(ctx context.Context, params *ChatSlackParams, body ChatSlackFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChatSlackRequestWithFormdataBody(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListChatUsers Every chat user's mapping, by id.
+//
+// A token limited to some apps lists only the mappings limited to some of its apps.
+//
+// Corresponds with GET /v1/chatops/users (the `ListChatUsers` operationId).
+func (c *Client) ListChatUsers(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListChatUsersRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteChatUser Remove a chat user's mapping; their next command is refused.
+//
+// Corresponds with DELETE /v1/chatops/users/{user} (the `DeleteChatUser` operationId).
+func (c *Client) DeleteChatUser(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteChatUserRequest(c.Server, user)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetChatUser Read a chat user's mapping.
+//
+// Corresponds with GET /v1/chatops/users/{user} (the `GetChatUser` operationId).
+func (c *Client) GetChatUser(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetChatUserRequest(c.Server, user)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutChatUserWithBody Map a chat user to scopes and apps, replacing their mapping.
+//
+// The chat user may then do what a token with these scopes and apps may: `read` for
+// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// itself (403, naming the fields).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+func (c *Client) PutChatUserWithBody(ctx context.Context, user ChatUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutChatUserRequestWithBody(c.Server, user, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutChatUser Map a chat user to scopes and apps, replacing their mapping.
+//
+// The chat user may then do what a token with these scopes and apps may: `read` for
+// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// itself (403, naming the fields).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+func (c *Client) PutChatUser(ctx context.Context, user ChatUserID, body PutChatUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutChatUserRequest(c.Server, user, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4644,6 +5284,373 @@ func NewGetReleaseRequest(server string, app AppName, version string) (*http.Req
 	return req, nil
 }
 
+// NewGetChatopsRequest constructs an http.Request for the GetChatops method
+func NewGetChatopsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewChatMattermostRequestWithFormdataBody calls the generic ChatMattermost builder with application/x-www-form-urlencoded body
+func NewChatMattermostRequestWithFormdataBody(server string, body ChatMattermostFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewChatMattermostRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewChatMattermostRequestWithBody constructs an http.Request for the ChatMattermost method, with any body, and a specified content type
+func NewChatMattermostRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/mattermost")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteChatSecretRequest constructs an http.Request for the DeleteChatSecret method
+func NewDeleteChatSecretRequest(server string, platform ChatPlatform) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "platform", platform, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/secrets/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSetChatSecretRequest calls the generic SetChatSecret builder with application/json body
+func NewSetChatSecretRequest(server string, platform ChatPlatform, body SetChatSecretJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetChatSecretRequestWithBody(server, platform, "application/json", bodyReader)
+}
+
+// NewSetChatSecretRequestWithBody constructs an http.Request for the SetChatSecret method, with any body, and a specified content type
+func NewSetChatSecretRequestWithBody(server string, platform ChatPlatform, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "platform", platform, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/secrets/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewChatSlackRequestWithFormdataBody calls the generic ChatSlack builder with application/x-www-form-urlencoded body
+func NewChatSlackRequestWithFormdataBody(server string, params *ChatSlackParams, body ChatSlackFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewChatSlackRequestWithBody(server, params, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewChatSlackRequestWithBody constructs an http.Request for the ChatSlack method, with any body, and a specified content type
+func NewChatSlackRequestWithBody(server string, params *ChatSlackParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/slack")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XSlackRequestTimestamp != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Slack-Request-Timestamp", *params.XSlackRequestTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Slack-Request-Timestamp", headerParam0)
+		}
+
+		if params.XSlackRetryNum != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Slack-Retry-Num", *params.XSlackRetryNum, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Slack-Retry-Num", headerParam1)
+		}
+
+		if params.XSlackRetryReason != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Slack-Retry-Reason", *params.XSlackRetryReason, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Slack-Retry-Reason", headerParam2)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListChatUsersRequest constructs an http.Request for the ListChatUsers method
+func NewListChatUsersRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/users")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteChatUserRequest constructs an http.Request for the DeleteChatUser method
+func NewDeleteChatUserRequest(server string, user ChatUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user", user, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetChatUserRequest constructs an http.Request for the GetChatUser method
+func NewGetChatUserRequest(server string, user ChatUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user", user, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutChatUserRequest calls the generic PutChatUser builder with application/json body
+func NewPutChatUserRequest(server string, user ChatUserID, body PutChatUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutChatUserRequestWithBody(server, user, "application/json", bodyReader)
+}
+
+// NewPutChatUserRequestWithBody constructs an http.Request for the PutChatUser method, with any body, and a specified content type
+func NewPutChatUserRequestWithBody(server string, user ChatUserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user", user, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chatops/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListEventsRequest constructs an http.Request for the ListEvents method
 func NewListEventsRequest(server string, params *ListEventsParams) (*http.Request, error) {
 	var err error
@@ -6306,6 +7313,167 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/apps/{app}/releases/{version} (the `GetRelease` operationId).
 	GetReleaseWithResponse(ctx context.Context, app AppName, version string, reqEditors ...RequestEditorFn) (*GetReleaseResponse, error)
+
+	// GetChatopsWithResponse The chat configuration — whether each platform's secret is set, and the user mappings; never a secret.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/chatops (the `GetChatops` operationId).
+	GetChatopsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetChatopsResponse, error)
+
+	// ChatMattermostWithBodyWithResponse A Mattermost slash command, verified by its command token.
+	//
+	// The request URL of a Mattermost slash command. Before anything else the command's token
+	// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+	// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+	// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+	// `mattermost:<user_id>`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+	ChatMattermostWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChatMattermostResponse, error)
+
+	// ChatMattermostWithFormdataBodyWithResponse A Mattermost slash command, verified by its command token.
+	//
+	// The request URL of a Mattermost slash command. Before anything else the command's token
+	// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+	// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+	// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+	// `mattermost:<user_id>`.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+	ChatMattermostWithFormdataBodyWithResponse(ctx context.Context, body ChatMattermostFormdataRequestBody, reqEditors ...RequestEditorFn) (*ChatMattermostResponse, error)
+
+	// DeleteChatSecretWithResponse Remove a platform's secret; its commands are refused until one is set again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/chatops/secrets/{platform} (the `DeleteChatSecret` operationId).
+	DeleteChatSecretWithResponse(ctx context.Context, platform ChatPlatform, reqEditors ...RequestEditorFn) (*DeleteChatSecretResponse, error)
+
+	// SetChatSecretWithBodyWithResponse Set the secret a platform's commands are verified with (write-only).
+	//
+	// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+	// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+	// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+	// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+	// signature's HMAC needs it. A token limited to some apps may not set it (403).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+	SetChatSecretWithBodyWithResponse(ctx context.Context, platform ChatPlatform, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetChatSecretResponse, error)
+
+	// SetChatSecretWithResponse Set the secret a platform's commands are verified with (write-only).
+	//
+	// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+	// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+	// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+	// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+	// signature's HMAC needs it. A token limited to some apps may not set it (403).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+	SetChatSecretWithResponse(ctx context.Context, platform ChatPlatform, body SetChatSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*SetChatSecretResponse, error)
+
+	// ChatSlackWithBodyWithResponse A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+	//
+	// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+	// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+	// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+	// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+	// refused. A request that fails the check is answered 401 and read no further.
+	//
+	// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+	// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+	// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+	// rules; an unmapped user is refused. Moves go through the same channel moves as
+	// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+	// generation the command read (a move racing another is refused in chat words), recorded in
+	// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+	// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+	// that it is under way, and its result is posted to `response_url`. A command Slack sends
+	// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+	ChatSlackWithBodyWithResponse(ctx context.Context, params *ChatSlackParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChatSlackResponse, error)
+
+	// ChatSlackWithFormdataBodyWithResponse A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+	//
+	// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+	// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+	// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+	// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+	// refused. A request that fails the check is answered 401 and read no further.
+	//
+	// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+	// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+	// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+	// rules; an unmapped user is refused. Moves go through the same channel moves as
+	// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+	// generation the command read (a move racing another is refused in chat words), recorded in
+	// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+	// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+	// that it is under way, and its result is posted to `response_url`. A command Slack sends
+	// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+	ChatSlackWithFormdataBodyWithResponse(ctx context.Context, params *ChatSlackParams, body ChatSlackFormdataRequestBody, reqEditors ...RequestEditorFn) (*ChatSlackResponse, error)
+
+	// ListChatUsersWithResponse Every chat user's mapping, by id.
+	//
+	// A token limited to some apps lists only the mappings limited to some of its apps.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/chatops/users (the `ListChatUsers` operationId).
+	ListChatUsersWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListChatUsersResponse, error)
+
+	// DeleteChatUserWithResponse Remove a chat user's mapping; their next command is refused.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/chatops/users/{user} (the `DeleteChatUser` operationId).
+	DeleteChatUserWithResponse(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*DeleteChatUserResponse, error)
+
+	// GetChatUserWithResponse Read a chat user's mapping.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/chatops/users/{user} (the `GetChatUser` operationId).
+	GetChatUserWithResponse(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*GetChatUserResponse, error)
+
+	// PutChatUserWithBodyWithResponse Map a chat user to scopes and apps, replacing their mapping.
+	//
+	// The chat user may then do what a token with these scopes and apps may: `read` for
+	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// itself (403, naming the fields).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+	PutChatUserWithBodyWithResponse(ctx context.Context, user ChatUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutChatUserResponse, error)
+
+	// PutChatUserWithResponse Map a chat user to scopes and apps, replacing their mapping.
+	//
+	// The chat user may then do what a token with these scopes and apps may: `read` for
+	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// itself (403, naming the fields).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+	PutChatUserWithResponse(ctx context.Context, user ChatUserID, body PutChatUserJSONRequestBody, reqEditors ...RequestEditorFn) (*PutChatUserResponse, error)
 
 	// ListEventsWithResponse Every state change — builds, releases, channel moves — as a page or a live stream.
 	//
@@ -8372,6 +9540,620 @@ func (r GetReleaseResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReleaseResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetChatopsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Chatops
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetChatopsResponse) GetJSON200() *Chatops {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetChatopsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetChatopsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetChatopsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetChatopsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetChatopsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetChatopsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetChatopsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ChatMattermostResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChatAnswer
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ChatMattermostResponse) GetJSON200() *ChatAnswer {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ChatMattermostResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ChatMattermostResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ChatMattermostResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ChatMattermostResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChatMattermostResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChatMattermostResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChatMattermostResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteChatSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteChatSecretResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteChatSecretResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteChatSecretResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteChatSecretResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteChatSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteChatSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteChatSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteChatSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SetChatSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChatPlatformState
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetChatSecretResponse) GetJSON200() *ChatPlatformState {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SetChatSecretResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SetChatSecretResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SetChatSecretResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SetChatSecretResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetChatSecretResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetChatSecretResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SetChatSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetChatSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetChatSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetChatSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ChatSlackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChatAnswer
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ChatSlackResponse) GetJSON200() *ChatAnswer {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ChatSlackResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ChatSlackResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ChatSlackResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ChatSlackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChatSlackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChatSlackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChatSlackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListChatUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChatUserList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListChatUsersResponse) GetJSON200() *ChatUserList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListChatUsersResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListChatUsersResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListChatUsersResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListChatUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListChatUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListChatUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListChatUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteChatUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteChatUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteChatUserResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteChatUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteChatUserResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteChatUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteChatUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteChatUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteChatUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetChatUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChatUser
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetChatUserResponse) GetJSON200() *ChatUser {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetChatUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetChatUserResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetChatUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetChatUserResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetChatUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetChatUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetChatUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetChatUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutChatUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChatUser
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ChatUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutChatUserResponse) GetJSON200() *ChatUser {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PutChatUserResponse) GetJSON201() *ChatUser {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutChatUserResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutChatUserResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutChatUserResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutChatUserResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutChatUserResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PutChatUserResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PutChatUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutChatUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutChatUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutChatUserResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10654,6 +12436,245 @@ func (c *ClientWithResponses) GetReleaseWithResponse(ctx context.Context, app Ap
 	return ParseGetReleaseResponse(rsp)
 }
 
+// GetChatopsWithResponse The chat configuration — whether each platform's secret is set, and the user mappings; never a secret.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/chatops (the `GetChatops` operationId).
+func (c *ClientWithResponses) GetChatopsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetChatopsResponse, error) {
+	rsp, err := c.GetChatops(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetChatopsResponse(rsp)
+}
+
+// ChatMattermostWithBodyWithResponse A Mattermost slash command, verified by its command token.
+//
+// The request URL of a Mattermost slash command. Before anything else the command's token
+// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+// `mattermost:<user_id>`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+func (c *ClientWithResponses) ChatMattermostWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChatMattermostResponse, error) {
+	rsp, err := c.ChatMattermostWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChatMattermostResponse(rsp)
+}
+
+// ChatMattermostWithFormdataBodyWithResponse A Mattermost slash command, verified by its command token.
+//
+// The request URL of a Mattermost slash command. Before anything else the command's token
+// (`Authorization: Token <token>`, or the `token` field of the body) is compared, in constant
+// time, with the one set by `PUT /v1/chatops/secrets/mattermost`; a request without it, or with
+// another, is answered 401 and read no further. Everything else is as for Slack, with the user
+// `mattermost:<user_id>`.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/chatops/mattermost (the `ChatMattermost` operationId).
+func (c *ClientWithResponses) ChatMattermostWithFormdataBodyWithResponse(ctx context.Context, body ChatMattermostFormdataRequestBody, reqEditors ...RequestEditorFn) (*ChatMattermostResponse, error) {
+	rsp, err := c.ChatMattermostWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChatMattermostResponse(rsp)
+}
+
+// DeleteChatSecretWithResponse Remove a platform's secret; its commands are refused until one is set again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/chatops/secrets/{platform} (the `DeleteChatSecret` operationId).
+func (c *ClientWithResponses) DeleteChatSecretWithResponse(ctx context.Context, platform ChatPlatform, reqEditors ...RequestEditorFn) (*DeleteChatSecretResponse, error) {
+	rsp, err := c.DeleteChatSecret(ctx, platform, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteChatSecretResponse(rsp)
+}
+
+// SetChatSecretWithBodyWithResponse Set the secret a platform's commands are verified with (write-only).
+//
+// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+// signature's HMAC needs it. A token limited to some apps may not set it (403).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+func (c *ClientWithResponses) SetChatSecretWithBodyWithResponse(ctx context.Context, platform ChatPlatform, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetChatSecretResponse, error) {
+	rsp, err := c.SetChatSecretWithBody(ctx, platform, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetChatSecretResponse(rsp)
+}
+
+// SetChatSecretWithResponse Set the secret a platform's commands are verified with (write-only).
+//
+// For `slack`, the app's signing secret (Basic Information → App Credentials); for
+// `mattermost`, the slash command's token. It replaces the one before at once. It is never
+// shown again: answers, lists and logs say only whether it is set, when and by whom. slipway
+// keeps Mattermost's token as its SHA-256, and Slack's signing secret as it is, since the
+// signature's HMAC needs it. A token limited to some apps may not set it (403).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/chatops/secrets/{platform} (the `SetChatSecret` operationId).
+func (c *ClientWithResponses) SetChatSecretWithResponse(ctx context.Context, platform ChatPlatform, body SetChatSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*SetChatSecretResponse, error) {
+	rsp, err := c.SetChatSecret(ctx, platform, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetChatSecretResponse(rsp)
+}
+
+// ChatSlackWithBodyWithResponse A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+//
+// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+// refused. A request that fails the check is answered 401 and read no further.
+//
+// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+// rules; an unmapped user is refused. Moves go through the same channel moves as
+// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+// generation the command read (a move racing another is refused in chat words), recorded in
+// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+// that it is under way, and its result is posted to `response_url`. A command Slack sends
+// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+func (c *ClientWithResponses) ChatSlackWithBodyWithResponse(ctx context.Context, params *ChatSlackParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChatSlackResponse, error) {
+	rsp, err := c.ChatSlackWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChatSlackResponse(rsp)
+}
+
+// ChatSlackWithFormdataBodyWithResponse A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+//
+// The URL of a Slack app's slash command. Before anything else the body (at most 64 KiB) is
+// checked against `X-Slack-Signature`: `v0=` and the hex HMAC-SHA256, under the signing
+// secret set with `PUT /v1/chatops/secrets/slack`, of `v0:<X-Slack-Request-Timestamp>:<body>`,
+// compared in constant time; a timestamp more than 5 minutes from the server's clock is
+// refused. A request that fails the check is answered 401 and read no further.
+//
+// A verified command is answered 200 with a message: `ephemeral` (shown to the user alone)
+// for reads, refusals and errors, `in_channel` for moves. The user is `slack:<user_id>`,
+// whose mapping (`PUT /v1/chatops/users/slack:<user_id>`) grants scopes and apps by a token's
+// rules; an unmapped user is refused. Moves go through the same channel moves as
+// `POST .../channels/{channel}/promote` (and rollback, lock, unlock), conditional on the
+// generation the command read (a move racing another is refused in chat words), recorded in
+// history with the actor `slack:<user_id> (<user_name>)`, and written to the event stream and
+// webhooks. A move that takes longer than about 2 seconds is answered at once with a note
+// that it is under way, and its result is posted to `response_url`. A command Slack sends
+// again (the same `trigger_id`) gets the first answer and moves nothing twice.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/chatops/slack (the `ChatSlack` operationId).
+func (c *ClientWithResponses) ChatSlackWithFormdataBodyWithResponse(ctx context.Context, params *ChatSlackParams, body ChatSlackFormdataRequestBody, reqEditors ...RequestEditorFn) (*ChatSlackResponse, error) {
+	rsp, err := c.ChatSlackWithFormdataBody(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChatSlackResponse(rsp)
+}
+
+// ListChatUsersWithResponse Every chat user's mapping, by id.
+//
+// A token limited to some apps lists only the mappings limited to some of its apps.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/chatops/users (the `ListChatUsers` operationId).
+func (c *ClientWithResponses) ListChatUsersWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListChatUsersResponse, error) {
+	rsp, err := c.ListChatUsers(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListChatUsersResponse(rsp)
+}
+
+// DeleteChatUserWithResponse Remove a chat user's mapping; their next command is refused.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/chatops/users/{user} (the `DeleteChatUser` operationId).
+func (c *ClientWithResponses) DeleteChatUserWithResponse(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*DeleteChatUserResponse, error) {
+	rsp, err := c.DeleteChatUser(ctx, user, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteChatUserResponse(rsp)
+}
+
+// GetChatUserWithResponse Read a chat user's mapping.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/chatops/users/{user} (the `GetChatUser` operationId).
+func (c *ClientWithResponses) GetChatUserWithResponse(ctx context.Context, user ChatUserID, reqEditors ...RequestEditorFn) (*GetChatUserResponse, error) {
+	rsp, err := c.GetChatUser(ctx, user, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetChatUserResponse(rsp)
+}
+
+// PutChatUserWithBodyWithResponse Map a chat user to scopes and apps, replacing their mapping.
+//
+// The chat user may then do what a token with these scopes and apps may: `read` for
+// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// itself (403, naming the fields).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+func (c *ClientWithResponses) PutChatUserWithBodyWithResponse(ctx context.Context, user ChatUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutChatUserResponse, error) {
+	rsp, err := c.PutChatUserWithBody(ctx, user, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutChatUserResponse(rsp)
+}
+
+// PutChatUserWithResponse Map a chat user to scopes and apps, replacing their mapping.
+//
+// The chat user may then do what a token with these scopes and apps may: `read` for
+// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
+// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// itself (403, naming the fields).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/chatops/users/{user} (the `PutChatUser` operationId).
+func (c *ClientWithResponses) PutChatUserWithResponse(ctx context.Context, user ChatUserID, body PutChatUserJSONRequestBody, reqEditors ...RequestEditorFn) (*PutChatUserResponse, error) {
+	rsp, err := c.PutChatUser(ctx, user, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutChatUserResponse(rsp)
+}
+
 // ListEventsWithResponse Every state change — builds, releases, channel moves — as a page or a live stream.
 //
 // Each event is `{id, type, time, app, actor, actor_id, data}`, where `actor` names who made
@@ -12610,6 +14631,491 @@ func ParseGetReleaseResponse(rsp *http.Response) (*GetReleaseResponse, error) {
 	return response, nil
 }
 
+// ParseGetChatopsResponse parses an HTTP response from a GetChatopsWithResponse call
+func ParseGetChatopsResponse(rsp *http.Response) (*GetChatopsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetChatopsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Chatops
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseChatMattermostResponse parses an HTTP response from a ChatMattermostWithResponse call
+func ParseChatMattermostResponse(rsp *http.Response) (*ChatMattermostResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChatMattermostResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChatAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteChatSecretResponse parses an HTTP response from a DeleteChatSecretWithResponse call
+func ParseDeleteChatSecretResponse(rsp *http.Response) (*DeleteChatSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteChatSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSetChatSecretResponse parses an HTTP response from a SetChatSecretWithResponse call
+func ParseSetChatSecretResponse(rsp *http.Response) (*SetChatSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetChatSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChatPlatformState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseChatSlackResponse parses an HTTP response from a ChatSlackWithResponse call
+func ParseChatSlackResponse(rsp *http.Response) (*ChatSlackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChatSlackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChatAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListChatUsersResponse parses an HTTP response from a ListChatUsersWithResponse call
+func ParseListChatUsersResponse(rsp *http.Response) (*ListChatUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListChatUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChatUserList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteChatUserResponse parses an HTTP response from a DeleteChatUserWithResponse call
+func ParseDeleteChatUserResponse(rsp *http.Response) (*DeleteChatUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteChatUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetChatUserResponse parses an HTTP response from a GetChatUserWithResponse call
+func ParseGetChatUserResponse(rsp *http.Response) (*GetChatUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetChatUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChatUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutChatUserResponse parses an HTTP response from a PutChatUserWithResponse call
+func ParsePutChatUserResponse(rsp *http.Response) (*PutChatUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutChatUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChatUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ChatUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListEventsResponse parses an HTTP response from a ListEventsWithResponse call
 func ParseListEventsResponse(rsp *http.Response) (*ListEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14087,6 +16593,33 @@ type ServerInterface interface {
 	// GetRelease Read a release.
 	// (GET /v1/apps/{app}/releases/{version})
 	GetRelease(ctx echo.Context, app AppName, version string) error
+	// GetChatops The chat configuration — whether each platform's secret is set, and the user mappings; never a secret.
+	// (GET /v1/chatops)
+	GetChatops(ctx echo.Context) error
+	// ChatMattermost A Mattermost slash command, verified by its command token.
+	// (POST /v1/chatops/mattermost)
+	ChatMattermost(ctx echo.Context) error
+	// DeleteChatSecret Remove a platform's secret; its commands are refused until one is set again.
+	// (DELETE /v1/chatops/secrets/{platform})
+	DeleteChatSecret(ctx echo.Context, platform ChatPlatform) error
+	// SetChatSecret Set the secret a platform's commands are verified with (write-only).
+	// (PUT /v1/chatops/secrets/{platform})
+	SetChatSecret(ctx echo.Context, platform ChatPlatform) error
+	// ChatSlack A Slack slash command (`/slipway ...`), verified by Slack's request signature.
+	// (POST /v1/chatops/slack)
+	ChatSlack(ctx echo.Context, params ChatSlackParams) error
+	// ListChatUsers Every chat user's mapping, by id.
+	// (GET /v1/chatops/users)
+	ListChatUsers(ctx echo.Context) error
+	// DeleteChatUser Remove a chat user's mapping; their next command is refused.
+	// (DELETE /v1/chatops/users/{user})
+	DeleteChatUser(ctx echo.Context, user ChatUserID) error
+	// GetChatUser Read a chat user's mapping.
+	// (GET /v1/chatops/users/{user})
+	GetChatUser(ctx echo.Context, user ChatUserID) error
+	// PutChatUser Map a chat user to scopes and apps, replacing their mapping.
+	// (PUT /v1/chatops/users/{user})
+	PutChatUser(ctx echo.Context, user ChatUserID) error
 	// ListEvents Every state change — builds, releases, channel moves — as a page or a live stream.
 	// (GET /v1/events)
 	ListEvents(ctx echo.Context, params ListEventsParams) error
@@ -15082,6 +17615,172 @@ func (w *ServerInterfaceWrapper) GetRelease(ctx echo.Context) error {
 	return err
 }
 
+// GetChatops converts echo context to params.
+func (w *ServerInterfaceWrapper) GetChatops(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetChatops(ctx)
+	return err
+}
+
+// ChatMattermost converts echo context to params.
+func (w *ServerInterfaceWrapper) ChatMattermost(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChatMattermost(ctx)
+	return err
+}
+
+// DeleteChatSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteChatSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "platform" -------------
+	var platform ChatPlatform
+
+	err = runtime.BindStyledParameterWithOptions("simple", "platform", ctx.Param("platform"), &platform, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter platform: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteChatSecret(ctx, platform)
+	return err
+}
+
+// SetChatSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) SetChatSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "platform" -------------
+	var platform ChatPlatform
+
+	err = runtime.BindStyledParameterWithOptions("simple", "platform", ctx.Param("platform"), &platform, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter platform: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetChatSecret(ctx, platform)
+	return err
+}
+
+// ChatSlack converts echo context to params.
+func (w *ServerInterfaceWrapper) ChatSlack(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ChatSlackParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Slack-Request-Timestamp" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Slack-Request-Timestamp")]; found {
+		var XSlackRequestTimestamp string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Slack-Request-Timestamp, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Slack-Request-Timestamp", valueList[0], &XSlackRequestTimestamp, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Slack-Request-Timestamp: %s", err))
+		}
+
+		params.XSlackRequestTimestamp = &XSlackRequestTimestamp
+	}
+	// ------------- Optional header parameter "X-Slack-Retry-Num" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Slack-Retry-Num")]; found {
+		var XSlackRetryNum string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Slack-Retry-Num, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Slack-Retry-Num", valueList[0], &XSlackRetryNum, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Slack-Retry-Num: %s", err))
+		}
+
+		params.XSlackRetryNum = &XSlackRetryNum
+	}
+	// ------------- Optional header parameter "X-Slack-Retry-Reason" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Slack-Retry-Reason")]; found {
+		var XSlackRetryReason string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Slack-Retry-Reason, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Slack-Retry-Reason", valueList[0], &XSlackRetryReason, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Slack-Retry-Reason: %s", err))
+		}
+
+		params.XSlackRetryReason = &XSlackRetryReason
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChatSlack(ctx, params)
+	return err
+}
+
+// ListChatUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) ListChatUsers(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListChatUsers(ctx)
+	return err
+}
+
+// DeleteChatUser converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteChatUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user" -------------
+	var user ChatUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user", ctx.Param("user"), &user, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteChatUser(ctx, user)
+	return err
+}
+
+// GetChatUser converts echo context to params.
+func (w *ServerInterfaceWrapper) GetChatUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user" -------------
+	var user ChatUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user", ctx.Param("user"), &user, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetChatUser(ctx, user)
+	return err
+}
+
+// PutChatUser converts echo context to params.
+func (w *ServerInterfaceWrapper) PutChatUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user" -------------
+	var user ChatUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user", ctx.Param("user"), &user, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PutChatUser(ctx, user)
+	return err
+}
+
 // ListEvents converts echo context to params.
 func (w *ServerInterfaceWrapper) ListEvents(ctx echo.Context) error {
 	var err error
@@ -15824,5 +18523,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook/deliveries", wrapper.ListWebhookDeliveries, options.OperationMiddlewares["listWebhookDeliveries"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook/deliveries/:delivery", wrapper.GetWebhookDelivery, options.OperationMiddlewares["getWebhookDelivery"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook/deliveries/:delivery/redeliver", wrapper.RedeliverWebhookDelivery, options.OperationMiddlewares["redeliverWebhookDelivery"]...)
+	router.POST(options.BaseURL+"/v1/chatops/slack", wrapper.ChatSlack, options.OperationMiddlewares["chatSlack"]...)
+	router.POST(options.BaseURL+"/v1/chatops/mattermost", wrapper.ChatMattermost, options.OperationMiddlewares["chatMattermost"]...)
+	router.GET(options.BaseURL+"/v1/chatops", wrapper.GetChatops, options.OperationMiddlewares["getChatops"]...)
+	router.DELETE(options.BaseURL+"/v1/chatops/secrets/:platform", wrapper.DeleteChatSecret, options.OperationMiddlewares["deleteChatSecret"]...)
+	router.PUT(options.BaseURL+"/v1/chatops/secrets/:platform", wrapper.SetChatSecret, options.OperationMiddlewares["setChatSecret"]...)
+	router.GET(options.BaseURL+"/v1/chatops/users", wrapper.ListChatUsers, options.OperationMiddlewares["listChatUsers"]...)
+	router.DELETE(options.BaseURL+"/v1/chatops/users/:user", wrapper.DeleteChatUser, options.OperationMiddlewares["deleteChatUser"]...)
+	router.GET(options.BaseURL+"/v1/chatops/users/:user", wrapper.GetChatUser, options.OperationMiddlewares["getChatUser"]...)
+	router.PUT(options.BaseURL+"/v1/chatops/users/:user", wrapper.PutChatUser, options.OperationMiddlewares["putChatUser"]...)
 
 }
