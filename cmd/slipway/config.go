@@ -16,6 +16,7 @@ import (
 
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/chatops"
 )
 
 // serveConfig is every setting of `slipway serve`.
@@ -68,6 +69,9 @@ type serveConfig struct {
 	WebhookTimeout     time.Duration
 	WebhookVisibility  time.Duration
 	WebhookConcurrency int
+
+	// ChatResponseURLs are the prefixes a chat command's response_url must be under.
+	ChatResponseURLs []string
 }
 
 // setting is one flag with the environment variable that also sets it.
@@ -80,7 +84,7 @@ type setting struct {
 // serveSettings are the settings of serve and worker, in the order help lists them.
 func serveSettings(c *serveConfig) []setting {
 	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), requestSettings(c),
-		webhookSettings(c), frontSettings(c))
+		webhookSettings(c), chatSettings(c), frontSettings(c))
 }
 
 // serverSettings are the settings of where the server listens and keeps its state.
@@ -183,6 +187,17 @@ func webhookSettings(c *serveConfig) []setting {
 		{flag: "webhook-timeout", env: "SLIPWAY_WEBHOOK_TIMEOUT", def: "10s", help: "longest one webhook attempt may take, from dialing to the end of the answer", set: setDuration(&c.WebhookTimeout)},
 		{flag: "webhook-visibility", env: "SLIPWAY_WEBHOOK_VISIBILITY", def: "1m", help: "how long a dispatcher may hold a delivery or an event without finishing before another takes it over; more than the timeout", set: setDuration(&c.WebhookVisibility)},
 		{flag: "webhook-concurrency", env: "SLIPWAY_WEBHOOK_CONCURRENCY", def: "8", help: "webhook deliveries this process sends at once; 0 runs no webhook dispatcher here", set: setCount(&c.WebhookConcurrency, 0)},
+	}
+}
+
+// chatSettings are the settings of the chat commands (/v1/chatops).
+func chatSettings(c *serveConfig) []setting {
+	return []setting{
+		{flag: "chat-response-urls", env: "SLIPWAY_CHAT_RESPONSE_URLS", def: "https://hooks.slack.com/", help: "comma-separated URL prefixes (each ending with /) a chat command's response_url must be under for a slow command's answer to be posted there; add your Mattermost's, such as https://chat.example.com/hooks/ (a private address also needs --webhook-allow-nets)", set: func(v string) error {
+			c.ChatResponseURLs = splitComma(v)
+			_, err := chatops.NewPoster(nil, c.ChatResponseURLs)
+			return err
+		}},
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/chatops"
 	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
@@ -285,6 +286,10 @@ func (s *service) newAPI() (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	poster, err := s.chatPoster()
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
@@ -297,6 +302,8 @@ func (s *service) newAPI() (*api.Server, error) {
 		Events:      events.NewLog(s.rdb),
 		Webhooks:    hooks,
 		Limiter:     auth.NewRateLimiter(s.rdb, s.cfg.RateLimit, s.cfg.RateBurst),
+		Chat:        chatops.NewStore(s.rdb),
+		ChatPoster:  poster,
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: s.blobs.Ping},
@@ -304,6 +311,17 @@ func (s *service) newAPI() (*api.Server, error) {
 		Metrics: reg,
 		Log:     s.log,
 	}, opts...)
+}
+
+// chatPoster posts the late answers of chat commands under the allowed response URLs,
+// through the guarded client webhooks use: no proxy, and no address a webhook may not
+// reach.
+func (s *service) chatPoster() (*chatops.Poster, error) {
+	client, err := webhook.NewClient(webhook.WithAllowNets(s.cfg.WebhookAllowNets), webhook.WithTimeout(s.cfg.WebhookTimeout))
+	if err != nil {
+		return nil, err
+	}
+	return chatops.NewPoster(client, s.cfg.ChatResponseURLs)
 }
 
 // apiOptions are the API's options from the settings; it warns when authentication is
