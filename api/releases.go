@@ -24,6 +24,11 @@ type ReleaseStore interface {
 	Get(ctx context.Context, app, version string) (release.Release, error)
 	Versions(ctx context.Context, app string) ([]string, error)
 	Page(ctx context.Context, app, filter string, before int64, limit int) ([]release.PageItem, int64, error)
+	// PageStamped is Page of releases and the app's stamp when it was read; Stamp is
+	// the stamp now, which changes with every release, channel move and configuration
+	// change of the app ("" when there is no such app).
+	PageStamped(ctx context.Context, app, filter string, before int64, limit int) ([]release.PageItem, int64, string, error)
+	Stamp(ctx context.Context, app string) (string, error)
 }
 
 // ChannelStore is what the API needs of channels; *release.Channels implements it.
@@ -116,7 +121,13 @@ func (s *Server) ListReleases(c echo.Context, app openapi.AppName, params openap
 	if err != nil {
 		return err
 	}
-	rels, next, err := s.deps.Releases.Page(ctx, app, deref(params.Channel), before, limit)
+	key := pageKey(app, deref(params.Channel), before, limit)
+	if p, ok := s.pages.get(key); ok {
+		if stamp, err := s.deps.Releases.Stamp(ctx, app); err == nil && stamp == p.stamp {
+			return sendJSONBytes(c, p.body)
+		}
+	}
+	rels, next, stamp, err := s.deps.Releases.PageStamped(ctx, app, deref(params.Channel), before, limit)
 	if err != nil {
 		return err
 	}
@@ -141,8 +152,14 @@ func (s *Server) ListReleases(c echo.Context, app openapi.AppName, params openap
 		buf.Write(cur)
 	}
 	buf.WriteString("}\n")
-	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
-	return c.JSONBlob(http.StatusOK, buf.Bytes())
+	s.pages.put(key, stamp, buf.Bytes())
+	return sendJSONBytes(c, buf.Bytes())
+}
+
+// sendJSONBytes answers 200 with body, a JSON document, and its length.
+func sendJSONBytes(c echo.Context, body []byte) error {
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 // GetRelease implements openapi.ServerInterface.

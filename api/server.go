@@ -79,6 +79,7 @@ type Server struct {
 	log     *slog.Logger
 	echo    *echo.Echo
 	metrics *httpMetrics
+	pages   pageCache // answers of ListReleases, re-sent while their app's stamp holds
 
 	stopStreams  chan struct{} // closed by CloseStreams
 	closeStreams sync.Once

@@ -79,6 +79,7 @@ doc.sequence = seq
 local out = cjson.encode(doc)
 redis.call('SET', KEYS[1], out)
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
+if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('HINCRBY', KEYS[5], 'changes', 1) end
 append_event(KEYS[4], ARGV[4], ARGV[9], ARGV[7], ARGV[6], ARGV[8], ARGV[5], out)
 return {'created', out}
 `)
@@ -127,6 +128,7 @@ func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Re
 	now := r.now().UTC()
 	res, err := createReleaseScript.Run(ctx, r.rdb, []string{
 		store.ReleaseKey(app, version), store.ReleasesKey(app), store.ReleaseSeqKey(app), store.EventsKey(app),
+		store.AppKey(app),
 	}, version, b.ID, doc, events.NewID(now),
 		now.Format(time.RFC3339Nano), spec.Actor, app, spec.ActorID, events.ReleaseCreated).StringSlice()
 	if err != nil {
@@ -195,10 +197,10 @@ func (r *Releases) Get(ctx context.Context, app, version string) (Release, error
 //	         score_1, version_1, json_1, ..., score_n, version_n, json_n,
 //	         channel_1, release_1, ...}
 var pageScript = redis.NewScript(`
-local app = redis.call('HMGET', KEYS[1], 'gen', 'spec', 'created_at', 'updated_at')
+local app = redis.call('HMGET', KEYS[1], 'gen', 'spec', 'created_at', 'updated_at', 'changes')
 if not app[1] or not app[2] then return {'noapp'} end
 local zs = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {app[1], app[2], app[3] or '', app[4] or '', tostring(#zs / 2)}
+local out = {app[1], app[2], app[3] or '', app[4] or '', app[5] or '0', tostring(#zs / 2)}
 for i = 1, #zs, 2 do
   out[#out + 1] = zs[i + 1]
   out[#out + 1] = zs[i]
@@ -231,8 +233,15 @@ type PageItem struct {
 // the next page (0 on the last), or ErrNotFound when there is no such app. One Redis
 // round trip, whatever the number of releases.
 func (r *Releases) Page(ctx context.Context, app, filter string, before int64, limit int) ([]PageItem, int64, error) {
+	items, next, _, err := r.PageStamped(ctx, app, filter, before, limit)
+	return items, next, err
+}
+
+// PageStamped is Page, and the app's Stamp as it was when the page was read, in the same
+// atomic step.
+func (r *Releases) PageStamped(ctx context.Context, app, filter string, before int64, limit int) ([]PageItem, int64, string, error) {
 	if ValidateName(app) != nil {
-		return nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
+		return nil, 0, "", fmt.Errorf("%w: no app named %q", ErrNotFound, app)
 	}
 	key := store.ReleasesKey(app)
 	if filter != "" {
@@ -245,21 +254,22 @@ func (r *Releases) Page(ctx context.Context, app, filter string, before int64, l
 	res, err := pageScript.Run(ctx, r.rdb, []string{store.AppKey(app), key},
 		max, limit+1, store.ReleaseKey(app, ""), store.ChannelKey(app, "")).StringSlice()
 	if err != nil {
-		return nil, 0, fmt.Errorf("listing releases of %s: %w", app, err)
+		return nil, 0, "", fmt.Errorf("listing releases of %s: %w", app, err)
 	}
-	if len(res) < 5 {
-		return nil, 0, fmt.Errorf("%w: no app named %q", ErrNotFound, app)
+	if len(res) < 6 {
+		return nil, 0, "", fmt.Errorf("%w: no app named %q", ErrNotFound, app)
 	}
 	a, err := decodeApp(app, res[0], res[1], res[2], res[3])
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	if filter != "" {
 		if _, err := a.channel(filter); err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 	}
-	res = res[4:]
+	stamp := pageStamp(res[0], res[2], res[4])
+	res = res[5:]
 	n, _ := strconv.Atoi(res[0])
 	on := map[string][]string{}
 	for i := 1 + 3*n; i+1 < len(res); i += 2 {
@@ -279,11 +289,37 @@ func (r *Releases) Page(ctx context.Context, app, filter string, before int64, l
 			continue
 		}
 		if !validDoc(doc) {
-			return nil, 0, fmt.Errorf("release %s of %s: stored document is not a JSON object", version, app)
+			return nil, 0, "", fmt.Errorf("release %s of %s: stored document is not a JSON object", version, app)
 		}
 		out = append(out, PageItem{Version: version, Sequence: seq, Doc: json.RawMessage(doc), Channels: on[version]})
 	}
-	return out, next, nil
+	return out, next, stamp, nil
+}
+
+// Stamp returns what tells app's pages apart in time: its configuration's generation,
+// its creation time (an app deleted and made again starts its generations over) and the
+// count of its releases and channel moves, each of which changes it. A page read along
+// with a stamp is the page still when the stamp is the same. It is "" when there is no
+// such app. One round trip, three small fields.
+func (r *Releases) Stamp(ctx context.Context, app string) (string, error) {
+	vals, err := r.rdb.HMGet(ctx, store.AppKey(app), "gen", "created_at", "changes").Result()
+	if err != nil {
+		return "", fmt.Errorf("reading app %s: %w", app, err)
+	}
+	gen, _ := vals[0].(string)
+	created, _ := vals[1].(string)
+	changes, _ := vals[2].(string)
+	if gen == "" {
+		return "", nil
+	}
+	return pageStamp(gen, created, changes), nil
+}
+
+func pageStamp(gen, created, changes string) string {
+	if changes == "" {
+		changes = "0"
+	}
+	return gen + " " + created + " " + changes
 }
 
 // validDoc is a cheap check that a stored release document is a JSON object, so a page
