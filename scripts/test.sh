@@ -3,10 +3,15 @@
 # (redis-server from the system packages; versitygw, the OCI conformance test and oras
 # with go install), starts its own redis-server and versitygw on free loopback ports in
 # a temporary directory, runs `go vet` and `go test -race ./...` against them (and the
-# tests of examples/hello, a module of its own), and stops them on exit. When the packages include ./openapi (or ./...), it first lints
-# openapi/openapi.yaml with Spectral and Redocly at pinned versions through npx (Node.js
-# 20.19+ with npm); without npx it says how to install it and goes on, except under
-# CI=true, where it fails.
+# tests of examples/hello, a module of its own), and stops them on exit. When the packages
+# include ./openapi (or ./...), it first lints openapi/openapi.yaml with Spectral and
+# Redocly at pinned versions through npx (Node.js 20.19+ with npm). When they include
+# ./cmd/slipway (or ./...), it lints the CI front doors: the GitHub workflows of docs/ci.md
+# with actionlint (go install, pinned), run against action.yml and ci/setup/action.yml as
+# local actions so that their metadata is checked too; the scripts of ci/ with shellcheck;
+# README.md, docs/ci.md and docs/chatops.md with markdownlint-cli2 (npx, pinned). Without
+# npx or shellcheck it says how to install them and goes on, except under CI=true, where
+# it fails.
 #
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh ./store/...     # only some packages (any go test arguments)
@@ -20,6 +25,8 @@ VERSITYGW_VERSION=v1.8.0
 OCI_CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 # oras, the OCI artifacts client: the API tests run `oras discover` as a user would.
 ORAS_VERSION=v1.3.6
+# actionlint lints the GitHub workflows of docs/ci.md and the action metadata they use.
+ACTIONLINT_VERSION=v1.7.12
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -30,9 +37,10 @@ as_root() {
 	fi
 }
 
-# The OpenAPI linters (npm packages, run with npx; exact versions).
+# The OpenAPI linters and the Markdown linter (npm packages, run with npx; exact versions).
 SPECTRAL_VERSION=6.16.3
 REDOCLY_VERSION=2.77.0
+MARKDOWNLINT_CLI2_VERSION=0.24.1
 
 # --- tools -------------------------------------------------------------------------------
 command -v go >/dev/null || { log "Go is not installed: see https://go.dev/doc/install"; exit 1; }
@@ -75,6 +83,11 @@ if ! go version -m "$GOBIN_DIR/oras" 2>/dev/null | grep -q "oras.land/oras[[:spa
 	go install "oras.land/oras/cmd/oras@$ORAS_VERSION"
 fi
 
+if ! go version -m "$GOBIN_DIR/actionlint" 2>/dev/null | grep -q "github.com/rhysd/actionlint[[:space:]]*$ACTIONLINT_VERSION"; then
+	log "installing actionlint $ACTIONLINT_VERSION with go install"
+	go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+fi
+
 # --- the contract ------------------------------------------------------------------------
 # lint_openapi lints the contract with Spectral's spectral:oas rules and Redocly's
 # recommended ones (configured in openapi/); either one's error fails the run.
@@ -92,12 +105,67 @@ lint_openapi() {
 		openapi/openapi.yaml
 }
 
-# The packages to test; the contract is linted first when they include it.
+# --- the CI front doors --------------------------------------------------------------------
+# lint_ci lints what docs/ci.md tells users to copy and what it points them at. Each fenced
+# yaml block after <!-- workflow: .github/workflows/NAME.yml --> becomes that file in a
+# scratch repository beside action.yml and ci/setup/action.yml, and its uses: of
+# slipway/slipway@v1 and slipway/slipway/ci/setup@v1 point at those local copies, so that
+# actionlint checks the workflows (and their run: scripts, with shellcheck) and the action
+# metadata: inputs, outputs, runs.
+lint_ci() {
+	local dir n
+	dir="$(mktemp -d "${TMPDIR:-/tmp}/slipway-ci-lint.XXXXXX")"
+	mkdir -p "$dir/.github/workflows" "$dir/ci/setup"
+	cp action.yml "$dir/action.yml"
+	cp ci/setup/action.yml "$dir/ci/setup/action.yml"
+	awk -v dir="$dir" '
+		/^<!-- workflow: .* -->$/ { name = $3; next }
+		name != "" && /^```yaml$/ { out = dir "/" name; inblock = 1; next }
+		inblock && /^```$/ { inblock = 0; name = ""; close(out); next }
+		inblock { print > out }
+	' docs/ci.md
+	n=$(find "$dir/.github/workflows" -name '*.yml' | wc -l)
+	if [ "$n" -lt 2 ]; then
+		log "docs/ci.md has $n GitHub workflows marked <!-- workflow: ... -->, want 2 or more"
+		rm -rf "$dir"
+		return 1
+	fi
+	sed -i.orig -e 's#uses: slipway/slipway/ci/setup@v1$#uses: ./ci/setup#' \
+		-e 's#uses: slipway/slipway@v1$#uses: ./#' "$dir"/.github/workflows/*.yml
+	rm -f "$dir"/.github/workflows/*.orig
+	git -C "$dir" init -q
+	log "linting the $n GitHub workflows of docs/ci.md, action.yml and ci/setup/action.yml (actionlint $ACTIONLINT_VERSION)"
+	(cd "$dir" && "$GOBIN_DIR/actionlint") || { rm -rf "$dir"; return 1; }
+	rm -rf "$dir"
+
+	if command -v shellcheck >/dev/null; then
+		log "checking ci/action/*.sh and scripts/test.sh with $(shellcheck --version | sed -n 's/^version: /shellcheck /p')"
+		shellcheck ci/action/*.sh scripts/test.sh
+	else
+		log "shellcheck is missing, so ci/action/*.sh and the workflows' run: scripts are not checked:"
+		log "  apt-get install shellcheck, brew install shellcheck, or https://www.shellcheck.net"
+		[ "${CI:-}" = true ] && { log "CI=true: failing, as CI must check the scripts"; return 1; }
+	fi
+
+	if ! command -v npx >/dev/null; then
+		log "npx is missing, so README.md, docs/ci.md and docs/chatops.md are not linted: install Node.js 20.19+ with npm"
+		[ "${CI:-}" = true ] && { log "CI=true: failing, as CI must lint the docs"; return 1; }
+		return 0
+	fi
+	log "linting README.md, docs/ci.md and docs/chatops.md (markdownlint-cli2 $MARKDOWNLINT_CLI2_VERSION, .markdownlint-cli2.yaml)"
+	npx --yes "markdownlint-cli2@$MARKDOWNLINT_CLI2_VERSION" README.md docs/ci.md docs/chatops.md
+}
+
+# The packages to test; the contract and the CI front doors are linted first when they
+# include them.
 PKGS=()
 for a in "$@"; do case "$a" in ./* | ../*) PKGS+=("$a") ;; esac; done
 if [ "${#PKGS[@]}" = 0 ]; then PKGS=(./...); set -- "$@" ./...; fi
 for p in "${PKGS[@]}"; do
 	case "$p" in ./... | ./openapi | ./openapi/*) lint_openapi; break ;; esac
+done
+for p in "${PKGS[@]}"; do
+	case "$p" in ./... | ./cmd/slipway | ./cmd/slipway/...) lint_ci; break ;; esac
 done
 
 # --- servers -----------------------------------------------------------------------------
