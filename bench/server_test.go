@@ -76,10 +76,7 @@ type server struct {
 // goCache as GOCACHE. It skips, naming scripts/test.sh, when those servers are missing.
 func startServer(b *testing.B, goCache string) *server {
 	b.Helper()
-	redisURL := storetest.RedisURL(b)
-	_, s3cfg := storetest.S3(b)
 	bin := slipwayBinary(b)
-
 	dir := b.TempDir()
 	addr := storetest.FreeAddr(b)
 	logPath := filepath.Join(dir, "serve.log")
@@ -88,24 +85,7 @@ func startServer(b *testing.B, goCache string) *server {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + filepath.Join(dir, "home"),
-		"SLIPWAY_ADDR=" + addr,
-		"SLIPWAY_DATA_DIR=" + filepath.Join(dir, "data"),
-		"SLIPWAY_REDIS_URL=" + redisURL,
-		"SLIPWAY_S3_BUCKET=" + s3cfg.Bucket,
-		"SLIPWAY_S3_ENDPOINT=" + s3cfg.Endpoint,
-		"SLIPWAY_S3_PATH_STYLE=true",
-		"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKey,
-		"AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretKey,
-		"AWS_REGION=" + s3cfg.Region,
-		"SLIPWAY_WORKERS=1",
-		"SLIPWAY_GOCACHE=" + goCache,
-		"SLIPWAY_GOMODCACHE=" + filepath.Join(dir, "gomodcache"),
-		"SLIPWAY_GOPROXY=off",
-		"SLIPWAY_GOSUMDB=off",
-	}
+	cmd.Env = serveEnv(b, dir, addr, goCache)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("starting slipway serve: %v", err)
@@ -349,4 +329,32 @@ func (s *server) metrics(names ...string) (map[string]float64, error) {
 		return nil, fmt.Errorf("reading /metrics: %w", err)
 	}
 	return out, nil
+}
+
+// serveEnv is the environment of a `slipway serve` listening on addr with one in-process
+// worker, its data under dir, its blobs in a bucket of the test S3 server and its builds
+// in a database of the test Redis, compiling with goCache as GOCACHE. It skips, naming
+// scripts/test.sh, when those servers are missing.
+func serveEnv(b *testing.B, dir, addr, goCache string) []string {
+	b.Helper()
+	redisURL := storetest.RedisURL(b)
+	_, s3cfg := storetest.S3(b)
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + filepath.Join(dir, "home"),
+		"SLIPWAY_ADDR=" + addr,
+		"SLIPWAY_DATA_DIR=" + filepath.Join(dir, "data"),
+		"SLIPWAY_REDIS_URL=" + redisURL,
+		"SLIPWAY_S3_BUCKET=" + s3cfg.Bucket,
+		"SLIPWAY_S3_ENDPOINT=" + s3cfg.Endpoint,
+		"SLIPWAY_S3_PATH_STYLE=true",
+		"AWS_ACCESS_KEY_ID=" + s3cfg.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + s3cfg.SecretKey,
+		"AWS_REGION=" + s3cfg.Region,
+		"SLIPWAY_WORKERS=1",
+		"SLIPWAY_GOCACHE=" + goCache,
+		"SLIPWAY_GOMODCACHE=" + filepath.Join(dir, "gomodcache"),
+		"SLIPWAY_GOPROXY=off",
+		"SLIPWAY_GOSUMDB=off",
+	}
 }
