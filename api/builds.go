@@ -408,7 +408,7 @@ func (s *Server) serveArtifact(c echo.Context, app, id, platform string) error {
 	if err != nil {
 		return err
 	}
-	rc, info, err := s.deps.Blobs.Get(c.Request().Context(), store.BlobKey(d), 0, -1)
+	rc, err := builder.OpenArtifact(c.Request().Context(), s.deps.Blobs, b.App, a)
 	if err != nil {
 		return err
 	}
@@ -418,7 +418,7 @@ func (s *Server) serveArtifact(c echo.Context, app, id, platform string) error {
 	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
 	h.Set(headerETag, `"`+d.String()+`"`)
 	h.Set("Content-Disposition", `attachment; filename="`+artifactName(b.App, a.Platform)+`"`)
-	h.Set(echo.HeaderContentLength, fmt.Sprint(info.Size))
+	h.Set(echo.HeaderContentLength, fmt.Sprint(a.Size))
 	return c.Stream(http.StatusOK, "application/octet-stream", rc)
 }
 

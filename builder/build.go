@@ -78,11 +78,14 @@ type Timings struct {
 	TotalMS   *int64 `json:"total_ms,omitempty"`
 }
 
-// Artifact is the binary built for one platform, stored at store.BlobKey(Digest).
+// Artifact is the binary built for one platform. It is stored once, in the image layer
+// Layer, as /app/<app> (OpenArtifact reads it); a build made before binaries were kept in
+// their layers has no Layer and the binary at store.BlobKey(Digest).
 type Artifact struct {
 	Platform string `json:"platform"`
 	Digest   string `json:"digest"`
 	Size     int64  `json:"size"`
+	Layer    string `json:"layer,omitempty"`
 }
 
 // Image is the OCI image made of a build: an index with one manifest per platform.

@@ -154,11 +154,7 @@ func (r *rig) artifact(b builder.Build, platform string) string {
 	if !ok {
 		r.t.Fatalf("build has no %s artifact: %+v", platform, b.Artifacts)
 	}
-	d, err := store.ParseDigest(a.Digest)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	rc, _, err := r.blobs.Get(context.Background(), store.BlobKey(d), 0, -1)
+	rc, err := builder.OpenArtifact(context.Background(), r.blobs, b.App, a)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,8 +21,8 @@ import (
 )
 
 // run builds b in a scratch directory: fetch and extract the source, compile every
-// platform, store the binaries and assemble the image. It fills in b's artifacts, image
-// and timings and returns why the build failed, or nil.
+// platform and assemble the image, each platform's as soon as its own compile ends. It
+// fills in b's artifacts, image and timings and returns why the build failed, or nil.
 func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError {
 	work, err := os.MkdirTemp(w.opts.WorkDir, b.ID+"-")
 	if err != nil {
@@ -42,84 +41,52 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	b.Timings.SourceMS = ms(time.Since(start))
 
 	start = time.Now()
-	outs, berr := w.compile(ctx, b, src, work, blog)
+	pub, berr := w.startImage(ctx, b, work, blog)
 	if berr != nil {
 		return berr
 	}
+	berr = w.compile(ctx, b, src, work, blog, pub.add)
+	if berr != nil {
+		pub.stop()
+		return berr
+	}
 	b.Timings.CompileMS = ms(time.Since(start))
-	return w.publish(ctx, b, outs, work, blog)
+	return pub.finish(ctx, b, blog)
 }
 
 // errBuildCanceled is the failure of a build canceled before it ran again, or of a run
 // whose context ended.
 func errBuildCanceled() *BuildError { return &BuildError{Reason: ReasonCanceled, Detail: "canceled"} }
 
-// publish stores the binaries (each platform at once) while it assembles the image: the
-// two only read the compiled files, so upload_ms and image_ms overlap.
-func (w *Worker) publish(ctx context.Context, b *Build, outs []string, work string, blog *buildLog) *BuildError {
-	start := time.Now()
-	up := w.storeBinaries(ctx, b.Platforms, outs)
-	img, berr := w.assembleImage(ctx, b, outs, work, blog)
-	b.Timings.ImageMS = ms(time.Since(start))
-	b.Timings.UploadMS = ms(up.wait())
-	for i, err := range up.errs {
-		if err != nil {
-			return internalError(blog, "storing the "+b.Platforms[i]+" binary", err)
-		}
-	}
-	for _, a := range up.arts {
-		blog.Printf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size)
-	}
-	b.Artifacts = up.arts
-	if berr != nil {
-		return berr
-	}
-	b.Image = img
-	return nil
+// imaging is a build's image being made while its platforms compile: the base is
+// resolved meanwhile, and each platform's image (its layer holding the binary, which is
+// also the build's artifact) is made and stored as soon as its compile ends.
+type imaging struct {
+	w      *Worker
+	ctx    context.Context
+	cancel context.CancelFunc
+	// resolved is closed once asm or err is set.
+	resolved chan struct{}
+	asm      *image.Assembly
+	err      error
+
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	start  time.Time // when the first platform's image began
+	images []image.PlatformImage
+	errs   []error
 }
 
-// uploads are binaries being stored, one per platform.
-type uploads struct {
-	wg    sync.WaitGroup
-	start time.Time
-	arts  []Artifact
-	errs  []error
-	took  []time.Duration
-}
-
-// storeBinaries starts storing the binaries outs, one per platform, all at once.
-func (w *Worker) storeBinaries(ctx context.Context, platforms, outs []string) *uploads {
-	up := &uploads{start: time.Now(), arts: make([]Artifact, len(outs)),
-		errs: make([]error, len(outs)), took: make([]time.Duration, len(outs))}
-	for i, out := range outs {
-		up.wg.Go(func() {
-			up.arts[i], up.errs[i] = w.storeBinary(ctx, platforms[i], out)
-			up.took[i] = time.Since(up.start)
-		})
-	}
-	return up
-}
-
-// wait waits for every upload and returns how long the slowest took.
-func (up *uploads) wait() time.Duration {
-	up.wg.Wait()
-	var took time.Duration
-	for _, d := range up.took {
-		took = max(took, d)
-	}
-	return took
-}
-
-// assembleImage makes the build's OCI image from its binaries and records the SBOM
-// referrers (of the index and of each platform's manifest) for the registry.
-func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, work string, blog *buildLog) (*Image, *BuildError) {
-	bins := make([]image.Binary, len(outs))
+// startImage begins b's image: it resolves the base in the background, while the
+// platforms compile.
+func (w *Worker) startImage(ctx context.Context, b *Build, work string, blog *buildLog) (*imaging, *BuildError) {
+	platforms := make([]image.Platform, len(b.Platforms))
 	for i, ps := range b.Platforms {
 		p, err := gobuild.ParsePlatform(ps)
 		if err != nil {
-			return nil, internalError(blog, "reading platform "+ps, err)
+			return nil, &BuildError{Reason: ReasonCompileFailed, Platform: ps, Detail: err.Error()}
 		}
-		bins[i] = image.Binary{Platform: p, Path: outs[i]}
+		platforms[i] = p
 	}
 	base := image.Builtin(w.compiler.ZoneinfoZip())
 	baseName := "the built-in base"
@@ -127,40 +94,101 @@ func (w *Worker) assembleImage(ctx context.Context, b *Build, outs []string, wor
 		base = image.GuardedRemote(b.BaseImage, w.fetcher.control, w.opts.BaseImageOptions...)
 		baseName = b.BaseImage
 	}
-	blog.Printf("image: assembling %d platforms on %s", len(bins), baseName)
-	res, err := image.Assemble(ctx, w.blobs, bins, image.Options{
+	blog.Printf("image: %d platforms on %s, each as soon as its compile ends", len(platforms), baseName)
+	ictx, cancel := context.WithCancel(ctx)
+	im := &imaging{w: w, ctx: ictx, cancel: cancel, resolved: make(chan struct{}),
+		images: make([]image.PlatformImage, len(platforms)), errs: make([]error, len(platforms))}
+	opts := image.Options{
 		App: b.App, Version: b.Version, Revision: b.Commit,
 		Created: time.Unix(b.SourceDateEpoch, 0).UTC(), Base: base, TempDir: work,
+	}
+	im.wg.Go(func() {
+		defer close(im.resolved)
+		im.asm, im.err = image.NewAssembly(ictx, w.blobs, platforms, opts)
 	})
+	return im, nil
+}
+
+// add makes and stores the image of platform i, whose binary is at out, in the
+// background.
+func (im *imaging) add(i int, spec gobuild.CompileSpec) {
+	im.mu.Lock()
+	if im.start.IsZero() {
+		im.start = time.Now()
+	}
+	im.mu.Unlock()
+	im.wg.Go(func() {
+		<-im.resolved
+		if im.err != nil {
+			return
+		}
+		img, err := im.asm.Add(im.ctx, image.Binary{Platform: spec.Platform, Path: spec.Out})
+		im.mu.Lock()
+		im.images[i], im.errs[i] = img, err
+		im.mu.Unlock()
+	})
+}
+
+// stop abandons the image and waits for what is under way to end.
+func (im *imaging) stop() {
+	im.cancel()
+	im.wg.Wait()
+}
+
+// finish waits for every platform's image, stores the index, records the SBOM referrers
+// and the links the registry serves, and fills in b's artifacts and image.
+func (im *imaging) finish(ctx context.Context, b *Build, blog *buildLog) *BuildError {
+	defer im.cancel()
+	im.wg.Wait()
+	w := im.w
+	err := im.err
+	if err == nil {
+		err = errors.Join(im.errs...)
+	}
+	var res *image.Result
+	if err == nil {
+		res, err = im.asm.Finish(ctx)
+	}
+	b.Timings.ImageMS = ms(time.Since(im.start))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, errBuildCanceled()
+			return errBuildCanceled()
 		}
 		if infraFault(err) && !errors.Is(err, image.ErrRegistry) {
-			return nil, internalError(blog, "storing the image", err)
+			return internalError(blog, "storing the image", err)
 		}
 		blog.Printf("image failed: %v", err)
-		return nil, &BuildError{Reason: ReasonImageFailed, Detail: err.Error()}
+		return &BuildError{Reason: ReasonImageFailed, Detail: err.Error()}
 	}
+	// The binaries are stored once, in their layers: storing them is part of the
+	// image's time.
+	b.Timings.UploadMS = b.Timings.ImageMS
 	img := &Image{Digest: res.Index.String(), SBOM: res.SBOM.String(), SBOMReferrer: res.SBOMReferrer.String()}
-	if err := w.builds.recordReferrer(ctx, w.blobs, b.App, res.Index, res.SBOMReferrer, image.SBOMMediaType); err != nil {
-		return nil, internalError(blog, "recording the index's SBOM referrer", err)
+	refs := []referrer{{subject: res.Index, digest: res.SBOMReferrer, size: res.SBOMReferrerSize}}
+	arts := make([]Artifact, len(b.Platforms))
+	for i, ps := range b.Platforms {
+		pi := im.images[i]
+		arts[i] = Artifact{Platform: ps, Digest: pi.Binary.String(), Size: pi.BinarySize, Layer: pi.Layer.String()}
 	}
 	for _, pi := range res.Images {
 		img.Manifests = append(img.Manifests, ImageManifest{
 			Platform: pi.Platform, Digest: pi.Manifest.String(), SBOM: pi.SBOM.String(), SBOMReferrer: pi.SBOMReferrer.String(),
 		})
-		if err := w.builds.recordReferrer(ctx, w.blobs, b.App, pi.Manifest, pi.SBOMReferrer, image.SBOMMediaType); err != nil {
-			return nil, internalError(blog, "recording the SBOM referrer", err)
-		}
-		blog.Printf("image %s: %s", pi.Platform, pi.Manifest)
+		refs = append(refs, referrer{subject: pi.Manifest, digest: pi.SBOMReferrer, size: pi.SBOMReferrerSize})
 	}
 	// The registry serves these under the app, and only these.
-	if err := w.builds.link(ctx, b.App, res.Blobs); err != nil {
-		return nil, internalError(blog, "linking the image to the app", err)
+	if err := w.builds.recordImage(ctx, b.App, refs, image.SBOMMediaType, res.Blobs); err != nil {
+		return internalError(blog, "recording the image's referrers and links", err)
+	}
+	for _, m := range img.Manifests {
+		blog.Printf("image %s: %s", m.Platform, m.Digest)
 	}
 	blog.Printf("image index %s", res.Index)
-	return img, nil
+	for _, a := range arts {
+		blog.Printf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size)
+	}
+	b.Artifacts, b.Image = arts, img
+	return nil
 }
 
 // fetchSource puts the build's source archive in work (the stored copy, or the URL's)
@@ -269,21 +297,21 @@ func (w *Worker) download(ctx context.Context, b *Build, work, path string, blog
 	return nil
 }
 
-// compile renders the build's ldflags and compiles every platform with them. It returns
-// the binaries' paths in platform order.
-func (w *Worker) compile(ctx context.Context, b *Build, src, work string, blog *buildLog) ([]string, *BuildError) {
+// compile renders the build's ldflags and compiles every platform with them, calling
+// done with each platform's index and compile as soon as that compile has succeeded.
+func (w *Worker) compile(ctx context.Context, b *Build, src, work string, blog *buildLog, done func(int, gobuild.CompileSpec)) *BuildError {
 	ld, err := gobuild.RenderLdflags(b.Ldflags, gobuild.LdflagsVars{
 		Version: b.Version, Commit: b.Commit, App: b.App,
 		Date: time.Unix(b.SourceDateEpoch, 0).UTC().Format(time.RFC3339),
 	})
 	if err != nil {
-		return nil, &BuildError{Reason: ReasonCompileFailed, Detail: err.Error()}
+		return &BuildError{Reason: ReasonCompileFailed, Detail: err.Error()}
 	}
 	specs, berr := w.compileSpecs(b, src, work, ld)
 	if berr != nil {
-		return nil, berr
+		return berr
 	}
-	return w.compileAll(ctx, b, specs, blog)
+	return w.compileAll(ctx, b, specs, blog, done)
 }
 
 // compileSpecs returns the compile of each of b's platforms, in platform order.
@@ -303,28 +331,24 @@ func (w *Worker) compileSpecs(b *Build, src, work string, ldflags []string) ([]g
 	return specs, nil
 }
 
-// compileAll runs the compiles, up to Concurrency at once; the first failure stops the
-// others, and the failure reported is the one that caused the others. It returns the
-// binaries' paths in platform order.
-func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.CompileSpec, blog *buildLog) ([]string, *BuildError) {
+// compileAll runs the compiles, up to Concurrency at once, calling done as each one
+// succeeds; the first failure stops the others, and the failure reported is the one that
+// caused the others.
+func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.CompileSpec, blog *buildLog, done func(int, gobuild.CompileSpec)) *BuildError {
 	errs := make([]error, len(specs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.opts.Concurrency)
 	for i, spec := range specs {
 		g.Go(func() error {
 			errs[i] = w.compileOne(gctx, spec, blog)
+			if errs[i] == nil {
+				done(i, spec)
+			}
 			return errs[i]
 		})
 	}
 	_ = g.Wait() // errs has every platform's error
-	if berr := compileFailure(errs, b.Platforms, blog); berr != nil {
-		return nil, berr
-	}
-	outs := make([]string, len(specs))
-	for i, spec := range specs {
-		outs[i] = spec.Out
-	}
-	return outs, nil
+	return compileFailure(errs, b.Platforms, blog)
 }
 
 // compileOne runs one compile, unless the others were stopped before its turn came.
@@ -369,28 +393,6 @@ func compileFailure(errs []error, platforms []string, blog *buildLog) *BuildErro
 	default:
 		return internalError(blog, "compiling "+platform, err)
 	}
-}
-
-// storeBinary puts a binary into the blob store under its digest.
-func (w *Worker) storeBinary(ctx context.Context, platform, path string) (Artifact, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Artifact{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err := io.Copy(h, f)
-	if err != nil {
-		return Artifact{}, err
-	}
-	d := store.DigestOf(h)
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return Artifact{}, err
-	}
-	if _, err := w.blobs.Put(ctx, store.BlobKey(d), f, d); err != nil && !errors.Is(err, store.ErrExists) {
-		return Artifact{}, err
-	}
-	return Artifact{Platform: platform, Digest: d.String(), Size: size}, nil
 }
 
 // storeLog copies a finished build's log into the blob store and lets the Redis copy

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/slipway/slipway/store"
 )
 
@@ -21,17 +23,41 @@ type Referrer struct {
 
 const ociManifest = "application/vnd.oci.image.manifest.v1+json"
 
-// recordReferrer notes that the artifact manifest referrer has subject as its subject.
-func (s *Builds) recordReferrer(ctx context.Context, blobs store.Blobs, app string, subject, referrer store.Digest, artifactType string) error {
-	info, err := blobs.Stat(ctx, store.BlobKey(referrer))
-	if err != nil {
-		return err
+// referrer is an artifact manifest (an SBOM's) of size bytes, and the manifest or index
+// it refers to.
+type referrer struct {
+	subject, digest store.Digest
+	size            int64
+}
+
+// recordImage records, in one round trip, the referrers of a build's image (each of
+// artifactType) and the links of the blobs it references (see link).
+func (s *Builds) recordImage(ctx context.Context, app string, refs []referrer, artifactType string, blobs []store.Digest) error {
+	docs := make([][]byte, len(refs))
+	for i, r := range refs {
+		d, err := json.Marshal(Referrer{MediaType: ociManifest, Digest: r.digest.String(), Size: r.size, ArtifactType: artifactType})
+		if err != nil {
+			return err
+		}
+		docs[i] = d
 	}
-	d, err := json.Marshal(Referrer{MediaType: ociManifest, Digest: referrer.String(), Size: info.Size, ArtifactType: artifactType})
-	if err != nil {
-		return err
+	members := make([]any, len(blobs))
+	for i, d := range blobs {
+		members[i] = string(d)
 	}
-	return s.rdb.HSet(ctx, store.ReferrersKey(app, subject), referrer.String(), d).Err()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range refs {
+			p.HSet(ctx, store.ReferrersKey(app, r.subject), r.digest.String(), docs[i])
+		}
+		if len(members) > 0 {
+			p.SAdd(ctx, store.LinksKey(app), members...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording the referrers and links of an image of %s: %w", app, err)
+	}
+	return nil
 }
 
 // Referrers returns the artifacts that refer to the manifest subject, optionally only

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/slipway/slipway/store"
 )
@@ -60,18 +61,44 @@ func ensureBytes(ctx context.Context, blobs store.Blobs, b []byte) (store.Digest
 	return d, nil
 }
 
-// ensureJSON encodes v and stores it under its digest unless the store has it; what names
-// it in errors. It returns the digest and the size of the encoding.
-func ensureJSON(ctx context.Context, blobs store.Blobs, what string, v any) (store.Digest, int64, error) {
+// encodeJSON encodes v, a document of the image; what names it in errors.
+func encodeJSON(what string, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return "", 0, fmt.Errorf("encoding %s: %w", what, err)
+		return nil, fmt.Errorf("encoding %s: %w", what, err)
 	}
-	d, err := ensureBytes(ctx, blobs, b)
-	if err != nil {
-		return "", 0, fmt.Errorf("storing %s: %w", what, err)
+	return b, nil
+}
+
+// docs are small documents to store under their digests, all at once: the round trips
+// to the store overlap instead of following one another.
+type docs struct {
+	byDigest map[store.Digest][]byte
+	order    []store.Digest
+}
+
+func newDocs() *docs { return &docs{byDigest: map[store.Digest][]byte{}} }
+
+// add adds b, unless it is there already, and returns its digest.
+func (d *docs) add(b []byte) store.Digest {
+	dg := store.DigestBytes(b)
+	if _, ok := d.byDigest[dg]; !ok {
+		d.byDigest[dg] = b
+		d.order = append(d.order, dg)
 	}
-	return d, int64(len(b)), nil
+	return dg
+}
+
+// store puts every document at once; one the store has already is left as it is.
+func (d *docs) store(ctx context.Context, blobs store.Blobs) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, dg := range d.order {
+		g.Go(func() error {
+			_, err := ensureBytes(gctx, blobs, d.byDigest[dg])
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // readBlob reads a stored JSON document (at most maxManifestSize bytes).

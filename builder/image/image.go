@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"debug/buildinfo"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -68,8 +70,13 @@ type PlatformImage struct {
 	// layer holding the binary.
 	Manifest, Config, Layer store.Digest
 	// SBOM is the SPDX 2.3 JSON document; SBOMReferrer the OCI 1.1 artifact manifest that
-	// attaches it to Manifest (its subject).
+	// attaches it to Manifest (its subject), SBOMReferrerSize that manifest's size.
 	SBOM, SBOMReferrer store.Digest
+	SBOMReferrerSize   int64
+	// Binary and BinarySize are the sha256 and the size of the binary the layer holds at
+	// /app/<app>.
+	Binary     store.Digest
+	BinarySize int64
 	// Size is the image's size in a registry: manifest, config and compressed layers.
 	Size int64
 }
@@ -87,6 +94,8 @@ type Result struct {
 	// the OCI 1.1 artifact manifest that attaches it to Index (its subject), so that a
 	// client asking for the referrers of the index (oras discover <app>:<tag>) finds it.
 	SBOM, SBOMReferrer store.Digest
+	// SBOMReferrerSize is the size of the index's SBOM referrer manifest.
+	SBOMReferrerSize int64
 	// Blobs is every digest the index and its SBOM referrers reference, the index and
 	// the referrers included, sorted: what a registry serves for this image.
 	Blobs []store.Digest
@@ -102,77 +111,134 @@ var appName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}$`)
 //
 // The result is reproducible: the same binaries, platforms and options (and the same base
 // digest) give the same index digest in any process, store or time. Blobs the store holds
-// already are not uploaded again. A platform the base lacks fails the whole call with a
+// already are not replaced. A platform the base lacks fails the whole call with a
 // *MissingPlatformError (errors.Is ErrPlatformMissing).
+//
+// Assemble is NewAssembly, Add of every binary (up to GOMAXPROCS at once) and Finish.
 func Assemble(ctx context.Context, blobs store.Blobs, bins []Binary, opts Options) (*Result, error) {
-	created, err := opts.check(bins)
-	if err != nil {
-		return nil, err
-	}
 	platforms := make([]Platform, len(bins))
 	for i, b := range bins {
 		platforms[i] = b.Platform
+	}
+	a, err := NewAssembly(ctx, blobs, platforms, opts)
+	if err != nil {
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, bin := range bins {
+		g.Go(func() error {
+			_, err := a.Add(gctx, bin)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return a.Finish(ctx)
+}
+
+// Assembly is an image index being assembled one platform at a time, so that each
+// platform's image is made as soon as its binary is ready, while others still compile.
+// Its methods may be called from several goroutines; Add for different platforms runs at
+// once.
+type Assembly struct {
+	blobs     store.Blobs
+	opts      Options
+	created   time.Time
+	rb        *resolvedBase
+	platforms []Platform
+
+	mu     sync.Mutex
+	images []PlatformImage // in the order of platforms; Platform "" until added
+	descs  []v1.Descriptor
+	sboms  []platformSBOM
+}
+
+// NewAssembly checks opts, resolves the base for platforms and stores what the base
+// provides, and returns the assembly the platforms' binaries are added to. A platform the
+// base lacks is a *MissingPlatformError (errors.Is ErrPlatformMissing).
+func NewAssembly(ctx context.Context, blobs store.Blobs, platforms []Platform, opts Options) (*Assembly, error) {
+	created, err := opts.check(platforms)
+	if err != nil {
+		return nil, err
 	}
 	rb, err := opts.Base.resolve(ctx, blobs, platforms)
 	if err != nil {
 		return nil, err
 	}
-	images, descs, sboms, err := assembleAll(ctx, blobs, bins, rb, opts, created)
-	if err != nil {
-		return nil, err
-	}
-	d, size, err := ensureJSON(ctx, blobs, "index", v1.IndexManifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIImageIndex,
-		Manifests:     descs,
-		Annotations:   opts.annotations(created, rb.name, rb.digest),
-	})
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Index: d, Images: images, BaseName: rb.name, BaseDigest: rb.digest}
-	doc, err := makeIndexSBOM(sboms, d)
-	if err != nil {
-		return nil, fmt.Errorf("index SBOM: %w", err)
-	}
-	res.SBOM, res.SBOMReferrer, err = storeSBOM(ctx, blobs, descriptor(types.OCIImageIndex, d, size), doc, opts.App, created)
-	if err != nil {
-		return nil, fmt.Errorf("index SBOM: %w", err)
-	}
-	if res.Blobs, err = indexBlobs(res, rb); err != nil {
-		return nil, err
-	}
-	return res, nil
+	n := len(platforms)
+	return &Assembly{blobs: blobs, opts: opts, created: created, rb: rb, platforms: slices.Clone(platforms),
+		images: make([]PlatformImage, n), descs: make([]v1.Descriptor, n), sboms: make([]platformSBOM, n)}, nil
 }
 
-// assembleAll builds and stores the image of each binary, up to GOMAXPROCS at once. It
-// returns the images, their manifests' descriptors and what their SBOMs were made of,
-// all in platform order.
-func assembleAll(ctx context.Context, blobs store.Blobs, bins []Binary, rb *resolvedBase, opts Options, created time.Time) ([]PlatformImage, []v1.Descriptor, []platformSBOM, error) {
-	images := make([]PlatformImage, len(bins))
-	descs := make([]v1.Descriptor, len(bins))
-	sboms := make([]platformSBOM, len(bins))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, bin := range bins {
-		g.Go(func() error {
-			img, desc, sbom, err := assembleOne(gctx, blobs, bin, rb, opts, created)
-			if err != nil {
-				return fmt.Errorf("image for %s: %w", bin.Platform, err)
-			}
-			images[i], descs[i], sboms[i] = img, desc, sbom
-			return nil
-		})
+// Add builds the image of bin, one of the assembly's platforms, and stores it with its
+// SBOM referrer.
+func (a *Assembly) Add(ctx context.Context, bin Binary) (PlatformImage, error) {
+	i := slices.Index(a.platforms, bin.Platform)
+	if i < 0 {
+		return PlatformImage{}, fmt.Errorf("image for %s: not a platform of this image", bin.Platform)
 	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, nil, err
+	if bin.Path == "" {
+		return PlatformImage{}, fmt.Errorf("binary for %s: no path", bin.Platform)
+	}
+	img, desc, sbom, err := assembleOne(ctx, a.blobs, bin, a.rb, a.opts, a.created)
+	if err != nil {
+		return PlatformImage{}, fmt.Errorf("image for %s: %w", bin.Platform, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.images[i], a.descs[i], a.sboms[i] = img, desc, sbom
+	return img, nil
+}
+
+// Finish stores the index of the platforms' images, with one SBOM covering them all and
+// its referrer, and returns the result. Every platform must have been added.
+func (a *Assembly) Finish(ctx context.Context) (*Result, error) {
+	a.mu.Lock()
+	images, descs, sboms := slices.Clone(a.images), slices.Clone(a.descs), slices.Clone(a.sboms)
+	a.mu.Unlock()
+	for i, img := range images {
+		if img.Platform == "" {
+			return nil, fmt.Errorf("image for %s: not added", a.platforms[i])
+		}
 	}
 	slices.SortFunc(descs, func(a, b v1.Descriptor) int {
 		return strings.Compare(platformString(*a.Platform), platformString(*b.Platform))
 	})
 	slices.SortFunc(images, func(a, b PlatformImage) int { return strings.Compare(a.Platform, b.Platform) })
 	slices.SortFunc(sboms, func(a, b platformSBOM) int { return strings.Compare(a.in.platform.String(), b.in.platform.String()) })
-	return images, descs, sboms, nil
+
+	// The index, its SBOM and the referrer are known before any is stored: all are
+	// put at once.
+	index, err := encodeJSON("index", v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests:     descs,
+		Annotations:   a.opts.annotations(a.created, a.rb.name, a.rb.digest),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := store.DigestBytes(index)
+	res := &Result{Index: d, Images: images, BaseName: a.rb.name, BaseDigest: a.rb.digest}
+	doc, err := makeIndexSBOM(sboms, d)
+	if err != nil {
+		return nil, fmt.Errorf("index SBOM: %w", err)
+	}
+	docs := newDocs()
+	docs.add(index)
+	res.SBOM, res.SBOMReferrer, res.SBOMReferrerSize, err = sbomDocs(docs, descriptor(types.OCIImageIndex, d, int64(len(index))), doc, a.opts.App, a.created)
+	if err != nil {
+		return nil, fmt.Errorf("index SBOM: %w", err)
+	}
+	if err := docs.store(ctx, a.blobs); err != nil {
+		return nil, err
+	}
+	if res.Blobs, err = indexBlobs(res, a.rb); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // indexBlobs returns, sorted, every blob of the index: the index itself and its SBOM and
@@ -196,20 +262,13 @@ func indexBlobs(res *Result, rb *resolvedBase) ([]store.Digest, error) {
 	return slices.Compact(ds), nil
 }
 
-// check validates the options and returns the creation time to use.
-func (o Options) check(bins []Binary) (time.Time, error) {
+// check validates the options and the platforms, and returns the creation time to use.
+func (o Options) check(platforms []Platform) (time.Time, error) {
 	if !appName.MatchString(o.App) {
 		return time.Time{}, fmt.Errorf("app name %q: want 1 to 63 letters, digits, '.', '_' or '-', not starting with '.'", o.App)
 	}
 	if o.Base == nil {
 		return time.Time{}, errors.New("no base image: set Options.Base to Builtin(...) or Remote(...)")
-	}
-	platforms := make([]Platform, len(bins))
-	for i, b := range bins {
-		if b.Path == "" {
-			return time.Time{}, fmt.Errorf("binary for %s: no path", b.Platform)
-		}
-		platforms[i] = b.Platform
 	}
 	if err := checkPlatforms(platforms); err != nil {
 		return time.Time{}, err
@@ -243,39 +302,46 @@ func (o Options) annotations(created time.Time, baseName string, baseDigest stor
 }
 
 // assembleOne builds and stores the image of one binary and its SBOM referrer, and
-// returns the descriptor of its manifest for the index and what its SBOM is made of.
+// returns the descriptor of its manifest for the index and what its SBOM is made of. The
+// layer is compressed first; the config, the manifest, the SBOM and its referrer follow
+// from it in memory, and then the layer and the documents are all stored at once.
 func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolvedBase, opts Options, created time.Time) (PlatformImage, v1.Descriptor, platformSBOM, error) {
 	base := rb.images[bin.Platform]
 	img := PlatformImage{Platform: bin.Platform.String()}
 	appPath := "/app/" + opts.App
-	app, err := storeAppLayer(ctx, blobs, bin, appPath, opts.TempDir, created)
+	app, err := writeAppLayer(ctx, bin, appPath, opts.TempDir, created)
 	if err != nil {
 		return img, v1.Descriptor{}, platformSBOM{}, err
 	}
+	defer app.remove()
 	img.Layer = app.sums.digest
+	img.Binary, img.BinarySize = store.Digest("sha256:"+hex.EncodeToString(app.sha256)), app.binarySize
 
 	// The config and the manifest.
+	docs := newDocs()
 	annotations := opts.annotations(created, rb.name, store.Digest(base.manifest.Digest.String()))
-	cfg := appConfig(base, bin.Platform, toHash(app.sums.diffID), appPath, annotations, created)
-	var cfgSize, manSize int64
-	if img.Config, cfgSize, err = ensureJSON(ctx, blobs, "config", cfg); err != nil {
+	cfg, err := encodeJSON("config", appConfig(base, bin.Platform, toHash(app.sums.diffID), appPath, annotations, created))
+	if err != nil {
 		return img, v1.Descriptor{}, platformSBOM{}, err
 	}
+	img.Config = docs.add(cfg)
 	man := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
-		Config:        descriptor(types.OCIConfigJSON, img.Config, cfgSize),
+		Config:        descriptor(types.OCIConfigJSON, img.Config, int64(len(cfg))),
 		Layers:        append(slices.Clone(base.layers), descriptor(types.OCILayer, app.sums.digest, app.sums.size)),
 		Annotations:   annotations,
 	}
-	if img.Manifest, manSize, err = ensureJSON(ctx, blobs, "manifest", man); err != nil {
+	manBytes, err := encodeJSON("manifest", man)
+	if err != nil {
 		return img, v1.Descriptor{}, platformSBOM{}, err
 	}
-	img.Size = manSize + man.Config.Size
+	img.Manifest = docs.add(manBytes)
+	img.Size = int64(len(manBytes)) + man.Config.Size
 	for _, l := range man.Layers {
 		img.Size += l.Size
 	}
-	desc := descriptor(types.OCIManifestSchema1, img.Manifest, manSize)
+	desc := descriptor(types.OCIManifestSchema1, img.Manifest, int64(len(manBytes)))
 
 	// The SBOM and the referrer that attaches it to the manifest.
 	sbom := platformSBOM{bi: app.buildInfo, in: sbomInput{
@@ -291,59 +357,80 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 	if err != nil {
 		return img, v1.Descriptor{}, sbom, fmt.Errorf("SBOM: %w", err)
 	}
-	if img.SBOM, img.SBOMReferrer, err = storeSBOM(ctx, blobs, desc, doc, opts.App, created); err != nil {
+	if img.SBOM, img.SBOMReferrer, img.SBOMReferrerSize, err = sbomDocs(docs, desc, doc, opts.App, created); err != nil {
+		return img, v1.Descriptor{}, sbom, err
+	}
+
+	// The layer and the documents, at once.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return app.store(gctx, blobs) })
+	g.Go(func() error { return docs.store(gctx, blobs) })
+	if err := g.Wait(); err != nil {
 		return img, v1.Descriptor{}, sbom, err
 	}
 	desc.Platform = ociPlatform(bin.Platform)
 	return img, desc, sbom, nil
 }
 
-// appLayer is a stored layer holding a binary, with what the SBOM says of the binary.
+// appLayer is a layer holding a binary, compressed into a temporary file, with what the
+// SBOM says of the binary.
 type appLayer struct {
+	file         *os.File
 	sums         layerSums
 	buildInfo    *debug.BuildInfo
 	sha256, sha1 []byte // of the binary
+	binarySize   int64
 }
 
-// storeAppLayer stores the layer with bin at appPath: compressed once into a temporary
-// file in tempDir while hashing the binary, the tar stream and the gzip stream; then
-// stored unless the store has it.
-func storeAppLayer(ctx context.Context, blobs store.Blobs, bin Binary, appPath, tempDir string, created time.Time) (appLayer, error) {
+// writeAppLayer writes the layer with bin at appPath: compressed once into a temporary
+// file in tempDir while hashing the binary, the tar stream and the gzip stream. The
+// caller removes it.
+func writeAppLayer(ctx context.Context, bin Binary, appPath, tempDir string, created time.Time) (*appLayer, error) {
 	bi, err := buildinfo.ReadFile(bin.Path)
 	if err != nil {
-		return appLayer{}, fmt.Errorf("reading build info of %s: %w", bin.Path, err)
+		return nil, fmt.Errorf("reading build info of %s: %w", bin.Path, err)
 	}
 	if err := checkTarget(bi, bin.Platform); err != nil {
-		return appLayer{}, err
+		return nil, err
 	}
 	f, size, err := openBinary(bin.Path)
 	if err != nil {
-		return appLayer{}, err
+		return nil, err
 	}
 	defer f.Close()
 	tmp, err := os.CreateTemp(tempDir, "slipway-layer-*.tar.gz")
 	if err != nil {
-		return appLayer{}, fmt.Errorf("creating layer file: %w", err)
+		return nil, fmt.Errorf("creating layer file: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	l := &appLayer{file: tmp, buildInfo: bi, binarySize: size}
 	binSHA256, binSHA1 := sha256.New(), sha1.New()
-	sums, err := writeLayer(tmp, []entry{
+	l.sums, err = writeLayer(tmp, []entry{
 		dir("app", 0o755, rootID, rootID),
 		{name: appPath[1:], mode: 0o755, size: size, body: hashingReader(store.ContextReader(ctx, f), binSHA256, binSHA1)},
 	}, created)
 	if err != nil {
-		return appLayer{}, err
+		l.remove()
+		return nil, err
 	}
-	if err := ensure(ctx, blobs, sums.digest, func() (io.ReadCloser, error) {
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("rewinding layer file: %w", err)
-		}
-		return io.NopCloser(tmp), nil
-	}); err != nil {
-		return appLayer{}, fmt.Errorf("storing layer: %w", err)
+	l.sha256, l.sha1 = binSHA256.Sum(nil), binSHA1.Sum(nil)
+	return l, nil
+}
+
+// store puts the layer into blobs, unless it is there already.
+func (l *appLayer) store(ctx context.Context, blobs store.Blobs) error {
+	if _, err := l.file.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewinding layer file: %w", err)
 	}
-	return appLayer{sums: sums, buildInfo: bi, sha256: binSHA256.Sum(nil), sha1: binSHA1.Sum(nil)}, nil
+	if _, err := blobs.Put(ctx, store.BlobKey(l.sums.digest), l.file, l.sums.digest); err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("storing layer %s: %w", l.sums.digest, err)
+	}
+	return nil
+}
+
+// remove closes and removes the layer's file.
+func (l *appLayer) remove() {
+	l.file.Close()
+	os.Remove(l.file.Name())
 }
 
 // openBinary opens the regular file at path and returns its size.
@@ -364,21 +451,17 @@ func openBinary(path string) (*os.File, int64, error) {
 	return f, fi.Size(), nil
 }
 
-// storeSBOM stores the SPDX SBOM doc of the app and the OCI 1.1 referrer manifest that
-// attaches it to subject (a manifest or an index), and returns their digests.
-func storeSBOM(ctx context.Context, blobs store.Blobs, subject v1.Descriptor, doc []byte, app string, created time.Time) (sbom, referrer store.Digest, err error) {
-	if sbom, err = ensureBytes(ctx, blobs, doc); err != nil {
-		return "", "", fmt.Errorf("storing SBOM: %w", err)
-	}
-	emptyDigest, err := ensureBytes(ctx, blobs, emptyJSON)
-	if err != nil {
-		return "", "", fmt.Errorf("storing empty config: %w", err)
-	}
+// sbomDocs adds to docs the SPDX SBOM doc of the app and the OCI 1.1 referrer manifest
+// that attaches it to subject (a manifest or an index), and returns their digests and the
+// referrer's size.
+func sbomDocs(docs *docs, subject v1.Descriptor, doc []byte, app string, created time.Time) (sbom, referrer store.Digest, referrerSize int64, err error) {
+	sbom = docs.add(doc)
+	emptyDigest := docs.add(emptyJSON)
 	emptyConfig := descriptor(types.OCIEmptyJSON, emptyDigest, int64(len(emptyJSON)))
 	emptyConfig.Data = emptyJSON
 	sbomLayer := descriptor(SBOMMediaType, sbom, int64(len(doc)))
 	sbomLayer.Annotations = map[string]string{AnnotationTitle: app + ".spdx.json"}
-	ref := v1.Manifest{
+	ref, err := encodeJSON("SBOM referrer", v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  SBOMMediaType,
@@ -386,9 +469,11 @@ func storeSBOM(ctx context.Context, blobs store.Blobs, subject v1.Descriptor, do
 		Layers:        []v1.Descriptor{sbomLayer},
 		Subject:       &subject,
 		Annotations:   map[string]string{AnnotationCreated: created.Format(time.RFC3339)},
+	})
+	if err != nil {
+		return "", "", 0, err
 	}
-	referrer, _, err = ensureJSON(ctx, blobs, "SBOM referrer", ref)
-	return sbom, referrer, err
+	return sbom, docs.add(ref), int64(len(ref)), nil
 }
 
 // appConfig is the base's config with the binary's layer, entrypoint, user, environment
