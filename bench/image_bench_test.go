@@ -40,10 +40,11 @@ func main() {
 
 // BenchmarkImage builds a ~6 MiB service for linux/amd64 and linux/arm64 with a warm
 // GOCACHE and a new version each iteration (so each build links new binaries and makes
-// new layers), and compares, within each build, the time to store the binaries and
-// assemble the image (the two run at once: the longer of upload_ms and image_ms) with
-// compile_ms. It also reads each platform's manifest back from the registry endpoint
-// and compares the image's size with the binary's.
+// new layers), and compares, within each build, the image step — everything after the
+// compile until the build is succeeded (afterCompile) — with compile_ms. Each platform's
+// image is made as soon as its own link ends, so image_ms (the first platform's image to
+// the index) overlaps the compile. It also reads each platform's manifest back from the
+// registry endpoint and compares the image's size with the binary's.
 func BenchmarkImage(b *testing.B) {
 	h := newHarnessFiles(b, "imagebench", map[string]string{
 		"go.mod":  "module example.com/imagebench\n\ngo 1.22\n",
@@ -51,7 +52,7 @@ func BenchmarkImage(b *testing.B) {
 	})
 	h.slipwayBuild(b, "0.0.1-warmup")
 
-	var compile, image, upload, assemble time.Duration
+	var compile, image, upload, after time.Duration
 	var last sizes
 	n := 0
 	for b.Loop() {
@@ -61,12 +62,13 @@ func BenchmarkImage(b *testing.B) {
 		compile += ms(tm.CompileMs)
 		image += ms(tm.ImageMs)
 		upload += ms(tm.UploadMs)
-		assemble += max(ms(tm.ImageMs), ms(tm.UploadMs))
+		after += afterCompile(build)
 		b.StopTimer()
 		last = imageSizes(b, h.srv, h.app, build)
 		b.StartTimer()
 	}
-	b.ReportMetric(ratio(assemble, compile), "x_image_and_upload_vs_compile")
+	b.ReportMetric(ratio(after, compile), "x_after_compile_vs_compile")
+	b.ReportMetric(float64(after.Milliseconds())/float64(n), "after_compile_ms")
 	b.ReportMetric(float64(compile.Milliseconds())/float64(n), "compile_ms")
 	b.ReportMetric(float64(image.Milliseconds())/float64(n), "image_ms")
 	b.ReportMetric(float64(upload.Milliseconds())/float64(n), "upload_ms")
