@@ -43,6 +43,8 @@ type BuildIntake interface {
 	Spool(ctx context.Context, r io.Reader) (*source.Spooled, error)
 	Submit(ctx context.Context, req builder.Request, archive *source.Spooled) (builder.Build, bool, error)
 	SubmitURL(ctx context.Context, req builder.Request, rawURL string) (builder.Build, error)
+	// Existing is the live build Submit would answer for the source with that digest.
+	Existing(ctx context.Context, req builder.Request, sourceDigest string) (builder.Build, bool, error)
 }
 
 var (
@@ -170,6 +172,13 @@ func (s *Server) replayBuild(c echo.Context, idem *idempotent, rec *IdemRecord, 
 	if fromURL != nil {
 		return idem.replay(c, rec, store.DigestBytes(jsonBody).String())
 	}
+	// With the digest first, the answer (or the refusal of a reused key) needs no body.
+	if claimed, err := reprDigest(c.Request().Header.Get("Repr-Digest")); err != nil || claimed != "" {
+		if err != nil {
+			return err
+		}
+		return idem.replay(c, rec, claimed)
+	}
 	sp, err := s.deps.Intake.Spool(c.Request().Context(), c.Request().Body)
 	if err != nil {
 		return err
@@ -189,12 +198,28 @@ func (s *Server) createBuild(c echo.Context, req builder.Request, fromURL *opena
 		}
 		return http.StatusAccepted, b, false, store.DigestBytes(jsonBody).String(), nil
 	}
+	claimed, err := reprDigest(c.Request().Header.Get("Repr-Digest"))
+	if err != nil {
+		return 0, builder.Build{}, false, "", err
+	}
+	if claimed != "" {
+		// Digest first: a live identical build answers before the body is read, so the
+		// client (waiting on Expect: 100-continue) never sends it.
+		b, ok, err := s.deps.Intake.Existing(ctx, req, claimed)
+		if err != nil || ok {
+			return http.StatusOK, b, true, claimed, err
+		}
+	}
 	sp, err := s.deps.Intake.Spool(ctx, c.Request().Body)
 	if err != nil {
 		return 0, builder.Build{}, false, "", err
 	}
 	bodyDigest := sp.Digest
 	defer sp.Remove()
+	if claimed != "" && claimed != bodyDigest {
+		return 0, builder.Build{}, false, "", newProblem(openapi.ProblemDigestMismatch,
+			"the body's SHA-256 is %s, but Repr-Digest names %s; nothing was kept", bodyDigest, claimed)
+	}
 	b, dedup, err := s.deps.Intake.Submit(ctx, req, sp)
 	if err != nil {
 		return 0, builder.Build{}, false, "", err

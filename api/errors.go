@@ -56,6 +56,7 @@ var (
 	}{
 		openapi.ProblemInvalidJSON:           {http.StatusBadRequest, "Request body is not valid JSON"},
 		openapi.ProblemInvalidParameter:      {http.StatusBadRequest, "Invalid parameter"},
+		openapi.ProblemDigestMismatch:        {http.StatusBadRequest, "Body does not match its digest"},
 		openapi.ProblemUnauthorized:          {http.StatusUnauthorized, "Authentication required"},
 		openapi.ProblemForbidden:             {http.StatusForbidden, "Not allowed"},
 		openapi.ProblemRateLimited:           {http.StatusTooManyRequests, "Too many requests"},

@@ -173,6 +173,13 @@ func (in *Intake) Submit(ctx context.Context, req Request, archive *source.Spool
 	return in.enqueue(ctx, b, "")
 }
 
+// Existing returns the live build (queued, running or succeeded) of req with the source
+// whose digest is sourceDigest, if there is one: what Submit would answer for that source,
+// known before the source is read.
+func (in *Intake) Existing(ctx context.Context, req Request, sourceDigest string) (Build, bool, error) {
+	return in.live(ctx, req.App.Name, in.inputHash(req, sourceDigest))
+}
+
 // SubmitURL queues a build of the archive at a source URL, which the worker fetches: the
 // request is answered at once, however slow the URL, and a URL that cannot be fetched or
 // holds a refused archive fails the build with source_unreachable or source_invalid. A

@@ -224,6 +224,7 @@ const (
 	ProblemChannelLocked         ProblemType = "https://slipway.dev/problems/channel-locked"
 	ProblemConflict              ProblemType = "https://slipway.dev/problems/conflict"
 	ProblemDependencyUnavailable ProblemType = "https://slipway.dev/problems/dependency-unavailable"
+	ProblemDigestMismatch        ProblemType = "https://slipway.dev/problems/digest-mismatch"
 	ProblemForbidden             ProblemType = "https://slipway.dev/problems/forbidden"
 	ProblemIdempotencyInFlight   ProblemType = "https://slipway.dev/problems/idempotency-in-flight"
 	ProblemIdempotencyKeyReused  ProblemType = "https://slipway.dev/problems/idempotency-key-reused"
@@ -254,6 +255,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemConflict:
 		return true
 	case ProblemDependencyUnavailable:
+		return true
+	case ProblemDigestMismatch:
 		return true
 	case ProblemForbidden:
 		return true
@@ -1367,6 +1370,10 @@ type CreateBuildParams struct {
 	// key with the same request returns the first answer and creates nothing; with a different
 	// request, 422; while the first is still being answered, 409. Keys are kept for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
+	// ReprDigest The archive's SHA-256 in RFC 9530's form, `sha-256=:<base64 of the 32 bytes>:`
+	// (other algorithms in the list are ignored). Not for `application/json` bodies.
+	ReprDigest *string `json:"Repr-Digest,omitempty"`
 }
 
 // GetBuildLogParams defines parameters for GetBuildLog.
@@ -1714,6 +1721,13 @@ type ClientInterface interface {
 	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 	// `408` and `request-timeout`, and nothing of it is kept.
 	//
+	// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+	// with `Expect: 100-continue` is answered from an identical live build, or from the
+	// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+	// module costs one round trip, not an upload. Otherwise the body is read and must hash
+	// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+	// nothing is kept.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
@@ -1738,6 +1752,13 @@ type ClientInterface interface {
 	// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
 	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 	// `408` and `request-timeout`, and nothing of it is kept.
+	//
+	// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+	// with `Expect: 100-continue` is answered from an identical live build, or from the
+	// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+	// module costs one round trip, not an upload. Otherwise the body is read and must hash
+	// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+	// nothing is kept.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2488,6 +2509,13 @@ func (c *Client) ListBuilds(ctx context.Context, app AppName, params *ListBuilds
 // after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 // `408` and `request-timeout`, and nothing of it is kept.
 //
+// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+// with `Expect: 100-continue` is answered from an identical live build, or from the
+// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+// module costs one round trip, not an upload. Otherwise the body is read and must hash
+// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+// nothing is kept.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
@@ -2522,6 +2550,13 @@ func (c *Client) CreateBuildWithBody(ctx context.Context, app AppName, params *C
 // An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
 // after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 // `408` and `request-timeout`, and nothing of it is kept.
+//
+// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+// with `Expect: 100-continue` is answered from an identical live build, or from the
+// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+// module costs one round trip, not an upload. Otherwise the body is read and must hash
+// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+// nothing is kept.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4294,6 +4329,17 @@ func NewCreateBuildRequestWithBody(server string, app AppName, params *CreateBui
 			}
 
 			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+		if params.ReprDigest != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Repr-Digest", *params.ReprDigest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Repr-Digest", headerParam1)
 		}
 
 	}
@@ -7111,6 +7157,13 @@ type ClientWithResponsesInterface interface {
 	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 	// `408` and `request-timeout`, and nothing of it is kept.
 	//
+	// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+	// with `Expect: 100-continue` is answered from an identical live build, or from the
+	// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+	// module costs one round trip, not an upload. Otherwise the body is read and must hash
+	// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+	// nothing is kept.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
@@ -7135,6 +7188,13 @@ type ClientWithResponsesInterface interface {
 	// An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
 	// after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 	// `408` and `request-timeout`, and nothing of it is kept.
+	//
+	// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+	// with `Expect: 100-continue` is answered from an identical live build, or from the
+	// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+	// module costs one round trip, not an upload. Otherwise the body is read and must hash
+	// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+	// nothing is kept.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12095,6 +12155,13 @@ func (c *ClientWithResponses) ListBuildsWithResponse(ctx context.Context, app Ap
 // after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 // `408` and `request-timeout`, and nothing of it is kept.
 //
+// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+// with `Expect: 100-continue` is answered from an identical live build, or from the
+// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+// module costs one round trip, not an upload. Otherwise the body is read and must hash
+// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+// nothing is kept.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/apps/{app}/builds (the `CreateBuild` operationId).
@@ -12125,6 +12192,13 @@ func (c *ClientWithResponses) CreateBuildWithBodyWithResponse(ctx context.Contex
 // An upload must keep up a minimum average rate after a grace period (by default 10 KiB/s
 // after 10 s, see SLIPWAY_BODY_MIN_RATE): one that falls behind is answered with
 // `408` and `request-timeout`, and nothing of it is kept.
+//
+// Digest first: a client that sends the archive's SHA-256 in `Repr-Digest` (RFC 9530)
+// with `Expect: 100-continue` is answered from an identical live build, or from the
+// answer its `Idempotency-Key` recorded, before it sends the body: resubmitting a large
+// module costs one round trip, not an upload. Otherwise the body is read and must hash
+// to the digest named, or the request is refused with `400` and `digest-mismatch` and
+// nothing is kept.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16993,6 +17067,21 @@ func (w *ServerInterfaceWrapper) CreateBuild(ctx echo.Context) error {
 		}
 
 		params.IdempotencyKey = &IdempotencyKey
+	}
+	// ------------- Optional header parameter "Repr-Digest" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Repr-Digest")]; found {
+		var ReprDigest string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Repr-Digest, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Repr-Digest", valueList[0], &ReprDigest, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Repr-Digest: %s", err))
+		}
+
+		params.ReprDigest = &ReprDigest
 	}
 
 	// Invoke the callback with all the unmarshaled arguments

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -204,11 +205,23 @@ func (f *buildFlags) buildParams(digest string) *openapi.CreateBuildParams {
 		IdempotencyKey: idempotencyKey(parts...),
 		Version:        optional(f.version),
 		Commit:         optional(f.commit),
+		ReprDigest:     reprDigestField(digest),
 	}
 	if len(f.platforms) > 0 {
 		params.Platforms = ptr(strings.Join(f.platforms, ","))
 	}
 	return params
+}
+
+// reprDigestField is the Repr-Digest field (RFC 9530) of the archive with digest
+// "sha256:<hex>": sent first, with Expect: 100-continue, it lets the server answer a
+// source it has a live build of before the body is sent.
+func reprDigestField(digest string) *string {
+	raw, err := hex.DecodeString(strings.TrimPrefix(digest, "sha256:"))
+	if err != nil {
+		return nil
+	}
+	return ptr("sha-256=:" + base64.StdEncoding.EncodeToString(raw) + ":")
 }
 
 // releaseBuild releases build b and adds the release to out; when the request fails, it

@@ -137,7 +137,12 @@ func (v *Validator) validateProblem(status int, header http.Header, body []byte)
 
 // Client returns an HTTP client whose every response is checked against the spec.
 func (v *Validator) Client(t testing.TB) *http.Client {
-	return &http.Client{Transport: &transport{t: t, v: v, next: http.DefaultTransport}}
+	return v.ClientVia(t, http.DefaultTransport)
+}
+
+// ClientVia is Client sending its requests through next.
+func (v *Validator) ClientVia(t testing.TB, next http.RoundTripper) *http.Client {
+	return &http.Client{Transport: &transport{t: t, v: v, next: next}}
 }
 
 type transport struct {
