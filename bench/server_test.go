@@ -76,6 +76,13 @@ type server struct {
 // goCache as GOCACHE. It skips, naming scripts/test.sh, when those servers are missing.
 func startServer(b *testing.B, goCache string) *server {
 	b.Helper()
+	return startServerEnv(b, func(dir, addr string) []string { return serveEnv(b, dir, addr, goCache) })
+}
+
+// startServerEnv is startServer with the server's environment made by env from its data
+// directory and the address it listens on.
+func startServerEnv(b *testing.B, env func(dir, addr string) []string) *server {
+	b.Helper()
 	bin := slipwayBinary(b)
 	dir := b.TempDir()
 	addr := storetest.FreeAddr(b)
@@ -85,7 +92,7 @@ func startServer(b *testing.B, goCache string) *server {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = serveEnv(b, dir, addr, goCache)
+	cmd.Env = env(dir, addr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("starting slipway serve: %v", err)
