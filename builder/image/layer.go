@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/slipway/slipway/store"
 )
 
@@ -21,10 +19,10 @@ import (
 // level 6, gzip's usual default; the layer is 47.0% of the binary against 43.4% (level 1
 // is both slower and larger here; go-containerregistry's tarball layers default to gzip's
 // fastest level). A layer is compressed on the build's critical path, pulled size is
-// what the level trades for it. The
-// compressor is the version pinned in go.mod, so the compressed bytes (and the layer
-// digests) do not change with the Go toolchain; changing the level or that version
-// changes every digest.
+// what the level trades for it; blockGzip spreads it over the cores in 1 MiB blocks.
+// The compressor is the version pinned in go.mod, so the compressed bytes (and the layer
+// digests) do not change with the Go toolchain; changing the level, the block size or
+// that version changes every digest.
 const gzipLevel = 2
 
 // entry is one file or directory of a layer.
@@ -67,7 +65,7 @@ func writeLayer(dst io.Writer, entries []entry, mtime time.Time) (layerSums, err
 	buf := bufio.NewWriterSize(dst, 256<<10)
 	compressed := sha256.New()
 	cw := &counter{w: io.MultiWriter(buf, compressed)}
-	zw, err := gzip.NewWriterLevel(cw, gzipLevel)
+	zw, err := newBlockGzip(cw)
 	if err != nil {
 		return layerSums{}, fmt.Errorf("layer: %w", err)
 	}
