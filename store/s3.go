@@ -12,6 +12,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,48 +139,133 @@ func NewS3(client S3API, bucket string, opts ...S3Option) (*S3, error) {
 	return s, nil
 }
 
-// Put implements Blobs.
+// Put implements Blobs. Content that can be read again where it is — a file, a
+// bytes.Reader — is hashed and sent from there, part by part, and never copied into
+// memory; other content is read into a buffer of its own size up to one part, and into a
+// part buffer past that.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader, want Digest) (Info, error) {
 	if err := ValidateKey(key); err != nil {
 		return Info{}, err
 	}
+	if src, ok := rereadable(r); ok {
+		info, err := s.putFrom(ctx, key, src, want)
+		if err == nil {
+			src.consume()
+		}
+		return info, err
+	}
+	sp := smallBufs.Get().(*[]byte)
+	small := *sp
+	n, err := io.ReadFull(ctxReader{ctx, r}, small)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		defer smallBufs.Put(sp)
+		return s.putSingle(ctx, key, small[:n], want)
+	case err != nil:
+		smallBufs.Put(sp)
+		return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
+	}
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	buf := *bp
-
-	n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+	copy(buf, small)
+	smallBufs.Put(sp)
+	m, err := io.ReadFull(ctxReader{ctx, r}, buf[n:])
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return s.putSingle(ctx, key, buf[:n], want)
+		return s.putSingle(ctx, key, buf[:n+m], want)
 	case err != nil:
 		return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
 	}
-	return s.putMultipart(ctx, key, r, buf, want)
+	return s.putMultipart(ctx, key, want, bufferedParts(ctx, r, buf, len(buf)))
 }
 
+// smallBufs hold the first bytes of content of unknown size: most objects (manifests,
+// configs, documents) end within them, and take no part buffer.
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// section is content Put can read as often as it needs: size bytes of at from base.
+type section struct {
+	at      io.ReaderAt
+	base    int64
+	size    int64
+	consume func() // moves the original reader past the content once it is stored
+}
+
+// rereadable returns r's unread content as a section when r is a regular file or a
+// bytes.Reader.
+func rereadable(r io.Reader) (section, bool) {
+	switch v := r.(type) {
+	case *bytes.Reader:
+		base := v.Size() - int64(v.Len())
+		return section{at: v, base: base, size: int64(v.Len()), consume: func() { _, _ = v.Seek(0, io.SeekEnd) }}, true
+	case *os.File:
+		fi, err := v.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return section{}, false
+		}
+		base, err := v.Seek(0, io.SeekCurrent)
+		if err != nil || base > fi.Size() {
+			return section{}, false
+		}
+		return section{at: v, base: base, size: fi.Size() - base, consume: func() { _, _ = v.Seek(0, io.SeekEnd) }}, true
+	}
+	return section{}, false
+}
+
+// putFrom stores src: one PutObject up to a part, else a multipart upload whose parts
+// are read from src twice (hashed, then sent), completed only if the digest matches.
+func (s *S3) putFrom(ctx context.Context, key string, src section, want Digest) (info Info, err error) {
+	if src.size <= int64(s.partSize) {
+		h := sha256.New()
+		if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(src.at, src.base, src.size)}); err != nil {
+			return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
+		}
+		return s.putObject(ctx, key, io.NewSectionReader(src.at, src.base, src.size), src.size, h.Sum(nil), want)
+	}
+	var off int64
+	return s.putMultipart(ctx, key, want, func() (io.ReadSeeker, int64, error) {
+		n := min(int64(s.partSize), src.size-off)
+		if n <= 0 {
+			return nil, 0, nil
+		}
+		part := io.NewSectionReader(src.at, src.base+off, n)
+		off += n
+		return part, n, nil
+	})
+}
+
+// putSingle stores body with one PutObject.
 func (s *S3) putSingle(ctx context.Context, key string, body []byte, want Digest) (Info, error) {
 	sum := sha256.Sum256(body)
-	got := digestOfSum(sum[:])
+	return s.putObject(ctx, key, bytes.NewReader(body), int64(len(body)), sum[:], want)
+}
+
+// putObject stores the size bytes of body, whose SHA-256 is sum, with one PutObject that
+// carries the checksum, if sum is want's.
+func (s *S3) putObject(ctx context.Context, key string, body io.ReadSeeker, size int64, sum []byte, want Digest) (Info, error) {
+	got := digestOfSum(sum)
 	if want != "" && got != want {
 		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
 	}
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         &s.bucket,
 		Key:            &key,
-		Body:           bytes.NewReader(body),
-		ContentLength:  aws.Int64(int64(len(body))),
+		Body:           body,
+		ContentLength:  aws.Int64(size),
 		IfNoneMatch:    aws.String("*"),
-		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
 	})
 	if err != nil {
 		return Info{}, translatePutError(key, err)
 	}
-	return Info{Key: key, Size: int64(len(body)), ModTime: time.Now().UTC(), Digest: got}, nil
+	return Info{Key: key, Size: size, ModTime: time.Now().UTC(), Digest: got}, nil
 }
 
-// putMultipart uploads first and the rest of r in parts of len(first), and completes the
-// upload only if the content hashes to want; otherwise it aborts it.
-func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []byte, want Digest) (info Info, err error) {
+// putMultipart uploads the parts next returns, in order, until it returns no part, and
+// completes the upload only if the content hashes to want; otherwise it aborts it. Each
+// part is read twice: hashed, then sent.
+func (s *S3) putMultipart(ctx context.Context, key string, want Digest, next func() (io.ReadSeeker, int64, error)) (info Info, err error) {
 	// Fail fast rather than upload a large object only to be refused at the end.
 	if _, err := s.Stat(ctx, key); err == nil {
 		return Info{}, fmt.Errorf("%w: %s", ErrExists, key)
@@ -197,10 +283,38 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []
 		}
 	}()
 
-	parts, size, got, err := s.uploadParts(ctx, key, uploadID, r, first)
-	if err != nil {
-		return Info{}, err
+	h := sha256.New()
+	var parts []types.CompletedPart
+	var size int64
+	for partNumber := int32(1); ; partNumber++ {
+		part, n, err := next()
+		if err != nil {
+			return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
+		}
+		if part == nil {
+			break
+		}
+		if _, err := io.Copy(h, ctxReader{ctx, part}); err != nil {
+			return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
+		}
+		if _, err := part.Seek(0, io.SeekStart); err != nil {
+			return Info{}, fmt.Errorf("reading content for %s: %w", key, err)
+		}
+		size += n
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:        &s.bucket,
+			Key:           &key,
+			UploadId:      uploadID,
+			PartNumber:    aws.Int32(partNumber),
+			Body:          part,
+			ContentLength: aws.Int64(n),
+		})
+		if err != nil {
+			return Info{}, fmt.Errorf("uploading part %d of %s: %w", partNumber, key, err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(partNumber)})
 	}
+	got := DigestOf(h)
 	if want != "" && got != want {
 		return Info{}, fmt.Errorf("%w: %s: content is %s, expected %s", ErrDigestMismatch, key, got, want)
 	}
@@ -217,39 +331,25 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, first []
 	return Info{Key: key, Size: size, ModTime: time.Now().UTC(), Digest: got}, nil
 }
 
-// uploadParts uploads first, then the rest of r read into first's buffer, as the parts
-// of the upload uploadID. It returns the parts, the size and the digest of all it sent.
-func (s *S3) uploadParts(ctx context.Context, key string, uploadID *string, r io.Reader, first []byte) ([]types.CompletedPart, int64, Digest, error) {
-	h := sha256.New()
-	var parts []types.CompletedPart
-	var size int64
-	chunk := first
-	for partNumber := int32(1); ; partNumber++ {
-		h.Write(chunk)
-		size += int64(len(chunk))
-		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket:        &s.bucket,
-			Key:           &key,
-			UploadId:      uploadID,
-			PartNumber:    aws.Int32(partNumber),
-			Body:          bytes.NewReader(chunk),
-			ContentLength: aws.Int64(int64(len(chunk))),
-		})
-		if err != nil {
-			return nil, 0, "", fmt.Errorf("uploading part %d of %s: %w", partNumber, key, err)
+// bufferedParts returns the parts of content read from r into buf, whose first filled
+// bytes are the first part.
+func bufferedParts(ctx context.Context, r io.Reader, buf []byte, filled int) func() (io.ReadSeeker, int64, error) {
+	return func() (io.ReadSeeker, int64, error) {
+		if filled < 0 {
+			n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+			if n == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				return nil, 0, nil
+			}
+			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, 0, err
+			}
+			filled = n
 		}
-		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(partNumber)})
-
-		n, rerr := io.ReadFull(ctxReader{ctx, r}, first[:cap(first)])
-		if n == 0 && (errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF)) {
-			break
-		}
-		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-			return nil, 0, "", fmt.Errorf("reading content for %s: %w", key, rerr)
-		}
-		chunk = first[:n]
+		part := bytes.NewReader(buf[:filled])
+		n := int64(filled)
+		filled = -1
+		return part, n, nil
 	}
-	return parts, size, DigestOf(h), nil
 }
 
 // abortUpload aborts the upload uploadID even when ctx is canceled, so no parts are left
