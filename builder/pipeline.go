@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -28,7 +29,9 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	if err != nil {
 		return internalError(blog, "creating a work directory", err)
 	}
-	defer os.RemoveAll(work)
+	// Removing a work directory (the source, the binaries, the compiles' temporary
+	// files) takes a while; it goes on while the result is recorded, not before.
+	defer w.removing.Go(func() { os.RemoveAll(work) })
 
 	start := time.Now()
 	src := filepath.Join(work, "src")
@@ -63,6 +66,7 @@ func errBuildCanceled() *BuildError { return &BuildError{Reason: ReasonCanceled,
 // also the build's artifact) is made and stored as soon as its compile ends.
 type imaging struct {
 	w      *Worker
+	blog   *buildLog
 	ctx    context.Context
 	cancel context.CancelFunc
 	// resolved is closed once asm or err is set.
@@ -96,7 +100,7 @@ func (w *Worker) startImage(ctx context.Context, b *Build, work string, blog *bu
 	}
 	blog.Printf("image: %d platforms on %s, each as soon as its compile ends", len(platforms), baseName)
 	ictx, cancel := context.WithCancel(ctx)
-	im := &imaging{w: w, ctx: ictx, cancel: cancel, resolved: make(chan struct{}),
+	im := &imaging{w: w, blog: blog, ctx: ictx, cancel: cancel, resolved: make(chan struct{}),
 		images: make([]image.PlatformImage, len(platforms)), errs: make([]error, len(platforms))}
 	opts := image.Options{
 		App: b.App, Version: b.Version, Revision: b.Commit,
@@ -122,10 +126,15 @@ func (im *imaging) add(i int, spec gobuild.CompileSpec) {
 		if im.err != nil {
 			return
 		}
+		start := time.Now()
 		img, err := im.asm.Add(im.ctx, image.Binary{Platform: spec.Platform, Path: spec.Out})
 		im.mu.Lock()
 		im.images[i], im.errs[i] = img, err
 		im.mu.Unlock()
+		if err == nil {
+			im.blog.Printf("image %s: %s, its layer compressed and stored in %s", spec.Platform, img.Manifest,
+				time.Since(start).Round(time.Millisecond))
+		}
 	})
 }
 
@@ -180,13 +189,12 @@ func (im *imaging) finish(ctx context.Context, b *Build, blog *buildLog) *BuildE
 	if err := w.builds.recordImage(ctx, b.App, refs, image.SBOMMediaType, res.Blobs); err != nil {
 		return internalError(blog, "recording the image's referrers and links", err)
 	}
-	for _, m := range img.Manifests {
-		blog.Printf("image %s: %s", m.Platform, m.Digest)
-	}
-	blog.Printf("image index %s", res.Index)
+	// The last lines of a successful run go in one write: one round trip, not one each.
+	lines := logLine("image index " + res.Index.String())
 	for _, a := range arts {
-		blog.Printf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size)
+		lines += logLine(fmt.Sprintf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size))
 	}
+	_, _ = blog.Write([]byte(lines))
 	b.Artifacts, b.Image = arts, img
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slipway/slipway/store"
@@ -26,6 +27,9 @@ type Worker struct {
 	// scrub replaces the worker's own paths in what a build reports (its log, its
 	// error), so no server path reaches a user.
 	scrub *strings.Replacer
+	// removing are the removals of finished runs' work directories, which go on while
+	// the build's result is recorded; Run waits for them before it returns.
+	removing sync.WaitGroup
 }
 
 // NewWorker returns a worker that compiles with c; call Run to start it.
@@ -110,6 +114,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.handle(ctx, e)
 		}
 	}
+	w.removing.Wait()
 	w.opts.Log.Info("worker stopped", "worker", w.opts.ID)
 	return nil
 }

@@ -4,8 +4,10 @@ package store
 //
 // Blob store (a directory under the data dir, or an S3 bucket), immutable objects:
 //
-//	blobs/sha256/<hex>          content-addressed bytes: binaries, image layers, configs,
-//	                            manifests, SBOMs; stored once, shared by every build and app
+//	blobs/sha256/<hex>          content-addressed bytes: image layers, configs, manifests,
+//	                            SBOMs; stored once, shared by every build and app. A build's
+//	                            binary is stored once too, inside its image layer (as
+//	                            app/<app>); only builds made before that have it here on its own
 //	sources/sha256/<hex>        uploaded source archives, by the digest of the archive
 //	logs/<app>/<build id>.log   a build's log, written once when the build ends
 //	releases/<app>/<version>.json  a release, written once, so the list can be rebuilt
