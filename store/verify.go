@@ -15,11 +15,11 @@ import (
 // checked against the digest the key names, so bytes changed behind the store's back are
 // an error wrapping ErrDigestMismatch, never content.
 //
-// Get of a whole object returns a reader that hashes as it goes and holds back the last
-// chunk it has read until the next one arrives, so the final chunk is released only once
-// the digest matches: a consumer streaming it to a client never passes on a complete
-// tampered object. Get of a range first reads and hashes the whole object, then serves
-// the range. Put under a content-addressed key needs content that hashes to the key's
+// Get of a whole object (offset 0, and a length that is negative or covers it) returns a
+// reader that hashes as it goes and holds back the last chunk it has read until the next
+// one arrives, so the final chunk is released only once the digest matches: a consumer
+// streaming it to a client never passes on a complete tampered object. Get of a range
+// first reads and hashes the whole object, then serves the range. Put under a content-addressed key needs content that hashes to the key's
 // digest. Other keys (logs, releases) pass through unchanged.
 //
 // Whatever else b implements of Pinger and Presigner stays reachable by type assertion.
@@ -117,7 +117,7 @@ func (v *verified) Get(ctx context.Context, key string, offset, length int64) (i
 	if err != nil {
 		return nil, Info{}, err
 	}
-	if offset == 0 && length < 0 {
+	if offset == 0 && (length < 0 || length >= info.Size) {
 		return newVerifyReader(whole, key, d, info.Size), info, nil
 	}
 	h := sha256.New()
@@ -156,7 +156,9 @@ func (v *verified) List(ctx context.Context, prefix string) iter.Seq2[Info, erro
 }
 
 // verifyChunk is the most a verifyReader reads at once, and so the most it holds back.
-const verifyChunk = 32 << 10
+// A reader holds two chunks; larger chunks mean fewer, larger reads and writes when a
+// layer is streamed to a client.
+const verifyChunk = 256 << 10
 
 // verifyReader hashes an object as it is read and holds back the last chunk read until
 // either another arrives (so it was not the last) or the object ends with the digest
@@ -183,7 +185,7 @@ func newVerifyReader(rc io.ReadCloser, key string, want Digest, size int64) *ver
 		bufs: [2][]byte{make([]byte, n), make([]byte, n)}}
 }
 
-// Read implements io.Reader. It has no WriteTo, so io.Copy cannot go around it.
+// Read implements io.Reader.
 func (v *verifyReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -201,6 +203,33 @@ func (v *verifyReader) Read(p []byte) (int, error) {
 	n := copy(p, v.out)
 	v.out = v.out[n:]
 	return n, nil
+}
+
+// WriteTo implements io.WriterTo, so io.Copy goes through it rather than around it: it
+// writes each chunk from its own buffers once it may be released, as Read does, without
+// a copy into a buffer of the caller's.
+func (v *verifyReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		for len(v.out) == 0 {
+			switch {
+			case v.ok && len(v.held) > 0:
+				v.out, v.held = v.held, nil
+			case errors.Is(v.err, io.EOF):
+				return total, nil
+			case v.err != nil:
+				return total, v.err
+			default:
+				v.fill()
+			}
+		}
+		n, err := w.Write(v.out)
+		total += int64(n)
+		v.out = v.out[n:]
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // fill reads the next chunk; out is empty, so the buffer it used is free again.

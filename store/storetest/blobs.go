@@ -339,9 +339,9 @@ func (b blobSuite) testVerifiedReads(t *testing.T) {
 	// One chunk and several; a tampered copy of the same size and a longer one.
 	for _, tc := range []tamperCase{
 		{"small blob, last byte flipped", 10, store.BlobKey, flipLast},
-		{"large blob, last byte flipped", 200 << 10, store.BlobKey, flipLast},
-		{"large blob, first byte flipped", 200<<10 + 1, store.BlobKey, flipFirst},
-		{"large source, longer", 200<<10 + 2, store.SourceKey, func(c []byte) []byte { return append(c, "#!"...) }},
+		{"large blob, last byte flipped", 600 << 10, store.BlobKey, flipLast},
+		{"large blob, first byte flipped", 600<<10 + 1, store.BlobKey, flipFirst},
+		{"large source, longer", 600<<10 + 2, store.SourceKey, func(c []byte) []byte { return append(c, "#!"...) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) { b.checkTampered(t, raw, s, tc) })
 	}
@@ -369,12 +369,18 @@ func (b blobSuite) checkTampered(t *testing.T, raw, s store.Blobs, tc tamperCase
 
 	tampered := tc.tamper(bytes.Clone(content))
 	b.opts.Tamper(t, raw, key, tampered)
-	got, err := readRange(ctx, s, key, 0, -1)
-	if !errors.Is(err, store.ErrDigestMismatch) {
-		t.Errorf("Get(tampered %s) = %d bytes, %v; want ErrDigestMismatch", key, len(got), err)
-	}
-	if len(got) >= len(tampered) {
-		t.Errorf("Get(tampered %s) yielded %d bytes, the whole tampered object; want its last chunk held back", key, len(got))
+	// The whole object, asked for as such or by its length, copied (WriteTo) or read.
+	for _, whole := range []struct {
+		length int64
+		read   func(context.Context, store.Blobs, string, int64, int64) ([]byte, error)
+	}{{-1, readRange}, {tc.size, readRange}, {-1, readPlain}, {tc.size, readPlain}} {
+		got, err := whole.read(ctx, s, key, 0, whole.length)
+		if !errors.Is(err, store.ErrDigestMismatch) {
+			t.Errorf("Get(tampered %s, n %d) = %d bytes, %v; want ErrDigestMismatch", key, whole.length, len(got), err)
+		}
+		if len(got) >= len(tampered) {
+			t.Errorf("Get(tampered %s, n %d) yielded %d bytes, the whole tampered object; want its last chunk held back", key, whole.length, len(got))
+		}
 	}
 	for _, r := range [][2]int64{{3, 4}, {0, 1}, {tc.size - 1, -1}} {
 		got, err := readRange(ctx, s, key, r[0], r[1])
@@ -466,6 +472,16 @@ func readRange(ctx context.Context, s store.Blobs, key string, offset, length in
 	var buf bytes.Buffer
 	_, err = io.Copy(&buf, rc) // as a handler streams to its client
 	return buf.Bytes(), err
+}
+
+// readPlain is readRange through Read alone, as a consumer without io.Copy reads.
+func readPlain(ctx context.Context, s store.Blobs, key string, offset, length int64) ([]byte, error) {
+	rc, _, err := s.Get(ctx, key, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(struct{ io.Reader }{rc})
 }
 
 func flipLast(b []byte) []byte  { b[len(b)-1] ^= 0xff; return b }
