@@ -188,52 +188,95 @@ func (s *Server) serveBlob(c echo.Context, app, digest string) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	info, err := s.deps.Blobs.Stat(ctx, store.BlobKey(d))
+	key := store.BlobKey(d)
+	get := c.Request().Method == http.MethodGet
+	h := c.Response().Header()
+	// With presigning on, the bytes come from the bucket, not through slipway: the client
+	// has been authorized above, and the URL reads this blob only, for a while. Signing
+	// is done in the process, without a request.
+	presigned := ""
+	if p, ok := s.deps.Blobs.(store.Presigner); ok && get {
+		loc, ok, err := p.PresignGet(ctx, key)
+		if err != nil {
+			return err
+		}
+		if ok {
+			presigned = loc
+		}
+	}
+	// A GET of the whole blob opens it at once and takes its size from there: one request
+	// to the store, not a Stat before it. A HEAD, a Range and a redirect need the size, or
+	// the blob's existence, first.
+	if get && presigned == "" && c.Request().Header.Get("Range") == "" {
+		rc, info, err := s.deps.Blobs.Get(ctx, key, 0, -1)
+		if errors.Is(err, store.ErrNotFound) {
+			return regErr(codeBlobUnknown, "no blob %s", d)
+		}
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		setBlobHeaders(h, d)
+		h.Set(echo.HeaderContentLength, strconv.FormatInt(info.Size, 10))
+		c.Response().WriteHeader(http.StatusOK)
+		s.sendBlob(c, d, rc)
+		return nil
+	}
+	info, err := s.deps.Blobs.Stat(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return regErr(codeBlobUnknown, "no blob %s", d)
 	}
 	if err != nil {
 		return err
 	}
-	h := c.Response().Header()
 	h.Set("Docker-Content-Digest", d.String())
-	// With presigning on, the bytes come from the bucket, not through slipway: the client
-	// has been authorized above, and the URL reads this blob only, for a while.
-	if p, ok := s.deps.Blobs.(store.Presigner); ok && c.Request().Method == http.MethodGet {
-		loc, ok, err := p.PresignGet(ctx, store.BlobKey(d))
-		if err != nil {
-			return err
-		}
-		if ok {
-			return c.Redirect(http.StatusTemporaryRedirect, loc)
-		}
+	if presigned != "" {
+		return c.Redirect(http.StatusTemporaryRedirect, presigned)
 	}
-	h.Set("Accept-Ranges", "bytes")
 	offset, length, partial, err := parseRange(c.Request().Header.Get("Range"), info.Size)
 	if err != nil {
+		h.Set("Accept-Ranges", "bytes")
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
 		return err
 	}
-	h.Set(headerETag, `"`+d.String()+`"`)
-	h.Set(echo.HeaderContentType, echo.MIMEOctetStream)
+	setBlobHeaders(h, d)
 	status := http.StatusOK
 	if partial {
 		status = http.StatusPartialContent
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", offset, offset+length-1, info.Size))
 	}
 	h.Set(echo.HeaderContentLength, strconv.FormatInt(length, 10))
-	if c.Request().Method == http.MethodHead {
+	if !get {
 		c.Response().WriteHeader(status)
 		return nil
 	}
-	rc, _, err := s.deps.Blobs.Get(ctx, store.BlobKey(d), offset, length)
+	rc, _, err := s.deps.Blobs.Get(ctx, key, offset, length)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	c.Response().WriteHeader(status)
-	_, _ = io.Copy(c.Response(), rc)
+	s.sendBlob(c, d, rc)
 	return nil
+}
+
+// sendBlob copies a blob's bytes to the client after the header has gone. A verified
+// store fails the read before the last bytes of content that does not match its digest,
+// so the client sees the answer cut short, never the whole of it; that is logged, as the
+// error handler would have logged it before the header.
+func (s *Server) sendBlob(c echo.Context, d store.Digest, rc io.Reader) {
+	if _, err := io.Copy(c.Response(), rc); errors.Is(err, store.ErrDigestMismatch) {
+		s.log.ErrorContext(c.Request().Context(), "stored blob does not match its digest", "digest", d.String(), "err", err, "request_id", requestID(c))
+	}
+}
+
+// setBlobHeaders sets the headers of every answer with a blob's bytes (or, for HEAD,
+// its size).
+func setBlobHeaders(h http.Header, d store.Digest) {
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Accept-Ranges", "bytes")
+	h.Set(headerETag, `"`+d.String()+`"`)
+	h.Set(echo.HeaderContentType, echo.MIMEOctetStream)
 }
 
 // parseRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n" range. As RFC 9110
