@@ -366,8 +366,23 @@ func (s *Server) require(req requirement) echo.MiddlewareFunc {
 }
 
 func (s *Server) publicApp(c echo.Context, app string) bool {
-	a, err := s.deps.Apps.Get(c.Request().Context(), app)
+	a, err := s.appOnce(c, app)
 	return err == nil && a.Public
+}
+
+// ctxApp holds the app a request has read, so that the guard and the handler read it once.
+const ctxApp = "slipway.app"
+
+// appOnce returns the app called name as this request first read it.
+func (s *Server) appOnce(c echo.Context, name string) (release.App, error) {
+	if a, ok := c.Get(ctxApp).(release.App); ok && a.Name == name {
+		return a, nil
+	}
+	a, err := s.deps.Apps.Get(c.Request().Context(), name)
+	if err == nil {
+		c.Set(ctxApp, a)
+	}
+	return a, err
 }
 
 func (s *Server) unauthorized(c echo.Context, scheme, detail string) error {

@@ -39,7 +39,7 @@ func (s *Server) registryApp(c echo.Context, app string) error {
 	if release.ValidateName(app) != nil {
 		return regErr(codeNameUnknown, "repository %q is not an app of this server", app)
 	}
-	if _, err := s.deps.Apps.Get(c.Request().Context(), app); err != nil {
+	if _, err := s.appOnce(c, app); err != nil {
 		if errors.Is(err, release.ErrNotFound) {
 			return regErr(codeNameUnknown, "no app named %q", app)
 		}

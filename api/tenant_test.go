@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -132,6 +134,50 @@ func TestRegistryServesOnlyTheAppsOwnDigests(t *testing.T) {
 	}
 	if r := e.do("HEAD", "/v2/priv/blobs/"+string(nobody), admin, ""); r.status != http.StatusNotFound {
 		t.Errorf("HEAD an unknown blob after relinking = %d, want 404", r.status)
+	}
+
+	// An anonymous pull of the public app reads the app once per request: the guard's
+	// public check and the handler share it.
+	reads := &keyReads{key: store.AppKey("pub")}
+	e.rdb.AddHook(reads)
+	if r := e.do("GET", "/v2/pub/blobs/"+string(pubBlobs[0]), nil, ""); r.status != http.StatusOK {
+		t.Errorf("GET pub's blob anonymously = %d", r.status)
+	}
+	if n := reads.n.Load(); n != 1 {
+		t.Errorf("an anonymous blob GET read pub's app %d times, want 1", n)
+	}
+}
+
+// keyReads counts the commands, alone or in pipelines, that name key.
+type keyReads struct {
+	key string
+	n   atomic.Int64
+}
+
+func (h *keyReads) count(cmd redis.Cmder) {
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok && s == h.key {
+			h.n.Add(1)
+			return
+		}
+	}
+}
+
+func (h *keyReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *keyReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *keyReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.count(c)
+		}
+		return next(ctx, cmds)
 	}
 }
 
