@@ -353,18 +353,25 @@ func chatAdmin(c echo.Context) error {
 	return nil
 }
 
-// SetChatSecret implements openapi.ServerInterface. The secret is never answered or
-// logged.
-func (s *Server) SetChatSecret(c echo.Context, platform openapi.ChatPlatform) error {
+// chatSecretRoute checks a request to the secret of platform: chat commands are
+// configured, the platform is known, and the caller may change secrets.
+func (s *Server) chatSecretRoute(c echo.Context, platform openapi.ChatPlatform) (ChatStore, chatops.Platform, error) {
 	chat, err := s.chat()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	p, err := chatPlatform(platform)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	if err := chatAdmin(c); err != nil {
+	return chat, p, chatAdmin(c)
+}
+
+// SetChatSecret implements openapi.ServerInterface. The secret is never answered or
+// logged.
+func (s *Server) SetChatSecret(c echo.Context, platform openapi.ChatPlatform) error {
+	chat, p, err := s.chatSecretRoute(c, platform)
+	if err != nil {
 		return err
 	}
 	var in openapi.ChatSecretInput
@@ -384,15 +391,8 @@ func (s *Server) SetChatSecret(c echo.Context, platform openapi.ChatPlatform) er
 
 // DeleteChatSecret implements openapi.ServerInterface.
 func (s *Server) DeleteChatSecret(c echo.Context, platform openapi.ChatPlatform) error {
-	chat, err := s.chat()
+	chat, p, err := s.chatSecretRoute(c, platform)
 	if err != nil {
-		return err
-	}
-	p, err := chatPlatform(platform)
-	if err != nil {
-		return err
-	}
-	if err := chatAdmin(c); err != nil {
 		return err
 	}
 	if err := chat.DeleteSecret(c.Request().Context(), p); err != nil {
