@@ -8,8 +8,9 @@ import (
 // pageCache keeps the answers of GET /v1/apps/{app}/releases as they were sent, each with
 // the app's stamp when its page was read (release.Releases.Stamp). An answer is sent
 // again only after one small read shows the stamp unchanged: every release, channel move
-// and configuration change of the app changes it, so a cached answer is never stale,
-// and replicas never disagree. It holds at most maxPageCacheBytes; past that it starts
+// and configuration change of the app changes it (the first two append to the app's
+// event stream in the same script), so a cached answer is never stale, and replicas never
+// disagree. It holds at most maxPageCacheBytes; past that it starts
 // over.
 type pageCache struct {
 	mu    sync.Mutex

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
@@ -93,11 +95,21 @@ func TestReleasePagesNeverStale(t *testing.T) {
 	move("dev", "rollback", `{}`)
 	want("", item{"1.0.1", []string{"staging"}}, item{"1.0.0", []string{"dev"}})
 
+	// A replica of an older slipway moves dev back: its script writes the pointer and
+	// appends its event, and bumps nothing else.
+	if err := rdb.HSet(context.Background(), store.ChannelKey("hello", "dev"), "release", "1.0.1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: store.EventsKey("hello"), Values: []string{"type", "channel.promoted"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want("", item{"1.0.1", []string{"dev", "staging"}}, item{"1.0.0", []string{}})
+
 	// The configuration drops staging: no release is in it any more.
 	if r := writer.do("PUT", "/v1/apps/hello", nil, `{"channels":[{"name":"dev"},{"name":"prod","from":"dev"}]}`); r.status != http.StatusOK {
 		t.Fatalf("PUT app = %d %s", r.status, r.body)
 	}
-	want("", item{"1.0.1", []string{}}, item{"1.0.0", []string{"dev"}})
+	want("", item{"1.0.1", []string{"dev"}}, item{"1.0.0", []string{}})
 
 	// Deleted, the app has no pages; made again, the same keys answer anew.
 	if r := writer.do("DELETE", "/v1/apps/hello", nil, ""); r.status != http.StatusNoContent {

@@ -251,7 +251,6 @@ else
 end
 local evJSON = cjson.encode(ev)
 redis.call('RPUSH', KEYS[2], evJSON)
-redis.call('HINCRBY', KEYS[8], 'changes', 1)
 local state = redis.call('HGETALL', ch)
 local data = {channel = ARGV[9], event = ev}
 for i = 1, #state, 2 do data[state[i]] = state[i + 1] end

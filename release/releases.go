@@ -79,7 +79,6 @@ doc.sequence = seq
 local out = cjson.encode(doc)
 redis.call('SET', KEYS[1], out)
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
-if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('HINCRBY', KEYS[5], 'changes', 1) end
 append_event(KEYS[4], ARGV[4], ARGV[9], ARGV[7], ARGV[6], ARGV[8], ARGV[5], out)
 return {'created', out}
 `)
@@ -128,7 +127,6 @@ func (r *Releases) Create(ctx context.Context, app string, spec ReleaseSpec) (Re
 	now := r.now().UTC()
 	res, err := createReleaseScript.Run(ctx, r.rdb, []string{
 		store.ReleaseKey(app, version), store.ReleasesKey(app), store.ReleaseSeqKey(app), store.EventsKey(app),
-		store.AppKey(app),
 	}, version, b.ID, doc, events.NewID(now),
 		now.Format(time.RFC3339Nano), spec.Actor, app, spec.ActorID, events.ReleaseCreated).StringSlice()
 	if err != nil {
@@ -197,10 +195,11 @@ func (r *Releases) Get(ctx context.Context, app, version string) (Release, error
 //	         score_1, version_1, json_1, ..., score_n, version_n, json_n,
 //	         channel_1, release_1, ...}
 var pageScript = redis.NewScript(`
-local app = redis.call('HMGET', KEYS[1], 'gen', 'spec', 'created_at', 'updated_at', 'changes')
+local app = redis.call('HMGET', KEYS[1], 'gen', 'spec', 'created_at', 'updated_at')
 if not app[1] or not app[2] then return {'noapp'} end
 local zs = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {app[1], app[2], app[3] or '', app[4] or '', app[5] or '0', tostring(#zs / 2)}
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local out = {app[1], app[2], app[3] or '', app[4] or '', (last[1] and last[1][1]) or '0', tostring(#zs / 2)}
 for i = 1, #zs, 2 do
   out[#out + 1] = zs[i + 1]
   out[#out + 1] = zs[i]
@@ -251,7 +250,7 @@ func (r *Releases) PageStamped(ctx context.Context, app, filter string, before i
 	if before > 0 {
 		max = "(" + strconv.FormatInt(before, 10)
 	}
-	res, err := pageScript.Run(ctx, r.rdb, []string{store.AppKey(app), key},
+	res, err := pageScript.Run(ctx, r.rdb, []string{store.AppKey(app), key, store.EventsKey(app)},
 		max, limit+1, store.ReleaseKey(app, ""), store.ChannelKey(app, "")).StringSlice()
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("listing releases of %s: %w", app, err)
@@ -298,28 +297,33 @@ func (r *Releases) PageStamped(ctx context.Context, app, filter string, before i
 
 // Stamp returns what tells app's pages apart in time: its configuration's generation,
 // its creation time (an app deleted and made again starts its generations over) and the
-// count of its releases and channel moves, each of which changes it. A page read along
-// with a stamp is the page still when the stamp is the same. It is "" when there is no
-// such app. One round trip, three small fields.
+// id of the newest entry of its event stream, which every release and channel move
+// appends to in the same script as the change — also those of replicas running an older
+// slipway. A page read along with a stamp is the page still when the stamp is the same.
+// It is "" when there is no such app. One round trip.
 func (r *Releases) Stamp(ctx context.Context, app string) (string, error) {
-	vals, err := r.rdb.HMGet(ctx, store.AppKey(app), "gen", "created_at", "changes").Result()
+	res, err := stampScript.Run(ctx, r.rdb, []string{store.AppKey(app), store.EventsKey(app)}).StringSlice()
 	if err != nil {
 		return "", fmt.Errorf("reading app %s: %w", app, err)
 	}
-	gen, _ := vals[0].(string)
-	created, _ := vals[1].(string)
-	changes, _ := vals[2].(string)
-	if gen == "" {
+	if len(res) != 3 || res[0] == "" {
 		return "", nil
 	}
-	return pageStamp(gen, created, changes), nil
+	return pageStamp(res[0], res[1], res[2]), nil
 }
 
-func pageStamp(gen, created, changes string) string {
-	if changes == "" {
-		changes = "0"
-	}
-	return gen + " " + created + " " + changes
+// stampScript reads an app's stamp: {generation, created_at, newest event id}, "" for
+// what is missing.
+//
+//	KEYS  1 the app's hash, 2 its event stream
+var stampScript = redis.NewScript(`
+local app = redis.call('HMGET', KEYS[1], 'gen', 'created_at')
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+return {app[1] or '', app[2] or '', (last[1] and last[1][1]) or '0'}
+`)
+
+func pageStamp(gen, created, lastEvent string) string {
+	return gen + " " + created + " " + lastEvent
 }
 
 // validDoc is a cheap check that a stored release document is a JSON object, so a page
