@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,24 +71,6 @@ func (l chatUsersLimited) Allow(ctx context.Context, caller string) (bool, time.
 	return l.RateLimiter.Allow(ctx, caller)
 }
 
-// lockedBuffer is a log destination tests read while the server writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // chatEnv is an API with authentication, chat commands and S3 blobs; hello has the
 // releases 1.0.0 and 2.0.0, dev holds 1.0.0, Slack's signing secret and Mattermost's
 // token are set, and posts to its response_url arrive on posted.
@@ -99,7 +79,7 @@ type chatEnv struct {
 	gate        *gatedChannels
 	responseURL string
 	posted      chan chatops.Message
-	logs        *lockedBuffer
+	logs        *logBuffer
 	trigger     atomic.Int64
 }
 
@@ -138,7 +118,7 @@ func newChatEnv(t *testing.T, rate float64, burst int, opts ...api.Option) *chat
 	}
 	apps := release.NewApps(rdb, builder.AppChecker{Toolchain: loadToolchain(t)})
 	gate := &gatedChannels{ChannelStore: release.NewChannels(rdb, apps), reached: make(chan struct{}), resume: make(chan struct{})}
-	logs := &lockedBuffer{}
+	logs := &logBuffer{}
 	srv, err := api.New(api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(rdb, blobs, succeededBuilds{}),

@@ -300,6 +300,13 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// String returns all the server has logged so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // request returns the attributes of the last request line logged for path.
 func (b *logBuffer) request(t *testing.T, path string) map[string]any {
 	t.Helper()
