@@ -3,10 +3,8 @@ package builder
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 
 	"github.com/klauspost/compress/gzip"
@@ -41,7 +39,11 @@ func OpenArtifact(ctx context.Context, blobs store.Blobs, app string, a Artifact
 		rc.Close()
 		return nil, fmt.Errorf("%w: the %s binary in layer %s: %v", store.ErrDigestMismatch, a.Platform, layer, err)
 	}
-	return &artifactReader{r: bin, c: rc, left: a.Size, h: sha256.New(), want: d}, nil
+	name := fmt.Sprintf("the %s binary in layer %s", a.Platform, layer)
+	return store.NewVerifyReader(struct {
+		io.Reader
+		io.Closer
+	}{bin, rc}, name, d, a.Size), nil
 }
 
 // findBinary returns a reader of the regular file name, of size bytes, in the gzipped
@@ -69,46 +71,3 @@ func findBinary(r io.Reader, name string, size int64) (io.Reader, error) {
 		return tr, nil
 	}
 }
-
-// artifactReader reads left more bytes of a binary from r, hashing them, and returns
-// the last of them only once the hash is want.
-type artifactReader struct {
-	r    io.Reader
-	c    io.Closer
-	left int64
-	h    hash.Hash
-	want store.Digest
-}
-
-func (a *artifactReader) Read(p []byte) (int, error) {
-	if a.left == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) < a.left {
-		// Not the end: at least one byte stays behind.
-		n, err := a.r.Read(p)
-		a.h.Write(p[:n])
-		a.left -= int64(n)
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return n, err
-	}
-	// The rest fits: read all of it, and release it only if the whole binary matches.
-	n, err := io.ReadFull(a.r, p[:a.left])
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return 0, err
-	}
-	a.h.Write(p[:n])
-	if got := store.DigestOf(a.h); got != a.want {
-		clear(p[:n])
-		return 0, fmt.Errorf("%w: the binary is %s, expected %s", store.ErrDigestMismatch, got, a.want)
-	}
-	a.left = 0
-	return n, nil
-}
-
-func (a *artifactReader) Close() error { return a.c.Close() }

@@ -176,6 +176,14 @@ type verifyReader struct {
 	err  error  // sticky: io.EOF, a mismatch, or the read error
 }
 
+// NewVerifyReader returns rc, whose content is named name in errors, checked as it is
+// read against want: its last chunk is held back until the content ends with the digest
+// matching, and content that differs ends in an error wrapping ErrDigestMismatch, never
+// in the whole of it. size, when not negative, sizes its buffers.
+func NewVerifyReader(rc io.ReadCloser, name string, want Digest, size int64) io.ReadCloser {
+	return newVerifyReader(rc, name, want, size)
+}
+
 func newVerifyReader(rc io.ReadCloser, key string, want Digest, size int64) *verifyReader {
 	n := verifyChunk
 	if size >= 0 && size < int64(n) {
