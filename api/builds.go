@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -439,8 +438,7 @@ func (s *Server) serveArtifact(c echo.Context, app, id, platform string) error {
 	}
 	defer rc.Close()
 	h := c.Response().Header()
-	sum, _ := hex.DecodeString(d.Hex())
-	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	h.Set("Repr-Digest", d.ReprDigest())
 	h.Set(headerETag, `"`+d.String()+`"`)
 	h.Set("Content-Disposition", `attachment; filename="`+artifactName(b.App, a.Platform)+`"`)
 	h.Set(echo.HeaderContentLength, fmt.Sprint(a.Size))

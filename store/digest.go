@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -33,6 +34,12 @@ func (d Digest) Hex() string { return strings.TrimPrefix(string(d), sha256Prefix
 
 // String returns d in "sha256:<hex>" form.
 func (d Digest) String() string { return string(d) }
+
+// ReprDigest is d as the value of a Repr-Digest field (RFC 9530): sha-256=:<base64>:.
+func (d Digest) ReprDigest() string {
+	sum, _ := hex.DecodeString(d.Hex())
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(sum) + ":"
+}
 
 // DigestOf returns the digest of everything written to h, which must be a sha256 hash.
 func DigestOf(h hash.Hash) Digest { return digestOfSum(h.Sum(nil)) }

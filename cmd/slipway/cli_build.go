@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/store"
 )
 
 // cmdBuild is `slipway build`.
@@ -217,11 +217,11 @@ func (f *buildFlags) buildParams(digest string) *openapi.CreateBuildParams {
 // "sha256:<hex>": sent first, with Expect: 100-continue, it lets the server answer a
 // source it has a live build of before the body is sent.
 func reprDigestField(digest string) *string {
-	raw, err := hex.DecodeString(strings.TrimPrefix(digest, "sha256:"))
+	d, err := store.ParseDigest(digest)
 	if err != nil {
 		return nil
 	}
-	return ptr("sha-256=:" + base64.StdEncoding.EncodeToString(raw) + ":")
+	return ptr(d.ReprDigest())
 }
 
 // releaseBuild releases build b and adds the release to out; when the request fails, it
