@@ -67,6 +67,13 @@ type WorkerOptions struct {
 	// RetryHorizon is how long after its first fault a build keeps being retried before
 	// it fails with reason internal. Default 5 minutes.
 	RetryHorizon time.Duration
+	// Once makes Run return after the first build this worker runs (whatever its end),
+	// for a process that lives for one build, as a Kubernetes Job does.
+	Once bool
+	// IdleExit makes Run return once the worker has had no build to run for this long
+	// (counted from its start and from the end of its last build), so a fleet scaled on
+	// the queue's lag can shrink to zero. Zero: never.
+	IdleExit time.Duration
 	// Log receives the worker's own log.
 	Log *slog.Logger
 }

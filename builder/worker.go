@@ -30,6 +30,10 @@ type Worker struct {
 	// removing are the removals of finished runs' work directories, which go on while
 	// the build's result is recorded; Run waits for them before it returns.
 	removing sync.WaitGroup
+	// draining is closed by Drain: Run takes no new build and returns after the one
+	// it runs, if any.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // NewWorker returns a worker that compiles with c; call Run to start it.
@@ -44,8 +48,9 @@ func NewWorker(builds *Builds, blobs store.Blobs, c Compiler, opts WorkerOptions
 		}
 	}
 	return &Worker{builds: builds, queue: NewQueue(builds.rdb), blobs: blobs, compiler: c, opts: opts,
-		fetcher: NewFetcher(opts.SourceAllowNets, opts.FetchTimeout),
-		scrub:   pathScrubber(opts, c, blobs)}, nil
+		fetcher:  NewFetcher(opts.SourceAllowNets, opts.FetchTimeout),
+		scrub:    pathScrubber(opts, c, blobs),
+		draining: make(chan struct{})}, nil
 }
 
 // pathScrubber replaces the worker's directories (longest first) with names that say
@@ -93,14 +98,30 @@ func sandboxOf(c Compiler) string {
 // ID returns the worker's name.
 func (w *Worker) ID() string { return w.opts.ID }
 
-// Run takes builds off the queue until ctx is done. A build in progress when ctx ends
-// is put back on the queue for another worker.
+// Run takes builds off the queue until ctx is done, Drain is called, or (with the
+// options Once and IdleExit) the worker has run its one build or has been idle long
+// enough. A build in progress when ctx ends is put back on the queue at once, without
+// using up an attempt, for another worker; after Drain, the build in progress runs to its
+// end first.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := EnsureQueue(ctx, w.queue.rdb); err != nil {
 		return err
 	}
 	w.opts.Log.Info("worker started", "worker", w.opts.ID, "sandbox", sandboxOf(w.compiler))
-	for ctx.Err() == nil {
+	why := "stopped"
+	idleSince := time.Now()
+	for {
+		if ctx.Err() != nil {
+			break
+		}
+		if w.isDraining() {
+			why = "drained"
+			break
+		}
+		if w.opts.IdleExit > 0 && time.Since(idleSince) >= w.opts.IdleExit {
+			why = "idle for " + w.opts.IdleExit.String()
+			break
+		}
 		e, ok, err := w.queue.Claim(ctx, w.opts.ID, w.opts.Visibility, w.block())
 		if err != nil {
 			if ctx.Err() != nil {
@@ -110,13 +131,49 @@ func (w *Worker) Run(ctx context.Context) error {
 			sleep(ctx, time.Second)
 			continue
 		}
-		if ok {
-			w.handle(ctx, e)
+		if !ok {
+			continue
+		}
+		if w.isDraining() {
+			// The claim was under way when the drain began: the entry goes back to the
+			// queue at once rather than wait out the visibility timeout.
+			w.handBack(e)
+			why = "drained"
+			break
+		}
+		if w.handle(ctx, e) {
+			idleSince = time.Now()
+			if w.opts.Once {
+				why = "ran its one build"
+				break
+			}
 		}
 	}
 	w.removing.Wait()
-	w.opts.Log.Info("worker stopped", "worker", w.opts.ID)
+	w.opts.Log.Info("worker stopped", "worker", w.opts.ID, "why", why)
 	return nil
+}
+
+// Drain makes Run take no new build: it returns once the build in progress, if any, has
+// ended. To hand that build back instead, end Run's context.
+func (w *Worker) Drain() { w.drainOnce.Do(func() { close(w.draining) }) }
+
+func (w *Worker) isDraining() bool {
+	select {
+	case <-w.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// handBack returns an entry this worker took but will not run to the queue.
+func (w *Worker) handBack(e Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.queue.Requeue(ctx, e); err != nil {
+		w.opts.Log.Warn("handing a queue entry back", "entry", e.ID, "err", err) // it is reclaimed after the visibility timeout
+	}
 }
 
 // block is how long to wait for a new entry before looking for abandoned ones again.
@@ -134,21 +191,22 @@ func (w *Worker) ack(ctx context.Context, entry string) {
 
 // handle takes the entry's build through its states: read it, end it at once if it was
 // canceled or is out of attempts, else claim it, run it while the lease holds, and record
-// how it ended (or put it back on the queue, when this worker is stopping).
-func (w *Worker) handle(ctx context.Context, e Entry) {
+// how it ended (or put it back on the queue, when this worker is stopping). It reports
+// whether this worker ran the build.
+func (w *Worker) handle(ctx context.Context, e Entry) (ran bool) {
 	log := w.opts.Log.With("worker", w.opts.ID, "app", e.App, "build", e.Build)
 	rec, ok := w.readEntry(ctx, e, log)
 	if !ok {
-		return
+		return false
 	}
 	blog := newBuildLog(w.builds.rdb, e.App, e.Build, w.opts.MaxLog, w.scrub, w.opts.Log)
 	if rec.cancel || rec.attempt >= w.opts.MaxAttempts {
 		w.endUnstarted(ctx, e, rec, blog, log)
-		return
+		return false
 	}
 	b, ok := w.claim(ctx, rec, log)
 	if !ok {
-		return
+		return false
 	}
 	log = log.With("attempt", b.Attempts)
 	log.Info("build started")
@@ -161,6 +219,7 @@ func (w *Worker) handle(ctx context.Context, e Entry) {
 	default:
 		w.conclude(ctx, e, b, cause, result, blog, log)
 	}
+	return true
 }
 
 // lostBuild is logged when another worker took a build over.

@@ -37,6 +37,9 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 
 	Workers           int
+	Once              bool
+	IdleExit          time.Duration
+	DrainTimeout      time.Duration
 	BuildConcurrency  int
 	BuildTimeout      time.Duration
 	BuildVisibility   time.Duration
@@ -133,6 +136,9 @@ func shortDuration(d time.Duration) string {
 func buildSettings(c *serveConfig) []setting {
 	return []setting{
 		{flag: "workers", env: "SLIPWAY_WORKERS", def: "1", help: "build workers in this process (serve: 0 for an API-only process)", set: setCount(&c.Workers, 0)},
+		{flag: "once", env: "SLIPWAY_WORKER_ONCE", def: "false", help: "worker only: take one build, finish it and exit (with one worker), as a Kubernetes Job does; with --idle-exit it also exits when no build comes", set: setBool(&c.Once)},
+		{flag: "idle-exit", env: "SLIPWAY_IDLE_EXIT", def: "0", help: "worker only: exit once no build has come for this long (e.g. 5m), so a fleet scaled on the queue can shrink to zero; 0 never", set: setNonNegative(&c.IdleExit)},
+		{flag: "drain-timeout", env: "SLIPWAY_DRAIN_TIMEOUT", def: "20s", help: "on SIGTERM or SIGINT, how long a running build may take to finish before it goes back to the queue at once for another worker; 0 hands it back at once", set: setNonNegative(&c.DrainTimeout)},
 		{flag: "build-concurrency", env: "SLIPWAY_BUILD_CONCURRENCY", def: strconv.Itoa(workerDefaults.Concurrency), help: "platforms of one build compiled at once (default: the number of CPUs)", set: setCount(&c.BuildConcurrency, 1)},
 		{flag: "build-timeout", env: "SLIPWAY_BUILD_TIMEOUT", def: shortDuration(workerDefaults.Timeout), help: "longest one platform's compile may take; its process group is killed then", set: setDuration(&c.BuildTimeout)},
 		{flag: "build-visibility", env: "SLIPWAY_BUILD_VISIBILITY", def: shortDuration(workerDefaults.Visibility), help: "how long a build may go without its worker's heartbeat before another worker takes it over", set: setDuration(&c.BuildVisibility)},
@@ -288,7 +294,7 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 		fs.Func(s.flag, s.help, func(v string) error { return s.set(v) })
 	}
 	// Boolean flags may be given bare (--s3-path-style).
-	args = expandBoolFlags(args, "s3-path-style", "insecure", "metrics-public")
+	args = expandBoolFlags(args, "s3-path-style", "insecure", "metrics-public", "once")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printServeHelp(out, name, settings)
@@ -304,7 +310,23 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 	if err := cfg.absolute(); err != nil {
 		return cfg, err
 	}
+	if err := checkWorker(name, cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, checkServe(cfg)
+}
+
+// checkWorker checks the settings of a worker that lives for one build or until idle.
+func checkWorker(name string, cfg serveConfig) error {
+	switch {
+	case name != "worker" && (cfg.Once || cfg.IdleExit > 0):
+		return &usageError{"--once (SLIPWAY_WORKER_ONCE) and --idle-exit (SLIPWAY_IDLE_EXIT) are for slipway worker; slipway " + name + " serves until stopped"}
+	case cfg.Once && cfg.Workers != 1:
+		return &usageError{fmt.Sprintf("--once takes one build, so it needs --workers 1 (SLIPWAY_WORKERS), not %d; run one such process per build", cfg.Workers)}
+	case cfg.IdleExit > 0 && cfg.Workers < 1:
+		return &usageError{"--idle-exit needs build workers (--workers 1 or more): a process with none is never busy"}
+	}
+	return nil
 }
 
 // checkServe checks the settings that depend on each other.

@@ -133,19 +133,24 @@ func (s *service) sourceLimits() source.Limits {
 }
 
 // startWorkers starts cfg.Workers build workers; the returned function waits for them
-// to stop after ctx ends (each puts its build in progress back on the queue).
+// to stop. When ctx ends they drain: each takes no new build and finishes the one it
+// runs within the drain timeout, after which that build goes back to the queue at once
+// for another worker. A worker may also stop by itself (--once, --idle-exit); done is
+// closed once every worker has stopped, for whatever reason.
 //
 // The workers' work directories are made in this process's scratch directory under
 // <data dir>/work, so those of a process that was killed are removed at the next start.
-func (s *service) startWorkers(ctx context.Context) (func(), error) {
+func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan struct{}, err error) {
+	allDone := make(chan struct{})
 	if s.cfg.Workers == 0 {
-		return func() {}, nil
+		close(allDone)
+		return func() {}, allDone, nil
 	}
 	scratch, err := s.claimScratch(filepath.Join(s.cfg.DataDir, "work"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var wg sync.WaitGroup
+	var workers []*builder.Worker
 	for i := range s.cfg.Workers {
 		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, builder.WorkerOptions{
 			ID:          workerID(i),
@@ -159,18 +164,50 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 				Proxy: s.cfg.GoProxy, SumDB: s.cfg.GoSumDB, Private: s.cfg.GoPrivate},
 			Limits:          s.sourceLimits(),
 			SourceAllowNets: s.cfg.SourceAllowNets,
+			Once:            s.cfg.Once,
+			IdleExit:        s.cfg.IdleExit,
 			Log:             s.log,
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		workers = append(workers, w)
+	}
+	// hard ends the builds in progress (they go back to the queue); it ends a drain
+	// timeout after ctx, or when every worker has stopped.
+	hard, abort := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, w := range workers {
 		wg.Go(func() {
-			if err := w.Run(ctx); err != nil {
+			if err := w.Run(hard); err != nil {
 				s.log.Error("worker stopped", "worker", w.ID(), "err", err)
 			}
 		})
 	}
-	return wg.Wait, nil
+	go func() {
+		wg.Wait()
+		close(allDone)
+	}()
+	go func() {
+		defer abort()
+		select {
+		case <-allDone:
+			return
+		case <-ctx.Done():
+		}
+		for _, w := range workers {
+			w.Drain()
+		}
+		s.log.Info("draining the build workers", "timeout", s.cfg.DrainTimeout.String())
+		t := time.NewTimer(s.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-allDone:
+		case <-t.C:
+			s.log.Warn("the drain timeout ran out; the builds in progress go back to the queue", "timeout", s.cfg.DrainTimeout.String())
+		}
+	}()
+	return func() { <-allDone }, allDone, nil
 }
 
 // webhookOptions are the webhook settings, for the store and the dispatcher alike.
@@ -341,7 +378,7 @@ func (s *service) apiOptions() []api.Option {
 // function waits for both to stop after ctx ends. If the dispatcher cannot start, it
 // stops the workers (with stop, which ends ctx) and waits for them.
 func (s *service) startBackground(ctx context.Context, stop func()) (func(), error) {
-	waitBuilders, err := s.startWorkers(ctx)
+	waitBuilders, _, err := s.startWorkers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +432,8 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// runWorkers runs build workers and the webhook dispatcher only, until ctx is done.
+// runWorkers runs build workers and the webhook dispatcher only, until ctx is done or,
+// with --once or --idle-exit, until the build workers have stopped by themselves.
 func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if cfg.Workers < 1 && cfg.WebhookConcurrency < 1 {
 		return &usageError{"slipway worker needs --workers (SLIPWAY_WORKERS) or --webhook-concurrency (SLIPWAY_WEBHOOK_CONCURRENCY) of at least 1"}
@@ -405,18 +443,30 @@ func runWorkers(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 		return err
 	}
 	defer s.close()
-	wait, err := s.startWorkers(ctx)
+	wait, done, err := s.startWorkers(ctx)
 	if err != nil {
 		return err
 	}
-	waitDispatcher, err := s.startDispatcher(ctx)
+	dctx, stopDispatcher := context.WithCancel(ctx)
+	defer stopDispatcher()
+	waitDispatcher, err := s.startDispatcher(dctx)
 	if err != nil {
 		return err
 	}
 	s.log.Info("slipway worker running", "workers", cfg.Workers, "webhook_concurrency", cfg.WebhookConcurrency,
+		"once", cfg.Once, "idle_exit", cfg.IdleExit.String(),
 		"redis", redactURL(cfg.RedisURL), "blobs", s.blobsDesc, "go", s.toolchain.Version(), "version", version())
-	<-ctx.Done()
+	selfStopping := cfg.Workers > 0 && (cfg.Once || cfg.IdleExit > 0)
+	if selfStopping {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+	} else {
+		<-ctx.Done()
+	}
 	wait()
+	stopDispatcher()
 	waitDispatcher()
 	s.log.Info("stopped")
 	return nil

@@ -209,3 +209,129 @@ func TestAttemptsRunOut(t *testing.T) {
 		t.Errorf("build = %s %+v, want failed/internal with the attempts in its log:\n%s", done.Status, done.Error, log)
 	}
 }
+
+// waitExit waits for p to exit by itself and returns how.
+func waitExit(t *testing.T, p *process, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		return err
+	case <-time.After(within):
+		t.Fatalf("the process did not exit within %s:\n%s", within, p.stderr)
+		return nil
+	}
+}
+
+// submitHello creates app and posts a build that compiles at once.
+func submitHello(t *testing.T, base, app string) openapi.Build {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", base+"/v1/apps/"+app, strings.NewReader(`{"platforms":["linux/amd64"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || (resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK) {
+		t.Fatalf("PUT app: %v %v", resp, err)
+	}
+	return postSource(t, base, app, buildertest.Module(t, app, map[string]string{
+		"main.go": "package main\n\nconst nonce = \"" + t.Name() + time.Now().String() + "\"\n\nfunc main() { println(nonce) }\n"}))
+}
+
+// TestWorkerOnce runs `slipway worker --once` with two builds queued: it runs one to its
+// end and exits 0, leaving the other queued for the next such process.
+func TestWorkerOnce(t *testing.T) {
+	env := buildEnv(t)
+	api := startServe(t, append(env, "SLIPWAY_WORKERS=0"))
+	first := submitHello(t, api.url, "once")
+	second := submitHello(t, api.url, "once")
+
+	w := startWorker(t, append(env, "SLIPWAY_WORKER_ONCE=true"))
+	if err := waitExit(t, w, 3*time.Minute); err != nil {
+		t.Fatalf("worker --once exited with %v, want 0:\n%s", err, w.stderr)
+	}
+	if !strings.Contains(w.stderr.String(), `"why":"ran its one build"`) {
+		t.Errorf("the worker did not say why it stopped:\n%s", w.stderr)
+	}
+	a, b := getBuild(t, api.url, "once", first.Id), getBuild(t, api.url, "once", second.Id)
+	ran, left := a, b
+	if a.Status == openapi.BuildStatusQueued {
+		ran, left = b, a
+	}
+	if ran.Status != openapi.BuildStatusSucceeded || left.Status != openapi.BuildStatusQueued {
+		t.Fatalf("after one worker --once: builds are %s and %s, want one succeeded and one queued", a.Status, b.Status)
+	}
+
+	w2 := startWorker(t, append(env, "SLIPWAY_WORKER_ONCE=true"))
+	if err := waitExit(t, w2, 3*time.Minute); err != nil {
+		t.Fatalf("the second worker --once exited with %v:\n%s", err, w2.stderr)
+	}
+	if got := getBuild(t, api.url, "once", left.Id); got.Status != openapi.BuildStatusSucceeded || got.Attempts != 1 {
+		t.Errorf("the second build is %s after %d attempts, want succeeded after 1", got.Status, got.Attempts)
+	}
+}
+
+// TestWorkerIdleExit: a worker with --idle-exit and nothing to do exits 0 by itself; one
+// with --once and --idle-exit does too, so a Job started for a build another worker took
+// does not wait forever.
+func TestWorkerIdleExit(t *testing.T) {
+	env := buildEnv(t)
+	for _, extra := range [][]string{{"SLIPWAY_IDLE_EXIT=1s"}, {"SLIPWAY_IDLE_EXIT=1s", "SLIPWAY_WORKER_ONCE=true"}} {
+		w := startWorker(t, append(env, extra...))
+		if err := waitExit(t, w, time.Minute); err != nil {
+			t.Fatalf("worker %v exited with %v, want 0:\n%s", extra, err, w.stderr)
+		}
+		if !strings.Contains(w.stderr.String(), `"why":"idle for 1s"`) {
+			t.Errorf("worker %v did not say it stopped because idle:\n%s", extra, w.stderr)
+		}
+	}
+}
+
+// TestWorkerDrain sends SIGTERM to a worker in the middle of a compile: with time to
+// drain, it finishes the build (one attempt) and exits 0, taking no other build.
+func TestWorkerDrain(t *testing.T) {
+	env := buildEnv(t)
+	api := startServe(t, append(env, "SLIPWAY_WORKERS=0"))
+	w := startWorker(t, append(env, "SLIPWAY_DRAIN_TIMEOUT=5m"))
+	b := submitSlow(t, api.url, "drain")
+	waitLog(t, api.url, "drain", b.Id, "linux/amd64: go build", time.Minute)
+	next := submitHello(t, api.url, "drain")
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, w, 5*time.Minute); err != nil {
+		t.Fatalf("the draining worker exited with %v, want 0:\n%s", err, w.stderr)
+	}
+	done := getBuild(t, api.url, "drain", b.Id)
+	if done.Status != openapi.BuildStatusSucceeded || done.Attempts != 1 {
+		t.Fatalf("the build running at SIGTERM is %s after %d attempts, want succeeded after 1\n%s", done.Status, done.Attempts, buildLog(t, api.url, "drain", b.Id))
+	}
+	if got := getBuild(t, api.url, "drain", next.Id); got.Status != openapi.BuildStatusQueued {
+		t.Errorf("the build queued after SIGTERM is %s, want still queued for another worker", got.Status)
+	}
+}
+
+// TestWorkerDrainTimeoutHandsBack sends SIGTERM to a worker whose drain time is shorter
+// than its compile: the build goes back to the queue at once and another worker finishes
+// it long before the visibility timeout would have let it, without using an attempt.
+func TestWorkerDrainTimeoutHandsBack(t *testing.T) {
+	env := append(buildEnv(t), "SLIPWAY_BUILD_VISIBILITY=10m")
+	api := startServe(t, append(env, "SLIPWAY_WORKERS=0"))
+	w := startWorker(t, append(env, "SLIPWAY_DRAIN_TIMEOUT=0"))
+	b := submitSlow(t, api.url, "handback")
+	waitLog(t, api.url, "handback", b.Id, "linux/amd64: go build", time.Minute)
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, w, time.Minute); err != nil {
+		t.Fatalf("the worker exited with %v, want 0:\n%s", err, w.stderr)
+	}
+	if got := getBuild(t, api.url, "handback", b.Id); got.Status != openapi.BuildStatusQueued {
+		t.Fatalf("after the drain timeout the build is %s, want queued again", got.Status)
+	}
+	startWorker(t, env)
+	done := waitStatus(t, api.url, "handback", b.Id, 3*time.Minute, func(b openapi.Build) bool {
+		return b.Status == openapi.BuildStatusSucceeded || b.Status == openapi.BuildStatusFailed
+	})
+	log := buildLog(t, api.url, "handback", b.Id)
+	if done.Status != openapi.BuildStatusSucceeded || done.Attempts != 1 || !strings.Contains(log, "goes back to the queue") {
+		t.Errorf("build = %s after %d attempts, want succeeded after 1 with the hand-back in its log:\n%s", done.Status, done.Attempts, log)
+	}
+}
