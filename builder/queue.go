@@ -48,12 +48,24 @@ func (q *Queue) Enqueue(ctx context.Context, app, build string) (string, error) 
 
 // Claim returns the next entry for consumer: first one whose heartbeats stopped for
 // longer than visibility (XAUTOCLAIM), else a new one, waiting up to block for it
-// (XREADGROUP). ok is false when there is none.
+// (XREADGROUP). ok is false when there is none. A queue whose consumer group is gone (a
+// Redis that lost its data, then got a new entry) gets its group back, from the first
+// entry, so the entries since are built and a scaler reading the group's lag sees them.
 func (q *Queue) Claim(ctx context.Context, consumer string, visibility, block time.Duration) (e Entry, ok bool, err error) {
-	claimed, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: consumer,
-		MinIdle: visibility, Start: "0-0", Count: 1,
-	}).Result()
+	autoClaim := func() ([]redis.XMessage, error) {
+		claimed, _, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: store.BuildQueueKey, Group: store.BuildQueueGroup, Consumer: consumer,
+			MinIdle: visibility, Start: "0-0", Count: 1,
+		}).Result()
+		return claimed, err
+	}
+	claimed, err := autoClaim()
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		if err := EnsureQueue(ctx, q.rdb); err != nil {
+			return Entry{}, false, err
+		}
+		claimed, err = autoClaim()
+	}
 	if err != nil {
 		return Entry{}, false, err
 	}

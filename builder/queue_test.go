@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
 )
 
@@ -69,5 +70,31 @@ func TestQueue(t *testing.T) {
 	time.Sleep(visibility + visibility/2)
 	if got, ok := claim("d"); ok {
 		t.Fatalf("Claim after Ack = %+v, want none", got)
+	}
+}
+
+// TestQueueLostGroup: a queue whose stream (and so its consumer group) was lost, then
+// got a new entry, gets its group back at the next claim, and the entry is claimed.
+func TestQueueLostGroup(t *testing.T) {
+	ctx := context.Background()
+	rdb := storetest.Redis(t)
+	if err := builder.EnsureQueue(ctx, rdb); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, store.BuildQueueKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	q := builder.NewQueue(rdb)
+	id, err := q.Enqueue(ctx, "app", "B1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := q.Claim(ctx, "a", time.Minute, 10*time.Millisecond)
+	if err != nil || !ok || e.ID != id {
+		t.Fatalf("Claim after the group was lost = %+v %v %v, want entry %s", e, ok, err, id)
+	}
+	groups, err := rdb.XInfoGroups(ctx, store.BuildQueueKey).Result()
+	if err != nil || len(groups) != 1 || groups[0].Name != store.BuildQueueGroup {
+		t.Errorf("groups = %+v %v, want the workers' group back", groups, err)
 	}
 }
