@@ -64,6 +64,7 @@ type Build struct {
 	Error           *BuildError `json:"error,omitempty"`
 	Artifacts       []Artifact  `json:"artifacts"`
 	Image           *Image      `json:"image,omitempty"`
+	Signing         *Signing    `json:"signing,omitempty"` // nil when the server signs nothing
 	Attempts        int         `json:"attempts"`
 	Worker          string      `json:"worker,omitempty"`
 }

@@ -74,6 +74,9 @@ func (s *Builds) relink(ctx context.Context, blobs store.Blobs, app string) erro
 			if b.Image.SBOMReferrer != "" {
 				roots = append(roots, store.Digest(b.Image.SBOMReferrer))
 			}
+			if b.Signing != nil {
+				roots = append(roots, store.Digest(b.Signing.Signature), store.Digest(b.Signing.Attestation))
+			}
 			for _, m := range b.Image.Manifests {
 				if m.SBOMReferrer != "" {
 					roots = append(roots, store.Digest(m.SBOMReferrer))

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/builder/source"
 )
 
@@ -76,6 +77,11 @@ type WorkerOptions struct {
 	IdleExit time.Duration
 	// Log receives the worker's own log.
 	Log *slog.Logger
+	// Signer signs every build's image, provenance and SHA256SUMS. Default: none, and
+	// builds are not signed.
+	Signer sign.Signer
+	// Builder names this builder in provenance. Default: ID "slipway", no version.
+	Builder BuilderID
 }
 
 // DefaultWorkerOptions returns the settings a worker uses for the fields of WorkerOptions
@@ -129,6 +135,7 @@ func (o WorkerOptions) withDefaults() (WorkerOptions, error) {
 	if o.Log == nil {
 		o.Log = d.Log
 	}
+	orDefault(&o.Builder.ID, "slipway")
 	return o, nil
 }
 

@@ -78,6 +78,7 @@ type imaging struct {
 	mu     sync.Mutex
 	start  time.Time // when the first platform's image began
 	images []image.PlatformImage
+	bins   []string // each platform's binary, for its build info
 	errs   []error
 }
 
@@ -101,7 +102,8 @@ func (w *Worker) startImage(ctx context.Context, b *Build, work string, blog *bu
 	blog.Printf("image: %d platforms on %s, each as soon as its compile ends", len(platforms), baseName)
 	ictx, cancel := context.WithCancel(ctx)
 	im := &imaging{w: w, blog: blog, ctx: ictx, cancel: cancel, resolved: make(chan struct{}),
-		images: make([]image.PlatformImage, len(platforms)), errs: make([]error, len(platforms))}
+		images: make([]image.PlatformImage, len(platforms)), bins: make([]string, len(platforms)),
+		errs: make([]error, len(platforms))}
 	opts := image.Options{
 		App: b.App, Version: b.Version, Revision: b.Commit,
 		Created: time.Unix(b.SourceDateEpoch, 0).UTC(), Base: base, TempDir: work,
@@ -129,7 +131,7 @@ func (im *imaging) add(i int, spec gobuild.CompileSpec) {
 		start := time.Now()
 		img, err := im.asm.Add(im.ctx, image.Binary{Platform: spec.Platform, Path: spec.Out})
 		im.mu.Lock()
-		im.images[i], im.errs[i] = img, err
+		im.images[i], im.bins[i], im.errs[i] = img, spec.Out, err
 		im.mu.Unlock()
 		if err == nil {
 			im.blog.Printf("image %s: %s, its layer compressed and stored in %s", spec.Platform, img.Manifest,
@@ -185,8 +187,19 @@ func (im *imaging) finish(ctx context.Context, b *Build, blog *buildLog) *BuildE
 		})
 		refs = append(refs, referrer{subject: pi.Manifest, digest: pi.SBOMReferrer, size: pi.SBOMReferrerSize})
 	}
+	blobs := res.Blobs
+	var signing *Signing
+	if w.opts.Signer != nil {
+		s, err := w.sign(ctx, b, arts, res, im.bins)
+		if err != nil {
+			return internalError(blog, "signing the image", err)
+		}
+		refs, blobs = append(refs, s.refs...), append(slices.Clone(blobs), s.blobs...)
+		signing = &s.rec
+		blog.Printf("signed with key %s: signature %s, provenance %s", s.rec.KeyID, s.rec.Signature, s.rec.Attestation)
+	}
 	// The registry serves these under the app, and only these.
-	if err := w.builds.recordImage(ctx, b.App, refs, image.SBOMMediaType, res.Blobs); err != nil {
+	if err := w.builds.recordImage(ctx, b.App, refs, image.SBOMMediaType, blobs); err != nil {
 		return internalError(blog, "recording the image's referrers and links", err)
 	}
 	// The last lines of a successful run go in one write: one round trip, not one each.
@@ -195,7 +208,7 @@ func (im *imaging) finish(ctx context.Context, b *Build, blog *buildLog) *BuildE
 		lines += logLine(fmt.Sprintf("%s: %s, %d bytes", a.Platform, a.Digest, a.Size))
 	}
 	_, _ = blog.Write([]byte(lines))
-	b.Artifacts, b.Image = arts, img
+	b.Artifacts, b.Image, b.Signing = arts, img, signing
 	return nil
 }
 

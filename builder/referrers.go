@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,7 @@ const ociManifest = "application/vnd.oci.image.manifest.v1+json"
 type referrer struct {
 	subject, digest store.Digest
 	size            int64
+	artifactType    string // "" for the artifactType recordImage is given
 }
 
 // recordImage records, in one round trip, the referrers of a build's image (each of
@@ -35,7 +37,8 @@ type referrer struct {
 func (s *Builds) recordImage(ctx context.Context, app string, refs []referrer, artifactType string, blobs []store.Digest) error {
 	docs := make([][]byte, len(refs))
 	for i, r := range refs {
-		d, err := json.Marshal(Referrer{MediaType: ociManifest, Digest: r.digest.String(), Size: r.size, ArtifactType: artifactType})
+		at := cmp.Or(r.artifactType, artifactType)
+		d, err := json.Marshal(Referrer{MediaType: ociManifest, Digest: r.digest.String(), Size: r.size, ArtifactType: at})
 		if err != nil {
 			return err
 		}
