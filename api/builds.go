@@ -394,12 +394,7 @@ func (s *Server) GetBuildChecksums(c echo.Context, app openapi.AppName, id opena
 	if b.Status != builder.StatusSucceeded {
 		return newProblem(openapi.ProblemConflict, "build %s is %s; only a succeeded build has checksums", id, b.Status)
 	}
-	var sb strings.Builder
-	for _, a := range b.Artifacts {
-		d, _ := store.ParseDigest(a.Digest)
-		fmt.Fprintf(&sb, "%s  %s\n", d.Hex(), artifactName(b.App, a.Platform))
-	}
-	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(sb.String()))
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", builder.Checksums(b))
 }
 
 // GetArtifact implements openapi.ServerInterface.
@@ -447,13 +442,7 @@ func (s *Server) serveArtifact(c echo.Context, app, id, platform string) error {
 
 // artifactName is the file name of a platform's binary: hello_linux_arm64 (with .exe
 // for windows).
-func artifactName(app, platform string) string {
-	name := app + "_" + strings.ReplaceAll(platform, "/", "_")
-	if strings.HasPrefix(platform, "windows/") {
-		name += ".exe"
-	}
-	return name
-}
+func artifactName(app, platform string) string { return builder.ArtifactName(app, platform) }
 
 func buildPath(app, id string) string { return "/v1/apps/" + app + "/builds/" + id }
 
@@ -493,6 +482,10 @@ func buildResponse(b builder.Build) openapi.Build {
 				Sbom: optional(m.SBOM), SbomReferrer: optional(m.SBOMReferrer)}
 		}
 		out.Image = img
+	}
+	if sg := b.Signing; sg != nil {
+		out.Signing = &openapi.BuildSigning{KeyId: sg.KeyID, Signature: sg.Signature,
+			Attestation: sg.Attestation, Provenance: sg.Provenance}
 	}
 	if b.BaseImage != "" {
 		out.BaseImage = ptr(b.BaseImage)

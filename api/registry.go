@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/slipway/slipway/builder"
+	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
@@ -62,6 +63,9 @@ func (s *Server) resolve(c echo.Context, app, ref string) (store.Digest, error) 
 		}
 		return d, nil
 	}
+	if subject, suffix, ok := sign.ParseCosignTag(ref); ok {
+		return s.resolveCosignTag(c, app, store.Digest(subject), suffix)
+	}
 	// A version with SemVer build metadata (1.0.0+build.1) is the tag 1.0.0_build.1: '+'
 	// is not allowed in an OCI tag, and '_' is in no version or channel name.
 	ref = strings.Replace(ref, "_", "+", 1)
@@ -96,6 +100,25 @@ func (s *Server) resolve(c echo.Context, app, ref string) (store.Digest, error) 
 		return "", err
 	}
 	return store.Digest(rel.ImageDigest), nil
+}
+
+// resolveCosignTag resolves cosign's tag sha256-<hex>.sig (or .att) to the app's
+// signature (or attestation) manifest referring to the image subject: the one with the
+// greatest digest when a build was signed more than once (each verifies). The referrers
+// are the app's own, so another app's image has none here.
+func (s *Server) resolveCosignTag(c echo.Context, app string, subject store.Digest, suffix string) (store.Digest, error) {
+	at := sign.SignatureArtifactType
+	if suffix == "att" {
+		at = sign.InTotoPayloadType
+	}
+	refs, err := s.deps.Builds.Referrers(c.Request().Context(), app, subject, at)
+	if err != nil {
+		return "", err
+	}
+	if len(refs) == 0 {
+		return "", regErr(codeManifestUnknown, "%s has no tag sha256-%s.%s", app, subject.Hex(), suffix)
+	}
+	return store.ParseDigest(refs[len(refs)-1].Digest)
 }
 
 // GetManifest implements openapi.ServerInterface.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
@@ -65,6 +66,9 @@ type Deps struct {
 	// chat waits (WithChatAnswerWait) to their response_url; without it they are answered
 	// when they are done.
 	ChatPoster ChatPoster
+	// SigningKeys, when set, are the public keys /v1/signing-keys serves: the key that
+	// signs new builds first. The API holds no private key.
+	SigningKeys []sign.PublicKey
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.

@@ -140,6 +140,21 @@ func (e ChatPlatformName) Valid() bool {
 	}
 }
 
+// Defines values for DSSEEnvelopePayloadType.
+const (
+	ApplicationvndInTotoJson DSSEEnvelopePayloadType = "application/vnd.in-toto+json"
+)
+
+// Valid indicates whether the value is a known member of the DSSEEnvelopePayloadType enum.
+func (e DSSEEnvelopePayloadType) Valid() bool {
+	switch e {
+	case ApplicationvndInTotoJson:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryState.
 const (
 	DeliveryStateDelivering DeliveryState = "delivering"
@@ -212,6 +227,66 @@ const (
 func (e HealthStatus) Valid() bool {
 	switch e {
 	case HealthStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKAlg.
+const (
+	ES256 JWKAlg = "ES256"
+)
+
+// Valid indicates whether the value is a known member of the JWKAlg enum.
+func (e JWKAlg) Valid() bool {
+	switch e {
+	case ES256:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKCrv.
+const (
+	P256 JWKCrv = "P-256"
+)
+
+// Valid indicates whether the value is a known member of the JWKCrv enum.
+func (e JWKCrv) Valid() bool {
+	switch e {
+	case P256:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKKty.
+const (
+	EC JWKKty = "EC"
+)
+
+// Valid indicates whether the value is a known member of the JWKKty enum.
+func (e JWKKty) Valid() bool {
+	switch e {
+	case EC:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKUse.
+const (
+	Sig JWKUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the JWKUse enum.
+func (e JWKUse) Valid() bool {
+	switch e {
+	case Sig:
 		return true
 	default:
 		return false
@@ -508,10 +583,13 @@ type Build struct {
 	Id        string `json:"id"`
 
 	// Image The build's OCI image, pullable from /v2/<app>/manifests/<digest> or build-<id>.
-	Image           *BuildImage `json:"image,omitempty"`
-	Main            string      `json:"main"`
-	Platforms       []Platform  `json:"platforms"`
-	SourceDateEpoch int64       `json:"source_date_epoch"`
+	Image     *BuildImage `json:"image,omitempty"`
+	Main      string      `json:"main"`
+	Platforms []Platform  `json:"platforms"`
+
+	// Signing What the server signed when the build ended, and with which key. Absent when it signs nothing or signed nothing then.
+	Signing         *BuildSigning `json:"signing,omitempty"`
+	SourceDateEpoch int64         `json:"source_date_epoch"`
 
 	// SourceDigest The archive's digest; empty while a source_url build waits for its fetch.
 	SourceDigest string `json:"source_digest"`
@@ -580,6 +658,21 @@ type BuildImage struct {
 type BuildList struct {
 	Items      []Build `json:"items"`
 	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// BuildSigning What the server signed when the build ended, and with which key. Absent when it signs nothing or signed nothing then.
+type BuildSigning struct {
+	// Attestation The digest of the attestation manifest holding the provenance, at the tag `sha256-<hex>.att` and listed by /v2/<app>/referrers/<index digest>.
+	Attestation string `json:"attestation"`
+
+	// KeyId The JWK thumbprint of the key
+	KeyId string `json:"key_id"`
+
+	// Provenance The digest of the provenance's DSSE envelope.
+	Provenance string `json:"provenance"`
+
+	// Signature The digest of the cosign signature manifest of the image index, at the tag `sha256-<hex>.sig` and listed by /v2/<app>/referrers/<index digest>.
+	Signature string `json:"signature"`
 }
 
 // BuildStatus defines model for BuildStatus.
@@ -791,6 +884,22 @@ type Chatops struct {
 	Users     []ChatUser          `json:"users"`
 }
 
+// DSSEEnvelope defines model for DSSEEnvelope.
+type DSSEEnvelope struct {
+	// Payload The in-toto statement
+	Payload     string                  `json:"payload"`
+	PayloadType DSSEEnvelopePayloadType `json:"payloadType"`
+	Signatures  []struct {
+		Keyid string `json:"keyid"`
+
+		// Sig ASN.1 DER ECDSA over DSSE's PAE(payloadType, payload), base64.
+		Sig string `json:"sig"`
+	} `json:"signatures"`
+}
+
+// DSSEEnvelopePayloadType defines model for DSSEEnvelope.PayloadType.
+type DSSEEnvelopePayloadType string
+
 // Delivery defines model for Delivery.
 type Delivery struct {
 	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
@@ -919,6 +1028,36 @@ type ImageManifest struct {
 
 	// SbomReferrer The digest of the OCI 1.1 artifact manifest that attaches `sbom` to this manifest: what /v2/<app>/referrers/<manifest digest> lists.
 	SbomReferrer *string `json:"sbom_referrer,omitempty"`
+}
+
+// JWK defines model for JWK.
+type JWK struct {
+	Alg JWKAlg `json:"alg"`
+	Crv JWKCrv `json:"crv"`
+
+	// Kid The key's JWK thumbprint (RFC 7638, SHA-256, base64url).
+	Kid string `json:"kid"`
+	Kty JWKKty `json:"kty"`
+	Use JWKUse `json:"use"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+}
+
+// JWKAlg defines model for JWK.Alg.
+type JWKAlg string
+
+// JWKCrv defines model for JWK.Crv.
+type JWKCrv string
+
+// JWKKty defines model for JWK.Kty.
+type JWKKty string
+
+// JWKUse defines model for JWK.Use.
+type JWKUse string
+
+// JWKS defines model for JWKS.
+type JWKS struct {
+	Keys []JWK `json:"keys"`
 }
 
 // Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
@@ -1792,10 +1931,34 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums (the `GetBuildChecksums` operationId).
 	GetBuildChecksums(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetBuildChecksumsSignature The signature of the build's SHA256SUMS.
+	//
+	// The base64 ASN.1 DER ECDSA P-256 signature over the bytes of `.../checksums`, made
+	// with the server's signing key when the build ended. `cosign verify-blob --key slipway.pub
+	// --signature checksums.sig --insecure-ignore-tlog SHA256SUMS` checks it. A build of a
+	// server that signs nothing, or made before it did, has none (404).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums.sig (the `GetBuildChecksumsSignature` operationId).
+	GetBuildChecksumsSignature(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetBuildLog The build's log.
 	//
 	// Corresponds with GET /v1/apps/{app}/builds/{build}/log (the `GetBuildLog` operationId).
 	GetBuildLog(ctx context.Context, app AppName, build BuildID, params *GetBuildLogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBuildProvenance The build's SLSA provenance v1, signed.
+	//
+	// A DSSE envelope whose payload is an in-toto statement v1 about the image index, with a
+	// SLSA provenance v1 predicate: the build's external parameters (source digest and URL,
+	// version, commit, platforms, main package, ldflags template, base image), its resolved
+	// dependencies (source, Go toolchain, base image digest, every module in the binaries'
+	// build info) and its run (builder id and version, build id, start and finish). The same
+	// envelope is the layer of the attestation at `/v2/<app>/manifests/sha256-<hex>.att`, which
+	// `cosign verify-attestation --type slsaprovenance1` reads. A build without signatures has
+	// none (404).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/provenance (the `GetBuildProvenance` operationId).
+	GetBuildProvenance(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListChannels The app's channels in order, with what each holds.
 	//
@@ -2092,6 +2255,17 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `ListEvents` operationId).
 	ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSigningKeys The public keys that verify this server's signatures.
+	//
+	// A JSON Web Key Set of ECDSA P-256 keys, the key that signs new builds first and keys
+	// rotated out after it (they still verify what they signed). With `Accept:
+	// application/x-pem-file`, the current key alone as a PKIX PEM, cosign's `--key`:
+	// `curl -H 'Accept: application/x-pem-file' https://slipway.example/v1/signing-keys > slipway.pub`.
+	// A server with no signing key answers 404. No private key is ever in an answer.
+	//
+	// Corresponds with GET /v1/signing-keys (the `GetSigningKeys` operationId).
+	GetSigningKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTokens Every token's name, scopes, apps and times — never a secret.
 	//
@@ -2650,11 +2824,55 @@ func (c *Client) GetBuildChecksums(ctx context.Context, app AppName, build Build
 	return c.Client.Do(req)
 }
 
+// GetBuildChecksumsSignature The signature of the build's SHA256SUMS.
+//
+// The base64 ASN.1 DER ECDSA P-256 signature over the bytes of `.../checksums`, made
+// with the server's signing key when the build ended. `cosign verify-blob --key slipway.pub
+// --signature checksums.sig --insecure-ignore-tlog SHA256SUMS` checks it. A build of a
+// server that signs nothing, or made before it did, has none (404).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums.sig (the `GetBuildChecksumsSignature` operationId).
+func (c *Client) GetBuildChecksumsSignature(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBuildChecksumsSignatureRequest(c.Server, app, build)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetBuildLog The build's log.
 //
 // Corresponds with GET /v1/apps/{app}/builds/{build}/log (the `GetBuildLog` operationId).
 func (c *Client) GetBuildLog(ctx context.Context, app AppName, build BuildID, params *GetBuildLogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetBuildLogRequest(c.Server, app, build, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBuildProvenance The build's SLSA provenance v1, signed.
+//
+// A DSSE envelope whose payload is an in-toto statement v1 about the image index, with a
+// SLSA provenance v1 predicate: the build's external parameters (source digest and URL,
+// version, commit, platforms, main package, ldflags template, base image), its resolved
+// dependencies (source, Go toolchain, base image digest, every module in the binaries'
+// build info) and its run (builder id and version, build id, start and finish). The same
+// envelope is the layer of the attestation at `/v2/<app>/manifests/sha256-<hex>.att`, which
+// `cosign verify-attestation --type slsaprovenance1` reads. A build without signatures has
+// none (404).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/provenance (the `GetBuildProvenance` operationId).
+func (c *Client) GetBuildProvenance(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBuildProvenanceRequest(c.Server, app, build)
 	if err != nil {
 		return nil, err
 	}
@@ -3241,6 +3459,27 @@ func (c *Client) PutChatUser(ctx context.Context, user ChatUserID, body PutChatU
 // Corresponds with GET /v1/events (the `ListEvents` operationId).
 func (c *Client) ListEvents(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSigningKeys The public keys that verify this server's signatures.
+//
+// A JSON Web Key Set of ECDSA P-256 keys, the key that signs new builds first and keys
+// rotated out after it (they still verify what they signed). With `Accept:
+// application/x-pem-file`, the current key alone as a PKIX PEM, cosign's `--key`:
+// `curl -H 'Accept: application/x-pem-file' https://slipway.example/v1/signing-keys > slipway.pub`.
+// A server with no signing key answers 404. No private key is ever in an answer.
+//
+// Corresponds with GET /v1/signing-keys (the `GetSigningKeys` operationId).
+func (c *Client) GetSigningKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSigningKeysRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -4587,6 +4826,47 @@ func NewGetBuildChecksumsRequest(server string, app AppName, build BuildID) (*ht
 	return req, nil
 }
 
+// NewGetBuildChecksumsSignatureRequest constructs an http.Request for the GetBuildChecksumsSignature method
+func NewGetBuildChecksumsSignatureRequest(server string, app AppName, build BuildID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s/checksums.sig", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetBuildLogRequest constructs an http.Request for the GetBuildLog method
 func NewGetBuildLogRequest(server string, app AppName, build BuildID, params *GetBuildLogParams) (*http.Request, error) {
 	var err error
@@ -4657,6 +4937,47 @@ func NewGetBuildLogRequest(server string, app AppName, build BuildID, params *Ge
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBuildProvenanceRequest constructs an http.Request for the GetBuildProvenance method
+func NewGetBuildProvenanceRequest(server string, app AppName, build BuildID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "build", build, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/builds/%s/provenance", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -5797,6 +6118,33 @@ func NewListEventsRequest(server string, params *ListEventsParams) (*http.Reques
 			req.Header.Set("Last-Event-ID", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewGetSigningKeysRequest constructs an http.Request for the GetSigningKeys method
+func NewGetSigningKeysRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/signing-keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -7238,12 +7586,40 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums (the `GetBuildChecksums` operationId).
 	GetBuildChecksumsWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildChecksumsResponse, error)
 
+	// GetBuildChecksumsSignatureWithResponse The signature of the build's SHA256SUMS.
+	//
+	// The base64 ASN.1 DER ECDSA P-256 signature over the bytes of `.../checksums`, made
+	// with the server's signing key when the build ended. `cosign verify-blob --key slipway.pub
+	// --signature checksums.sig --insecure-ignore-tlog SHA256SUMS` checks it. A build of a
+	// server that signs nothing, or made before it did, has none (404).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums.sig (the `GetBuildChecksumsSignature` operationId).
+	GetBuildChecksumsSignatureWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildChecksumsSignatureResponse, error)
+
 	// GetBuildLogWithResponse The build's log.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/apps/{app}/builds/{build}/log (the `GetBuildLog` operationId).
 	GetBuildLogWithResponse(ctx context.Context, app AppName, build BuildID, params *GetBuildLogParams, reqEditors ...RequestEditorFn) (*GetBuildLogResponse, error)
+
+	// GetBuildProvenanceWithResponse The build's SLSA provenance v1, signed.
+	//
+	// A DSSE envelope whose payload is an in-toto statement v1 about the image index, with a
+	// SLSA provenance v1 predicate: the build's external parameters (source digest and URL,
+	// version, commit, platforms, main package, ldflags template, base image), its resolved
+	// dependencies (source, Go toolchain, base image digest, every module in the binaries'
+	// build info) and its run (builder id and version, build id, start and finish). The same
+	// envelope is the layer of the attestation at `/v2/<app>/manifests/sha256-<hex>.att`, which
+	// `cosign verify-attestation --type slsaprovenance1` reads. A build without signatures has
+	// none (404).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/builds/{build}/provenance (the `GetBuildProvenance` operationId).
+	GetBuildProvenanceWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildProvenanceResponse, error)
 
 	// ListChannelsWithResponse The app's channels in order, with what each holds.
 	//
@@ -7562,6 +7938,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `ListEvents` operationId).
 	ListEventsWithResponse(ctx context.Context, params *ListEventsParams, reqEditors ...RequestEditorFn) (*ListEventsResponse, error)
+
+	// GetSigningKeysWithResponse The public keys that verify this server's signatures.
+	//
+	// A JSON Web Key Set of ECDSA P-256 keys, the key that signs new builds first and keys
+	// rotated out after it (they still verify what they signed). With `Accept:
+	// application/x-pem-file`, the current key alone as a PKIX PEM, cosign's `--key`:
+	// `curl -H 'Accept: application/x-pem-file' https://slipway.example/v1/signing-keys > slipway.pub`.
+	// A server with no signing key answers 404. No private key is ever in an answer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/signing-keys (the `GetSigningKeys` operationId).
+	GetSigningKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSigningKeysResponse, error)
 
 	// ListTokensWithResponse Every token's name, scopes, apps and times — never a secret.
 	//
@@ -8812,6 +9201,68 @@ func (r GetBuildChecksumsResponse) ContentType() string {
 	return ""
 }
 
+// GetBuildChecksumsSignatureResponse200Headers the declared response headers of an HTTP 200 response for GetBuildChecksumsSignature
+type GetBuildChecksumsSignatureResponse200Headers struct {
+	SlipwayKeyId *string
+}
+
+type GetBuildChecksumsSignatureResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBuildChecksumsSignatureResponse200Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBuildChecksumsSignatureResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetBuildChecksumsSignatureResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBuildChecksumsSignatureResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBuildChecksumsSignatureResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBuildChecksumsSignatureResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBuildChecksumsSignatureResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBuildChecksumsSignatureResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetBuildLogResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8861,6 +9312,68 @@ func (r GetBuildLogResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetBuildLogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBuildProvenanceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationvndDsseEnvelopeV1JSON200 the response for an HTTP 200 `application/vnd.dsse.envelope.v1+json` response
+	ApplicationvndDsseEnvelopeV1JSON200 *DSSEEnvelope
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationvndDsseEnvelopeV1JSON200 returns the response for an HTTP 200 `application/vnd.dsse.envelope.v1+json` response
+func (r GetBuildProvenanceResponse) GetApplicationvndDsseEnvelopeV1JSON200() *DSSEEnvelope {
+	return r.ApplicationvndDsseEnvelopeV1JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBuildProvenanceResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetBuildProvenanceResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBuildProvenanceResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBuildProvenanceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBuildProvenanceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBuildProvenanceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBuildProvenanceResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10290,6 +10803,61 @@ func (r ListEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSigningKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JWKS
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSigningKeysResponse) GetJSON200() *JWKS {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetSigningKeysResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSigningKeysResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSigningKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSigningKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSigningKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSigningKeysResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12278,6 +12846,24 @@ func (c *ClientWithResponses) GetBuildChecksumsWithResponse(ctx context.Context,
 	return ParseGetBuildChecksumsResponse(rsp)
 }
 
+// GetBuildChecksumsSignatureWithResponse The signature of the build's SHA256SUMS.
+//
+// The base64 ASN.1 DER ECDSA P-256 signature over the bytes of `.../checksums`, made
+// with the server's signing key when the build ended. `cosign verify-blob --key slipway.pub
+// --signature checksums.sig --insecure-ignore-tlog SHA256SUMS` checks it. A build of a
+// server that signs nothing, or made before it did, has none (404).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/checksums.sig (the `GetBuildChecksumsSignature` operationId).
+func (c *ClientWithResponses) GetBuildChecksumsSignatureWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildChecksumsSignatureResponse, error) {
+	rsp, err := c.GetBuildChecksumsSignature(ctx, app, build, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBuildChecksumsSignatureResponse(rsp)
+}
+
 // GetBuildLogWithResponse The build's log.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -12289,6 +12875,28 @@ func (c *ClientWithResponses) GetBuildLogWithResponse(ctx context.Context, app A
 		return nil, err
 	}
 	return ParseGetBuildLogResponse(rsp)
+}
+
+// GetBuildProvenanceWithResponse The build's SLSA provenance v1, signed.
+//
+// A DSSE envelope whose payload is an in-toto statement v1 about the image index, with a
+// SLSA provenance v1 predicate: the build's external parameters (source digest and URL,
+// version, commit, platforms, main package, ldflags template, base image), its resolved
+// dependencies (source, Go toolchain, base image digest, every module in the binaries'
+// build info) and its run (builder id and version, build id, start and finish). The same
+// envelope is the layer of the attestation at `/v2/<app>/manifests/sha256-<hex>.att`, which
+// `cosign verify-attestation --type slsaprovenance1` reads. A build without signatures has
+// none (404).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/builds/{build}/provenance (the `GetBuildProvenance` operationId).
+func (c *ClientWithResponses) GetBuildProvenanceWithResponse(ctx context.Context, app AppName, build BuildID, reqEditors ...RequestEditorFn) (*GetBuildProvenanceResponse, error) {
+	rsp, err := c.GetBuildProvenance(ctx, app, build, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBuildProvenanceResponse(rsp)
 }
 
 // ListChannelsWithResponse The app's channels in order, with what each holds.
@@ -12781,6 +13389,25 @@ func (c *ClientWithResponses) ListEventsWithResponse(ctx context.Context, params
 		return nil, err
 	}
 	return ParseListEventsResponse(rsp)
+}
+
+// GetSigningKeysWithResponse The public keys that verify this server's signatures.
+//
+// A JSON Web Key Set of ECDSA P-256 keys, the key that signs new builds first and keys
+// rotated out after it (they still verify what they signed). With `Accept:
+// application/x-pem-file`, the current key alone as a PKIX PEM, cosign's `--key`:
+// `curl -H 'Accept: application/x-pem-file' https://slipway.example/v1/signing-keys > slipway.pub`.
+// A server with no signing key answers 404. No private key is ever in an answer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/signing-keys (the `GetSigningKeys` operationId).
+func (c *ClientWithResponses) GetSigningKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSigningKeysResponse, error) {
+	rsp, err := c.GetSigningKeys(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSigningKeysResponse(rsp)
 }
 
 // ListTokensWithResponse Every token's name, scopes, apps and times — never a secret.
@@ -14040,6 +14667,59 @@ func ParseGetBuildChecksumsResponse(rsp *http.Response) (*GetBuildChecksumsRespo
 	return response, nil
 }
 
+// ParseGetBuildChecksumsSignatureResponse parses an HTTP response from a GetBuildChecksumsSignatureWithResponse call
+func ParseGetBuildChecksumsSignatureResponse(rsp *http.Response) (*GetBuildChecksumsSignatureResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBuildChecksumsSignatureResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBuildChecksumsSignatureResponse200Headers
+		if values := rsp.Header.Values("Slipway-Key-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Slipway-Key-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SlipwayKeyId = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetBuildLogResponse parses an HTTP response from a GetBuildLogWithResponse call
 func ParseGetBuildLogResponse(rsp *http.Response) (*GetBuildLogResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14067,6 +14747,53 @@ func ParseGetBuildLogResponse(rsp *http.Response) (*GetBuildLogResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBuildProvenanceResponse parses an HTTP response from a GetBuildProvenanceWithResponse call
+func ParseGetBuildProvenanceResponse(rsp *http.Response) (*GetBuildProvenanceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBuildProvenanceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DSSEEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndDsseEnvelopeV1JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -15248,6 +15975,49 @@ func ParseListEventsResponse(rsp *http.Response) (*ListEventsResponse, error) {
 
 	case rsp.StatusCode == 200:
 		// Content-type (text/event-stream) unsupported
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSigningKeysResponse parses an HTTP response from a GetSigningKeysWithResponse call
+func ParseGetSigningKeysResponse(rsp *http.Response) (*GetSigningKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSigningKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWKS
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (application/x-pem-file) unsupported
 
 	}
 
@@ -16634,9 +17404,15 @@ type ServerInterface interface {
 	// GetBuildChecksums SHA256SUMS of the build's binaries, as `sha256sum -c` reads it.
 	// (GET /v1/apps/{app}/builds/{build}/checksums)
 	GetBuildChecksums(ctx echo.Context, app AppName, build BuildID) error
+	// GetBuildChecksumsSignature The signature of the build's SHA256SUMS.
+	// (GET /v1/apps/{app}/builds/{build}/checksums.sig)
+	GetBuildChecksumsSignature(ctx echo.Context, app AppName, build BuildID) error
 	// GetBuildLog The build's log.
 	// (GET /v1/apps/{app}/builds/{build}/log)
 	GetBuildLog(ctx echo.Context, app AppName, build BuildID, params GetBuildLogParams) error
+	// GetBuildProvenance The build's SLSA provenance v1, signed.
+	// (GET /v1/apps/{app}/builds/{build}/provenance)
+	GetBuildProvenance(ctx echo.Context, app AppName, build BuildID) error
 	// ListChannels The app's channels in order, with what each holds.
 	// (GET /v1/apps/{app}/channels)
 	ListChannels(ctx echo.Context, app AppName) error
@@ -16697,6 +17473,9 @@ type ServerInterface interface {
 	// ListEvents Every state change — builds, releases, channel moves — as a page or a live stream.
 	// (GET /v1/events)
 	ListEvents(ctx echo.Context, params ListEventsParams) error
+	// GetSigningKeys The public keys that verify this server's signatures.
+	// (GET /v1/signing-keys)
+	GetSigningKeys(ctx echo.Context) error
 	// ListTokens Every token's name, scopes, apps and times — never a secret.
 	// (GET /v1/tokens)
 	ListTokens(ctx echo.Context) error
@@ -17249,6 +18028,30 @@ func (w *ServerInterfaceWrapper) GetBuildChecksums(ctx echo.Context) error {
 	return err
 }
 
+// GetBuildChecksumsSignature converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBuildChecksumsSignature(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBuildChecksumsSignature(ctx, app, build)
+	return err
+}
+
 // GetBuildLog converts echo context to params.
 func (w *ServerInterfaceWrapper) GetBuildLog(ctx echo.Context) error {
 	var err error
@@ -17286,6 +18089,30 @@ func (w *ServerInterfaceWrapper) GetBuildLog(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetBuildLog(ctx, app, build, params)
+	return err
+}
+
+// GetBuildProvenance converts echo context to params.
+func (w *ServerInterfaceWrapper) GetBuildProvenance(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "build" -------------
+	var build BuildID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "build", ctx.Param("build"), &build, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter build: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetBuildProvenance(ctx, app, build)
 	return err
 }
 
@@ -17926,6 +18753,15 @@ func (w *ServerInterfaceWrapper) ListEvents(ctx echo.Context) error {
 	return err
 }
 
+// GetSigningKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSigningKeys(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSigningKeys(ctx)
+	return err
+}
+
 // ListTokens converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTokens(ctx echo.Context) error {
 	var err error
@@ -18561,6 +19397,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["getReadiness"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["getMetrics"]...)
 	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetSpec, options.OperationMiddlewares["getSpec"]...)
+	router.GET(options.BaseURL+"/v1/signing-keys", wrapper.GetSigningKeys, options.OperationMiddlewares["getSigningKeys"]...)
 	router.GET(options.BaseURL+"/v1/apps", wrapper.ListApps, options.OperationMiddlewares["listApps"]...)
 	router.DELETE(options.BaseURL+"/v1/apps/:app", wrapper.DeleteApp, options.OperationMiddlewares["deleteApp"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app", wrapper.GetApp, options.OperationMiddlewares["getApp"]...)
@@ -18571,6 +19408,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/apps/:app/builds/:build/cancel", wrapper.CancelBuild, options.OperationMiddlewares["cancelBuild"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/log", wrapper.GetBuildLog, options.OperationMiddlewares["getBuildLog"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/checksums", wrapper.GetBuildChecksums, options.OperationMiddlewares["getBuildChecksums"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/checksums.sig", wrapper.GetBuildChecksumsSignature, options.OperationMiddlewares["getBuildChecksumsSignature"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/provenance", wrapper.GetBuildProvenance, options.OperationMiddlewares["getBuildProvenance"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/artifacts/:os/:arch", wrapper.GetArtifact, options.OperationMiddlewares["getArtifact"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/builds/:build/artifacts/:os/:arch/:variant", wrapper.GetArtifactVariant, options.OperationMiddlewares["getArtifactVariant"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/releases", wrapper.ListReleases, options.OperationMiddlewares["listReleases"]...)

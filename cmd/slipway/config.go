@@ -75,6 +75,10 @@ type serveConfig struct {
 
 	// ChatResponseURLs are the prefixes a chat command's response_url must be under.
 	ChatResponseURLs []string
+
+	// SigningKeys are the paths of the PEM private keys: the first signs.
+	SigningKeys        []string
+	SigningKeyGenerate bool
 }
 
 // setting is one flag with the environment variable that also sets it.
@@ -87,7 +91,7 @@ type setting struct {
 // serveSettings are the settings of serve and worker, in the order help lists them.
 func serveSettings(c *serveConfig) []setting {
 	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), requestSettings(c),
-		webhookSettings(c), chatSettings(c), frontSettings(c))
+		webhookSettings(c), chatSettings(c), frontSettings(c), signingSettings(c))
 }
 
 // serverSettings are the settings of where the server listens and keeps its state.

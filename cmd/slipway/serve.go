@@ -25,6 +25,7 @@ import (
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/chatops"
 	"github.com/slipway/slipway/events"
@@ -47,6 +48,7 @@ type service struct {
 	blobsDesc string
 	toolchain *gobuild.Toolchain
 	builds    *builder.Builds
+	keys      *sign.Keys     // nil when nothing is signed
 	closers   []func() error // run by close, last first
 }
 
@@ -121,6 +123,9 @@ func (s *service) openRest(ctx context.Context) error {
 		return fmt.Errorf("slipway builds with the Go toolchain, and %v; install Go or point SLIPWAY_GO (--go) at the go command", err)
 	}
 	s.toolchain, s.builds = toolchain, builder.NewBuilds(s.rdb)
+	if s.keys, err = loadSigningKeys(cfg, s.log); err != nil {
+		return err
+	}
 	return builder.EnsureQueue(ctx, s.rdb)
 }
 
@@ -167,6 +172,8 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 			Once:            s.cfg.Once,
 			IdleExit:        s.cfg.IdleExit,
 			Log:             s.log,
+			Signer:          s.signer(),
+			Builder:         s.builderID(),
 		})
 		if err != nil {
 			return nil, nil, err
@@ -341,6 +348,7 @@ func (s *service) newAPI() (*api.Server, error) {
 		Limiter:     auth.NewRateLimiter(s.rdb, s.cfg.RateLimit, s.cfg.RateBurst),
 		Chat:        chatops.NewStore(s.rdb),
 		ChatPoster:  poster,
+		SigningKeys: s.publicKeys(),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
 			{Name: "blobs", Ping: s.blobs.Ping},
