@@ -27,6 +27,8 @@ OCI_CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 ORAS_VERSION=v1.3.6
 # actionlint lints the GitHub workflows of docs/ci.md and the action metadata they use.
 ACTIONLINT_VERSION=v1.7.12
+# cosign verifies slipway's image signatures, provenance and signed checksums in the tests.
+COSIGN_VERSION=v2.6.1
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -87,6 +89,16 @@ if ! go version -m "$GOBIN_DIR/actionlint" 2>/dev/null | grep -q "github.com/rhy
 	log "installing actionlint $ACTIONLINT_VERSION with go install"
 	go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 fi
+
+# cosign, as deployers run it: the signing tests verify slipway's signatures,
+# attestations and signed checksums with it. Without it they fail under CI=true and are
+# skipped otherwise.
+if ! go version -m "$GOBIN_DIR/cosign" 2>/dev/null | grep -q "github.com/sigstore/cosign/v2[[:space:]]*$COSIGN_VERSION"; then
+	log "installing cosign $COSIGN_VERSION with go install"
+	go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION" ||
+		log "cosign $COSIGN_VERSION could not be installed: the signing tests will fail under CI=true, and be skipped otherwise"
+fi
+if [ -x "$GOBIN_DIR/cosign" ]; then export SLIPWAY_TEST_COSIGN="$GOBIN_DIR/cosign"; fi
 
 # --- the contract ------------------------------------------------------------------------
 # lint_openapi lints the contract with Spectral's spectral:oas rules and Redocly's
