@@ -136,13 +136,25 @@ within seconds; one that has ended cannot be canceled (exit 3).`,
 		run: cmdCancel,
 	},
 	"download": {
-		synopsis: "slipway download A (BUILD | --version V | --channel CH) [--platform P]... [-o DIR]",
+		synopsis: "slipway download A (BUILD | --version V | --channel CH) [--platform P]... [-o DIR] [--key FILE | --no-verify]",
 		help: `Downloads the binaries of a build of app A — the build named, the one release V was made
 from, or the one channel CH holds — into DIR (default .), under the names SHA256SUMS gives
 them, and writes SHA256SUMS there, so that sha256sum -c SHA256SUMS checks them. Each file
 is checked against SHA256SUMS as it arrives; one that does not match is removed, and the
-command fails (exit 1).`,
+command fails (exit 1). First, when the server signs builds (or --key FILE names trusted
+keys), it verifies the build as slipway verify does, and uses the SHA256SUMS whose
+signature it checked; a build that does not verify downloads nothing (exit 1).
+--no-verify skips that.`,
 		run: cmdDownload,
+	},
+	"verify": {
+		synopsis: "slipway verify A (BUILD | --version V | --channel CH) [--key FILE]",
+		help: `Checks the signatures of a build of app A — the build named, the one release V was made
+from, or the one channel CH holds — with the server's public keys (/v1/signing-keys), or only
+the keys in FILE (--key slipway.pub): the image index's cosign signature, the SLSA provenance
+(its signature, and that its image, source digest and parameters are the build's), and the
+signature of SHA256SUMS. It exits 1 when any of them does not verify. See docs/SIGNING.md.`,
+		run: cmdVerify,
 	},
 	"releases": {
 		synopsis: "slipway releases A [--channel CH] [--limit N]",

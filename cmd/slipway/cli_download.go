@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -28,6 +29,8 @@ type downloadFlags struct {
 	app, build, version, channel string
 	platforms                    stringList
 	dir                          string
+	key                          string
+	noVerify                     bool
 }
 
 func parseDownloadFlags(e *cliEnv, cmd *clientCommand, args []string) (*downloadFlags, error) {
@@ -37,6 +40,8 @@ func parseDownloadFlags(e *cliEnv, cmd *clientCommand, args []string) (*download
 	fs.StringVar(&f.channel, "channel", "", "the build of the release channel `CH` holds")
 	fs.Var(&f.platforms, "platform", "only the binary of platform `P`, GOOS/GOARCH[/variant]; repeat it or separate with commas (default: every one)")
 	fs.StringVar(&f.dir, "o", ".", "the directory `DIR` to save into; made if missing")
+	fs.StringVar(&f.key, "key", "", "verify with only the public keys in PEM `FILE` (such as slipway.pub) instead of the server's")
+	fs.BoolVar(&f.noVerify, "no-verify", false, "skip the signature and provenance checks")
 	pos, err := parseArgs(fs, e, cmd, args, 1, 2)
 	if err != nil {
 		return nil, err
@@ -79,7 +84,11 @@ func cmdDownload(ctx context.Context, e *cliEnv, cmd *clientCommand, args []stri
 	if err != nil {
 		return err
 	}
-	sums, err := c.checksums(ctx, f.app, b.Id)
+	signed, err := c.verifyDownload(ctx, e, f, b)
+	if err != nil {
+		return err
+	}
+	sums, err := c.checksums(ctx, f.app, b.Id, signed)
 	if err != nil {
 		return err
 	}
@@ -143,14 +152,49 @@ func (c *client) buildToDownload(ctx context.Context, f *downloadFlags) (*openap
 	return r.JSON200, r.Body, nil
 }
 
-// checksums reads the build's SHA256SUMS: each file's name and hex digest.
-func (c *client) checksums(ctx context.Context, app, id string) (map[string]string, error) {
-	r, err := c.api.GetBuildChecksumsWithResponse(ctx, app, id)
+// verifyDownload verifies build b as slipway verify does, unless --no-verify, and returns
+// the SHA256SUMS whose signature it verified. A server that signs nothing is trusted
+// without a check (and says so) unless --key asks for one.
+func (c *client) verifyDownload(ctx context.Context, e *cliEnv, f *downloadFlags, b *openapi.Build) ([]byte, error) {
+	if f.noVerify {
+		return nil, nil
+	}
+	if f.key == "" {
+		_, err := c.api.GetSigningKeysWithResponse(ctx)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+			fmt.Fprintf(e.stderr, "slipway: the server signs nothing, so build %s is not verified (--key FILE insists on a signature)\n", b.Id)
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	keys, err := c.trustedKeys(ctx, f.key)
 	if err != nil {
 		return nil, err
 	}
+	v, err := c.verifyBuild(ctx, keys, f.app, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w; nothing downloaded (--no-verify downloads without the check)", err)
+	}
+	fmt.Fprintf(e.stderr, "slipway: build %s verified: image signature, provenance and %s (key %s)\n", b.Id, sumsName, v.sumsKey)
+	return v.sums, nil
+}
+
+// checksums reads the build's SHA256SUMS: each file's name and hex digest. With signed,
+// the SHA256SUMS whose signature was verified, it reads that instead.
+func (c *client) checksums(ctx context.Context, app, id string, signed []byte) (map[string]string, error) {
+	body := signed
+	if body == nil {
+		r, err := c.api.GetBuildChecksumsWithResponse(ctx, app, id)
+		if err != nil {
+			return nil, err
+		}
+		body = r.Body
+	}
 	sums := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(r.Body))
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		sum, name, ok := strings.Cut(sc.Text(), " ")
 		name = strings.TrimPrefix(strings.TrimPrefix(name, " "), "*")
