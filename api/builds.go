@@ -34,6 +34,7 @@ type BuildStore interface {
 	Referrers(ctx context.Context, app string, subject store.Digest, artifactType string) ([]builder.Referrer, error)
 	Imaged(ctx context.Context, app string) ([]string, error)
 	Linked(ctx context.Context, blobs store.Blobs, app string, d store.Digest) (bool, error)
+	CosignTag(ctx context.Context, app, tag string) (store.Digest, error)
 }
 
 // BuildIntake is what the API needs to accept builds; *builder.Intake implements it.

@@ -103,22 +103,19 @@ func (s *Server) resolve(c echo.Context, app, ref string) (store.Digest, error) 
 }
 
 // resolveCosignTag resolves cosign's tag sha256-<hex>.sig (or .att) to the app's
-// signature (or attestation) manifest referring to the image subject: the one with the
-// greatest digest when a build was signed more than once (each verifies). The referrers
-// are the app's own, so another app's image has none here.
+// signature (or attestation) manifest of the image subject, whose layers hold every
+// signature the app's builds of that image made. The tags are the app's own, so another
+// app's image has none here.
 func (s *Server) resolveCosignTag(c echo.Context, app string, subject store.Digest, suffix string) (store.Digest, error) {
-	at := sign.SignatureArtifactType
-	if suffix == "att" {
-		at = sign.InTotoPayloadType
-	}
-	refs, err := s.deps.Builds.Referrers(c.Request().Context(), app, subject, at)
+	tag := "sha256-" + subject.Hex() + "." + suffix
+	d, err := s.deps.Builds.CosignTag(c.Request().Context(), app, tag)
 	if err != nil {
 		return "", err
 	}
-	if len(refs) == 0 {
-		return "", regErr(codeManifestUnknown, "%s has no tag sha256-%s.%s", app, subject.Hex(), suffix)
+	if d == "" {
+		return "", regErr(codeManifestUnknown, "%s has no tag %s", app, tag)
 	}
-	return store.ParseDigest(refs[len(refs)-1].Digest)
+	return d, nil
 }
 
 // GetManifest implements openapi.ServerInterface.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -61,11 +62,12 @@ type BuilderID struct {
 }
 
 // signed is what signing a build stored: its record, the referrers of the index to
-// record and every blob to link.
+// record, every blob to link, and cosign's tags with the manifests they now name.
 type signed struct {
 	rec   Signing
 	refs  []referrer
 	blobs []store.Digest
+	tags  map[string]string
 }
 
 // sign signs b's image index res and its SHA256SUMS with the worker's signing key, and
@@ -80,12 +82,22 @@ func (w *Worker) sign(ctx context.Context, b *Build, arts []Artifact, res *image
 	}
 	subject := sign.Descriptor{MediaType: indexMediaType, Digest: res.Index.String(), Size: info.Size}
 
+	sigTag, attTag := sign.SignatureTag(res.Index.String()), sign.AttestationTag(res.Index.String())
+	priorSigs, err := w.priorLayers(ctx, b.App, sigTag)
+	if err != nil {
+		return nil, err
+	}
+	priorAtts, err := w.priorLayers(ctx, b.App, attTag)
+	if err != nil {
+		return nil, err
+	}
+
 	payload := sign.ImagePayload(b.App, res.Index.String())
 	sig, err := s.SignMessage(ctx, payload)
 	if err != nil {
 		return nil, fmt.Errorf("signing the image: %w", err)
 	}
-	sigArt, err := sign.SignatureManifest(subject, payload, sig)
+	sigArt, err := sign.SignatureManifest(subject, priorSigs, payload, sig)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +114,7 @@ func (w *Worker) sign(ctx context.Context, b *Build, arts []Artifact, res *image
 	if err != nil {
 		return nil, err
 	}
-	attArt, err := sign.AttestationManifest(subject, env, sign.SLSAProvenanceV1)
+	attArt, err := sign.AttestationManifest(subject, priorAtts, env, sign.SLSAProvenanceV1)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +129,7 @@ func (w *Worker) sign(ctx context.Context, b *Build, arts []Artifact, res *image
 	out := &signed{rec: Signing{
 		KeyID: s.KeyID(), Signature: sigArt.Manifest.Digest, Attestation: attArt.Manifest.Digest,
 		Provenance: sign.Digest(env), Checksums: base64.StdEncoding.EncodeToString(sums),
-	}}
+	}, tags: map[string]string{sigTag: sigArt.Manifest.Digest, attTag: attArt.Manifest.Digest}}
 	for _, a := range []struct {
 		art          sign.Artifact
 		artifactType string
@@ -136,6 +148,25 @@ func (w *Worker) sign(ctx context.Context, b *Build, arts []Artifact, res *image
 }
 
 const indexMediaType = "application/vnd.oci.image.index.v1+json"
+
+// priorLayers returns the layers of the manifest the app's cosign tag names now (the
+// signatures or attestations earlier builds of the same image made), or none.
+func (w *Worker) priorLayers(ctx context.Context, app, tag string) ([]sign.Descriptor, error) {
+	d, err := w.builds.CosignTag(ctx, app, tag)
+	if err != nil || d == "" {
+		return nil, err
+	}
+	rc, _, err := w.blobs.Get(ctx, store.BlobKey(d), 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest at %s: %w", tag, err)
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(io.LimitReader(rc, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest at %s: %w", tag, err)
+	}
+	return sign.Layers(raw)
+}
 
 // provenance is b's SLSA provenance: its parameters, the toolchain, base and modules it
 // was built with, and the run.

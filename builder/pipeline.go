@@ -189,17 +189,18 @@ func (im *imaging) finish(ctx context.Context, b *Build, blog *buildLog) *BuildE
 	}
 	blobs := res.Blobs
 	var signing *Signing
+	var tags map[string]string
 	if w.opts.Signer != nil {
 		s, err := w.sign(ctx, b, arts, res, im.bins)
 		if err != nil {
 			return internalError(blog, "signing the image", err)
 		}
 		refs, blobs = append(refs, s.refs...), append(slices.Clone(blobs), s.blobs...)
-		signing = &s.rec
+		signing, tags = &s.rec, s.tags
 		blog.Printf("signed with key %s: signature %s, provenance %s", s.rec.KeyID, s.rec.Signature, s.rec.Attestation)
 	}
 	// The registry serves these under the app, and only these.
-	if err := w.builds.recordImage(ctx, b.App, refs, image.SBOMMediaType, blobs); err != nil {
+	if err := w.builds.recordImage(ctx, b.App, refs, image.SBOMMediaType, blobs, tags); err != nil {
 		return internalError(blog, "recording the image's referrers and links", err)
 	}
 	// The last lines of a successful run go in one write: one round trip, not one each.

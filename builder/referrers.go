@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,9 +33,10 @@ type referrer struct {
 	artifactType    string // "" for the artifactType recordImage is given
 }
 
-// recordImage records, in one round trip, the referrers of a build's image (each of
-// artifactType) and the links of the blobs it references (see link).
-func (s *Builds) recordImage(ctx context.Context, app string, refs []referrer, artifactType string, blobs []store.Digest) error {
+// recordImage records, in one round trip, the referrers of a build's image (each of its
+// own artifactType, or else artifactType), the links of the blobs it references (see
+// link) and the cosign tags its signing moved.
+func (s *Builds) recordImage(ctx context.Context, app string, refs []referrer, artifactType string, blobs []store.Digest, tags map[string]string) error {
 	docs := make([][]byte, len(refs))
 	for i, r := range refs {
 		at := cmp.Or(r.artifactType, artifactType)
@@ -55,12 +57,28 @@ func (s *Builds) recordImage(ctx context.Context, app string, refs []referrer, a
 		if len(members) > 0 {
 			p.SAdd(ctx, store.LinksKey(app), members...)
 		}
+		if len(tags) > 0 {
+			p.HSet(ctx, store.CosignTagsKey(app), tags)
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recording the referrers and links of an image of %s: %w", app, err)
 	}
 	return nil
+}
+
+// CosignTag returns the manifest cosign's tag of an image (sha256-<hex>.sig or .att)
+// names in the app, or "" when it names none.
+func (s *Builds) CosignTag(ctx context.Context, app, tag string) (store.Digest, error) {
+	v, err := s.rdb.HGet(ctx, store.CosignTagsKey(app), tag).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading tag %s of %s: %w", tag, app, err)
+	}
+	return store.ParseDigest(v)
 }
 
 // Referrers returns the artifacts that refer to the manifest subject, optionally only

@@ -78,6 +78,10 @@ package store
 //	slipway:{<app>}:referrers:<digest>  hash: field = referrer manifest digest, value = its
 //	                            OCI descriptor JSON (with artifactType): the artifacts (SBOMs)
 //	                            whose subject is the manifest <digest>
+//	slipway:{<app>}:cosign      hash: field = cosign's tag of an image, sha256-<hex>.sig or
+//	                            sha256-<hex>.att, value = the digest of the signature (or
+//	                            attestation) manifest it names: the newest, whose layers hold
+//	                            every signature the app's builds of that image made
 //	slipway:{<app>}:links       set of digests: every blob and manifest the app's images
 //	                            reference (indexes, manifests, configs, layers, SBOMs and
 //	                            their referrer manifests). The registry serves a digest under
@@ -228,6 +232,9 @@ func ChannelStackKey(app, ch string) string { return ChannelKey(app, ch) + ":sta
 func ReferrersKey(app string, subject Digest) string {
 	return appPrefix(app) + "referrers:" + string(subject)
 }
+
+// CosignTagsKey is the Redis hash of an app's cosign signature and attestation tags.
+func CosignTagsKey(app string) string { return appPrefix(app) + "cosign" }
 
 // LinksKey is the Redis set of the digests an app's images reference.
 func LinksKey(app string) string { return appPrefix(app) + "links" }

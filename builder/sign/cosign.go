@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -183,15 +185,25 @@ type Artifact struct {
 func (a Artifact) All() []Blob { return append(append([]Blob(nil), a.Blobs...), a.Manifest) }
 
 // SignatureManifest is the manifest cosign reads at the tag sha256-<hex>.sig of the
-// image subject: one simple-signing layer whose annotation holds the signature. It has
-// subject and artifactType too, so the same manifest is the OCI 1.1 referrer form.
-func SignatureManifest(subject Descriptor, payload, sig []byte) (Artifact, error) {
+// image subject: the layers of the manifest that was there before (prior: earlier
+// signatures of the same image, which still verify) and one simple-signing layer more,
+// whose annotation holds the signature, as cosign appends a signature. It has subject
+// and artifactType too, so the same manifest is the OCI 1.1 referrer form.
+func SignatureManifest(subject Descriptor, prior []Descriptor, payload, sig []byte) (Artifact, error) {
 	layer := blobOf(payload)
-	// The config cosign writes: an image config listing the layer.
+	layers := appendLayer(prior, Descriptor{
+		MediaType: SimpleSigningMediaType, Digest: layer.Digest, Size: int64(len(layer.Data)),
+		Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
+	})
+	diffIDs := make([]string, len(layers))
+	for i, l := range layers {
+		diffIDs[i] = l.Digest
+	}
+	// The config cosign writes: an image config listing the layers.
 	cfg, err := json.Marshal(map[string]any{
 		"architecture": "", "os": "", "config": map[string]any{},
 		"created": "0001-01-01T00:00:00Z",
-		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{layer.Digest}},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": diffIDs},
 	})
 	if err != nil {
 		return Artifact{}, err
@@ -199,31 +211,48 @@ func SignatureManifest(subject Descriptor, payload, sig []byte) (Artifact, error
 	config := blobOf(cfg)
 	m := Manifest{
 		SchemaVersion: 2, MediaType: ociManifest, ArtifactType: SignatureArtifactType,
-		Config: Descriptor{MediaType: ociImageConfig, Digest: config.Digest, Size: int64(len(config.Data))},
-		Layers: []Descriptor{{
-			MediaType: SimpleSigningMediaType, Digest: layer.Digest, Size: int64(len(layer.Data)),
-			Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
-		}},
+		Config:  Descriptor{MediaType: ociImageConfig, Digest: config.Digest, Size: int64(len(config.Data))},
+		Layers:  layers,
 		Subject: &subject,
 	}
 	return artifact(m, config, layer)
 }
 
 // AttestationManifest is the manifest cosign reads at the tag sha256-<hex>.att of the
-// image subject: one DSSE envelope layer. It is also the OCI 1.1 referrer form.
-func AttestationManifest(subject Descriptor, envelope []byte, predicateType string) (Artifact, error) {
+// image subject: prior's layers (earlier attestations of the same image) and one DSSE
+// envelope layer more. It is also the OCI 1.1 referrer form.
+func AttestationManifest(subject Descriptor, prior []Descriptor, envelope []byte, predicateType string) (Artifact, error) {
 	layer := blobOf(envelope)
 	config := blobOf([]byte(emptyJSON))
 	m := Manifest{
 		SchemaVersion: 2, MediaType: ociManifest, ArtifactType: InTotoPayloadType,
 		Config: Descriptor{MediaType: ociEmpty, Digest: config.Digest, Size: int64(len(config.Data))},
-		Layers: []Descriptor{{
+		Layers: appendLayer(prior, Descriptor{
 			MediaType: DSSEMediaType, Digest: layer.Digest, Size: int64(len(layer.Data)),
 			Annotations: map[string]string{SignatureAnnotation: "", PredicateTypeAnnotation: predicateType},
-		}},
+		}),
 		Subject: &subject,
 	}
 	return artifact(m, config, layer)
+}
+
+// appendLayer returns prior with l after it, unless prior holds l already.
+func appendLayer(prior []Descriptor, l Descriptor) []Descriptor {
+	for _, p := range prior {
+		if p.Digest == l.Digest && p.MediaType == l.MediaType && maps.Equal(p.Annotations, l.Annotations) {
+			return slices.Clone(prior)
+		}
+	}
+	return append(slices.Clone(prior), l)
+}
+
+// Layers returns the layers of a manifest.
+func Layers(manifest []byte) ([]Descriptor, error) {
+	var m Manifest
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("decoding a manifest: %w", err)
+	}
+	return m.Layers, nil
 }
 
 func artifact(m Manifest, blobs ...Blob) (Artifact, error) {
@@ -258,24 +287,34 @@ func ParseCosignTag(tag string) (digest, suffix string, ok bool) {
 	return "sha256:" + hexpart, suffix, true
 }
 
-// SignatureOf returns the payload digest and the signature a signature manifest's
-// layer carries.
-func SignatureOf(manifest []byte) (payloadDigest string, sig []byte, err error) {
+// Signature is one signature of a signature manifest: the digest of the payload it
+// signs, and the signature.
+type Signature struct {
+	Payload string
+	Sig     []byte
+}
+
+// SignaturesOf returns the signatures a signature manifest's layers carry.
+func SignaturesOf(manifest []byte) ([]Signature, error) {
 	var m Manifest
 	if err := json.Unmarshal(manifest, &m); err != nil {
-		return "", nil, fmt.Errorf("signature manifest: %w", err)
+		return nil, fmt.Errorf("signature manifest: %w", err)
 	}
+	var out []Signature
 	for _, l := range m.Layers {
 		if l.MediaType != SimpleSigningMediaType {
 			continue
 		}
 		sig, err := base64.StdEncoding.DecodeString(l.Annotations[SignatureAnnotation])
 		if err != nil {
-			return "", nil, fmt.Errorf("signature annotation: %w", err)
+			return nil, fmt.Errorf("signature annotation: %w", err)
 		}
-		return l.Digest, sig, nil
+		out = append(out, Signature{Payload: l.Digest, Sig: sig})
 	}
-	return "", nil, fmt.Errorf("%w: no simple-signing layer", ErrMismatch)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no simple-signing layer", ErrMismatch)
+	}
+	return out, nil
 }
 
 // Digest is the sha256 digest of data, "sha256:<hex>".

@@ -231,10 +231,10 @@ func jwk(pk *ecdsa.PublicKey) (JWK, error) {
 	return JWK{Kty: "EC", Crv: "P-256", X: enc(raw[1:33]), Y: enc(raw[33:65]), Use: "sig", Alg: "ES256"}, nil
 }
 
-// JWKS returns the verifying keys as a JSON Web Key Set, the signing key first.
-func (k *Keys) JWKS() []JWK {
-	out := make([]JWK, 0, len(k.public))
-	for _, p := range k.public {
+// JWKS returns keys as the members of a JSON Web Key Set, in order.
+func JWKS(keys []PublicKey) []JWK {
+	out := make([]JWK, 0, len(keys))
+	for _, p := range keys {
 		j, err := jwk(p.Key)
 		if err != nil {
 			continue // NewKeys admits P-256 keys only

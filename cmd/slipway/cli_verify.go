@@ -127,15 +127,27 @@ func (c *client) verifyBuild(ctx context.Context, keys []sign.PublicKey, app str
 	if err != nil {
 		return nil, fail("the image signature", err)
 	}
-	payloadDigest, sig, err := sign.SignatureOf(sigManifest)
+	sigs, err := sign.SignaturesOf(sigManifest)
 	if err != nil {
 		return nil, fail("the image signature", err)
 	}
-	payload, err := c.registryGet(ctx, app, "blobs", payloadDigest, payloadDigest)
-	if err != nil {
-		return nil, fail("the image signature", err)
+	// Each build of the same image added a signature: one by a trusted key is enough,
+	// as for cosign.
+	payloads := map[string][]byte{}
+	err = sign.ErrBadSignature
+	for _, s := range sigs {
+		payload, ok := payloads[s.Payload]
+		if !ok {
+			if payload, err = c.registryGet(ctx, app, "blobs", s.Payload, s.Payload); err != nil {
+				return nil, fail("the image signature", err)
+			}
+			payloads[s.Payload] = payload
+		}
+		if v.imageKey, err = sign.VerifyImagePayload(keys, payload, s.Sig, index); err == nil {
+			break
+		}
 	}
-	if v.imageKey, err = sign.VerifyImagePayload(keys, payload, sig, index); err != nil {
+	if err != nil {
 		return nil, fail("the image signature", err)
 	}
 	if _, err := c.registryGet(ctx, app, "manifests", index, index); err != nil {

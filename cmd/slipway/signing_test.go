@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,9 +60,9 @@ func cosign(t *testing.T, bin string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// signedBuild creates app (if new) and builds main.go's source in it, waiting for the
-// build to succeed.
-func signedBuild(t *testing.T, base, app, greeting string) openapi.Build {
+// signedBuild creates app (if new) and builds a module in it whose binary holds greeting
+// (and whose source, not its binary, holds comment), waiting for the build to succeed.
+func signedBuild(t *testing.T, base, app, greeting string, comment ...string) openapi.Build {
 	t.Helper()
 	req, _ := http.NewRequest("PUT", base+"/v1/apps/"+app, strings.NewReader(`{"platforms":["linux/amd64","linux/arm64"]}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -70,8 +71,9 @@ func signedBuild(t *testing.T, base, app, greeting string) openapi.Build {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	main := strings.Replace(buildertest.HelloMain, "package main", "package main\n\n// "+greeting, 1)
-	src := buildertest.Module(t, app, map[string]string{"main.go": main})
+	greet := "package main\n\n// " + strings.Join(comment, " ") + "\n\nimport \"os\"\n\n" +
+		"func init() {\n\tif len(os.Args) > 9 {\n\t\tos.Stdout.WriteString(" + strconv.Quote(greeting) + ")\n\t}\n}\n"
+	src := buildertest.Module(t, app, map[string]string{"main.go": buildertest.HelloMain, "greet.go": greet})
 	resp, err = http.Post(base+"/v1/apps/"+app+"/builds?version=1.0.0", "application/gzip", bytes.NewReader(src))
 	if err != nil {
 		t.Fatal(err)
@@ -151,8 +153,15 @@ func TestCosignVerifiesBuilds(t *testing.T) {
 	}
 	mustFail := func(why string, args ...string) {
 		t.Helper()
-		if out, err := cosign(t, bin, args...); err == nil {
+		out, err := cosign(t, bin, args...)
+		if err == nil {
 			t.Errorf("%s: cosign %s succeeded, want a failure\n%s", why, strings.Join(args, " "), out)
+			return
+		}
+		for line := range strings.Lines(out) {
+			if strings.HasPrefix(line, "Error: ") {
+				t.Logf("%s: cosign says %s", why, strings.TrimSpace(line))
+			}
 		}
 	}
 
@@ -304,6 +313,17 @@ func TestCosignVerifiesBuilds(t *testing.T) {
 		mustCosign(append([]string{"verify-attestation", "--type", "slsaprovenance1", "--key", newPub}, append(verify, newImage)...)...)
 		mustFail("a new build with the rotated-out key", append([]string{"verify", "--key", oldPub}, append(verify, newImage)...)...)
 		mustFail("a new provenance with the rotated-out key", append([]string{"verify-attestation", "--type", "slsaprovenance1", "--key", oldPub}, append(verify, newImage)...)...)
+
+		// A new build of the old image (the source changed, the binary did not) adds the
+		// new key's signature and provenance beside the old ones: both keys verify it.
+		same := signedBuild(t, p2.url, "signed", "first", "a comment")
+		if same.Image.Digest != b.Image.Digest || same.Id == b.Id {
+			t.Fatalf("rebuild = %s %s, want a new build of image %s", same.Id, same.Image.Digest, b.Image.Digest)
+		}
+		for _, pub := range []string{oldPub, newPub} {
+			mustCosign(append([]string{"verify", "--key", pub}, append(verify, host2+"/signed@"+b.Image.Digest)...)...)
+			mustCosign(append([]string{"verify-attestation", "--type", "slsaprovenance1", "--key", pub}, append(verify, host2+"/signed@"+b.Image.Digest)...)...)
+		}
 	})
 }
 
