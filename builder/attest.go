@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -218,7 +219,7 @@ func modules(bins []string) ([]sign.ResourceDescriptor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the build info of a binary: %w", err)
 		}
-		for _, m := range bi.Deps {
+		for _, m := range append([]*debug.Module{&bi.Main}, bi.Deps...) {
 			if m.Replace != nil {
 				m = m.Replace
 			}
@@ -243,7 +244,7 @@ func sourceURI(b *Build) string {
 	if b.SourceURL != "" {
 		return b.SourceURL
 	}
-	return "slipway:" + strings.Replace(b.SourceDigest, ":", "/", 1)
+	return "slipway:" + store.SourceKey(store.Digest(b.SourceDigest))
 }
 
 func digestSet(d string) map[string]string {
