@@ -65,6 +65,13 @@ func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
 // newEventsEnv is newEnv with options for its webhook store.
 func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, opts ...api.Option) *env {
 	t.Helper()
+	return newEnvWith(t, rdb, hookOpts, nil, opts...)
+}
+
+// newEnvWith is newEnv with options for its webhook store, and edit (if not nil) changing
+// the API's dependencies before it starts.
+func newEnvWith(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, edit func(*api.Deps), opts ...api.Option) *env {
+	t.Helper()
 	blobs, err := store.NewFS(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +89,7 @@ func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, op
 		t.Fatal(err)
 	}
 	apps := release.NewApps(rdb, builder.AppChecker{Toolchain: loadToolchain(t)})
-	srv, err := api.New(api.Deps{
+	deps := api.Deps{
 		Apps:        apps,
 		Releases:    release.NewReleases(rdb, blobs, api.ReleaseBuilds(builds)),
 		Channels:    release.NewChannels(rdb, apps),
@@ -100,7 +107,11 @@ func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, op
 		},
 		Metrics: prometheus.NewRegistry(),
 		Log:     slog.New(slog.DiscardHandler),
-	}, opts...)
+	}
+	if edit != nil {
+		edit(&deps)
+	}
+	srv, err := api.New(deps, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -665,7 +665,7 @@ type BuildSigning struct {
 	// Attestation The digest of the attestation manifest holding the provenance, at the tag `sha256-<hex>.att` and listed by /v2/<app>/referrers/<index digest>.
 	Attestation string `json:"attestation"`
 
-	// KeyId The JWK thumbprint of the key
+	// KeyId The JWK thumbprint of the key: its `kid` in /v1/signing-keys.
 	KeyId string `json:"key_id"`
 
 	// Provenance The digest of the provenance's DSSE envelope.
@@ -886,7 +886,7 @@ type Chatops struct {
 
 // DSSEEnvelope defines model for DSSEEnvelope.
 type DSSEEnvelope struct {
-	// Payload The in-toto statement
+	// Payload The in-toto statement, base64.
 	Payload     string                  `json:"payload"`
 	PayloadType DSSEEnvelopePayloadType `json:"payloadType"`
 	Signatures  []struct {

@@ -39,6 +39,7 @@ func New(t testing.TB) *Validator {
 	t.Helper()
 	loadOnce.Do(func() {
 		openapi3filter.RegisterBodyDecoder("application/yaml", openapi3filter.PlainBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("application/x-pem-file", openapi3filter.PlainBodyDecoder)
 		loader := openapi3.NewLoader()
 		doc, err := loader.LoadFromData(openapi.Spec)
 		if err != nil {
