@@ -7,18 +7,27 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// TestDeployFilesParse reads every YAML file in deploy/ and checks that kustomize's
-// resources exist.
+// TestDeployFilesParse reads every YAML file in deploy/ and checks that the resources,
+// components and patches each kustomization names exist. (deploy/'s own tests decode the
+// Kubernetes objects strictly.)
 func TestDeployFilesParse(t *testing.T) {
-	files, _ := filepath.Glob("deploy/*.yaml")
-	more, _ := filepath.Glob("deploy/kubernetes/*.yaml")
-	files = append(files, more...)
+	var files []string
+	err := filepath.WalkDir("deploy", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".yaml") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(files) == 0 {
 		t.Fatal("no YAML files in deploy/")
 	}
@@ -29,7 +38,7 @@ func TestDeployFilesParse(t *testing.T) {
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		for {
-			var doc map[string]any
+			var doc any
 			err := dec.Decode(&doc)
 			if errors.Is(err, io.EOF) {
 				break
@@ -38,11 +47,29 @@ func TestDeployFilesParse(t *testing.T) {
 				t.Errorf("%s: %v", f, err)
 				break
 			}
-			if filepath.Base(f) == "kustomization.yaml" {
-				for _, r := range doc["resources"].([]any) {
-					if _, err := os.Stat(filepath.Join(filepath.Dir(f), r.(string))); err != nil {
-						t.Errorf("%s names resource %s: %v", f, r, err)
-					}
+			if filepath.Base(f) != "kustomization.yaml" {
+				continue
+			}
+			var k struct {
+				Resources  []string `yaml:"resources"`
+				Components []string `yaml:"components"`
+				Patches    []struct {
+					Path string `yaml:"path"`
+				} `yaml:"patches"`
+			}
+			if err := yaml.Unmarshal(b, &k); err != nil {
+				t.Errorf("%s: %v", f, err)
+				break
+			}
+			names := slices.Concat(k.Resources, k.Components)
+			for _, p := range k.Patches {
+				if p.Path != "" {
+					names = append(names, p.Path)
+				}
+			}
+			for _, r := range names {
+				if _, err := os.Stat(filepath.Join(filepath.Dir(f), r)); err != nil {
+					t.Errorf("%s names %s: %v", f, r, err)
 				}
 			}
 		}

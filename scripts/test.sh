@@ -3,7 +3,7 @@
 # (redis-server from the system packages; versitygw, the OCI conformance test and oras
 # with go install), starts its own redis-server and versitygw on free loopback ports in
 # a temporary directory, runs `go vet` and `go test -race ./...` against them (and the
-# tests of examples/hello, a module of its own), and stops them on exit. When the packages
+# tests of examples/hello and deploy/, modules of their own), and stops them on exit. When the packages
 # include ./openapi (or ./...), it first lints openapi/openapi.yaml with Spectral and
 # Redocly at pinned versions through npx (Node.js 20.19+ with npm). When they include
 # ./cmd/slipway (or ./...), it lints the CI front doors: the GitHub workflows of docs/ci.md
@@ -268,10 +268,13 @@ go vet "${PKGS[@]}"
 RACEFLAG=-race
 [ "${RACE:-1}" = 0 ] && RACEFLAG=
 go test $RACEFLAG -count=1 -timeout 60m "$@"
-# examples/hello is a module of its own (the quick start builds it), so ./... leaves it out.
+# examples/hello is a module of its own (the quick start builds it), so ./... leaves it out;
+# so is deploy/, whose tests render every kustomize overlay (kubectl) and decode each object
+# strictly into its Kubernetes or KEDA API type (declarative checks: no -race).
 for p in "${PKGS[@]}"; do
 	if [ "$p" = ./... ]; then
 		(cd examples/hello && go vet ./... && go test -count=1 ./...)
+		(cd deploy && go vet ./... && go test -count=1 ./...)
 		break
 	fi
 done
