@@ -200,6 +200,17 @@ func webhookSettings(c *serveConfig) []setting {
 	}
 }
 
+// signingSettings are the settings of the keys that sign builds.
+func signingSettings(c *serveConfig) []setting {
+	return []setting{
+		{flag: "signing-keys", env: "SLIPWAY_SIGNING_KEYS", def: "", help: "comma-separated paths of PEM ECDSA P-256 private keys (PKCS#8 or SEC1): the first signs every build's image, provenance and SHA256SUMS, the others only verify what they signed before (rotation: put the new key first). Empty signs nothing. Relative paths are under --data-dir", set: func(v string) error {
+			c.SigningKeys = splitComma(v)
+			return nil
+		}},
+		{flag: "signing-key-generate", env: "SLIPWAY_SIGNING_KEY_GENERATE", def: "false", help: "when the first --signing-keys file does not exist, make a new key there (0600, PKCS#8 PEM) at start", set: setBool(&c.SigningKeyGenerate)},
+	}
+}
+
 // chatSettings are the settings of the chat commands (/v1/chatops).
 func chatSettings(c *serveConfig) []setting {
 	return []setting{

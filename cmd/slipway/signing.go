@@ -9,17 +9,6 @@ import (
 	"github.com/slipway/slipway/builder/sign"
 )
 
-// signingSettings are the settings of the keys that sign builds.
-func signingSettings(c *serveConfig) []setting {
-	return []setting{
-		{flag: "signing-keys", env: "SLIPWAY_SIGNING_KEYS", def: "", help: "comma-separated paths of PEM ECDSA P-256 private keys (PKCS#8 or SEC1): the first signs every build's image, provenance and SHA256SUMS, the others only verify what they signed before (rotation: put the new key first). Empty signs nothing. Relative paths are under --data-dir", set: func(v string) error {
-			c.SigningKeys = splitComma(v)
-			return nil
-		}},
-		{flag: "signing-key-generate", env: "SLIPWAY_SIGNING_KEY_GENERATE", def: "false", help: "when the first --signing-keys file does not exist, make a new key there (0600, PKCS#8 PEM) at start", set: setBool(&c.SigningKeyGenerate)},
-	}
-}
-
 // loadSigningKeys reads the configured signing keys, or returns nil when none is.
 func loadSigningKeys(cfg serveConfig, log *slog.Logger) (*sign.Keys, error) {
 	if len(cfg.SigningKeys) == 0 {
