@@ -349,6 +349,10 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway cancel A BUILD    cancel a queued or running build
   slipway download A (BUILD | --version V | --channel CH) [--platform P]... [-o DIR]
                             save a build's binaries and SHA256SUMS, each file verified
+                            (and the build's signatures first, unless --no-verify)
+  slipway verify A (BUILD | --version V | --channel CH) [--key FILE]
+                            check a build's image signature, provenance and signed
+                            SHA256SUMS; exit 1 if one does not verify
   slipway releases A        list app A's releases, newest first
   slipway channels A        list A's channels and the release each holds
   slipway history A CH      list channel CH's events, newest first
@@ -374,7 +378,8 @@ read to the end unless --limit N stops them earlier.
 
 Exit status:
   0  success
-  1  the build failed or was canceled; or the server failed (5xx); or a local error
+  1  the build failed or was canceled; or a signature did not verify; or the server
+     failed (5xx); or a local error
   2  usage error: unknown command, bad flag or argument, DIR without go.mod
   3  the server refused the request (4xx); its problem's detail, status and kind are
      printed, with what to do next. This includes a channel that someone else moved
