@@ -17,6 +17,7 @@ import (
 	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
 )
 
@@ -174,6 +175,15 @@ func TestSignedBuildOverHTTP(t *testing.T) {
 	// The private app's own tags need a token.
 	if r := e.do("GET", "/v2/priv/manifests/"+sign.SignatureTag(b.Image.Digest), nil, ""); r.status != http.StatusUnauthorized {
 		t.Errorf("GET priv's signature anonymously = %d, want 401", r.status)
+	}
+	// Builds recorded before links existed are linked on first use, signatures included.
+	if err := e.rdb.Del(context.Background(), store.LinksKey("priv"), store.LinksCompleteKey("priv")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v2/priv/manifests/" + b.Signing.Attestation, "/v2/priv/blobs/" + b.Signing.Provenance} {
+		if r := e.do("GET", p, admin, ""); r.status != http.StatusOK {
+			t.Errorf("GET %s after priv's links were lost = %d, want 200 (relinked)", p, r.status)
+		}
 	}
 	// The referrers of the index list the signature and the attestation.
 	refs := e.do("GET", "/v2/priv/referrers/"+b.Image.Digest, admin, "")

@@ -5,7 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,4 +101,76 @@ func TestCLIVerify(t *testing.T) {
 	if r := runCLI(t, cli, "download", "verified", b.Id, "-o", t.TempDir()); r.code != 1 {
 		t.Errorf("download of a build whose record disagrees with its provenance: %s\nwant exit 1", r)
 	}
+
+	// The private key is in no Redis value, no log line and no answer.
+	secrets := privateKeyForms(t, key)
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, "*", 100).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			dump := redisValue(ctx, rdb, k)
+			for _, sec := range secrets {
+				if strings.Contains(dump, sec) {
+					t.Errorf("Redis key %s holds the private signing key", k)
+				}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	_, jwks := get(t, p.url+"/v1/signing-keys")
+	for _, sec := range secrets {
+		if strings.Contains(p.stderr.String(), sec) || strings.Contains(string(jwks), sec) {
+			t.Errorf("the server's log or /v1/signing-keys holds the private signing key")
+		}
+	}
+}
+
+// redisValue is everything a Redis key holds, as text.
+func redisValue(ctx context.Context, rdb *redis.Client, k string) string {
+	var v any
+	switch rdb.Type(ctx, k).Val() {
+	case "string":
+		v = rdb.Get(ctx, k).Val()
+	case "hash":
+		v = rdb.HGetAll(ctx, k).Val()
+	case "list":
+		v = rdb.LRange(ctx, k, 0, -1).Val()
+	case "set":
+		v = rdb.SMembers(ctx, k).Val()
+	case "zset":
+		v = rdb.ZRange(ctx, k, 0, -1).Val()
+	case "stream":
+		v = rdb.XRange(ctx, k, "-", "+").Val()
+	}
+	return fmt.Sprint(v)
+}
+
+// privateKeyForms are the ways a private key could be written: its PEM body's lines and
+// its scalar in hex, base64 and base64url.
+func privateKeyForms(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := sign.ParsePrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := []string{hex.EncodeToString(d), base64.StdEncoding.EncodeToString(d), base64.RawURLEncoding.EncodeToString(d)}
+	for line := range strings.Lines(string(raw)) {
+		if line = strings.TrimSpace(line); len(line) > 40 && !strings.HasPrefix(line, "-----") {
+			forms = append(forms, line)
+		}
+	}
+	return forms
 }
