@@ -70,18 +70,7 @@ func TestCLIVerify(t *testing.T) {
 	}
 
 	// The build's record says another source than its signed provenance.
-	var redisURL string
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "SLIPWAY_REDIS_URL="); ok {
-			redisURL = v
-		}
-	}
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := redisOf(t, env)
 	ctx := context.Background()
 	k := store.BuildKey("verified", b.Id)
 	doc, err := rdb.HGet(ctx, k, "doc").Result()
@@ -128,6 +117,24 @@ func TestCLIVerify(t *testing.T) {
 			t.Errorf("the server's log or /v1/signing-keys holds the private signing key")
 		}
 	}
+}
+
+// redisOf is a client of the Redis database env names, closed when the test ends.
+func redisOf(t *testing.T, env []string) *redis.Client {
+	t.Helper()
+	var redisURL string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "SLIPWAY_REDIS_URL="); ok {
+			redisURL = v
+		}
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
 }
 
 // redisValue is everything a Redis key holds, as text.

@@ -24,6 +24,7 @@ import (
 	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/store"
 )
 
 // cosignVersion is the cosign scripts/test.sh installs; the tests run it as deployers do.
@@ -176,6 +177,19 @@ func TestCosignVerifiesBuilds(t *testing.T) {
 		}
 		mustCosign("verify-blob", "--key", oldPub, "--insecure-ignore-tlog", "--signature",
 			writeFile(t, dir, "checksums.sig", sig), writeFile(t, dir, "SHA256SUMS", sums))
+
+		// The OCI 1.1 form: with the sha256-<hex>.sig tag gone, cosign finds the same
+		// signature manifest through slipway's referrers API.
+		rdb := redisOf(t, env)
+		tag := sign.SignatureTag(b.Image.Digest)
+		if err := rdb.HDel(context.Background(), store.CosignTagsKey("signed"), tag).Err(); err != nil {
+			t.Fatal(err)
+		}
+		mustFail("no signature tag, without OCI 1.1", append([]string{"verify", "--key", oldPub}, append(verify, image)...)...)
+		mustCosign(append([]string{"verify", "--experimental-oci11", "--key", oldPub}, append(verify, image)...)...)
+		if err := rdb.HSet(context.Background(), store.CosignTagsKey("signed"), tag, b.Signing.Signature).Err(); err != nil {
+			t.Fatal(err)
+		}
 
 		// Tampered SHA256SUMS: one digit of the first digest changed.
 		bad := bytes.Clone(sums)
