@@ -148,12 +148,14 @@ signature it checked; a build that does not verify downloads nothing (exit 1).
 		run: cmdDownload,
 	},
 	"verify": {
-		synopsis: "slipway verify A (BUILD | --version V | --channel CH) [--key FILE]",
-		help: `Checks the signatures of a build of app A — the build named, the one release V was made
-from, or the one channel CH holds — with the server's public keys (/v1/signing-keys), or only
-the keys in FILE (--key slipway.pub): the image index's cosign signature, the SLSA provenance
-(its signature, and that its image, source digest and parameters are the build's), and the
-signature of SHA256SUMS. It exits 1 when any of them does not verify. See docs/SIGNING.md.`,
+		synopsis: "slipway verify (A@DIGEST | A:TAG | A (BUILD | --version V | --channel CH)) [--key FILE]",
+		help: `Checks the signatures of a build of app A — the one that made image A@DIGEST or A:TAG (as
+a registry client names it: A:prod, A:1.0.0, A:build-<id>; the build is the one its signed
+provenance names), the build named, the one release V was made from, or the one channel CH
+holds — with the server's public keys (/v1/signing-keys), or only the keys in FILE (--key
+slipway.pub): the image index's cosign signature, the SLSA provenance (its signature, and that
+its image, source digest and parameters are the build's), and the signature of SHA256SUMS. It
+exits 1 when any of them does not verify. See docs/SIGNING.md.`,
 		run: cmdVerify,
 	},
 	"releases": {
@@ -350,7 +352,7 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway download A (BUILD | --version V | --channel CH) [--platform P]... [-o DIR]
                             save a build's binaries and SHA256SUMS, each file verified
                             (and the build's signatures first, unless --no-verify)
-  slipway verify A (BUILD | --version V | --channel CH) [--key FILE]
+  slipway verify (A@DIGEST | A:TAG | A (BUILD | --version V | --channel CH)) [--key FILE]
                             check a build's image signature, provenance and signed
                             SHA256SUMS; exit 1 if one does not verify
   slipway releases A        list app A's releases, newest first

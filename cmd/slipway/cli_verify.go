@@ -18,6 +18,9 @@ import (
 type verifyFlags struct {
 	downloadFlags
 	key string
+	// ref is an image reference, A@sha256:<hex> or A:<tag>, when one was given instead
+	// of a build.
+	ref string
 }
 
 func parseVerifyFlags(e *cliEnv, cmd *clientCommand, args []string) (*verifyFlags, error) {
@@ -31,11 +34,19 @@ func parseVerifyFlags(e *cliEnv, cmd *clientCommand, args []string) (*verifyFlag
 		return nil, err
 	}
 	f.app = pos[0]
+	if app, _, ok := strings.Cut(pos[0], "@"); ok {
+		f.app, f.ref = app, pos[0]
+	} else if app, _, ok := strings.Cut(pos[0], ":"); ok {
+		f.app, f.ref = app, pos[0]
+	}
 	if len(pos) == 2 {
 		f.build = pos[1]
 	}
-	if countSet(f.build, f.version, f.channel) != 1 {
-		return nil, &usageError{"verify needs one of BUILD, --version V or --channel CH (see slipway verify --help)"}
+	if f.ref != "" && countSet(f.build, f.version, f.channel) == 0 {
+		return f, nil
+	}
+	if f.ref != "" || countSet(f.build, f.version, f.channel) != 1 {
+		return nil, &usageError{"verify needs A@DIGEST, A:TAG, or A with one of BUILD, --version V or --channel CH (see slipway verify --help)"}
 	}
 	return f, nil
 }
@@ -60,13 +71,22 @@ func cmdVerify(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string
 	if err != nil {
 		return err
 	}
+	keys, err := c.trustedKeys(ctx, f.key)
+	if err != nil {
+		return err
+	}
+	var digest string
+	if f.ref != "" {
+		if f.build, digest, err = c.buildOfImage(ctx, keys, f.app, f.ref); err != nil {
+			return err
+		}
+	}
 	b, _, err := c.buildToDownload(ctx, &f.downloadFlags)
 	if err != nil {
 		return err
 	}
-	keys, err := c.trustedKeys(ctx, f.key)
-	if err != nil {
-		return err
+	if digest != "" && (b.Image == nil || b.Image.Digest != digest) {
+		return &verifyError{build: b.Id, what: "the provenance", err: fmt.Errorf("%w: it names build %s, whose image is not %s", sign.ErrMismatch, b.Id, digest)}
 	}
 	v, err := c.verifyBuild(ctx, keys, f.app, b)
 	if err != nil {
@@ -77,6 +97,58 @@ func cmdVerify(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string
 		v.provenanceKey, b.SourceDigest, b.Version, strings.Join(b.Platforms, ","), v.builder)
 	fmt.Fprintf(e.stdout, "%s: signature verified (key %s)\n", sumsName, v.sumsKey)
 	return nil
+}
+
+// buildOfImage finds the build that made the image ref (A@sha256:<hex>, or A:<tag>
+// resolved by the registry) from the image's provenance attestation: the build its
+// first provenance signed by one of keys names. verifyBuild then checks that build.
+func (c *client) buildOfImage(ctx context.Context, keys []sign.PublicKey, app, ref string) (build, digest string, err error) {
+	digest, ok := strings.CutPrefix(ref, app+"@")
+	if !ok {
+		tag := strings.TrimPrefix(ref, app+":")
+		u := c.base.JoinPath("v2", app, "manifests", tag)
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
+		if err != nil {
+			return "", "", err
+		}
+		req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", "", err
+		}
+		resp.Body.Close()
+		digest = resp.Header.Get("Docker-Content-Digest")
+	}
+	if _, _, ok := sign.ParseCosignTag(sign.AttestationTag(digest)); !ok {
+		return "", "", &usageError{fmt.Sprintf("%s does not name an image by its sha256 digest", ref)}
+	}
+	fail := func(err error) error { return &verifyError{build: "of " + ref, what: "the provenance", err: err} }
+	att, err := c.registryGet(ctx, app, "manifests", sign.AttestationTag(digest), "")
+	if err != nil {
+		return "", "", fail(err)
+	}
+	layers, err := sign.Layers(att)
+	if err != nil {
+		return "", "", fail(err)
+	}
+	for _, l := range layers {
+		if l.MediaType != sign.DSSEMediaType {
+			continue
+		}
+		env, err := c.registryGet(ctx, app, "blobs", l.Digest, l.Digest)
+		if err != nil {
+			return "", "", fail(err)
+		}
+		stmt, _, err := sign.OpenEnvelope(keys, env)
+		if err != nil {
+			continue
+		}
+		st, err := sign.ParseProvenance(stmt, digest)
+		if err == nil && st.Predicate.RunDetails.Metadata.InvocationID != "" {
+			return st.Predicate.RunDetails.Metadata.InvocationID, digest, nil
+		}
+	}
+	return "", "", fail(sign.ErrBadSignature)
 }
 
 // verified is what verifyBuild checked, and the keys that signed each part.

@@ -49,6 +49,14 @@ func TestCLIVerify(t *testing.T) {
 		!strings.Contains(r.stderr, "the image signature does not verify") {
 		t.Errorf("verify --key <another key>: %s\nwant exit 1", r)
 	}
+	for _, ref := range []string{"verified@" + b.Image.Digest, "verified:build-" + b.Id} {
+		if r := runCLI(t, cli, "verify", ref, "--key", pub); r.code != 0 || !strings.Contains(r.stdout, "image "+b.Image.Digest+": signature verified") {
+			t.Errorf("verify %s: %s", ref, r)
+		}
+	}
+	if r := runCLI(t, cli, "verify", "verified@sha256:"+strings.Repeat("0", 64)); r.code != 1 {
+		t.Errorf("verify of an image nobody signed: %s\nwant exit 1", r)
+	}
 	if r := runCLI(t, cli, "verify", "verified"); r.code != 2 {
 		t.Errorf("verify without a build: %s\nwant exit 2", r)
 	}
