@@ -10809,6 +10809,11 @@ func (r ListEventsResponse) ContentType() string {
 	return ""
 }
 
+// GetSigningKeysResponse200Headers the declared response headers of an HTTP 200 response for GetSigningKeys
+type GetSigningKeysResponse200Headers struct {
+	SlipwayKeyId *string
+}
+
 type GetSigningKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10818,6 +10823,8 @@ type GetSigningKeysResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetSigningKeysResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -16019,6 +16026,19 @@ func ParseGetSigningKeysResponse(rsp *http.Response) (*GetSigningKeysResponse, e
 	case rsp.StatusCode == 200:
 		// Content-type (application/x-pem-file) unsupported
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetSigningKeysResponse200Headers
+		if values := rsp.Header.Values("Slipway-Key-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Slipway-Key-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SlipwayKeyId = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
