@@ -35,6 +35,7 @@ type BuildStore interface {
 	Imaged(ctx context.Context, app string) ([]string, error)
 	Linked(ctx context.Context, blobs store.Blobs, app string, d store.Digest) (bool, error)
 	CosignTag(ctx context.Context, app, tag string) (store.Digest, error)
+	CosignTags(ctx context.Context, app string) ([]string, error)
 }
 
 // BuildIntake is what the API needs to accept builds; *builder.Intake implements it.

@@ -379,6 +379,11 @@ func (s *Server) ListTags(c echo.Context, app openapi.AppName, params openapi.Li
 			tags = append(tags, ch.Name)
 		}
 	}
+	signed, err := s.deps.Builds.CosignTags(ctx, app)
+	if err != nil {
+		return err
+	}
+	tags = append(tags, signed...)
 	slices.Sort(tags)
 	tags = slices.Compact(tags)
 	if params.Last != nil && *params.Last != "" {

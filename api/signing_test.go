@@ -185,6 +185,15 @@ func TestSignedBuildOverHTTP(t *testing.T) {
 			t.Errorf("GET %s after priv's links were lost = %d, want 200 (relinked)", p, r.status)
 		}
 	}
+	// The tags list has cosign's tags, under the app only.
+	for app, want := range map[string]bool{"priv": true, "pub": false} {
+		r := e.do("GET", "/v2/"+app+"/tags/list", admin, "")
+		for _, tag := range []string{sign.SignatureTag(b.Image.Digest), sign.AttestationTag(b.Image.Digest)} {
+			if got := bytes.Contains(r.body, []byte(`"`+tag+`"`)); got != want {
+				t.Errorf("GET /v2/%s/tags/list = %s; has %s: %v, want %v", app, r.body, tag, got, want)
+			}
+		}
+	}
 	// The referrers of the index list the signature and the attestation.
 	refs := e.do("GET", "/v2/priv/referrers/"+b.Image.Digest, admin, "")
 	for _, d := range []string{b.Signing.Signature, b.Signing.Attestation} {

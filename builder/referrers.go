@@ -81,6 +81,15 @@ func (s *Builds) CosignTag(ctx context.Context, app, tag string) (store.Digest, 
 	return store.ParseDigest(v)
 }
 
+// CosignTags returns the app's cosign tags (sha256-<hex>.sig and .att), unordered.
+func (s *Builds) CosignTags(ctx context.Context, app string) ([]string, error) {
+	tags, err := s.rdb.HKeys(ctx, store.CosignTagsKey(app)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing the cosign tags of %s: %w", app, err)
+	}
+	return tags, nil
+}
+
 // Referrers returns the artifacts that refer to the manifest subject, optionally only
 // those of one artifact type, in digest order.
 func (s *Builds) Referrers(ctx context.Context, app string, subject store.Digest, artifactType string) ([]Referrer, error) {

@@ -2490,7 +2490,7 @@ type ClientInterface interface {
 	// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
 	ListReferrers(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+	// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), channels that hold a release, and cosign's sha256-<hex>.sig and .att.
 	//
 	// A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 	//
@@ -4003,7 +4003,7 @@ func (c *Client) ListReferrers(ctx context.Context, app AppName, digest string, 
 	return c.Client.Do(req)
 }
 
-// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), channels that hold a release, and cosign's sha256-<hex>.sig and .att.
 //
 // A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 //
@@ -8225,7 +8225,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v2/{app}/referrers/{digest} (the `ListReferrers` operationId).
 	ListReferrersWithResponse(ctx context.Context, app AppName, digest string, params *ListReferrersParams, reqEditors ...RequestEditorFn) (*ListReferrersResponse, error)
 
-	// ListTagsWithResponse Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+	// ListTagsWithResponse Tags in lexical order: build-<id>, release versions (`+` written `_`), channels that hold a release, and cosign's sha256-<hex>.sig and .att.
 	//
 	// A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 	//
@@ -13864,7 +13864,7 @@ func (c *ClientWithResponses) ListReferrersWithResponse(ctx context.Context, app
 	return ParseListReferrersResponse(rsp)
 }
 
-// ListTagsWithResponse Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+// ListTagsWithResponse Tags in lexical order: build-<id>, release versions (`+` written `_`), channels that hold a release, and cosign's sha256-<hex>.sig and .att.
 //
 // A negative `n` is `400 PAGINATION_NUMBER_INVALID`; `n=0` is an empty page.
 //
@@ -17577,7 +17577,7 @@ type ServerInterface interface {
 	// ListReferrers Artifacts (SBOMs) that refer to a manifest, as an OCI image index.
 	// (GET /v2/{app}/referrers/{digest})
 	ListReferrers(ctx echo.Context, app AppName, digest string, params ListReferrersParams) error
-	// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), and channels that hold a release.
+	// ListTags Tags in lexical order: build-<id>, release versions (`+` written `_`), channels that hold a release, and cosign's sha256-<hex>.sig and .att.
 	// (GET /v2/{app}/tags/list)
 	ListTags(ctx echo.Context, app AppName, params ListTagsParams) error
 }
