@@ -26,6 +26,10 @@ type Env struct {
 	Proxy    string // GOPROXY; default DefaultProxy
 	SumDB    string // GOSUMDB; default DefaultSumDB
 	Private  string // GOPRIVATE
+	// CacheProg is GOCACHEPROG, a command line the go command runs to keep its build
+	// cache (builder/gocache); empty for the go command's own cache in Cache. The go
+	// command still needs Cache then, for the little it keeps outside the program.
+	CacheProg string
 }
 
 // The module proxy and checksum database of an Env that names none.
@@ -265,6 +269,9 @@ func (tc *Toolchain) compileEnv(spec CompileSpec, env Env) []string {
 	}
 	if env.Private != "" {
 		e = append(e, "GOPRIVATE="+env.Private)
+	}
+	if env.CacheProg != "" {
+		e = append(e, "GOCACHEPROG="+env.CacheProg)
 	}
 	return append(e, spec.Platform.Env()...)
 }
