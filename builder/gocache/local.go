@@ -42,10 +42,13 @@ func newLocal(dir string, max int64, grace time.Duration, stats *Stats) (*local,
 			return nil, err
 		}
 	}
-	// Files left half-written by a process that died.
+	// Files left half-written by a process that died (not those another process on this
+	// machine, sharing the directory, is writing now).
 	tmps, _ := os.ReadDir(filepath.Join(dir, "tmp"))
 	for _, t := range tmps {
-		_ = os.RemoveAll(filepath.Join(dir, "tmp", t.Name()))
+		if fi, err := t.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			_ = os.RemoveAll(filepath.Join(dir, "tmp", t.Name()))
+		}
 	}
 	return &local{dir: dir, max: max, grace: grace, trimC: make(chan struct{}, 1), stats: stats}, nil
 }
