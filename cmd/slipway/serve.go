@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,6 +26,7 @@ import (
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/builder/gocache"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/chatops"
 	"github.com/slipway/slipway/events"
@@ -48,6 +50,8 @@ type service struct {
 	toolchain *gobuild.Toolchain
 	builds    *builder.Builds
 	closers   []func() error // run by close, last first
+	// buildCache is the shared build cache's server, once startWorkers has started it.
+	buildCache atomic.Pointer[gocache.Server]
 }
 
 // close releases what open and the start-up took: scratch directories, the blob store,
@@ -147,7 +151,7 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 	}
 	var wg sync.WaitGroup
 	for i := range s.cfg.Workers {
-		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, builder.WorkerOptions{
+		opts := builder.WorkerOptions{
 			ID:          workerID(i),
 			DataDir:     s.cfg.DataDir,
 			WorkDir:     scratch.Path(),
@@ -160,7 +164,11 @@ func (s *service) startWorkers(ctx context.Context) (func(), error) {
 			Limits:          s.sourceLimits(),
 			SourceAllowNets: s.cfg.SourceAllowNets,
 			Log:             s.log,
-		})
+		}
+		if err := s.withBuildCache(&opts); err != nil {
+			return nil, err
+		}
+		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -279,7 +287,8 @@ func (s *service) newAPI() (*api.Server, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildCacheMetrics{&s.buildCache})
 	apps := release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain})
 	opts := s.apiOptions()
 	hooks, err := webhook.NewStore(s.rdb, s.webhookOptions()...)
