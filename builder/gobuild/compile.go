@@ -307,6 +307,15 @@ func joinLdflags(args []string) (string, error) {
 // slipway's own user). A worker logs it once at start.
 func (tc *Toolchain) Sandbox() string { return hostSandbox().String() }
 
+// SandboxUser returns the user and group compiles run as when the sandbox is a user of
+// its own ("uid 65534"); ok is false otherwise (Landlock, or none), when compiles run as
+// slipway's own user. What a compile must reach (a cache program's socket) must be
+// reachable by that user.
+func (tc *Toolchain) SandboxUser() (uid, gid int, ok bool) {
+	sb := hostSandbox()
+	return sb.uid, sb.gid, sb.kind == sandboxUID
+}
+
 type sandboxKind int
 
 const (

@@ -29,6 +29,9 @@ type local struct {
 	// trimMu makes one trim at a time.
 	trimMu sync.Mutex
 	stats  *Stats
+	// dirMode and fileMode are private to slipway's user and group, unless compiles run
+	// as a user of their own (WithSandboxUser), who must read the outputs.
+	dirMode, fileMode os.FileMode
 }
 
 // touchEvery is how stale a file's modification time may be before a use sets it
@@ -36,9 +39,13 @@ type local struct {
 // warm build does not rewrite every file's time.
 const touchEvery = time.Minute
 
-func newLocal(dir string, max int64, grace time.Duration, stats *Stats) (*local, error) {
+func newLocal(dir string, max int64, grace time.Duration, stats *Stats, othersRead bool) (*local, error) {
+	dirMode, fileMode := os.FileMode(0o750), os.FileMode(0o640)
+	if othersRead {
+		dirMode, fileMode = 0o711, 0o644
+	}
 	for _, d := range []string{dir, filepath.Join(dir, "o"), filepath.Join(dir, "a"), filepath.Join(dir, "tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, dirMode); err != nil {
 			return nil, err
 		}
 	}
@@ -50,7 +57,8 @@ func newLocal(dir string, max int64, grace time.Duration, stats *Stats) (*local,
 			_ = os.RemoveAll(filepath.Join(dir, "tmp", t.Name()))
 		}
 	}
-	return &local{dir: dir, max: max, grace: grace, trimC: make(chan struct{}, 1), stats: stats}, nil
+	return &local{dir: dir, max: max, grace: grace, trimC: make(chan struct{}, 1), stats: stats,
+		dirMode: dirMode, fileMode: fileMode}, nil
 }
 
 func (l *local) outputPath(out string) string { return filepath.Join(l.dir, "o", out[:2], out) }
@@ -129,7 +137,7 @@ func (l *local) putOutput(out string, size int64, r io.Reader) (string, error) {
 	if got := hex.EncodeToString(h.Sum(nil)); n != size || got != out {
 		return "", fmt.Errorf("%w: output %s: %d bytes hashing to %s, want %d bytes", ErrCorrupt, out, n, got, size)
 	}
-	if err := l.place(f.Name(), path, 0o644); err != nil {
+	if err := l.place(f.Name(), path); err != nil {
 		return "", err
 	}
 	l.added(size)
@@ -151,23 +159,23 @@ func (l *local) putEntry(ns, action string, e entry) error {
 	if err != nil {
 		return err
 	}
-	if err := l.place(f.Name(), l.entryPath(ns, action), 0o644); err != nil {
+	if err := l.place(f.Name(), l.entryPath(ns, action)); err != nil {
 		return err
 	}
 	l.added(int64(len(b)))
 	return nil
 }
 
-// place renames the whole file tmp to path, with mode perm.
-func (l *local) place(tmp, path string, perm os.FileMode) error {
-	if err := os.Chmod(tmp, perm); err != nil {
+// place renames the whole file tmp to path.
+func (l *local) place(tmp, path string) error {
+	if err := os.Chmod(tmp, l.fileMode); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), l.dirMode); err != nil {
 			return err
 		}
 		return os.Rename(tmp, path)

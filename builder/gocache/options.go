@@ -19,6 +19,8 @@ type options struct {
 	trimGrace  time.Duration
 	remoteWait time.Duration
 	log        *slog.Logger
+	sandboxUID int // -1: compiles run as slipway's user
+	sandboxGID int
 }
 
 // DefaultMaxSize is the local tier's size when WithMaxSize gives none: 10 GiB.
@@ -32,6 +34,7 @@ func defaultOptions() options {
 		trimGrace:  10 * time.Minute,
 		remoteWait: 30 * time.Second,
 		log:        slog.New(slog.DiscardHandler),
+		sandboxUID: -1,
 	}
 }
 
@@ -71,6 +74,13 @@ func WithRemoteTimeout(d time.Duration) Option { return func(o *options) { o.rem
 // WithLogger receives what goes wrong in the cache: refused remote entries, failed
 // uploads, failed trims. Default: discarded.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithSandboxUser says that compiles run as user uid and group gid (gobuild's sandbox
+// without Landlock), so the socket's private directory is theirs and the local tier
+// searchable by them. Default: compiles run as slipway's own user.
+func WithSandboxUser(uid, gid int) Option {
+	return func(o *options) { o.sandboxUID, o.sandboxGID = uid, gid }
+}
 
 // makeOptions applies opts to the defaults and checks the result.
 func makeOptions(opts []Option) (options, error) {

@@ -80,7 +80,7 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 		}
 	}
 	s := &Server{opts: o, blobs: blobs, uploads: make(chan upload, o.queue), openConns: map[net.Conn]bool{}}
-	if s.local, err = newLocal(dir, o.maxSize, o.trimGrace, &s.stats); err != nil {
+	if s.local, err = newLocal(dir, o.maxSize, o.trimGrace, &s.stats, o.sandboxUID >= 0); err != nil {
 		return nil, fmt.Errorf("opening the local build cache in %s: %w", dir, err)
 	}
 	sockDir, err := os.MkdirTemp(o.socketDir, "slipway-gocache-")
@@ -95,6 +95,13 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 	if s.ln, err = net.Listen("unix", s.sock); err != nil {
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("listening for the go command's cache programs: %w", err)
+	}
+	if o.sandboxUID >= 0 {
+		if err := shareWithSandbox(sockDir, s.sock, dir, o.sandboxUID, o.sandboxGID); err != nil {
+			s.ln.Close()
+			os.RemoveAll(sockDir)
+			return nil, fmt.Errorf("handing the build cache's socket to the sandbox user: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -363,4 +370,37 @@ func (s *Server) put(ns, action string, outputID, body []byte, took time.Duratio
 	s.stats.Puts.Add(1)
 	s.enqueue(upload{ns: ns, action: action, entry: e, path: path})
 	return path, nil
+}
+
+// shareWithSandbox lets compiles that run as uid reach the server: the socket's private
+// directory becomes theirs (still 0700: no other user's), the socket writable, and the
+// local tier's directory and those above it searchable by others (the go command reads
+// the outputs it is handed; the files are 0644, their directories 0711).
+func shareWithSandbox(sockDir, sock, localDir string, uid, gid int) error {
+	if err := os.Chmod(sock, 0o777); err != nil {
+		return err
+	}
+	if err := os.Chown(sockDir, uid, gid); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(localDir)
+	if err != nil {
+		return err
+	}
+	for {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(dir, fi.Mode().Perm()|0o001); err != nil {
+				return err
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir = parent
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +41,18 @@ func (s *service) withBuildCache(opts *builder.WorkerOptions) error {
 	if dir == "" {
 		dir = filepath.Join(s.cfg.DataDir, "cache", "gocache")
 	}
-	srv, err := gocache.New(dir, s.blobs, gocache.WithMaxSize(s.cfg.BuildCacheSize),
-		gocache.WithPerApp(s.cfg.BuildCacheScope == "app"), gocache.WithLogger(s.log))
+	// Compiles may write GOCACHE and GOMODCACHE; the local tier must be out of their reach.
+	for _, c := range []string{opts.Go.Cache, opts.Go.ModCache, filepath.Join(s.cfg.DataDir, "cache", "go-build"), filepath.Join(s.cfg.DataDir, "cache", "gomod")} {
+		if c != "" && (dir == c || strings.HasPrefix(dir, c+string(filepath.Separator)) || strings.HasPrefix(c, dir+string(filepath.Separator))) {
+			return &usageError{fmt.Sprintf("SLIPWAY_BUILD_CACHE_DIR (%s) and the compiles' GOCACHE or GOMODCACHE (%s) overlap; compiles could write the cache's local tier", dir, c)}
+		}
+	}
+	cacheOpts := []gocache.Option{gocache.WithMaxSize(s.cfg.BuildCacheSize),
+		gocache.WithPerApp(s.cfg.BuildCacheScope == "app"), gocache.WithLogger(s.log)}
+	if uid, gid, ok := s.toolchain.SandboxUser(); ok {
+		cacheOpts = append(cacheOpts, gocache.WithSandboxUser(uid, gid))
+	}
+	srv, err := gocache.New(dir, s.blobs, cacheOpts...)
 	if err != nil {
 		return err
 	}
