@@ -99,6 +99,21 @@ func (l *local) touch(entryPath, outPath string, mtime time.Time) {
 	_ = os.Chtimes(entryPath, now, now)
 }
 
+// used marks the entry of action in ns, and its output, as used now: the cache program
+// answered a get with them.
+func (l *local) used(ns, action string) {
+	ep := l.entryPath(ns, action)
+	b, err := os.ReadFile(ep)
+	if err != nil {
+		return
+	}
+	e, err := parseEntry(b)
+	if err != nil {
+		return
+	}
+	l.touch(ep, l.outputPath(e.Output), time.Time{})
+}
+
 // hasOutput returns the path of output out when it is here with size bytes.
 func (l *local) hasOutput(out string, size int64) (string, bool) {
 	path := l.outputPath(out)

@@ -447,3 +447,61 @@ func TestPrune(t *testing.T) {
 		}
 	})
 }
+
+// TestProgAnswersLocalHits runs the cache program as the go command would, over pipes: it
+// answers a get the local tier holds without the server, tells the server which entry it
+// used (whose time the server sets again) and how many gets it answered, and relays the
+// rest.
+func TestProgAnswersLocalHits(t *testing.T) {
+	s := newServer(t, nil)
+	body := []byte("warm output")
+	put := dial(t, s, SharedNamespace).put("w", body)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(put.DiskPath, old, old)
+
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		args := []string{"--socket", s.Socket(), "--namespace", SharedNamespace, "--local", s.local.dir}
+		done <- RunProg(context.Background(), args, inR, outW)
+		outW.Close()
+	}()
+	dec := json.NewDecoder(outR)
+	var caps response
+	if err := dec.Decode(&caps); err != nil || len(caps.KnownCommands) == 0 {
+		t.Fatalf("handshake through the program = %+v, %v", caps, err)
+	}
+	send := func(req request) response {
+		t.Helper()
+		b, _ := json.Marshal(req)
+		inW.Write(append(b, '\n', '\n')) // the go command ends each request with an empty line
+		var r response
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := send(request{ID: 1, Command: "get", ActionID: actionID("w")}); r.Miss || r.DiskPath != put.DiskPath || r.ID != 1 {
+		t.Errorf("get of a local entry through the program = %+v, want a hit at %s", r, put.DiskPath)
+	}
+	if r := send(request{ID: 2, Command: "get", ActionID: actionID("absent")}); !r.Miss || r.ID != 2 {
+		t.Errorf("get of an absent entry through the program = %+v, want a miss", r)
+	}
+	if r := send(request{ID: 3, Command: "close"}); r.ID != 3 || r.Err != "" {
+		t.Errorf("close = %+v", r)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("RunProg = %v", err)
+	}
+	if n := s.Stats().LocalHits.Load(); n != 1 {
+		t.Errorf("server's LocalHits = %d, want the program's 1", n)
+	}
+	if n := s.Stats().Misses.Load(); n != 1 {
+		t.Errorf("server's Misses = %d, want 1", n)
+	}
+	if fi, err := os.Stat(put.DiskPath); err != nil || time.Since(fi.ModTime()) > time.Minute {
+		t.Errorf("the output's time was not set again after the program used it: %v", fi.ModTime())
+	}
+}

@@ -58,7 +58,7 @@ type Server struct {
 	flight singleflight.Group
 
 	uploads   chan upload
-	pending   sync.WaitGroup // uploads queued and not yet done
+	pending   atomic.Int64 // uploads queued and not yet done
 	closing   atomic.Bool
 	cancel    context.CancelFunc
 	done      sync.WaitGroup // the accept loop, the trimmer, the uploaders
@@ -80,6 +80,9 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 		}
 	}
 	s := &Server{opts: o, blobs: blobs, uploads: make(chan upload, o.queue), openConns: map[net.Conn]bool{}}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
 	if s.local, err = newLocal(dir, o.maxSize, o.trimGrace, &s.stats, o.sandboxUID >= 0); err != nil {
 		return nil, fmt.Errorf("opening the local build cache in %s: %w", dir, err)
 	}
@@ -133,7 +136,8 @@ func (s *Server) Namespace(app string) string {
 // Command is the GOCACHEPROG of a compile of app: slipway's cache program, told the
 // socket and the app's namespace. The go command splits it at spaces, honouring quotes.
 func (s *Server) Command(app string) string {
-	return quoteArg(s.opts.program) + " gocacheprog --socket " + quoteArg(s.sock) + " --namespace " + s.Namespace(app)
+	return quoteArg(s.opts.program) + " gocacheprog --socket " + quoteArg(s.sock) + " --namespace " + s.Namespace(app) +
+		" --local " + quoteArg(s.local.dir)
 }
 
 // quoteArg quotes a for the go command's splitting of GOCACHEPROG (cmd/internal/quoted)
@@ -150,18 +154,20 @@ func quoteArg(a string) string {
 
 // Flush waits until every put queued so far is uploaded (or has failed), or ctx ends.
 func (s *Server) Flush(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.pending.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.pending.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 // Close stops accepting cache programs, ends the connections still open, waits up to
-// ctx for the queued uploads, and stops.
+// ctx for the queued uploads, cancels those still queued or running then, and stops.
 func (s *Server) Close(ctx context.Context) error {
 	if !s.closing.CompareAndSwap(false, true) {
 		return nil
@@ -222,6 +228,7 @@ type request struct {
 	ActionID []byte `json:",omitempty"`
 	OutputID []byte `json:",omitempty"`
 	BodySize int64  `json:",omitempty"`
+	Hits     int64  `json:",omitempty"` // of cmdHits
 }
 
 type response struct {
@@ -274,6 +281,16 @@ func (s *Server) serveConn(c net.Conn) {
 			if err := dec.Decode(&body); err != nil {
 				return
 			}
+		}
+		switch req.Command {
+		case cmdUsed:
+			if action, err := hashHex(req.ActionID); err == nil {
+				s.local.used(cn.ns, action)
+			}
+			continue
+		case cmdHits:
+			s.stats.LocalHits.Add(max(req.Hits, 0))
+			continue
 		}
 		if req.Command == "close" {
 			wg.Wait()

@@ -144,7 +144,7 @@ func (s *Server) enqueue(u upload) {
 	select {
 	case s.uploads <- u:
 	default:
-		s.pending.Done()
+		s.pending.Add(-1)
 		s.stats.UploadsDropped.Add(1)
 	}
 }
@@ -156,14 +156,14 @@ func (s *Server) upload(ctx context.Context) {
 			s.stats.UploadErrors.Add(1)
 			s.opts.log.Warn("build cache: uploading to the blob store", "namespace", u.ns, "action", u.action, "err", err)
 		}
-		s.pending.Done()
+		s.pending.Add(-1)
 	}
 }
 
 // uploadOne stores u's output, unless the store has it, then its entry: an entry in the
 // store always names an output that is there.
 func (s *Server) uploadOne(ctx context.Context, u upload) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*s.opts.remoteWait)
+	ctx, cancel := context.WithTimeout(ctx, 5*s.opts.remoteWait)
 	defer cancel()
 	okey := store.GoCacheOutputKey(u.ns, u.entry.Output)
 	if _, err := s.blobs.Stat(ctx, okey); errors.Is(err, store.ErrNotFound) {
