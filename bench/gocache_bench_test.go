@@ -1,0 +1,153 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway/slipway/builder/buildertest"
+	"github.com/slipway/slipway/builder/gocache"
+	"github.com/slipway/slipway/store"
+	"github.com/slipway/slipway/store/storetest"
+)
+
+// cacheBuild builds the fixture for both platforms at once, as a worker does, with the
+// flags and clean environment of gobuild.Toolchain.Compile, GOCACHE set to goCache and,
+// when prog is not empty, GOCACHEPROG to prog. It returns the wall time.
+func cacheBuild(b *testing.B, goBin, checkout, goCache, prog string) time.Duration {
+	b.Helper()
+	out := b.TempDir()
+	errs := make([]error, len(platforms))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, p := range platforms {
+		wg.Go(func() {
+			goos, goarch, _ := strings.Cut(p, "/")
+			tmp := filepath.Join(out, "tmp-"+goarch)
+			os.MkdirAll(tmp, 0o755)
+			cmd := exec.Command(goBin, "build", "-trimpath", "-buildvcs=false",
+				"-ldflags", "-s -w -buildid= -X main.version=1.0.0", "-o", filepath.Join(out, goarch, "app"), ".")
+			cmd.Dir = checkout
+			cmd.Env = []string{
+				"PATH=" + filepath.Dir(goBin) + ":/usr/local/bin:/usr/bin:/bin",
+				"HOME=" + tmp, "TMPDIR=" + tmp, "GOENV=off", "GOTOOLCHAIN=local", "GOWORK=off",
+				"GOFLAGS=-mod=readonly", "CGO_ENABLED=0", "GOCACHE=" + goCache,
+				"GOMODCACHE=" + filepath.Join(out, "gomod"), "GOPATH=" + filepath.Join(tmp, "gopath"),
+				"GOPROXY=off", "GOSUMDB=off", "GOOS=" + goos, "GOARCH=" + goarch,
+			}
+			if prog != "" {
+				cmd.Env = append(cmd.Env, "GOCACHEPROG="+prog)
+			}
+			if output, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("go build for %s: %w\n%s", p, err, output)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return took
+}
+
+// BenchmarkBuildCache measures the shared build cache (issue 16) on the fixture, for
+// linux/amd64 and linux/arm64 at once, in four builds side by side:
+//
+//   - cold: a worker with an empty local tier and an empty shared tier (an S3 bucket of
+//     the test's versitygw), so the go command compiles the standard library for both;
+//   - fresh: a new worker, its local tier empty, over the shared tier the cold build
+//     filled (its uploads drained first, untimed);
+//   - today: the go command's own GOCACHE, warm (SLIPWAY_BUILD_CACHE=local);
+//   - prog: the fresh worker again, its local tier now warm, through `slipway gocacheprog`.
+//
+// It reports fresh÷cold (target ≤ 0.2) and prog÷today (target ≤ 1.05); today and prog
+// are timed warmRounds times each, interleaved, and compared by their medians.
+func BenchmarkBuildCache(b *testing.B) {
+	const warmRounds = 11
+	slipway := slipwayBinary(b)
+	tc, _ := buildertest.Toolchain(b)
+	checkout := b.TempDir()
+	for name, content := range fixtureFiles("cached") {
+		if err := os.WriteFile(filepath.Join(checkout, name), []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var cold, fresh, today, prog []time.Duration
+	for range b.N {
+		client, cfg := storetest.S3(b)
+		blobs, err := store.NewS3(client, cfg.Bucket)
+		if err != nil {
+			b.Fatal(err)
+		}
+		newServer := func() *gocache.Server {
+			s, err := gocache.New(b.TempDir(), blobs, gocache.WithProgram(slipway))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close(context.Background()) })
+			return s
+		}
+		first := newServer()
+		c := cacheBuild(b, tc.Path(), checkout, b.TempDir(), first.Command("cached"))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		if err := first.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+		second := newServer()
+		f := cacheBuild(b, tc.Path(), checkout, b.TempDir(), second.Command("cached"))
+		st := second.Stats()
+		b.Logf("cold %.2fs; fresh %.2fs: %d remote hits (%.1f MiB), %d misses, %d puts, %d refused; cold worker: %d puts, %d uploads (%.1f MiB), %d dropped; load %s",
+			c.Seconds(), f.Seconds(), st.RemoteHits.Load(), float64(st.BytesFetched.Load())/(1<<20), st.Misses.Load(), st.Puts.Load(),
+			st.RemoteRefused.Load(), first.Stats().Puts.Load(), first.Stats().Uploads.Load(),
+			float64(first.Stats().BytesUploaded.Load())/(1<<20), first.Stats().UploadsDropped.Load(), loadAverage())
+		cold, fresh = append(cold, c), append(fresh, f)
+
+		// Both warm builds keep one GOCACHE across builds, as a worker does
+		// (SLIPWAY_GOCACHE); with the cache program it holds only what the go command
+		// keeps outside it.
+		plainCache, progCache := b.TempDir(), b.TempDir()
+		cacheBuild(b, tc.Path(), checkout, plainCache, "")                      // warms it, untimed
+		cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")) // the same
+		for i := range warmRounds {
+			// Alternate which goes first, so neither always follows the other.
+			if i%2 == 0 {
+				today = append(today, cacheBuild(b, tc.Path(), checkout, plainCache, ""))
+				prog = append(prog, cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")))
+			} else {
+				prog = append(prog, cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")))
+				today = append(today, cacheBuild(b, tc.Path(), checkout, plainCache, ""))
+			}
+		}
+	}
+	med := func(ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	b.Logf("cold %v, fresh %v, today %v, prog %v (medians: today %v, prog %v)", cold, fresh, today, prog, med(today), med(prog))
+	b.ReportMetric(mean(fresh).Seconds()/mean(cold).Seconds(), "fresh/cold")
+	b.ReportMetric(med(prog).Seconds()/med(today).Seconds(), "warmprog/warmtoday")
+	b.ReportMetric(mean(cold).Seconds(), "cold_s")
+	b.ReportMetric(mean(fresh).Seconds(), "fresh_s")
+	b.ReportMetric(med(today).Seconds(), "warmtoday_s")
+	b.ReportMetric(med(prog).Seconds(), "warmprog_s")
+}
+
+func mean(ds []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
+}
