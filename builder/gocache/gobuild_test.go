@@ -122,7 +122,7 @@ func TestCacheProgEnvironment(t *testing.T) {
 	// lets it write there), then is the cache program.
 	script := filepath.Join(dir, "prog")
 	os.WriteFile(script, []byte("#!/bin/sh\nenv > \"$TMPDIR/cacheprog.env\"\nexec "+self+" \"$@\"\n"), 0o755)
-	s := newServer(t, nil, WithProgram(script))
+	s := newServer(t, nil, WithProgram(script, "gocacheprog"))
 	tc, base := buildertest.Toolchain(t)
 	src := filepath.Join(dir, "src")
 	os.MkdirAll(src, 0o755)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/slipway/slipway/builder/gocache/cacheprog"
 )
 
 // local is the cache's local tier: a directory only slipway writes (see store/paths.go),
@@ -33,11 +35,6 @@ type local struct {
 	// as a user of their own (WithSandboxUser), who must read the outputs.
 	dirMode, fileMode os.FileMode
 }
-
-// touchEvery is how stale a file's modification time may be before a use sets it
-// again: the trim's notion of "recently used" is that coarse, and no finer, so that a
-// warm build does not rewrite every file's time.
-const touchEvery = time.Minute
 
 func newLocal(dir string, max int64, grace time.Duration, stats *Stats, othersRead bool) (*local, error) {
 	dirMode, fileMode := os.FileMode(0o750), os.FileMode(0o640)
@@ -61,10 +58,10 @@ func newLocal(dir string, max int64, grace time.Duration, stats *Stats, othersRe
 		dirMode: dirMode, fileMode: fileMode}, nil
 }
 
-func (l *local) outputPath(out string) string { return filepath.Join(l.dir, "o", out[:2], out) }
+func (l *local) outputPath(out string) string { return cacheprog.Layout(l.dir).OutputPath(out) }
 
 func (l *local) entryPath(ns, action string) string {
-	return filepath.Join(l.dir, "a", ns, action[:2], action)
+	return cacheprog.Layout(l.dir).EntryPath(ns, action)
 }
 
 // get returns the entry of action in ns and the path of its output, if both are here
@@ -166,7 +163,7 @@ func (l *local) putEntry(ns, action string, e entry) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	b := e.encode()
+	b := e.Encode()
 	_, err = f.Write(b)
 	if cerr := f.Close(); err == nil {
 		err = cerr

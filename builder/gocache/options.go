@@ -13,6 +13,7 @@ type options struct {
 	maxSize    int64
 	perApp     bool
 	program    string
+	progArgs   []string
 	socketDir  string
 	queue      int
 	uploaders  int
@@ -47,10 +48,14 @@ func WithMaxSize(n int64) Option { return func(o *options) { o.maxSize = n } }
 // app shares the namespace "shared".
 func WithPerApp(perApp bool) Option { return func(o *options) { o.perApp = perApp } }
 
-// WithProgram is the slipway executable the go command runs as its GOCACHEPROG (with the
-// arguments `gocacheprog --socket <path> --namespace <ns>`). Default: this process's own
-// executable (os.Executable).
-func WithProgram(path string) Option { return func(o *options) { o.program = path } }
+// WithProgram is the command the go command runs as its GOCACHEPROG: path with args,
+// then `--socket <path> --namespace <ns> --local <dir>` (cacheprog.Run). Default: the
+// small slipway-gocacheprog beside this process's executable when it is there, which
+// starts at once; else this executable with the argument gocacheprog (`slipway
+// gocacheprog`), which starts slower, as all of slipway initializes first.
+func WithProgram(path string, args ...string) Option {
+	return func(o *options) { o.program, o.progArgs = path, args }
+}
 
 // WithSocketDir is the directory where the server makes its private (0700) socket
 // directory. Default os.TempDir(): a unix socket's path must be short (108 bytes).

@@ -75,8 +75,8 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	if o.program == "" {
-		if o.program, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("finding slipway's executable for GOCACHEPROG: %w", err)
+		if o.program, o.progArgs, err = defaultProgram(); err != nil {
+			return nil, err
 		}
 	}
 	s := &Server{opts: o, blobs: blobs, uploads: make(chan upload, o.queue), openConns: map[net.Conn]bool{}}
@@ -133,11 +133,35 @@ func (s *Server) Namespace(app string) string {
 	return SharedNamespace
 }
 
-// Command is the GOCACHEPROG of a compile of app: slipway's cache program, told the
-// socket and the app's namespace. The go command splits it at spaces, honouring quotes.
+// Command is the GOCACHEPROG of a compile of app: the cache program (WithProgram), told
+// the socket, the app's namespace and the local tier. The go command splits it at spaces,
+// honouring quotes.
 func (s *Server) Command(app string) string {
-	return quoteArg(s.opts.program) + " gocacheprog --socket " + quoteArg(s.sock) + " --namespace " + s.Namespace(app) +
-		" --local " + quoteArg(s.local.dir)
+	var b strings.Builder
+	b.WriteString(quoteArg(s.opts.program))
+	for _, a := range s.opts.progArgs {
+		b.WriteString(" " + quoteArg(a))
+	}
+	b.WriteString(" --socket " + quoteArg(s.sock) + " --namespace " + s.Namespace(app) + " --local " + quoteArg(s.local.dir))
+	return b.String()
+}
+
+// ProgramName is the small cache program's name, which a worker looks for beside its own
+// executable.
+const ProgramName = "slipway-gocacheprog"
+
+// defaultProgram is WithProgram's default: ProgramName beside this executable, else this
+// executable's gocacheprog command.
+func defaultProgram() (string, []string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("finding slipway's executable for GOCACHEPROG: %w", err)
+	}
+	small := filepath.Join(filepath.Dir(exe), ProgramName)
+	if fi, err := os.Stat(small); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		return small, nil, nil
+	}
+	return exe, []string{"gocacheprog"}, nil
 }
 
 // quoteArg quotes a for the go command's splitting of GOCACHEPROG (cmd/internal/quoted)
@@ -213,33 +237,6 @@ func (s *Server) accept() {
 			s.connMu.Unlock()
 		}()
 	}
-}
-
-// hello is the first line a cache program sends on its connection.
-type hello struct {
-	Namespace string `json:"namespace"`
-}
-
-// Request and Response are the go command's cache protocol (cmd/go/internal/cacheprog),
-// which the cache program relays as it is.
-type request struct {
-	ID       int64
-	Command  string
-	ActionID []byte `json:",omitempty"`
-	OutputID []byte `json:",omitempty"`
-	BodySize int64  `json:",omitempty"`
-	Hits     int64  `json:",omitempty"` // of cmdHits
-}
-
-type response struct {
-	ID            int64      `json:"ID"`
-	Err           string     `json:",omitempty"`
-	KnownCommands []string   `json:",omitempty"`
-	Miss          bool       `json:",omitempty"`
-	OutputID      []byte     `json:",omitempty"`
-	Size          int64      `json:",omitempty"`
-	Time          *time.Time `json:",omitempty"`
-	DiskPath      string     `json:",omitempty"`
 }
 
 // conn is one go command's session: its namespace, its replies, and when each of its
@@ -358,12 +355,6 @@ func (s *Server) get(ns, action string) response {
 	}
 	s.stats.Misses.Add(1)
 	return response{Miss: true}
-}
-
-func hit(e entry, path string) response {
-	out, _ := hex.DecodeString(e.Output)
-	t := e.Time
-	return response{OutputID: out, Size: e.Size, Time: &t, DiskPath: path}
 }
 
 // put keeps what the go command built for action in ns, checking that body hashes to

@@ -182,7 +182,7 @@ func (s *Server) uploadOne(ctx context.Context, u upload) error {
 	} else if err != nil {
 		return err
 	}
-	_, err := s.blobs.Put(ctx, store.GoCacheActionKey(u.ns, u.action), bytes.NewReader(u.entry.encode()), "")
+	_, err := s.blobs.Put(ctx, store.GoCacheActionKey(u.ns, u.action), bytes.NewReader(u.entry.Encode()), "")
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}

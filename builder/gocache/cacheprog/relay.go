@@ -1,4 +1,4 @@
-package gocache
+package cacheprog
 
 import (
 	"bufio"
@@ -15,8 +15,8 @@ import (
 	"time"
 )
 
-// RunProg is the cache program the go command starts (GOCACHEPROG, see Server.Command),
-// as `slipway gocacheprog --socket PATH --namespace NS [--local DIR]`: it connects to the
+// Run is the cache program the go command starts (GOCACHEPROG, see gocache.Server.Command),
+// as `slipway-gocacheprog --socket PATH --namespace NS [--local DIR]` (or `slipway gocacheprog ...`): it connects to the
 // worker's server, says which namespace the compile uses, and relays the go command's
 // cache protocol (its stdin and stdout) both ways, line by line, until either side ends.
 //
@@ -27,7 +27,10 @@ import (
 // compile's sandbox would not let it): it tells the server which entries it used, for the
 // trim's notion of recent use, and how many gets it answered, for the server's counters.
 // It holds no credential: the server does all of the blob store's work.
-func RunProg(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "gocacheprog" {
+		args = args[1:]
+	}
 	fs := flag.NewFlagSet("gocacheprog", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	sock := fs.String("socket", "", "the worker's build cache socket")
@@ -39,7 +42,7 @@ func RunProg(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if *sock == "" || fs.NArg() > 0 {
 		return errors.New("usage: slipway gocacheprog --socket PATH [--namespace NS] [--local DIR] (run by the go command as GOCACHEPROG)")
 	}
-	if err := checkNamespace(*ns); err != nil {
+	if err := CheckNamespace(*ns); err != nil {
 		return err
 	}
 	var d net.Dialer
@@ -49,7 +52,7 @@ func RunProg(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	}
 	uc := c.(*net.UnixConn)
 	defer uc.Close()
-	greeting, _ := json.Marshal(hello{Namespace: *ns})
+	greeting, _ := json.Marshal(Hello{Namespace: *ns})
 	if _, err := uc.Write(append(greeting, '\n')); err != nil {
 		return fmt.Errorf("reaching the worker's build cache: %w", err)
 	}
@@ -77,7 +80,7 @@ func RunProg(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	}()
 	rl := &relay{server: uc, out: out, ns: *ns}
 	if *localDir != "" {
-		rl.local = &local{dir: *localDir}
+		rl.local = Layout(*localDir)
 	}
 	if err := rl.requests(bufio.NewReaderSize(stdin, 64<<10)); err != nil {
 		return err
@@ -94,7 +97,7 @@ type relay struct {
 	server   *net.UnixConn
 	out      *lineWriter
 	ns       string
-	local    *local // nil: every get goes to the server
+	local    Layout // "": every get goes to the server
 	hits     int64  // gets answered here
 	reported bool
 	closed   bool // the go command sent close: the server answers it and hangs up
@@ -128,8 +131,8 @@ func (rl *relay) forward(line []byte) error {
 	if len(bytes.TrimSpace(line)) == 0 || rl.closed {
 		return nil
 	}
-	if line[0] == '{' && rl.local != nil {
-		var req request
+	if line[0] == '{' && rl.local != "" {
+		var req Request
 		if json.Unmarshal(line, &req) == nil {
 			switch req.Command {
 			case "get":
@@ -149,34 +152,34 @@ func (rl *relay) forward(line []byte) error {
 }
 
 // get answers a get from the local tier, if it holds the entry and its whole output.
-func (rl *relay) get(req request) ([]byte, bool) {
-	action, err := hashHex(req.ActionID)
+func (rl *relay) get(req Request) ([]byte, bool) {
+	action, err := HashHex(req.ActionID)
 	if err != nil {
 		return nil, false
 	}
-	ep := rl.local.entryPath(rl.ns, action)
+	ep := rl.local.EntryPath(rl.ns, action)
 	b, err := os.ReadFile(ep)
 	if err != nil {
 		return nil, false
 	}
-	e, err := parseEntry(b)
+	e, err := ParseEntry(b)
 	if err != nil {
 		return nil, false
 	}
-	path := rl.local.outputPath(e.Output)
+	path := rl.local.OutputPath(e.Output)
 	fi, err := os.Stat(path)
 	if err != nil || fi.Size() != e.Size {
 		return nil, false
 	}
-	if time.Since(fi.ModTime()) >= touchEvery {
+	if time.Since(fi.ModTime()) >= TouchEvery {
 		// The server sets the times again; no answer comes.
-		used, _ := json.Marshal(request{Command: cmdUsed, ActionID: req.ActionID})
+		used, _ := json.Marshal(Request{Command: CmdUsed, ActionID: req.ActionID})
 		if _, err := rl.server.Write(append(used, '\n')); err != nil {
 			return nil, false
 		}
 	}
 	rl.hits++
-	res := hit(e, path)
+	res := Hit(e, path)
 	res.ID = req.ID
 	line, _ := json.Marshal(res)
 	return append(line, '\n'), true
@@ -188,16 +191,10 @@ func (rl *relay) report() error {
 		return nil
 	}
 	rl.reported = true
-	msg, _ := json.Marshal(request{Command: cmdHits, Hits: rl.hits})
+	msg, _ := json.Marshal(Request{Command: CmdHits, Hits: rl.hits})
 	_, err := rl.server.Write(append(msg, '\n'))
 	return err
 }
-
-// The relay's own messages to the server, which it never answers.
-const (
-	cmdUsed = "slipway-used" // ActionID: an entry the relay answered a get with
-	cmdHits = "slipway-hits" // Hits: how many gets the relay answered
-)
 
 // lineWriter writes whole lines from two goroutines.
 type lineWriter struct {

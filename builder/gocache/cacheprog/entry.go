@@ -1,4 +1,4 @@
-package gocache
+package cacheprog
 
 import (
 	"crypto/sha256"
@@ -15,17 +15,17 @@ const SharedNamespace = "shared"
 // namespaceRE is what a namespace may be: "shared" or an app's name (a DNS label).
 var namespaceRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// checkNamespace returns ErrNamespace unless ns may name a namespace.
-func checkNamespace(ns string) error {
+// CheckNamespace returns ErrNamespace unless ns may name a namespace.
+func CheckNamespace(ns string) error {
 	if !namespaceRE.MatchString(ns) {
 		return fmt.Errorf("%w: %q", ErrNamespace, ns)
 	}
 	return nil
 }
 
-// entry is what the cache keeps of one action: the output it produced. It is stored as
+// Entry is what the cache keeps of one action: the output it produced. It is stored as
 // one line of JSON, locally and in the blob store alike.
-type entry struct {
+type Entry struct {
 	// Output is the hex SHA-256 of the output's bytes: the go command's output ID.
 	Output string `json:"output"`
 	Size   int64  `json:"size"`
@@ -37,31 +37,32 @@ type entry struct {
 	BuildMS int64 `json:"build_ms,omitempty"`
 }
 
-// maxEntry bounds an entry's encoding.
-const maxEntry = 4 << 10
+// MaxEntry bounds an entry's encoding.
+const MaxEntry = 4 << 10
 
-// parseEntry reads an entry, checking its fields; a bad one wraps ErrCorrupt.
-func parseEntry(b []byte) (entry, error) {
-	var e entry
-	if len(b) > maxEntry {
-		return entry{}, fmt.Errorf("%w: entry of %d bytes", ErrCorrupt, len(b))
+// ParseEntry reads an entry, checking its fields; a bad one wraps ErrCorrupt.
+func ParseEntry(b []byte) (Entry, error) {
+	var e Entry
+	if len(b) > MaxEntry {
+		return Entry{}, fmt.Errorf("%w: entry of %d bytes", ErrCorrupt, len(b))
 	}
 	if err := json.Unmarshal(b, &e); err != nil {
-		return entry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return Entry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if !isHashHex(e.Output) || e.Size < 0 || e.BuildMS < 0 {
-		return entry{}, fmt.Errorf("%w: entry %q", ErrCorrupt, b)
+	if !IsHashHex(e.Output) || e.Size < 0 || e.BuildMS < 0 {
+		return Entry{}, fmt.Errorf("%w: entry %q", ErrCorrupt, b)
 	}
 	return e, nil
 }
 
-func (e entry) encode() []byte {
+// Encode is e as stored: one line of JSON.
+func (e Entry) Encode() []byte {
 	b, _ := json.Marshal(e)
 	return append(b, '\n')
 }
 
-// isHashHex reports whether s is 64 lowercase hex digits.
-func isHashHex(s string) bool {
+// IsHashHex reports whether s is 64 lowercase hex digits.
+func IsHashHex(s string) bool {
 	if len(s) != sha256.Size*2 {
 		return false
 	}
@@ -74,8 +75,8 @@ func isHashHex(s string) bool {
 	return true
 }
 
-// hashHex returns the hex of id when it is a SHA-256-sized ID.
-func hashHex(id []byte) (string, error) {
+// HashHex returns the hex of id when it is a SHA-256-sized ID.
+func HashHex(id []byte) (string, error) {
 	if len(id) != sha256.Size {
 		return "", fmt.Errorf("an ID of %d bytes, want %d", len(id), sha256.Size)
 	}
