@@ -118,6 +118,9 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
+// Program is the cache program the go command runs (WithProgram).
+func (s *Server) Program() string { return s.opts.program }
+
 // Socket is the path of the server's socket.
 func (s *Server) Socket() string { return s.sock }
 

@@ -70,7 +70,8 @@ func (s *service) withBuildCache(opts *builder.WorkerOptions) error {
 		}
 		return nil
 	})
-	s.log.Info("build cache", "mode", "shared", "scope", s.cfg.BuildCacheScope, "local", dir, "size", s.cfg.BuildCacheSize)
+	s.log.Info("build cache", "mode", "shared", "scope", s.cfg.BuildCacheScope, "local", dir, "size", s.cfg.BuildCacheSize,
+		"program", srv.Program())
 	opts.CacheProg = srv.Command
 	return nil
 }
