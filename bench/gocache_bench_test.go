@@ -75,10 +75,13 @@ func cacheBuild(b *testing.B, goBin, checkout, goCache, prog string) time.Durati
 //   - fresh: a new worker, its local tier empty, over the shared tier the cold build
 //     filled (its uploads drained first, untimed);
 //   - today: the go command's own GOCACHE, warm (SLIPWAY_BUILD_CACHE=local);
-//   - prog: the fresh worker again, its local tier now warm, through slipway-gocacheprog.
+//   - prog: the fresh worker again, its local tier now warm, through slipway-gocacheprog;
+//   - local only: the same local tier with no blob store behind it, which isolates the
+//     shared tier's share of prog (the go command's misses looked for there too).
 //
-// It reports fresh÷cold (target ≤ 0.2) and prog÷today (target ≤ 1.05); today and prog
-// are timed warmRounds times each, interleaved, and compared by their medians.
+// It reports fresh÷cold (target ≤ 0.2) and prog÷today (target ≤ 1.05), and local only÷
+// today; the warm builds are timed warmRounds times each, interleaved, and compared by
+// their medians.
 func BenchmarkBuildCache(b *testing.B) {
 	const warmRounds = 15
 	// The small cache program a worker runs, built beside slipway as the image has it.
@@ -94,21 +97,22 @@ func BenchmarkBuildCache(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var cold, fresh, today, warmProg []time.Duration
+	var cold, fresh, today, warmProg, warmLocal []time.Duration
 	for range b.N {
 		client, cfg := storetest.S3(b)
 		blobs, err := store.NewS3(client, cfg.Bucket)
 		if err != nil {
 			b.Fatal(err)
 		}
-		newServer := func() *gocache.Server {
-			s, err := gocache.New(b.TempDir(), blobs, gocache.WithProgram(prog))
+		newServerIn := func(dir string, blobs store.Blobs) *gocache.Server {
+			s, err := gocache.New(dir, blobs, gocache.WithProgram(prog))
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { s.Close(context.Background()) })
 			return s
 		}
+		newServer := func() *gocache.Server { return newServerIn(b.TempDir(), blobs) }
 		first := newServer()
 		c := cacheBuild(b, tc.Path(), checkout, b.TempDir(), first.Command("cached"))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -116,7 +120,8 @@ func BenchmarkBuildCache(b *testing.B) {
 			b.Fatal(err)
 		}
 		cancel()
-		second := newServer()
+		secondDir := b.TempDir()
+		second := newServerIn(secondDir, blobs)
 		f := cacheBuild(b, tc.Path(), checkout, b.TempDir(), second.Command("cached"))
 		st := second.Stats()
 		b.Logf("cold %.2fs; fresh %.2fs: %d remote hits (%.1f MiB), %d misses, %d puts, %d refused; cold worker: %d puts, %d uploads (%.1f MiB), %d dropped; load %s",
@@ -128,17 +133,26 @@ func BenchmarkBuildCache(b *testing.B) {
 		// Both warm builds keep one GOCACHE across builds, as a worker does
 		// (SLIPWAY_GOCACHE); with the cache program it holds only what the go command
 		// keeps outside it.
+		// localOnly is the second worker's local tier with no blob store behind it: what
+		// the shared tier's lookups of the go command's misses (the link's, each build)
+		// cost is the difference between it and the second worker.
+		localOnly := newServerIn(secondDir, nil)
 		plainCache, progCache := b.TempDir(), b.TempDir()
 		cacheBuild(b, tc.Path(), checkout, plainCache, "")                      // warms it, untimed
 		cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")) // the same
+		runs := []func(){
+			func() { today = append(today, cacheBuild(b, tc.Path(), checkout, plainCache, "")) },
+			func() {
+				warmProg = append(warmProg, cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")))
+			},
+			func() {
+				warmLocal = append(warmLocal, cacheBuild(b, tc.Path(), checkout, progCache, localOnly.Command("cached")))
+			},
+		}
 		for i := range warmRounds {
-			// Alternate which goes first, so neither always follows the other.
-			if i%2 == 0 {
-				today = append(today, cacheBuild(b, tc.Path(), checkout, plainCache, ""))
-				warmProg = append(warmProg, cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")))
-			} else {
-				warmProg = append(warmProg, cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")))
-				today = append(today, cacheBuild(b, tc.Path(), checkout, plainCache, ""))
+			// Rotate which goes first, so none always follows another.
+			for j := range runs {
+				runs[(i+j)%len(runs)]()
 			}
 		}
 	}
@@ -147,13 +161,15 @@ func BenchmarkBuildCache(b *testing.B) {
 		slices.Sort(s)
 		return s[len(s)/2]
 	}
-	b.Logf("cold %v, fresh %v, today %v, prog %v (medians: today %v, prog %v)", cold, fresh, today, warmProg, med(today), med(warmProg))
+	b.Logf("cold %v, fresh %v, today %v, prog %v, prog without the blob store %v (medians: today %v, prog %v, without the store %v)",
+		cold, fresh, today, warmProg, warmLocal, med(today), med(warmProg), med(warmLocal))
 	b.ReportMetric(mean(fresh).Seconds()/mean(cold).Seconds(), "fresh/cold")
 	b.ReportMetric(med(warmProg).Seconds()/med(today).Seconds(), "warmprog/warmtoday")
 	b.ReportMetric(mean(cold).Seconds(), "cold_s")
 	b.ReportMetric(mean(fresh).Seconds(), "fresh_s")
 	b.ReportMetric(med(today).Seconds(), "warmtoday_s")
 	b.ReportMetric(med(warmProg).Seconds(), "warmprog_s")
+	b.ReportMetric(med(warmLocal).Seconds()/med(today).Seconds(), "warmlocalonly/warmtoday")
 }
 
 func mean(ds []time.Duration) time.Duration {
