@@ -1,10 +1,6 @@
 package gocache
 
-import (
-	"errors"
-
-	"github.com/slipway/slipway/builder/gocache/cacheprog"
-)
+import "github.com/slipway/slipway/builder/gocache/cacheprog"
 
 // Errors of the cache.
 var (
@@ -14,6 +10,4 @@ var (
 	// bytes do not hash to its output ID, or an entry that does not parse. A corrupt
 	// entry is a miss, never used.
 	ErrCorrupt = cacheprog.ErrCorrupt
-	// ErrClosed means the server is closed.
-	ErrClosed = errors.New("build cache closed")
 )

@@ -505,3 +505,31 @@ func TestProgAnswersLocalHits(t *testing.T) {
 		t.Errorf("the output's time was not set again after the program used it: %v", fi.ModTime())
 	}
 }
+
+func TestConcurrentGetsOfTamperedEntry(t *testing.T) {
+	blobs, err := store.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newServer(t, blobs)
+	body := []byte("the true output")
+	dial(t, a, SharedNamespace).put("c", body)
+	flush(t, a)
+	sum := sha256.Sum256(body)
+	tamper(t, blobs, store.GoCacheOutputKey(SharedNamespace, hexOf(sum[:])), []byte("the false output"))
+
+	b := newServer(t, &countingBlobs{Blobs: blobs, gets: map[string]int{}})
+	var wg sync.WaitGroup
+	for range 4 {
+		c := dial(t, b, SharedNamespace)
+		wg.Go(func() {
+			if r := c.get("c"); !r.Miss {
+				t.Error("a get of a tampered entry hit")
+			}
+		})
+	}
+	wg.Wait()
+	if n := b.Stats().RemoteRefused.Load(); n != 1 {
+		t.Errorf("RemoteRefused = %d after concurrent gets of one tampered entry, want 1", n)
+	}
+}

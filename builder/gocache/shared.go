@@ -13,7 +13,7 @@ import (
 // fetch gets the entry of action in ns and its output from the blob store into the
 // local tier; ok is false when the store has none, or has one that is not whole and
 // true (Stats.RemoteRefused), or cannot be read now. Concurrent fetches of one entry are
-// one fetch.
+// one fetch, counted and logged once.
 func (s *Server) fetch(ns, action string) (entry, string, bool) {
 	type found struct {
 		e    entry
@@ -23,12 +23,21 @@ func (s *Server) fetch(ns, action string) (entry, string, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.remoteWait)
 		defer cancel()
 		e, path, err := s.fetchOnce(ctx, ns, action)
+		if err != nil {
+			s.fetchFailed(ns, action, err)
+		}
 		return found{e, path}, err
 	})
+	if err != nil {
+		return entry{}, "", false
+	}
+	f := v.(found)
+	return f.e, f.path, true
+}
+
+// fetchFailed counts, logs and cleans up after a fetch that found no usable entry.
+func (s *Server) fetchFailed(ns, action string, err error) {
 	switch {
-	case err == nil:
-		f := v.(found)
-		return f.e, f.path, true
 	case errors.As(err, new(*danglingError)):
 		s.dropRemote(ns, action, err)
 	case errors.Is(err, store.ErrNotFound):
@@ -40,7 +49,6 @@ func (s *Server) fetch(ns, action string) (entry, string, bool) {
 		s.stats.RemoteErrors.Add(1)
 		s.opts.log.Warn("build cache: fetching from the blob store", "namespace", ns, "action", action, "err", err)
 	}
-	return entry{}, "", false
 }
 
 // danglingError is an entry of the blob store whose output is not there (pruned, or
