@@ -56,6 +56,12 @@ type serveConfig struct {
 	BodyMinRate       int64
 	BodyGrace         time.Duration
 
+	// The Go build cache (docs/build-cache.md).
+	BuildCache      string // shared, local or off
+	BuildCacheSize  int64
+	BuildCacheScope string // shared or app
+	BuildCacheDir   string
+
 	Insecure      bool
 	MetricsPublic bool
 	RateLimit     float64
@@ -86,7 +92,7 @@ type setting struct {
 
 // serveSettings are the settings of serve and worker, in the order help lists them.
 func serveSettings(c *serveConfig) []setting {
-	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), requestSettings(c),
+	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), buildCacheSettings(c), requestSettings(c),
 		webhookSettings(c), chatSettings(c), frontSettings(c))
 }
 
@@ -152,6 +158,27 @@ func buildSettings(c *serveConfig) []setting {
 		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: setSize(&c.MaxSourceBytes)},
 		{flag: "max-source-unpacked", env: "SLIPWAY_MAX_SOURCE_UNPACKED", def: "1GiB", help: "most bytes a source archive may unpack to", set: setSize(&c.MaxSourceUnpacked)},
 		{flag: "max-source-entries", env: "SLIPWAY_MAX_SOURCE_ENTRIES", def: "50000", help: "most files and directories in a source archive", set: setCount(&c.MaxSourceEntries, 1)},
+	}
+}
+
+// buildCacheSettings are the settings of the Go build cache (docs/build-cache.md).
+func buildCacheSettings(c *serveConfig) []setting {
+	return []setting{
+		{flag: "build-cache", env: "SLIPWAY_BUILD_CACHE", def: "shared", help: "the Go build cache of builds: shared (every worker's, through the blob store, with a local tier in --build-cache-dir), local (each machine's own GOCACHE, --gocache) or off (an empty GOCACHE for each build)", set: setOneOf(&c.BuildCache, "shared", "local", "off")},
+		{flag: "build-cache-size", env: "SLIPWAY_BUILD_CACHE_SIZE", def: "10GiB", help: "most bytes the shared cache's local tier keeps on this machine, least recently used trimmed first", set: setSize(&c.BuildCacheSize)},
+		{flag: "build-cache-scope", env: "SLIPWAY_BUILD_CACHE_SCOPE", def: "shared", help: "shared: every app's builds use one cache; app: each app's builds only its own entries", set: setOneOf(&c.BuildCacheScope, "shared", "app")},
+		{flag: "build-cache-dir", env: "SLIPWAY_BUILD_CACHE_DIR", def: "", help: "the shared cache's local tier (default <data-dir>/cache/gocache)", set: setString(&c.BuildCacheDir)},
+	}
+}
+
+// setOneOf sets *p to a value that is one of values.
+func setOneOf(p *string, values ...string) func(string) error {
+	return func(v string) error {
+		if !slices.Contains(values, v) {
+			return fmt.Errorf("must be one of %s", strings.Join(values, ", "))
+		}
+		*p = v
+		return nil
 	}
 }
 
@@ -348,7 +375,7 @@ func checkServe(cfg serveConfig) error {
 // and GOMODCACHE entries. The go command is a path when it holds a separator, else a
 // name looked up in PATH, and left so.
 func (c *serveConfig) absolute() error {
-	paths := []*string{&c.DataDir, &c.GoCache, &c.GoModCache}
+	paths := []*string{&c.DataDir, &c.GoCache, &c.GoModCache, &c.BuildCacheDir}
 	if strings.ContainsRune(c.GoBin, '/') || strings.ContainsRune(c.GoBin, filepath.Separator) {
 		paths = append(paths, &c.GoBin)
 	}

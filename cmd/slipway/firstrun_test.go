@@ -42,7 +42,7 @@ func TestServeRelativeDataDir(t *testing.T) {
 	p := startServeIn(t, dir, []string{
 		"SLIPWAY_REDIS_URL=" + storetest.RedisURL(t),
 		"SLIPWAY_DATA_DIR=", // the default, ./data
-		"SLIPWAY_GOCACHE=" + relativeTo(t, dir, goEnv.Cache),
+		"SLIPWAY_GOCACHE=" + relativeTo(t, dir, goEnv.Cache), "SLIPWAY_BUILD_CACHE=local",
 		"SLIPWAY_GOMODCACHE=" + relativeTo(t, dir, goEnv.ModCache),
 		"SLIPWAY_GOPROXY=off", "SLIPWAY_GOSUMDB=off",
 	})

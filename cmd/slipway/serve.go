@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,6 +26,7 @@ import (
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/builder/gocache"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/chatops"
 	"github.com/slipway/slipway/events"
@@ -48,6 +50,8 @@ type service struct {
 	toolchain *gobuild.Toolchain
 	builds    *builder.Builds
 	closers   []func() error // run by close, last first
+	// buildCache is the shared build cache's server, once startWorkers has started it.
+	buildCache atomic.Pointer[gocache.Server]
 }
 
 // close releases what open and the start-up took: scratch directories, the blob store,
@@ -152,7 +156,7 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 	}
 	var workers []*builder.Worker
 	for i := range s.cfg.Workers {
-		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, builder.WorkerOptions{
+		opts := builder.WorkerOptions{
 			ID:          workerID(i),
 			DataDir:     s.cfg.DataDir,
 			WorkDir:     scratch.Path(),
@@ -167,7 +171,11 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 			Once:            s.cfg.Once,
 			IdleExit:        s.cfg.IdleExit,
 			Log:             s.log,
-		})
+		}
+		if err := s.withBuildCache(&opts); err != nil {
+			return nil, err
+		}
+		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, opts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -316,7 +324,8 @@ func (s *service) newAPI() (*api.Server, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildCacheMetrics{&s.buildCache})
 	apps := release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain})
 	opts := s.apiOptions()
 	hooks, err := webhook.NewStore(s.rdb, s.webhookOptions()...)
