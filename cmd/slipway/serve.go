@@ -173,7 +173,7 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 			Log:             s.log,
 		}
 		if err := s.withBuildCache(&opts); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, opts)
 		if err != nil {
