@@ -242,11 +242,11 @@ start_s3() {
 	return 1
 }
 
-# start_cluster starts a Redis Cluster of 3 masters, each on free loopback ports (its
-# own and its cluster bus's) with nothing kept on disk, joins them with redis-cli, waits
-# until every node says the cluster is ok, and adds its addresses to REDIS_CLUSTERS.
-start_cluster() {
-	local name=$1 addrs=() n port bus pid dir ok
+# start_cluster_nodes starts the 3 nodes of a Redis Cluster, each on free loopback ports
+# (its own and its cluster bus's) with nothing kept on disk, and adds their addresses,
+# comma-separated, to REDIS_CLUSTERS.
+start_cluster_nodes() {
+	local name=$1 addrs=() n port bus pid dir
 	for n in 1 2 3; do
 		for _ in 1 2 3; do
 			port=$(free_port)
@@ -265,22 +265,31 @@ start_cluster() {
 		done
 	done
 	[ "${#addrs[@]}" = 3 ] || return 1
-	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$WORK/$name-create.log" 2>&1 || {
-		log "redis-cli --cluster create ${addrs[*]} failed"
-		return 1
-	}
+	REDIS_CLUSTERS="${REDIS_CLUSTERS:+$REDIS_CLUSTERS }$(IFS=,; echo "${addrs[*]}")"
+}
+
+# join_clusters makes a cluster of the nodes of each of REDIS_CLUSTERS with redis-cli, all
+# at once, and waits until every node says its cluster is ok.
+join_clusters() {
+	local cl addrs creating=() i=0 pid a ok
+	for cl in $REDIS_CLUSTERS; do
+		i=$((i + 1))
+		IFS=, read -r -a addrs <<<"$cl"
+		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$WORK/cluster$i-create.log" 2>&1 &
+		creating+=("$!")
+	done
+	for pid in "${creating[@]}"; do
+		wait "$pid" || { log "redis-cli --cluster create failed"; return 1; }
+	done
 	for _ in $(seq 1 300); do
-		ok=0
-		for a in "${addrs[@]}"; do
-			redis-cli -h 127.0.0.1 -p "${a##*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+		ok=1
+		for a in ${REDIS_CLUSTERS//,/ }; do
+			redis-cli -h 127.0.0.1 -p "${a##*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || { ok=0; break; }
 		done
-		if [ "$ok" = 3 ]; then
-			REDIS_CLUSTERS="${REDIS_CLUSTERS:+$REDIS_CLUSTERS }$(IFS=,; echo "${addrs[*]}")"
-			return 0
-		fi
+		[ "$ok" = 1 ] && return 0
 		sleep 0.1
 	done
-	log "the Redis Cluster $name (${addrs[*]}) was not ok within 30s"
+	log "the Redis Clusters $REDIS_CLUSTERS were not ok within 30s"
 	return 1
 }
 
@@ -292,7 +301,8 @@ REDIS_CLUSTERS=
 CLUSTERS=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 [ "$CLUSTERS" -gt 4 ] && CLUSTERS=4
 [ "$CLUSTERS" -lt 2 ] && CLUSTERS=2
-for i in $(seq 1 "$CLUSTERS"); do start_cluster "cluster$i"; done
+for i in $(seq 1 "$CLUSTERS"); do start_cluster_nodes "cluster$i"; done
+join_clusters
 log "redis-server on 127.0.0.1:$REDIS_PORT, versitygw on 127.0.0.1:$S3_PORT, Redis Clusters $REDIS_CLUSTERS, data in $WORK"
 
 export SLIPWAY_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
