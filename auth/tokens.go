@@ -84,10 +84,27 @@ func (t *Tokens) Create(ctx context.Context, name string, scopes, apps []string)
 		return "", Token{}, fmt.Errorf("%w: a token named %q exists; revoke it first or pick another name", ErrTokenExists, name)
 	}
 	if err := t.rdb.Set(ctx, store.TokenKey(h), doc, 0).Err(); err != nil {
-		_ = unindexTokenScript.Run(context.WithoutCancel(ctx), t.rdb, []string{store.TokensKey}, name, h).Err()
+		t.abandon(ctx, name, h)
+		return "", Token{}, fmt.Errorf("recording token: %w", err)
+	}
+	// A revocation of the name between the two writes freed it before the token existed:
+	// a token no name leads to could never be revoked, so it is dropped.
+	if cur, err := t.rdb.HGet(ctx, store.TokensKey, name).Result(); err != nil || cur != h {
+		t.abandon(ctx, name, h)
+		if err == nil || errors.Is(err, redis.Nil) {
+			err = fmt.Errorf("%w: the name %q was revoked while its token was made", ErrTokenExists, name)
+		}
 		return "", Token{}, fmt.Errorf("recording token: %w", err)
 	}
 	return secret, tok, nil
+}
+
+// abandon undoes a token's creation that did not finish: its key, then its name while the
+// name is still its own.
+func (t *Tokens) abandon(ctx context.Context, name, h string) {
+	ctx = context.WithoutCancel(ctx)
+	_ = t.rdb.Del(ctx, store.TokenKey(h)).Err()
+	_ = unindexTokenScript.Run(ctx, t.rdb, []string{store.TokensKey}, name, h).Err()
 }
 
 // Lookup returns the token whose secret is given, or ErrTokenUnknown. It notes the time

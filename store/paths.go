@@ -157,9 +157,10 @@ package store
 //	                            tokens by name (a name is taken while its token lives);
 //	                            written before the token's key (HSETNX takes the name), so
 //	                            a field whose token key is missing names no token, and
-//	                            revoking that name frees it; revoking a token deletes its
-//	                            key, then removes its field only while it still names that
-//	                            token's hash
+//	                            revoking that name frees it; a token whose name is no
+//	                            longer its own once its key is written is deleted again.
+//	                            Revoking a token deletes its key, then removes its field
+//	                            only while it still names that token's hash
 //	slipway:token:<sha256 hex>  string: a token's JSON (id, name, scopes, apps, created_at,
 //	                            last_used_at), found by hashing the secret a request sends;
 //	                            never the secret. id is "tok_" and a ULID made at creation;
