@@ -1,6 +1,6 @@
 // Package storetest gives tests the real servers slipway stores things in — a Redis
-// database and an S3 bucket of their own, or a redis-server process to stop and start —
-// and the conformance suite every Blobs backend must pass.
+// database (or a whole Redis Cluster) and an S3 bucket of their own, or a redis-server
+// process to stop and start — and the conformance suite every Blobs backend must pass.
 //
 // Addresses come from the environment that scripts/test.sh sets up. Without it the tests
 // that need these servers skip with a message naming the script, except under CI=true,
