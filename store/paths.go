@@ -50,9 +50,13 @@ package store
 //	                            used first (by modification time, set again on each use)
 //
 // Redis, all metadata. Every key of one app carries the hash tag {<app>}, so a script that
-// touches several keys of one app runs on Redis Cluster too. The only global key is the
-// apps index, written with its own command after the app's keys (a listing skips index
-// entries whose app is gone, and every PUT of an app re-adds it).
+// touches several keys of one app runs on Redis Cluster too, where one command or script
+// may touch the keys of one hash slot only. No command or script of slipway touches keys
+// of two hash tags, or a tagged key and an untagged one, or two untagged ones; what spans
+// them is written as several commands in an order that readers tolerate, said beside
+// each key. The only global key of apps is the apps index, written with its own command
+// after the app's keys (a listing skips index entries whose app is gone, and every PUT of
+// an app re-adds it).
 //
 //	slipway:apps                sorted set, score 0, member = app name: the apps index,
 //	                            read in name order with ZRANGEBYLEX for cursor pagination
@@ -109,7 +113,10 @@ package store
 //	                            reports, always through package events (events.Script), and
 //	                            trimmed to about 100 000 entries (MAXLEN ~); consumer group
 //	                            "webhooks": the webhook dispatchers, which turn each entry
-//	                            into deliveries before they acknowledge it
+//	                            into deliveries before they acknowledge it. Readers of
+//	                            several apps' streams (the dispatchers, the events API)
+//	                            read them with one XREAD/XREADGROUP on one Redis, and with
+//	                            one command per stream, pipelined, on Redis Cluster
 //
 // Who made a change is recorded twice wherever it is recorded: as a name (actor, created_by,
 // updated_by: a token's name, "admin" or "anonymous") and as an identity (actor_id,
@@ -167,8 +174,12 @@ package store
 //
 //	slipway:tokens              hash: name → sha256 hex of the token's secret: the live
 //	                            tokens by name (a name is taken while its token lives);
-//	                            revoking a token removes its field only while it still
-//	                            names that token's hash
+//	                            written before the token's key (HSETNX takes the name), so
+//	                            a field whose token key is missing names no token, and
+//	                            revoking that name frees it; a token whose name is no
+//	                            longer its own once its key is written is deleted again.
+//	                            Revoking a token deletes its key, then removes its field
+//	                            only while it still names that token's hash
 //	slipway:token:<sha256 hex>  string: a token's JSON (id, name, scopes, apps, created_at,
 //	                            last_used_at), found by hashing the secret a request sends;
 //	                            never the secret. id is "tok_" and a ULID made at creation;

@@ -24,6 +24,7 @@ type serveConfig struct {
 	Addr            string
 	RedisURL        string
 	RedisExplicit   bool // SLIPWAY_REDIS_URL or --redis-url gave RedisURL
+	RedisCluster    bool // RedisURL names the nodes of a Redis Cluster
 	RedisWait       time.Duration
 	DataDir         string
 	S3Bucket        string
@@ -101,6 +102,7 @@ func serverSettings(c *serveConfig) []setting {
 	return []setting{
 		{flag: "addr", env: "SLIPWAY_ADDR", def: "127.0.0.1:8080", help: "address to listen on, host:port", set: setString(&c.Addr)},
 		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS). When it is not set and nothing answers at the default, serve starts a private redis-server (from PATH) with its data under <data-dir>/redis and stops it on exit; \"embedded\" always does", set: setString(&c.RedisURL)},
+		{flag: "redis-cluster", env: "SLIPWAY_REDIS_CLUSTER", def: "false", help: "SLIPWAY_REDIS_URL names a Redis Cluster, in go-redis's form redis://[:password@]host1:port1?addr=host2:port2&addr=host3:port3 (any of its nodes; the rest are found from them)", set: setBool(&c.RedisCluster)},
 		{flag: "redis-wait", env: "SLIPWAY_REDIS_WAIT", def: "30s", help: "how long start-up waits, retrying with backoff, for a Redis that does not answer yet (as when both start together); 0 tries once", set: setNonNegative(&c.RedisWait)},
 		{flag: "data-dir", env: "SLIPWAY_DATA_DIR", def: "./data", help: "directory for local state; blobs live under <data-dir>/blobs when no S3 bucket is set", set: setString(&c.DataDir)},
 		{flag: "s3-bucket", env: "SLIPWAY_S3_BUCKET", def: "", help: "S3 bucket for blobs; empty keeps them on the filesystem under the data directory", set: setString(&c.S3Bucket)},
@@ -320,6 +322,7 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 		}
 		fs.Func(s.flag, s.help, func(v string) error { return s.set(v) })
 	}
+	args = expandBoolFlags(args, "redis-cluster")
 	// Boolean flags may be given bare (--s3-path-style).
 	args = expandBoolFlags(args, "s3-path-style", "insecure", "metrics-public", "once")
 	if err := fs.Parse(args); err != nil {

@@ -43,7 +43,7 @@ const startupTimeout = 5 * time.Second
 type service struct {
 	cfg       serveConfig
 	log       *slog.Logger
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	redis     *privateRedis // the private redis-server serve started, if it did
 	blobs     blobStore
 	blobsDesc string
@@ -351,7 +351,7 @@ func (s *service) newAPI() (*api.Server, error) {
 		Chat:        chatops.NewStore(s.rdb),
 		ChatPoster:  poster,
 		Checks: []api.Check{
-			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
+			{Name: "redis", Ping: func(ctx context.Context) error { return pingRedis(ctx, s.rdb) }},
 			{Name: "blobs", Ping: s.blobs.Ping},
 		},
 		Metrics: reg,
