@@ -14,6 +14,7 @@ import (
 
 	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/store/storetest"
 )
 
 // TestFleet runs slipway as a fleet: two API processes and three worker processes
@@ -22,20 +23,33 @@ import (
 // new worker with an empty cache joins. Every build succeeds exactly once, and a 50-way
 // promote race across both APIs (the stopped one started again) has exactly one winner.
 func TestFleet(t *testing.T) {
-	for _, mode := range fleetModes(t) {
-		t.Run(mode.name, func(t *testing.T) { runFleet(t, mode.env) })
+	for _, mode := range fleetModes() {
+		t.Run(mode.name, func(t *testing.T) { runFleet(t, mode.env(t)) })
 	}
 }
 
 // fleetMode is one Redis set-up the fleet runs on.
 type fleetMode struct {
 	name string
-	env  []string
+	env  func(t *testing.T) []string
 }
 
-// fleetModes are the Redis set-ups of the fleet test: one Redis server.
-func fleetModes(t *testing.T) []fleetMode {
-	return []fleetMode{{"redis", buildEnv(t)}}
+// fleetModes are the Redis set-ups of the fleet test: one Redis server, and a Redis
+// Cluster of 3 masters that the test holds alone (SLIPWAY_REDIS_CLUSTER=true).
+func fleetModes() []fleetMode {
+	return []fleetMode{
+		{"redis", buildEnv},
+		{"cluster", func(t *testing.T) []string {
+			env := buildEnv(t)
+			url := storetest.RedisClusterURL(t)
+			for i, kv := range env {
+				if strings.HasPrefix(kv, "SLIPWAY_REDIS_URL=") {
+					env[i] = "SLIPWAY_REDIS_URL=" + url
+				}
+			}
+			return append(env, "SLIPWAY_REDIS_CLUSTER=true")
+		}},
+	}
 }
 
 const (
