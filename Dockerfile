@@ -14,7 +14,8 @@ ARG VERSION=""
 ARG COMMIT=""
 RUN CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X main.buildVersion=${VERSION} -X main.buildCommit=${COMMIT}" \
-    -o /out/slipway ./cmd/slipway
+    -o /out/slipway ./cmd/slipway \
+    && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/slipway-gocacheprog ./cmd/slipway-gocacheprog
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates git \
@@ -23,6 +24,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && mkdir -p /var/lib/slipway && chown 65532:65532 /var/lib/slipway
 COPY --from=build /usr/local/go /usr/local/go
 COPY --from=build /out/slipway /usr/local/bin/slipway
+# The go command's cache program in builds (docs/build-cache.md), found beside slipway.
+COPY --from=build /out/slipway-gocacheprog /usr/local/bin/slipway-gocacheprog
 ENV PATH=/usr/local/go/bin:$PATH \
     SLIPWAY_ADDR=0.0.0.0:8080 \
     SLIPWAY_DATA_DIR=/var/lib/slipway

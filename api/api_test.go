@@ -51,26 +51,26 @@ type env struct {
 	t      *testing.T
 	url    string
 	client *http.Client
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	blobs  *store.FS
 	builds *builder.Builds
 	data   string
 }
 
-func newEnv(t *testing.T, rdb *redis.Client, opts ...api.Option) *env {
+func newEnv(t *testing.T, rdb redis.UniversalClient, opts ...api.Option) *env {
 	t.Helper()
 	return newEventsEnv(t, rdb, nil, opts...)
 }
 
 // newEventsEnv is newEnv with options for its webhook store.
-func newEventsEnv(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, opts ...api.Option) *env {
+func newEventsEnv(t *testing.T, rdb redis.UniversalClient, hookOpts []webhook.Option, opts ...api.Option) *env {
 	t.Helper()
 	return newEnvWith(t, rdb, hookOpts, nil, opts...)
 }
 
 // newEnvWith is newEnv with options for its webhook store, and edit (if not nil) changing
 // the API's dependencies before it starts.
-func newEnvWith(t *testing.T, rdb *redis.Client, hookOpts []webhook.Option, edit func(*api.Deps), opts ...api.Option) *env {
+func newEnvWith(t *testing.T, rdb redis.UniversalClient, hookOpts []webhook.Option, edit func(*api.Deps), opts ...api.Option) *env {
 	t.Helper()
 	blobs, err := store.NewFS(t.TempDir())
 	if err != nil {
@@ -370,10 +370,10 @@ func TestRejections(t *testing.T) {
 }
 
 // snapshot is every key and value in the test's Redis database.
-func snapshot(t *testing.T, rdb *redis.Client) string {
+func snapshot(t *testing.T, rdb redis.UniversalClient) string {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
+	keys, err := storetest.Keys(ctx, rdb, "*")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ import (
 )
 
 // newTrustEnv is newEnv with the rate limiter and log given.
-func newTrustEnv(t *testing.T, rdb *redis.Client, limiter api.RateLimiter, log *slog.Logger, opts ...api.Option) *env {
+func newTrustEnv(t *testing.T, rdb redis.UniversalClient, limiter api.RateLimiter, log *slog.Logger, opts ...api.Option) *env {
 	t.Helper()
 	blobs, err := store.NewFS(t.TempDir())
 	if err != nil {
@@ -96,10 +96,10 @@ func (r response) hasField(t *testing.T, field string) bool {
 // stateOf is snapshot without what every authenticated request changes: rate limits and
 // the last use noted in a token's document. The tokens index still shows every token made
 // or revoked.
-func stateOf(t *testing.T, rdb *redis.Client) string {
+func stateOf(t *testing.T, rdb redis.UniversalClient) string {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
+	keys, err := storetest.Keys(ctx, rdb, "*")
 	if err != nil {
 		t.Fatal(err)
 	}

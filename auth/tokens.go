@@ -55,17 +55,6 @@ func HashToken(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// createTokenScript records a token unless its name is taken.
-//
-//	KEYS  the index, the token key
-//	ARGV  name, hash, JSON
-var createTokenScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
-return 1
-`)
-
 // Create makes a token and returns its secret, which is not kept.
 func (t *Tokens) Create(ctx context.Context, name string, scopes, apps []string) (string, Token, error) {
 	raw := make([]byte, 32)
@@ -84,14 +73,38 @@ func (t *Tokens) Create(ctx context.Context, name string, scopes, apps []string)
 		return "", Token{}, err
 	}
 	h := HashToken(secret)
-	ok, err := createTokenScript.Run(ctx, t.rdb, []string{store.TokensKey, store.TokenKey(h)}, name, h, doc).Int()
+	// The index and the token are keys of different cluster slots, so they are written
+	// one after the other: the name first (taken only if free), then the token. An index
+	// entry whose token is missing reads as no token, and revoking its name frees it.
+	ok, err := t.rdb.HSetNX(ctx, store.TokensKey, name, h).Result()
 	if err != nil {
 		return "", Token{}, fmt.Errorf("recording token: %w", err)
 	}
-	if ok == 0 {
+	if !ok {
 		return "", Token{}, fmt.Errorf("%w: a token named %q exists; revoke it first or pick another name", ErrTokenExists, name)
 	}
+	if err := t.rdb.Set(ctx, store.TokenKey(h), doc, 0).Err(); err != nil {
+		t.abandon(ctx, name, h)
+		return "", Token{}, fmt.Errorf("recording token: %w", err)
+	}
+	// A revocation of the name between the two writes freed it before the token existed:
+	// a token no name leads to could never be revoked, so it is dropped.
+	if cur, err := t.rdb.HGet(ctx, store.TokensKey, name).Result(); err != nil || cur != h {
+		t.abandon(ctx, name, h)
+		if err == nil || errors.Is(err, redis.Nil) {
+			err = fmt.Errorf("%w: the name %q was revoked while its token was made", ErrTokenExists, name)
+		}
+		return "", Token{}, fmt.Errorf("recording token: %w", err)
+	}
 	return secret, tok, nil
+}
+
+// abandon undoes a token's creation that did not finish: its key, then its name while the
+// name is still its own.
+func (t *Tokens) abandon(ctx context.Context, name, h string) {
+	ctx = context.WithoutCancel(ctx)
+	_ = t.rdb.Del(ctx, store.TokenKey(h)).Err()
+	_ = unindexTokenScript.Run(ctx, t.rdb, []string{store.TokensKey}, name, h).Err()
 }
 
 // Lookup returns the token whose secret is given, or ErrTokenUnknown. It notes the time

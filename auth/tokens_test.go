@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/store/storetest"
 )
@@ -122,5 +124,51 @@ func TestTokenWithoutID(t *testing.T) {
 	}
 	if err := toks.DeleteIf(ctx, "old-ci", id); err != nil {
 		t.Errorf("DeleteIf(old-ci, derived id) = %v", err)
+	}
+}
+
+// TestTokenRevokedWhileMade: the name and the token are written one after the other (they
+// lie in different Redis Cluster slots). A revocation of the name between the two frees
+// it before the token exists; the token is then dropped and Create fails, rather than
+// hand out a secret no name leads to, which nobody could revoke.
+func TestTokenRevokedWhileMade(t *testing.T) {
+	ctx := context.Background()
+	rdb := storetest.Redis(t)
+	toks := auth.NewTokens(rdb)
+	rdb.AddHook(afterCommand{name: "hsetnx", fn: func() {
+		if err := toks.Delete(ctx, "ci"); err != nil {
+			t.Errorf("Delete between the writes = %v", err)
+		}
+	}})
+	if secret, _, err := toks.Create(ctx, "ci", []string{"build"}, nil); !errors.Is(err, auth.ErrTokenExists) {
+		t.Fatalf("Create while revoked = %q, %v; want ErrTokenExists", secret, err)
+	}
+	if list, err := toks.List(ctx); err != nil || len(list) != 0 {
+		t.Errorf("List = %v, %v; want none", list, err)
+	}
+	if keys, err := storetest.Keys(ctx, rdb, "slipway:token*"); err != nil || len(keys) != 0 {
+		t.Errorf("keys left = %v, %v; want none", keys, err)
+	}
+}
+
+// afterCommand calls fn after each command called name.
+type afterCommand struct {
+	name string
+	fn   func()
+}
+
+func (h afterCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h afterCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h afterCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == h.name {
+			h.fn()
+		}
+		return err
 	}
 }

@@ -37,7 +37,7 @@ func (imaged) BuildRef(_ context.Context, _, id string) (release.BuildRef, error
 }
 
 type releaseRig struct {
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	apps     *release.Apps
 	releases *release.Releases
 	channels *release.Channels

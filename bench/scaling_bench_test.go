@@ -239,6 +239,20 @@ func BenchmarkScalingCosts(b *testing.B) {
 	}
 	redisPerPage := float64(redisCommands(b, rdb)-r0) / pages
 
+	// Promotes a second through one API process, from 8 clients at once.
+	const clients, each = 8, 100
+	var wg sync.WaitGroup
+	pstart := time.Now()
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				do("POST", "/v1/apps/"+app+"/channels/dev/promote", fmt.Sprintf(`{"version":"2.0.%d"}`, (c+i)%builds), http.StatusOK)
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(clients*each/time.Since(pstart).Seconds(), "promotes/s")
+
 	b.ReportMetric(redisPerBuild, "redis_cmds/build")
 	b.ReportMetric(float64(s1["all"]-s0["all"])/builds, "s3_reqs/build")
 	b.ReportMetric(float64(s1["PUT"]-s0["PUT"])/builds, "s3_puts/build")

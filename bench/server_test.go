@@ -360,6 +360,7 @@ func serveEnv(b *testing.B, dir, addr, goCache string) []string {
 		"AWS_REGION=" + s3cfg.Region,
 		"SLIPWAY_WORKERS=1",
 		"SLIPWAY_GOCACHE=" + goCache,
+		"SLIPWAY_BUILD_CACHE=local", // the figures of docs/PERFORMANCE.md are the go command's own cache's
 		"SLIPWAY_GOMODCACHE=" + filepath.Join(dir, "gomodcache"),
 		"SLIPWAY_GOPROXY=off",
 		"SLIPWAY_GOSUMDB=off",

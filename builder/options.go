@@ -48,6 +48,14 @@ type WorkerOptions struct {
 	MaxLog int64
 	// Go is the environment of every compile.
 	Go gobuild.Env
+	// CacheProg, when set, gives the GOCACHEPROG of a compile of an app
+	// (gocache.Server.Command): the go command keeps its build cache through that
+	// program, and Go.Cache holds only the little it keeps outside. Default: none, the go
+	// command's own cache in Go.Cache.
+	CacheProg func(app string) string
+	// CachePerBuild gives each build an empty GOCACHE of its own in its work directory,
+	// removed with it: no build reuses another's work. Ignored with CacheProg. Default false.
+	CachePerBuild bool
 	// Limits are the source archive limits, applied again as the source is extracted.
 	Limits source.Limits
 	// BaseImageOptions configure pulls of apps' base images (credentials, transport).

@@ -333,7 +333,21 @@ func (w *Worker) compile(ctx context.Context, b *Build, src, work string, blog *
 	if berr != nil {
 		return berr
 	}
-	return w.compileAll(ctx, b, specs, blog, done)
+	return w.compileAll(ctx, b, specs, w.goEnv(b.App, work), blog, done)
+}
+
+// goEnv is the Go environment of the compiles of a build of app whose work directory is
+// work: the worker's, with the build cache its options choose (WorkerOptions.CacheProg,
+// CachePerBuild).
+func (w *Worker) goEnv(app, work string) gobuild.Env {
+	env := w.opts.Go
+	switch {
+	case w.opts.CacheProg != nil:
+		env.CacheProg = w.opts.CacheProg(app)
+	case w.opts.CachePerBuild:
+		env.Cache = filepath.Join(work, "gocache")
+	}
+	return env
 }
 
 // compileSpecs returns the compile of each of b's platforms, in platform order.
@@ -356,13 +370,13 @@ func (w *Worker) compileSpecs(b *Build, src, work string, ldflags []string) ([]g
 // compileAll runs the compiles, up to Concurrency at once, calling done as each one
 // succeeds; the first failure stops the others, and the failure reported is the one that
 // caused the others.
-func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.CompileSpec, blog *buildLog, done func(int, gobuild.CompileSpec)) *BuildError {
+func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.CompileSpec, env gobuild.Env, blog *buildLog, done func(int, gobuild.CompileSpec)) *BuildError {
 	errs := make([]error, len(specs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.opts.Concurrency)
 	for i, spec := range specs {
 		g.Go(func() error {
-			errs[i] = w.compileOne(gctx, spec, blog)
+			errs[i] = w.compileOne(gctx, spec, env, blog)
 			if errs[i] == nil {
 				done(i, spec)
 			}
@@ -374,7 +388,7 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.Compi
 }
 
 // compileOne runs one compile, unless the others were stopped before its turn came.
-func (w *Worker) compileOne(ctx context.Context, spec gobuild.CompileSpec, blog *buildLog) error {
+func (w *Worker) compileOne(ctx context.Context, spec gobuild.CompileSpec, env gobuild.Env, blog *buildLog) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -383,7 +397,7 @@ func (w *Worker) compileOne(ctx context.Context, spec gobuild.CompileSpec, blog 
 	}
 	ps := spec.Platform.String()
 	blog.Printf("%s: go build %s", ps, spec.Main)
-	return w.compiler.Compile(ctx, spec, w.opts.Go, blog.Prefixed(ps+": "))
+	return w.compiler.Compile(ctx, spec, env, blog.Prefixed(ps+": "))
 }
 
 // compileFailure returns why the compiles failed, or nil when none did: the failure that

@@ -230,8 +230,7 @@ func readFile(t *testing.T, name string) string {
 	return string(b)
 }
 
-// knownSettings are the SLIPWAY_* variables ../cmd/slipway/config.go reads, and those
-// the manifests set ahead of it (pendingSettings).
+// knownSettings are the SLIPWAY_* variables ../cmd/slipway/config.go reads.
 func knownSettings(t *testing.T) map[string]bool {
 	t.Helper()
 	known := map[string]bool{}
@@ -241,18 +240,8 @@ func knownSettings(t *testing.T) map[string]bool {
 	if len(known) == 0 {
 		t.Fatal("found no settings in ../cmd/slipway/config.go")
 	}
-	for _, s := range pendingSettings {
-		if known[s] {
-			t.Logf("%s is in config.go now: drop it from pendingSettings", s)
-		}
-		known[s] = true
-	}
 	return known
 }
-
-// pendingSettings are settings the manifests use that config.go is being given beside
-// them (Redis Cluster, the shared build cache); an entry goes once config.go has it.
-var pendingSettings = []string{"SLIPWAY_REDIS_CLUSTER", "SLIPWAY_BUILD_CACHE", "SLIPWAY_BUILD_CACHE_SIZE"}
 
 // buildQueue is the build queue's stream and consumer group, as ../store/paths.go names them.
 func buildQueue(t *testing.T) (stream, group string) {

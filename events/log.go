@@ -81,11 +81,7 @@ func (l *Log) Read(ctx context.Context, apps []string, cursor string, block time
 		sleep(ctx, block)
 		return nil, next.encode(), nil
 	}
-	args, appOf := readArgs(apps, after, block, count)
-	res, err := l.rdb.XRead(ctx, args).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, next.encode(), nil
-	}
+	res, appOf, err := l.read(ctx, apps, after, block, count)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading events: %w", err)
 	}
@@ -101,6 +97,65 @@ func (l *Log) Read(ctx context.Context, apps []string, cursor string, block time
 		out[i] = e.ev
 	}
 	return out, next.encode(), nil
+}
+
+// read reads each app's stream after the id at the same index of after, waiting up to
+// block for an entry. One XREAD reads several streams only on one Redis: on Redis Cluster
+// each app's stream lies in the slot of its app, and a command over keys of several slots
+// is refused (CROSSSLOT). There each stream is read with a command of its own, all in one
+// pipeline (one round trip per node), and a read that waits polls every clusterPoll.
+func (l *Log) read(ctx context.Context, apps, after []string, block time.Duration, count int) ([]redis.XStream, map[string]string, error) {
+	if len(apps) == 1 || !isCluster(l.rdb) {
+		args, appOf := readArgs(apps, after, block, count)
+		res, err := l.rdb.XRead(ctx, args).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, appOf, nil
+		}
+		return res, appOf, err
+	}
+	appOf := make(map[string]string, len(apps))
+	for _, app := range apps {
+		appOf[store.EventsKey(app)] = app
+	}
+	deadline := time.Now().Add(block)
+	for {
+		cmds := make([]*redis.XStreamSliceCmd, len(apps))
+		// Each command's own error is looked at below.
+		_, _ = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, app := range apps {
+				args, _ := readArgs([]string{app}, after[i:i+1], 0, count)
+				cmds[i] = p.XRead(ctx, args)
+			}
+			return nil
+		})
+		var all []redis.XStream
+		for _, c := range cmds {
+			res, err := c.Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			all = append(all, res...)
+		}
+		wait := time.Until(deadline)
+		if len(all) > 0 || wait <= 0 || ctx.Err() != nil {
+			return all, appOf, ctx.Err()
+		}
+		sleep(ctx, min(wait, clusterPoll))
+	}
+}
+
+// clusterPoll is how often a read of several apps' events that waits for one reads
+// again on Redis Cluster.
+const clusterPoll = 100 * time.Millisecond
+
+// isCluster reports whether rdb is a Redis Cluster client, on which one command may touch
+// the keys of one hash slot only.
+func isCluster(rdb redis.UniversalClient) bool {
+	_, ok := rdb.(*redis.ClusterClient)
+	return ok
 }
 
 // readArgs are the arguments of the XREAD that takes each app's stream after the id

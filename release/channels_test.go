@@ -35,13 +35,13 @@ func (fakeBuilds) BuildRef(_ context.Context, app, id string) (release.BuildRef,
 }
 
 type rig struct {
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	apps     *release.Apps
 	releases *release.Releases
 	channels *release.Channels
 }
 
-func newRig(t *testing.T, rdb *redis.Client) *rig {
+func newRig(t *testing.T, rdb redis.UniversalClient) *rig {
 	t.Helper()
 	blobs, err := store.NewFS(t.TempDir())
 	if err != nil {

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every slipway test against real servers: it installs what is missing
 # (redis-server from the system packages; versitygw, the OCI conformance test and oras
-# with go install), starts its own redis-server and versitygw on free loopback ports in
-# a temporary directory, runs `go vet` and `go test -race ./...` against them (and the
-# tests of examples/hello and deploy/, modules of their own), and stops them on exit. When the packages
+# with go install), starts its own redis-server, Redis Clusters (3 masters each, made with
+# redis-cli --cluster create) and versitygw on free loopback ports in a temporary
+# directory, runs `go vet` and `go test -race ./...` against them (and the tests of
+# examples/hello and deploy/, modules of their own), runs the tests of the packages that
+# keep things in Redis once more on a Redis Cluster each, and stops the servers on exit. When the packages
 # include ./openapi (or ./...), it first lints openapi/openapi.yaml with Spectral and
 # Redocly at pinned versions through npx (Node.js 20.19+ with npm). When they include
 # ./cmd/slipway (or ./...), it lints the CI front doors: the GitHub workflows of docs/ci.md
@@ -252,11 +254,71 @@ start_s3() {
 	return 1
 }
 
+# start_cluster_nodes starts the 3 nodes of a Redis Cluster, each on free loopback ports
+# (its own and its cluster bus's) with nothing kept on disk, and adds their addresses,
+# comma-separated, to REDIS_CLUSTERS.
+start_cluster_nodes() {
+	local name=$1 addrs=() n port bus pid dir
+	for n in 1 2 3; do
+		for _ in 1 2 3; do
+			port=$(free_port)
+			bus=$(free_port)
+			dir="$WORK/$name-$n"
+			mkdir -p "$dir"
+			redis-server --bind 127.0.0.1 --port "$port" --cluster-port "$bus" --dir "$dir" \
+				--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+				--appendonly no --save "" --daemonize no --logfile "$WORK/$name-$n.log" &
+			pid=$!
+			if wait_port "$port" "$pid" "redis-server ($name)"; then
+				PIDS+=("$pid")
+				addrs+=("127.0.0.1:$port")
+				break
+			fi
+		done
+	done
+	[ "${#addrs[@]}" = 3 ] || return 1
+	REDIS_CLUSTERS="${REDIS_CLUSTERS:+$REDIS_CLUSTERS }$(IFS=,; echo "${addrs[*]}")"
+}
+
+# join_clusters makes a cluster of the nodes of each of REDIS_CLUSTERS with redis-cli, all
+# at once, and waits until every node says its cluster is ok.
+join_clusters() {
+	local cl addrs creating=() i=0 pid a ok
+	for cl in $REDIS_CLUSTERS; do
+		i=$((i + 1))
+		IFS=, read -r -a addrs <<<"$cl"
+		redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$WORK/cluster$i-create.log" 2>&1 &
+		creating+=("$!")
+	done
+	for pid in "${creating[@]}"; do
+		wait "$pid" || { log "redis-cli --cluster create failed"; return 1; }
+	done
+	for _ in $(seq 1 300); do
+		ok=1
+		for a in ${REDIS_CLUSTERS//,/ }; do
+			redis-cli -h 127.0.0.1 -p "${a##*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || { ok=0; break; }
+		done
+		[ "$ok" = 1 ] && return 0
+		sleep 0.1
+	done
+	log "the Redis Clusters $REDIS_CLUSTERS were not ok within 30s"
+	return 1
+}
+
 start_redis
 start_s3
-log "redis-server on 127.0.0.1:$REDIS_PORT, versitygw on 127.0.0.1:$S3_PORT, data in $WORK"
+# Redis Clusters for the tests: as many as go test runs packages at once (one per core, at
+# most 4), since each test holds a whole cluster while it runs (store/storetest).
+REDIS_CLUSTERS=
+CLUSTERS=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+[ "$CLUSTERS" -gt 4 ] && CLUSTERS=4
+[ "$CLUSTERS" -lt 2 ] && CLUSTERS=2
+for i in $(seq 1 "$CLUSTERS"); do start_cluster_nodes "cluster$i"; done
+join_clusters
+log "redis-server on 127.0.0.1:$REDIS_PORT, versitygw on 127.0.0.1:$S3_PORT, Redis Clusters $REDIS_CLUSTERS, data in $WORK"
 
 export SLIPWAY_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export SLIPWAY_TEST_REDIS_CLUSTERS="$REDIS_CLUSTERS"
 export SLIPWAY_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 export AWS_ACCESS_KEY_ID=slipwaytest
 export AWS_SECRET_ACCESS_KEY=slipwaytestsecret
@@ -268,6 +330,21 @@ go vet "${PKGS[@]}"
 RACEFLAG=-race
 [ "${RACE:-1}" = 0 ] && RACEFLAG=
 go test $RACEFLAG -count=1 -timeout 60m "$@"
+# The packages that keep things in Redis run once more with a Redis Cluster for each
+# test (SLIPWAY_TEST_REDIS=cluster), where a command over keys of several hash slots
+# fails; those of the arguments' packages, with the same go test flags.
+CLUSTER_PKGS=()
+for c in ./release ./builder ./api ./events ./webhook ./auth ./chatops; do
+	for p in "${PKGS[@]}"; do
+		case "$p" in ./... | "$c" | "$c/...") CLUSTER_PKGS+=("$c"); break ;; esac
+	done
+done
+if [ "${#CLUSTER_PKGS[@]}" -gt 0 ]; then
+	FLAGS=()
+	for a in "$@"; do case "$a" in ./* | ../*) ;; *) FLAGS+=("$a") ;; esac; done
+	log "again on Redis Cluster: ${CLUSTER_PKGS[*]}"
+	SLIPWAY_TEST_REDIS=cluster go test $RACEFLAG -count=1 -timeout 60m "${FLAGS[@]}" "${CLUSTER_PKGS[@]}"
+fi
 # examples/hello is a module of its own (the quick start builds it), so ./... leaves it out;
 # so is deploy/, whose tests render every kustomize overlay (kubectl) and decode each object
 # strictly into its Kubernetes or KEDA API type (declarative checks: no -race).

@@ -12,6 +12,15 @@ package store
 //	logs/<app>/<build id>.log   a build's log, written once when the build ends
 //	releases/<app>/<version>.json  a release, written once, so the list can be rebuilt
 //	                            if Redis loses it
+//	gocache/<ns>/a/<action hex>  the shared Go build cache (builder/gocache): one entry of
+//	                            the go command's cache, JSON {output, size, time, build_ms}:
+//	                            the output ID (SHA-256 of the output's bytes) that action
+//	                            <action hex> produced. <ns> is "shared", or the app's name
+//	                            when each app keeps its own (SLIPWAY_BUILD_CACHE_SCOPE=app).
+//	                            Put only after its output is stored
+//	gocache/<ns>/o/<output hex>  the bytes of one output of the go command, named by their
+//	                            SHA-256 and checked against it on every fetch. Nothing but
+//	                            age trims gocache/ (slipway cache prune, or a lifecycle rule)
 //	probes/<random>             S3 only: the write probe of the readiness check (S3.Ping),
 //	                            put and deleted at once, at most once a minute per process
 //	                            (WithWriteProbe); a lifecycle rule on the prefix clears any
@@ -30,10 +39,24 @@ package store
 //	<data dir>/work/<pid>-<random>/work/<build id>-*/  a build's work directory (source,
 //	                            binaries, image files)
 //
+// The local tier of the shared Go build cache is not scratch space: it outlives its process,
+// and only slipway writes it (compiles cannot):
+//
+//	<data dir>/cache/gocache/o/<xx>/<output hex>  an output's bytes (read by the go command
+//	                            through the path it is handed); <xx> is the hex's first byte
+//	<data dir>/cache/gocache/a/<ns>/<xx>/<action hex>  an entry, as gocache/<ns>/a/ above
+//	<data dir>/cache/gocache/tmp/  files being written, renamed into place when whole
+//	                            Both trimmed to SLIPWAY_BUILD_CACHE_SIZE, least recently
+//	                            used first (by modification time, set again on each use)
+//
 // Redis, all metadata. Every key of one app carries the hash tag {<app>}, so a script that
-// touches several keys of one app runs on Redis Cluster too. The only global key is the
-// apps index, written with its own command after the app's keys (a listing skips index
-// entries whose app is gone, and every PUT of an app re-adds it).
+// touches several keys of one app runs on Redis Cluster too, where one command or script
+// may touch the keys of one hash slot only. No command or script of slipway touches keys
+// of two hash tags, or a tagged key and an untagged one, or two untagged ones; what spans
+// them is written as several commands in an order that readers tolerate, said beside
+// each key. The only global key of apps is the apps index, written with its own command
+// after the app's keys (a listing skips index entries whose app is gone, and every PUT of
+// an app re-adds it).
 //
 //	slipway:apps                sorted set, score 0, member = app name: the apps index,
 //	                            read in name order with ZRANGEBYLEX for cursor pagination
@@ -94,7 +117,10 @@ package store
 //	                            reports, always through package events (events.Script), and
 //	                            trimmed to about 100 000 entries (MAXLEN ~); consumer group
 //	                            "webhooks": the webhook dispatchers, which turn each entry
-//	                            into deliveries before they acknowledge it
+//	                            into deliveries before they acknowledge it. Readers of
+//	                            several apps' streams (the dispatchers, the events API)
+//	                            read them with one XREAD/XREADGROUP on one Redis, and with
+//	                            one command per stream, pipelined, on Redis Cluster
 //
 // Who made a change is recorded twice wherever it is recorded: as a name (actor, created_by,
 // updated_by: a token's name, "admin" or "anonymous") and as an identity (actor_id,
@@ -152,8 +178,12 @@ package store
 //
 //	slipway:tokens              hash: name → sha256 hex of the token's secret: the live
 //	                            tokens by name (a name is taken while its token lives);
-//	                            revoking a token removes its field only while it still
-//	                            names that token's hash
+//	                            written before the token's key (HSETNX takes the name), so
+//	                            a field whose token key is missing names no token, and
+//	                            revoking that name frees it; a token whose name is no
+//	                            longer its own once its key is written is deleted again.
+//	                            Revoking a token deletes its key, then removes its field
+//	                            only while it still names that token's hash
 //	slipway:token:<sha256 hex>  string: a token's JSON (id, name, scopes, apps, created_at,
 //	                            last_used_at), found by hashing the secret a request sends;
 //	                            never the secret. id is "tok_" and a ULID made at creation;
@@ -171,6 +201,20 @@ func BlobKey(d Digest) string { return "blobs/sha256/" + d.Hex() }
 
 // SourceKey is the key of an uploaded source archive.
 func SourceKey(d Digest) string { return "sources/sha256/" + d.Hex() }
+
+// GoCachePrefix is the prefix of every key of the shared Go build cache.
+const GoCachePrefix = "gocache/"
+
+// GoCacheActionKey is the key of a Go build cache entry: the output action actionHex
+// produced, in namespace ns.
+func GoCacheActionKey(ns, actionHex string) string {
+	return GoCachePrefix + ns + "/a/" + actionHex
+}
+
+// GoCacheOutputKey is the key of the bytes of a Go build cache output, in namespace ns.
+func GoCacheOutputKey(ns, outputHex string) string {
+	return GoCachePrefix + ns + "/o/" + outputHex
+}
 
 // LogKey is the key of a finished build's log.
 func LogKey(app, buildID string) string { return "logs/" + app + "/" + buildID + ".log" }

@@ -139,34 +139,82 @@ func (d *Dispatcher) ensureGroups(ctx context.Context, ensured map[string]bool) 
 
 // readNew fans out the entries of apps' streams that no dispatcher has read, waiting up
 // to a second for some. It returns false when a stream has no group (it was deleted).
+//
+// One XREADGROUP reads several streams only on one Redis: on Redis Cluster each app's
+// stream lies in the slot of its app, and a command over keys of several slots is refused
+// (CROSSSLOT). There each stream is read with a command of its own, all in one pipeline
+// (one round trip per node) and without blocking, and a read that finds nothing waits
+// idlePoll before the next.
 func (d *Dispatcher) readNew(ctx context.Context, apps []string) bool {
-	streams := make([]string, 0, 2*len(apps))
+	var cmds []*redis.XStreamSliceCmd
+	if len(apps) == 1 || !isCluster(d.rdb) {
+		cmds = append(cmds, d.rdb.XReadGroup(ctx, d.readArgs(apps, time.Second)))
+	} else {
+		// Each command's own error is looked at below.
+		_, _ = d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, app := range apps {
+				cmds = append(cmds, p.XReadGroup(ctx, d.readArgs([]string{app}, -1)))
+			}
+			return nil
+		})
+	}
 	appOf := make(map[string]string, len(apps))
 	for _, app := range apps {
-		streams = append(streams, store.EventsKey(app))
 		appOf[store.EventsKey(app)] = app
+	}
+	ok, read := true, 0
+	var failed error
+	for _, c := range cmds {
+		res, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue
+		case err != nil && redis.HasErrorPrefix(err, "NOGROUP"):
+			ok = false
+			continue
+		case err != nil:
+			failed = err
+			continue
+		}
+		for _, s := range res {
+			read += len(s.Messages)
+			if err := d.fanOut(ctx, appOf[s.Stream], s.Stream, s.Messages); err != nil {
+				d.trouble(ctx, "scheduling deliveries of "+appOf[s.Stream], err)
+			}
+		}
+	}
+	if failed != nil {
+		d.trouble(ctx, "reading events", failed)
+	} else if len(cmds) > 1 && read == 0 && ok {
+		pause(ctx, idlePoll)
+	}
+	return ok
+}
+
+// idlePoll is how long a dispatcher on Redis Cluster waits after a read of every events
+// stream found nothing new.
+const idlePoll = 250 * time.Millisecond
+
+// readArgs are the arguments of an XREADGROUP of the dispatchers' group over the new
+// entries of apps' streams, blocking up to block (not at all when negative).
+func (d *Dispatcher) readArgs(apps []string, block time.Duration) *redis.XReadGroupArgs {
+	streams := make([]string, 0, 2*len(apps))
+	for _, app := range apps {
+		streams = append(streams, store.EventsKey(app))
 	}
 	for range apps {
 		streams = append(streams, ">")
 	}
-	res, err := d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: store.EventsGroup, Consumer: d.opts.consumer, Streams: streams, Count: 100, Block: time.Second,
-	}).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return true
-	case err != nil && redis.HasErrorPrefix(err, "NOGROUP"):
-		return false
-	case err != nil:
-		d.trouble(ctx, "reading events", err)
-		return true
+	return &redis.XReadGroupArgs{
+		Group: store.EventsGroup, Consumer: d.opts.consumer, Streams: streams, Count: 100, Block: block,
 	}
-	for _, s := range res {
-		if err := d.fanOut(ctx, appOf[s.Stream], s.Stream, s.Messages); err != nil {
-			d.trouble(ctx, "scheduling deliveries of "+appOf[s.Stream], err)
-		}
-	}
-	return true
+}
+
+// isCluster reports whether rdb is a Redis Cluster client, on which one command may touch
+// the keys of one hash slot only.
+func isCluster(rdb redis.UniversalClient) bool {
+	_, ok := rdb.(*redis.ClusterClient)
+	return ok
 }
 
 // reclaim takes over the entries of app's stream that a dispatcher read but did not

@@ -26,6 +26,10 @@ type Env struct {
 	Proxy    string // GOPROXY; default DefaultProxy
 	SumDB    string // GOSUMDB; default DefaultSumDB
 	Private  string // GOPRIVATE
+	// CacheProg is GOCACHEPROG, a command line the go command runs to keep its build
+	// cache (builder/gocache); empty for the go command's own cache in Cache. The go
+	// command still needs Cache then, for the little it keeps outside the program.
+	CacheProg string
 }
 
 // The module proxy and checksum database of an Env that names none.
@@ -266,6 +270,9 @@ func (tc *Toolchain) compileEnv(spec CompileSpec, env Env) []string {
 	if env.Private != "" {
 		e = append(e, "GOPRIVATE="+env.Private)
 	}
+	if env.CacheProg != "" {
+		e = append(e, "GOCACHEPROG="+env.CacheProg)
+	}
 	return append(e, spec.Platform.Env()...)
 }
 
@@ -299,6 +306,15 @@ func joinLdflags(args []string) (string, error) {
 // write only what Compile hands to it), or "none" (neither: compiles run unconfined, as
 // slipway's own user). A worker logs it once at start.
 func (tc *Toolchain) Sandbox() string { return hostSandbox().String() }
+
+// SandboxUser returns the user and group compiles run as when the sandbox is a user of
+// its own ("uid 65534"); ok is false otherwise (Landlock, or none), when compiles run as
+// slipway's own user. What a compile must reach (a cache program's socket) must be
+// reachable by that user.
+func (tc *Toolchain) SandboxUser() (uid, gid int, ok bool) {
+	sb := hostSandbox()
+	return sb.uid, sb.gid, sb.kind == sandboxUID
+}
 
 type sandboxKind int
 

@@ -34,6 +34,9 @@ func completions() []completion {
 	}
 	serveFlags = append(serveFlags, completionFlag{"--help", false})
 	out = append(out, completion{key: "serve", flags: serveFlags}, completion{key: "worker", flags: serveFlags})
+	out = append(out, completion{key: "cache", words: []string{"prune"}}, completion{key: "cache prune", flags: []completionFlag{
+		{"--older-than", true}, {"--data-dir", true}, {"--s3-bucket", true}, {"--s3-endpoint", true}, {"--s3-region", true},
+		{"--s3-path-style", false}, {"--help", false}}})
 	for group, g := range commandGroups {
 		c := completion{key: group, words: g.subs}
 		if g.bare != "" {

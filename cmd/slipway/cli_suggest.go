@@ -7,7 +7,7 @@ import (
 )
 
 // localCommands are the commands that run without a server, beside the client commands.
-var localCommands = []string{"serve", "worker", "version", "help", "completion"}
+var localCommands = []string{"serve", "worker", "version", "help", "completion", "cache"}
 
 // commandNames are the names `slipway NAME` takes, sorted.
 func commandNames() []string {

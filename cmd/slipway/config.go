@@ -24,6 +24,7 @@ type serveConfig struct {
 	Addr            string
 	RedisURL        string
 	RedisExplicit   bool // SLIPWAY_REDIS_URL or --redis-url gave RedisURL
+	RedisCluster    bool // RedisURL names the nodes of a Redis Cluster
 	RedisWait       time.Duration
 	DataDir         string
 	S3Bucket        string
@@ -55,6 +56,12 @@ type serveConfig struct {
 	MaxSourceEntries  int
 	BodyMinRate       int64
 	BodyGrace         time.Duration
+
+	// The Go build cache (docs/build-cache.md).
+	BuildCache      string // shared, local or off
+	BuildCacheSize  int64
+	BuildCacheScope string // shared or app
+	BuildCacheDir   string
 
 	Insecure      bool
 	MetricsPublic bool
@@ -90,7 +97,7 @@ type setting struct {
 
 // serveSettings are the settings of serve and worker, in the order help lists them.
 func serveSettings(c *serveConfig) []setting {
-	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), requestSettings(c),
+	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), buildCacheSettings(c), requestSettings(c),
 		webhookSettings(c), chatSettings(c), frontSettings(c), signingSettings(c))
 }
 
@@ -99,6 +106,7 @@ func serverSettings(c *serveConfig) []setting {
 	return []setting{
 		{flag: "addr", env: "SLIPWAY_ADDR", def: "127.0.0.1:8080", help: "address to listen on, host:port", set: setString(&c.Addr)},
 		{flag: "redis-url", env: "SLIPWAY_REDIS_URL", def: "redis://127.0.0.1:6379/0", help: "Redis URL, redis://[:password@]host:port/db (rediss:// for TLS). When it is not set and nothing answers at the default, serve starts a private redis-server (from PATH) with its data under <data-dir>/redis and stops it on exit; \"embedded\" always does", set: setString(&c.RedisURL)},
+		{flag: "redis-cluster", env: "SLIPWAY_REDIS_CLUSTER", def: "false", help: "SLIPWAY_REDIS_URL names a Redis Cluster, in go-redis's form redis://[:password@]host1:port1?addr=host2:port2&addr=host3:port3 (any of its nodes; the rest are found from them)", set: setBool(&c.RedisCluster)},
 		{flag: "redis-wait", env: "SLIPWAY_REDIS_WAIT", def: "30s", help: "how long start-up waits, retrying with backoff, for a Redis that does not answer yet (as when both start together); 0 tries once", set: setNonNegative(&c.RedisWait)},
 		{flag: "data-dir", env: "SLIPWAY_DATA_DIR", def: "./data", help: "directory for local state; blobs live under <data-dir>/blobs when no S3 bucket is set", set: setString(&c.DataDir)},
 		{flag: "s3-bucket", env: "SLIPWAY_S3_BUCKET", def: "", help: "S3 bucket for blobs; empty keeps them on the filesystem under the data directory", set: setString(&c.S3Bucket)},
@@ -156,6 +164,27 @@ func buildSettings(c *serveConfig) []setting {
 		{flag: "max-source-bytes", env: "SLIPWAY_MAX_SOURCE_BYTES", def: "100MiB", help: "largest source archive accepted (KiB, MiB, GiB suffixes)", set: setSize(&c.MaxSourceBytes)},
 		{flag: "max-source-unpacked", env: "SLIPWAY_MAX_SOURCE_UNPACKED", def: "1GiB", help: "most bytes a source archive may unpack to", set: setSize(&c.MaxSourceUnpacked)},
 		{flag: "max-source-entries", env: "SLIPWAY_MAX_SOURCE_ENTRIES", def: "50000", help: "most files and directories in a source archive", set: setCount(&c.MaxSourceEntries, 1)},
+	}
+}
+
+// buildCacheSettings are the settings of the Go build cache (docs/build-cache.md).
+func buildCacheSettings(c *serveConfig) []setting {
+	return []setting{
+		{flag: "build-cache", env: "SLIPWAY_BUILD_CACHE", def: "shared", help: "the Go build cache of builds: shared (every worker's, through the blob store, with a local tier in --build-cache-dir), local (each machine's own GOCACHE, --gocache) or off (an empty GOCACHE for each build)", set: setOneOf(&c.BuildCache, "shared", "local", "off")},
+		{flag: "build-cache-size", env: "SLIPWAY_BUILD_CACHE_SIZE", def: "10GiB", help: "most bytes the shared cache's local tier keeps on this machine, least recently used trimmed first", set: setSize(&c.BuildCacheSize)},
+		{flag: "build-cache-scope", env: "SLIPWAY_BUILD_CACHE_SCOPE", def: "shared", help: "shared: every app's builds use one cache; app: each app's builds only its own entries", set: setOneOf(&c.BuildCacheScope, "shared", "app")},
+		{flag: "build-cache-dir", env: "SLIPWAY_BUILD_CACHE_DIR", def: "", help: "the shared cache's local tier (default <data-dir>/cache/gocache)", set: setString(&c.BuildCacheDir)},
+	}
+}
+
+// setOneOf sets *p to a value that is one of values.
+func setOneOf(p *string, values ...string) func(string) error {
+	return func(v string) error {
+		if !slices.Contains(values, v) {
+			return fmt.Errorf("must be one of %s", strings.Join(values, ", "))
+		}
+		*p = v
+		return nil
 	}
 }
 
@@ -308,6 +337,7 @@ func parseServe(name string, args []string, getenv func(string) string, out io.W
 		}
 		fs.Func(s.flag, s.help, func(v string) error { return s.set(v) })
 	}
+	args = expandBoolFlags(args, "redis-cluster")
 	// Boolean flags may be given bare (--s3-path-style).
 	args = expandBoolFlags(args, "s3-path-style", "insecure", "metrics-public", "once")
 	if err := fs.Parse(args); err != nil {
@@ -363,7 +393,7 @@ func checkServe(cfg serveConfig) error {
 // and GOMODCACHE entries. The go command is a path when it holds a separator, else a
 // name looked up in PATH, and left so.
 func (c *serveConfig) absolute() error {
-	paths := []*string{&c.DataDir, &c.GoCache, &c.GoModCache}
+	paths := []*string{&c.DataDir, &c.GoCache, &c.GoModCache, &c.BuildCacheDir}
 	if strings.ContainsRune(c.GoBin, '/') || strings.ContainsRune(c.GoBin, filepath.Separator) {
 		paths = append(paths, &c.GoBin)
 	}

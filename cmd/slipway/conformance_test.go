@@ -31,7 +31,7 @@ func TestOCIConformance(t *testing.T) {
 		t.Skip(msg)
 	}
 	_, goEnv := buildertest.Toolchain(t)
-	p := startServe(t, []string{"SLIPWAY_REDIS_URL=" + storetest.RedisURL(t), "SLIPWAY_GOCACHE=" + goEnv.Cache,
+	p := startServe(t, []string{"SLIPWAY_REDIS_URL=" + storetest.RedisURL(t), "SLIPWAY_GOCACHE=" + goEnv.Cache, "SLIPWAY_BUILD_CACHE=local",
 		"SLIPWAY_GOMODCACHE=" + goEnv.ModCache, "SLIPWAY_GOPROXY=off", "SLIPWAY_GOSUMDB=off"})
 	do := func(method, path, ct, body string) []byte {
 		t.Helper()

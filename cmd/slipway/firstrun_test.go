@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,7 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/slipway/slipway/builder/buildertest"
+	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
 )
 
@@ -42,7 +46,7 @@ func TestServeRelativeDataDir(t *testing.T) {
 	p := startServeIn(t, dir, []string{
 		"SLIPWAY_REDIS_URL=" + storetest.RedisURL(t),
 		"SLIPWAY_DATA_DIR=", // the default, ./data
-		"SLIPWAY_GOCACHE=" + relativeTo(t, dir, goEnv.Cache),
+		"SLIPWAY_GOCACHE=" + relativeTo(t, dir, goEnv.Cache), "SLIPWAY_BUILD_CACHE=local",
 		"SLIPWAY_GOMODCACHE=" + relativeTo(t, dir, goEnv.ModCache),
 		"SLIPWAY_GOPROXY=off", "SLIPWAY_GOSUMDB=off",
 	})
@@ -166,6 +170,65 @@ func TestConnectRedis(t *testing.T) {
 			}
 			if err := rdb.Ping(context.Background()).Err(); err != nil {
 				t.Errorf("PING = %v", err)
+			}
+		})
+	}
+}
+
+// TestConnectRedisCluster checks SLIPWAY_REDIS_CLUSTER: the URL names the nodes of a Redis
+// Cluster, reached with a cluster client that serves keys of every slot; what is not a
+// cluster, not a cluster URL, or embedded is refused with the password redacted; a plain
+// URL that reaches a cluster node is warned about.
+func TestConnectRedisCluster(t *testing.T) {
+	cluster := storetest.RedisClusterURL(t)
+	ctx := context.Background()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	rdb, priv, err := connectRedis(ctx, serveConfig{RedisURL: cluster, RedisExplicit: true, RedisCluster: true}, true, log)
+	if err != nil || priv != nil {
+		t.Fatalf("connectRedis(%s, cluster) = %v, %v; want a client and no private server", cluster, priv, err)
+	}
+	defer rdb.Close()
+	if _, ok := rdb.(*redis.ClusterClient); !ok {
+		t.Fatalf("connectRedis(cluster) = %T, want *redis.ClusterClient", rdb)
+	}
+	for _, app := range []string{"a", "b", "c", "d", "e"} { // keys of several slots, so of every node
+		if err := rdb.Set(ctx, store.AppKey(app), "x", 0).Err(); err != nil {
+			t.Errorf("SET %s = %v", store.AppKey(app), err)
+		}
+	}
+	if err := pingRedis(ctx, rdb); err != nil {
+		t.Errorf("pingRedis(cluster) = %v", err)
+	}
+
+	standalone := storetest.RedisURL(t)
+	node, _, _ := strings.Cut(cluster, "?")
+	plain, _, err := connectRedis(ctx, serveConfig{RedisURL: node, RedisExplicit: true}, false, log)
+	if err != nil {
+		t.Fatalf("connectRedis(a cluster node, plain) = %v, want a client and a warning", err)
+	}
+	plain.Close()
+	if !strings.Contains(logs.String(), "set SLIPWAY_REDIS_CLUSTER=true") {
+		t.Errorf("connectRedis(a cluster node, plain) logged no warning:\n%s", logs.String())
+	}
+
+	dead := "redis://:hunter2@" + storetest.FreeAddr(t) + "?addr=" + storetest.FreeAddr(t)
+	for _, tc := range []struct {
+		name, url, wantErr string
+		usage, plain       bool
+	}{
+		{name: "embedded", url: embeddedRedis, wantErr: "SLIPWAY_REDIS_URL=embedded starts one private redis-server, not a Redis Cluster", usage: true},
+		{name: "not a cluster", url: strings.TrimSuffix(standalone, "/"+path.Base(standalone)), wantErr: "refused slipway"},
+		{name: "database", url: strings.Replace(cluster, "?", "/3?", 1), wantErr: "is not a Redis Cluster URL", usage: true},
+		{name: "silent", url: dead, wantErr: "cannot reach Redis at redis://:xxxxx@"},
+		{name: "cluster URL, plain", url: cluster, wantErr: "set SLIPWAY_REDIS_CLUSTER=true", usage: true, plain: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := serveConfig{RedisURL: tc.url, RedisExplicit: true, RedisCluster: !tc.plain, DataDir: t.TempDir()}
+			rdb, priv, err := connectRedis(ctx, cfg, true, slog.New(slog.DiscardHandler))
+			var usage *usageError
+			if err == nil || rdb != nil || priv != nil || !strings.Contains(err.Error(), tc.wantErr) || errors.As(err, &usage) != tc.usage || strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("connectRedis(%s, cluster) = %v, %v, %v; want the error %q (usage %v) without the password", tc.url, rdb, priv, err, tc.wantErr, tc.usage)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/openapi"
+	"github.com/slipway/slipway/store/storetest"
 )
 
 // TestFleet runs slipway as a fleet: two API processes and three worker processes
@@ -21,20 +23,33 @@ import (
 // new worker with an empty cache joins. Every build succeeds exactly once, and a 50-way
 // promote race across both APIs (the stopped one started again) has exactly one winner.
 func TestFleet(t *testing.T) {
-	for _, mode := range fleetModes(t) {
-		t.Run(mode.name, func(t *testing.T) { runFleet(t, mode.env) })
+	for _, mode := range fleetModes() {
+		t.Run(mode.name, func(t *testing.T) { runFleet(t, mode.env(t)) })
 	}
 }
 
 // fleetMode is one Redis set-up the fleet runs on.
 type fleetMode struct {
 	name string
-	env  []string
+	env  func(t *testing.T) []string
 }
 
-// fleetModes are the Redis set-ups of the fleet test: one Redis server.
-func fleetModes(t *testing.T) []fleetMode {
-	return []fleetMode{{"redis", buildEnv(t)}}
+// fleetModes are the Redis set-ups of the fleet test: one Redis server, and a Redis
+// Cluster of 3 masters that the test holds alone (SLIPWAY_REDIS_CLUSTER=true).
+func fleetModes() []fleetMode {
+	return []fleetMode{
+		{"redis", buildEnv},
+		{"cluster", func(t *testing.T) []string {
+			env := buildEnv(t)
+			url := storetest.RedisClusterURL(t)
+			for i, kv := range env {
+				if strings.HasPrefix(kv, "SLIPWAY_REDIS_URL=") {
+					env[i] = "SLIPWAY_REDIS_URL=" + url
+				}
+			}
+			return append(env, "SLIPWAY_REDIS_CLUSTER=true")
+		}},
+	}
 }
 
 const (
@@ -45,9 +60,17 @@ const (
 )
 
 func runFleet(t *testing.T, env []string) {
+	env = append(append([]string{}, env...), "SLIPWAY_BUILD_CACHE=shared")
 	apiEnv := append(append([]string{}, env...), "SLIPWAY_WORKERS=0")
 	apis := []*process{startServe(t, apiEnv), startServe(t, apiEnv)}
-	workers := []*process{startWorker(t, env), startWorker(t, env), startWorker(t, env)}
+
+	// One worker compiles the runtime once, into the shared build cache; every worker
+	// started after it takes those packages from the bucket.
+	workers := []*process{startWorker(t, env)}
+	fleetDo(t, apis[0].url, "PUT", "/v1/apps/fleetwarm", nil, `{"platforms":["linux/amd64"]}`, http.StatusCreated)
+	warm := fleetSubmit(t, apis, "fleetwarm", "warm", fleetSource(t, "fleetwarm", -1))
+	waitStatus(t, apis[1].url, "fleetwarm", warm, 5*time.Minute, func(b openapi.Build) bool { return b.Status == openapi.BuildStatusSucceeded })
+	workers = append(workers, startWorker(t, env), startWorker(t, env))
 
 	apps := make([]string, fleetApps)
 	for i := range apps {
@@ -64,39 +87,37 @@ func runFleet(t *testing.T, env []string) {
 	var jobs []job
 	for i := range fleetApps * fleetPerApp {
 		app := apps[i%fleetApps]
-		src := buildertest.Module(t, app, map[string]string{"main.go": fmt.Sprintf(
-			"package main\n\nconst n = %d\n\nfunc main() { println(%q, n) }\n", i, app)})
-		jobs = append(jobs, job{app: app, key: fmt.Sprintf("fleet-%d", i), src: src})
+		jobs = append(jobs, job{app: app, key: fmt.Sprintf("fleet-%d", i), src: fleetSource(t, app, i)})
 	}
 	var (
-		mu       sync.Mutex
-		ids      = map[string]string{} // build id → app
-		accepted = make(chan struct{}, len(jobs))
-		wg       sync.WaitGroup
-		next     = make(chan job)
+		mu  sync.Mutex
+		ids = map[string]string{} // build id → app
 	)
-	for range fleetSubmitters {
-		wg.Go(func() {
-			for j := range next {
-				id := fleetSubmit(t, apis, j.app, j.key, j.src)
-				mu.Lock()
-				ids[id] = j.app
-				mu.Unlock()
-				accepted <- struct{}{}
-			}
-		})
-	}
-	go func() {
+	submit := func(jobs []job) {
+		var wg sync.WaitGroup
+		next := make(chan job)
+		for range fleetSubmitters {
+			wg.Go(func() {
+				for j := range next {
+					id := fleetSubmit(t, apis, j.app, j.key, j.src)
+					mu.Lock()
+					ids[id] = j.app
+					mu.Unlock()
+				}
+			})
+		}
 		for _, j := range jobs {
 			next <- j
 		}
 		close(next)
-	}()
-
-	// Mid-way: kill a worker in the middle of a build, stop an API, add a new worker.
-	for range len(jobs) / 3 {
-		<-accepted
+		wg.Wait()
 	}
+
+	// A third of the builds; then, while they run, kill a worker in the middle of a
+	// build, stop an API, and start a worker with an empty cache that takes one build and
+	// exits; then the rest.
+	first := len(jobs) / 3
+	submit(jobs[:first])
 	busy := func() bool {
 		log := workers[0].stderr.String()
 		return strings.Count(log, `"msg":"build started"`) > strings.Count(log, `"msg":"build finished"`)
@@ -112,11 +133,11 @@ func runFleet(t *testing.T, env []string) {
 	if err := apis[0].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	fresh := startWorker(t, append(env, "SLIPWAY_WORKER_ONCE=true", "SLIPWAY_IDLE_EXIT=3m"))
+	submit(jobs[first:])
 	if err := waitExit(t, apis[0], time.Minute); err != nil {
 		t.Errorf("the API stopped with SIGTERM exited with %v, want 0:\n%s", err, apis[0].stderr)
 	}
-	fresh := startWorker(t, env)
-	wg.Wait()
 
 	if len(ids) != len(jobs) {
 		t.Fatalf("%d submissions made %d builds, want one each", len(jobs), len(ids))
@@ -140,12 +161,28 @@ func runFleet(t *testing.T, env []string) {
 			t.Errorf("%s has %d builds, want %d", app, len(list.Items), fleetPerApp)
 		}
 	}
-	if !strings.Contains(fresh.stderr.String(), `"msg":"build finished"`) {
-		t.Logf("the new worker ran no build (the others took them all):\n%s", fresh.stderr)
+
+	// The new worker ran one build, with the runtime's packages from the shared cache.
+	if err := waitExit(t, fresh, 5*time.Minute); err != nil {
+		t.Errorf("the new worker exited with %v:\n%s", err, fresh.stderr)
+	}
+	log := fresh.stderr.String()
+	if !strings.Contains(log, `"why":"ran its one build"`) {
+		t.Errorf("the new worker ran no build:\n%s", log)
+	}
+	m := regexp.MustCompile(`"msg":"build cache stopped".*"remote_hits":(\d+)`).FindStringSubmatch(log)
+	if m == nil || m[1] == "0" {
+		t.Errorf("the new worker's build took nothing from the shared build cache:\n%s", log)
 	}
 
 	apis[0] = startServe(t, apiEnv)
 	fleetPromoteRace(t, apis, apps[0], ids)
+}
+
+// fleetSource is a module of app whose program prints n.
+func fleetSource(t *testing.T, app string, n int) []byte {
+	return buildertest.Module(t, app, map[string]string{"main.go": fmt.Sprintf(
+		"package main\n\nconst n = %d\n\nfunc main() { println(%q, n) }\n", n, app)})
 }
 
 // fleetSubmit posts a build, to one API and then the other while neither answers, and

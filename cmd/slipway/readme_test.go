@@ -121,7 +121,7 @@ func quickstartEnv(t *testing.T, addr string) []string {
 	}
 	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "GOBIN="+bin,
 		"SLIPWAY_ADDR="+addr, "SLIPWAY_URL=http://"+addr,
-		"SLIPWAY_GOCACHE="+goEnv.Cache, "SLIPWAY_GOMODCACHE="+goEnv.ModCache)
+		"SLIPWAY_GOCACHE="+goEnv.Cache, "SLIPWAY_BUILD_CACHE=local", "SLIPWAY_GOMODCACHE="+goEnv.ModCache)
 	if c, err := net.DialTimeout("tcp", "127.0.0.1:6379", time.Second); err == nil {
 		c.Close()
 		env = append(env, "SLIPWAY_REDIS_URL=embedded")

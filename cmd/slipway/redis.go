@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,23 +37,43 @@ const (
 // default address if something answers there, and otherwise starts a redis-server of
 // its own under the data directory, as it does for SLIPWAY_REDIS_URL=embedded; the
 // returned *privateRedis is that server, nil for any other. A worker waits for the
-// default address, since a private Redis would share no queue with anyone.
-func connectRedis(ctx context.Context, cfg serveConfig, private bool, log *slog.Logger) (*redis.Client, *privateRedis, error) {
+// default address, since a private Redis would share no queue with anyone. With
+// SLIPWAY_REDIS_CLUSTER the URL names a Redis Cluster, waited for as an explicit URL is.
+func connectRedis(ctx context.Context, cfg serveConfig, private bool, log *slog.Logger) (redis.UniversalClient, *privateRedis, error) {
 	switch {
+	case cfg.RedisURL == embeddedRedis && cfg.RedisCluster:
+		return nil, nil, &usageError{`SLIPWAY_REDIS_URL=embedded starts one private redis-server, not a Redis Cluster: drop SLIPWAY_REDIS_CLUSTER, or set SLIPWAY_REDIS_URL to the cluster's nodes`}
 	case cfg.RedisURL == embeddedRedis && !private:
 		return nil, nil, &usageError{`SLIPWAY_REDIS_URL=embedded is for serve alone: a worker needs the Redis its servers use; set SLIPWAY_REDIS_URL to it`}
 	case cfg.RedisURL == embeddedRedis:
-		return startPrivateRedis(ctx, cfg.DataDir, log, "SLIPWAY_REDIS_URL is embedded")
+		rdb, p, err := startPrivateRedis(ctx, cfg.DataDir, log, "SLIPWAY_REDIS_URL is embedded")
+		return clientOrNil(rdb), p, err
+	case cfg.RedisCluster:
+		rdb, err := waitRedisCluster(ctx, cfg.RedisURL, cfg.RedisWait, log)
+		return clientOrNil(rdb), nil, err
 	case cfg.RedisExplicit || !private:
 		rdb, err := waitRedis(ctx, cfg.RedisURL, cfg.RedisWait, log)
-		return rdb, nil, err
+		return clientOrNil(rdb), nil, err
 	}
 	rdb, err := waitRedis(ctx, cfg.RedisURL, 0, log)
 	var unreachable *redisUnreachableError
 	if !errors.As(err, &unreachable) || unreachable.answered {
-		return rdb, nil, err
+		return clientOrNil(rdb), nil, err
 	}
-	return startPrivateRedis(ctx, cfg.DataDir, log, "SLIPWAY_REDIS_URL is not set and nothing answers at "+redactURL(cfg.RedisURL))
+	rdb, p, err := startPrivateRedis(ctx, cfg.DataDir, log, "SLIPWAY_REDIS_URL is not set and nothing answers at "+redactURL(cfg.RedisURL))
+	return clientOrNil(rdb), p, err
+}
+
+// clientOrNil returns c as a redis.UniversalClient that is nil when c is: a nil
+// *redis.Client in an interface would not be.
+func clientOrNil[C interface {
+	*redis.Client | *redis.ClusterClient
+	redis.UniversalClient
+}](c C) redis.UniversalClient {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // waitRedis connects to the Redis at rawURL and checks that it answers. One that does not
@@ -60,6 +81,9 @@ func connectRedis(ctx context.Context, cfg serveConfig, private bool, log *slog.
 // for up to wait, as when it starts beside slipway; serve says once that it waits.
 func waitRedis(ctx context.Context, rawURL string, wait time.Duration, log *slog.Logger) (*redis.Client, error) {
 	opts, err := redis.ParseURL(rawURL)
+	if u, _ := url.Parse(rawURL); err != nil && u != nil && u.Query().Has("addr") {
+		return nil, &usageError{fmt.Sprintf("SLIPWAY_REDIS_URL %s names several nodes (addr=): set SLIPWAY_REDIS_CLUSTER=true (--redis-cluster) for a Redis Cluster", redactURL(rawURL))}
+	}
 	if err != nil {
 		return nil, &usageError{fmt.Sprintf("SLIPWAY_REDIS_URL %s is not a Redis URL (%v); use redis://[:password@]host:port/db", redactURL(rawURL), err)}
 	}
@@ -71,14 +95,59 @@ func waitRedis(ctx context.Context, rawURL string, wait time.Duration, log *slog
 		rdb.Close()
 		return nil, &redisUnreachableError{url: rawURL, wait: wait, err: err, answered: !retryableRedis(err)}
 	}
+	// A node of a Redis Cluster answers PING, and then MOVED to the commands of every key
+	// of another node's slots (a cluster of one node works, though).
+	if info, err := rdb.Info(ctx, "cluster").Result(); err == nil && strings.Contains(info, "cluster_enabled:1") {
+		log.Warn("Redis is a node of a Redis Cluster: set SLIPWAY_REDIS_CLUSTER=true (--redis-cluster), or keys on its other nodes fail with MOVED",
+			"redis", redactURL(rawURL))
+	}
 	return rdb, nil
+}
+
+// waitRedisCluster connects to the Redis Cluster whose nodes rawURL names and checks that
+// every master answers, waiting for up to wait as waitRedis does (a cluster still
+// forming, CLUSTERDOWN, is waited for too).
+func waitRedisCluster(ctx context.Context, rawURL string, wait time.Duration, log *slog.Logger) (*redis.ClusterClient, error) {
+	opts, err := redis.ParseClusterURL(rawURL)
+	if err == nil {
+		if u, _ := url.Parse(rawURL); u != nil && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
+			err = errors.New("a Redis Cluster has database 0 only")
+		}
+	}
+	if err != nil {
+		return nil, &usageError{fmt.Sprintf("SLIPWAY_REDIS_URL %s is not a Redis Cluster URL (%v); with SLIPWAY_REDIS_CLUSTER=true use redis://[:password@]host1:port1?addr=host2:port2&addr=host3:port3", redactURL(rawURL), err)}
+	}
+	rdb := redis.NewClusterClient(opts)
+	err = pingUntil(ctx, rdb, wait, nil, func() {
+		log.Info("Redis Cluster does not answer yet; waiting for it", "redis", redactURL(rawURL), "wait", wait.String())
+	})
+	if err != nil {
+		rdb.Close()
+		return nil, &redisUnreachableError{url: rawURL, wait: wait, err: err, answered: !retryableRedis(err)}
+	}
+	return rdb, nil
+}
+
+// pingRedis checks that rdb answers: on a Redis Cluster, every master (a cluster with a
+// master down cannot serve the keys of its slots).
+func pingRedis(ctx context.Context, rdb redis.UniversalClient) error {
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return rdb.Ping(ctx).Err()
+	}
+	return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		if err := m.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("%s: %w", m.Options().Addr, err)
+		}
+		return nil
+	})
 }
 
 // pingUntil pings rdb until it answers, for up to within (one try when 0), backing off
 // from 50 ms to 2 s between tries. It gives up early on an answer that waiting does not
 // cure (a wrong password) and when exited is closed. waiting is called once, after the
 // first failed try.
-func pingUntil(ctx context.Context, rdb *redis.Client, within time.Duration, exited <-chan struct{}, waiting func()) error {
+func pingUntil(ctx context.Context, rdb redis.UniversalClient, within time.Duration, exited <-chan struct{}, waiting func()) error {
 	deadline := time.Now().Add(within)
 	delay := 50 * time.Millisecond
 	for tries := 0; ; tries++ {
@@ -87,7 +156,7 @@ func pingUntil(ctx context.Context, rdb *redis.Client, within time.Duration, exi
 			timeout = min(timeout, max(time.Until(deadline), time.Second))
 		}
 		pctx, cancel := context.WithTimeout(ctx, timeout)
-		err := rdb.Ping(pctx).Err()
+		err := pingRedis(pctx, rdb)
 		cancel()
 		if err == nil || !retryableRedis(err) || time.Until(deadline) <= 0 || ctx.Err() != nil {
 			return err
@@ -113,7 +182,7 @@ func pingUntil(ctx context.Context, rdb *redis.Client, within time.Duration, exi
 func retryableRedis(err error) bool {
 	var reply redis.Error
 	if errors.As(err, &reply) {
-		return redis.IsLoadingError(err)
+		return redis.IsLoadingError(err) || redis.IsClusterDownError(err)
 	}
 	return true
 }

@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/slipway/slipway/builder/gocache"
 )
 
 const usage = `slipway builds Go source into binaries and OCI images and moves releases through channels.
@@ -14,6 +17,8 @@ Usage:
   slipway serve [flags]     run the API server and build workers (flags: slipway serve --help)
   slipway worker [flags]    run build workers only, sharing Redis and the blob store
   slipway version           print the version and commit of this binary
+  slipway cache prune --older-than DURATION
+                            delete the shared Go build cache's old entries from the blob store
   slipway completion bash|zsh|fish
                             print a shell completion script (see slipway completion --help)
 
@@ -48,6 +53,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	case "completion":
 		return runCompletion(args[1:], stdout)
+	case "cache":
+		return runCache(ctx, args[1:], getenv, stdout)
+	case "gocacheprog": // not listed: the go command runs it (GOCACHEPROG) in builds
+		return gocache.RunProg(ctx, args[1:], os.Stdin, stdout)
 	}
 	if ok, err := runClient(ctx, args, getenv, stdout, stderr); ok {
 		if errors.Is(err, errHelpShown) {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,6 +26,7 @@ import (
 	"github.com/slipway/slipway/auth"
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/builder/gocache"
 	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/chatops"
@@ -42,7 +44,7 @@ const startupTimeout = 5 * time.Second
 type service struct {
 	cfg       serveConfig
 	log       *slog.Logger
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	redis     *privateRedis // the private redis-server serve started, if it did
 	blobs     blobStore
 	blobsDesc string
@@ -50,6 +52,8 @@ type service struct {
 	builds    *builder.Builds
 	keys      *sign.Keys     // nil when nothing is signed
 	closers   []func() error // run by close, last first
+	// buildCache is the shared build cache's server, once startWorkers has started it.
+	buildCache atomic.Pointer[gocache.Server]
 }
 
 // close releases what open and the start-up took: scratch directories, the blob store,
@@ -157,7 +161,7 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 	}
 	var workers []*builder.Worker
 	for i := range s.cfg.Workers {
-		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, builder.WorkerOptions{
+		opts := builder.WorkerOptions{
 			ID:          workerID(i),
 			DataDir:     s.cfg.DataDir,
 			WorkDir:     scratch.Path(),
@@ -174,7 +178,11 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 			Log:             s.log,
 			Signer:          s.signer(),
 			Builder:         s.builderID(),
-		})
+		}
+		if err := s.withBuildCache(&opts); err != nil {
+			return nil, nil, err
+		}
+		w, err := builder.NewWorker(s.builds, s.blobs, s.toolchain, opts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -323,7 +331,8 @@ func (s *service) newAPI() (*api.Server, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildCacheMetrics{&s.buildCache})
 	apps := release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain})
 	opts := s.apiOptions()
 	hooks, err := webhook.NewStore(s.rdb, s.webhookOptions()...)
@@ -350,7 +359,7 @@ func (s *service) newAPI() (*api.Server, error) {
 		ChatPoster:  poster,
 		SigningKeys: s.publicKeys(),
 		Checks: []api.Check{
-			{Name: "redis", Ping: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
+			{Name: "redis", Ping: func(ctx context.Context) error { return pingRedis(ctx, s.rdb) }},
 			{Name: "blobs", Ping: s.blobs.Ping},
 		},
 		Metrics: reg,

@@ -59,6 +59,8 @@ func buildEnv(t *testing.T) []string {
 		"SLIPWAY_GOSUMDB=off",
 		"SLIPWAY_BUILD_VISIBILITY=2s",
 		"SLIPWAY_GOCACHE=" + goEnv.Cache,
+		// The machine's warm GOCACHE, as it is: the shared cache would start cold.
+		"SLIPWAY_BUILD_CACHE=local",
 		"SLIPWAY_GOMODCACHE=" + goEnv.ModCache,
 	}
 }

@@ -1,6 +1,6 @@
 // Package storetest gives tests the real servers slipway stores things in — a Redis
-// database and an S3 bucket of their own, or a redis-server process to stop and start —
-// and the conformance suite every Blobs backend must pass.
+// database (or a whole Redis Cluster) and an S3 bucket of their own, or a redis-server
+// process to stop and start — and the conformance suite every Blobs backend must pass.
 //
 // Addresses come from the environment that scripts/test.sh sets up. Without it the tests
 // that need these servers skip with a message naming the script, except under CI=true,
@@ -31,7 +31,14 @@ import (
 
 // The environment scripts/test.sh sets for the tests.
 const (
-	EnvRedisURL    = "SLIPWAY_TEST_REDIS_URL"   // redis://127.0.0.1:<port>
+	EnvRedisURL = "SLIPWAY_TEST_REDIS_URL" // redis://127.0.0.1:<port>
+	// EnvRedisClusters names Redis Clusters of 3 masters each, such as
+	// "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 127.0.0.1:7004,...": clusters are
+	// separated by spaces, the addresses of one cluster by commas.
+	EnvRedisClusters = "SLIPWAY_TEST_REDIS_CLUSTERS"
+	// EnvRedis set to "cluster" makes Redis give each test a cluster of EnvRedisClusters
+	// instead of a database of EnvRedisURL.
+	EnvRedis       = "SLIPWAY_TEST_REDIS"
 	EnvS3Endpoint  = "SLIPWAY_TEST_S3_ENDPOINT" // http://127.0.0.1:<port>
 	EnvS3AccessKey = "AWS_ACCESS_KEY_ID"
 	EnvS3SecretKey = "AWS_SECRET_ACCESS_KEY"
@@ -80,9 +87,14 @@ func RedisURL(t testing.TB) string {
 	return strings.TrimSuffix(base, "/") + "/" + strconv.Itoa(db)
 }
 
-// Redis returns a client on an empty database of its own, closed when the test ends.
-func Redis(t testing.TB) *redis.Client {
+// Redis returns a client on an empty database of its own, closed when the test ends:
+// a database of the server of EnvRedisURL, or, when EnvRedis is "cluster", a whole
+// Redis Cluster of EnvRedisClusters (RedisCluster).
+func Redis(t testing.TB) redis.UniversalClient {
 	t.Helper()
+	if os.Getenv(EnvRedis) == "cluster" {
+		return RedisCluster(t)
+	}
 	opts, err := redis.ParseURL(RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
