@@ -173,7 +173,8 @@ lint_ci() {
 # The packages to test; the contract and the CI front doors are linted first when they
 # include them.
 PKGS=()
-for a in "$@"; do case "$a" in ./* | ../*) PKGS+=("$a") ;; esac; done
+# A package may be named with a trailing slash (./cmd/slipway/): it is the same package.
+for a in "$@"; do case "$a" in ./*/ | ../*/) PKGS+=("${a%/}") ;; ./* | ../*) PKGS+=("$a") ;; esac; done
 if [ "${#PKGS[@]}" = 0 ]; then PKGS=(./...); set -- "$@" ./...; fi
 for p in "${PKGS[@]}"; do
 	case "$p" in ./... | ./openapi | ./openapi/*) lint_openapi; break ;; esac
@@ -200,9 +201,13 @@ trap 'exit 130' INT TERM
 
 # free_port prints a loopback TCP port nobody is listening on.
 free_port() {
-	local port
+	local port low
+	# Below the kernel's ephemeral range, which the tests' own connections use up in
+	# numbers: a port taken by one of them makes a server fail to listen.
+	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	[ "$low" -gt 12000 ] 2>/dev/null || low=32768
 	for _ in $(seq 1 100); do
-		port=$((20000 + RANDOM % 40000))
+		port=$((10000 + RANDOM % (low - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return 0
@@ -334,7 +339,7 @@ go test $RACEFLAG -count=1 -timeout 60m "$@"
 # test (SLIPWAY_TEST_REDIS=cluster), where a command over keys of several hash slots
 # fails; those of the arguments' packages, with the same go test flags.
 CLUSTER_PKGS=()
-for c in ./release ./builder ./api ./events ./webhook ./auth ./chatops; do
+for c in ./store ./release ./builder ./api ./events ./webhook ./auth ./chatops; do
 	for p in "${PKGS[@]}"; do
 		case "$p" in ./... | "$c" | "$c/...") CLUSTER_PKGS+=("$c"); break ;; esac
 	done
@@ -352,6 +357,11 @@ for p in "${PKGS[@]}"; do
 	if [ "$p" = ./... ]; then
 		(cd examples/hello && go vet ./... && go test -count=1 ./...)
 		(cd deploy && go vet ./... && go test -count=1 ./...)
+		# The fleet's benchmarks run once each, as checks that they work: the shared build
+		# cache (cold, fresh worker, warm) and what each unit of work costs Redis and S3.
+		# Their figures are in docs/PERFORMANCE.md and docs/SCALING.md; a benchmark reports
+		# its ratios and never fails on a target.
+		go test -count=1 -run '^$' -bench 'BuildCache|ScalingCosts' -benchtime 1x ./bench/
 		break
 	fi
 done

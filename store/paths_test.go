@@ -72,7 +72,8 @@ func TestRedisKeySlots(t *testing.T) {
 		"RateLimitKey":  store.RateLimitKey("tok_01J"),
 	}
 	// Names in paths.go that are not Redis keys: blob store keys and consumer groups.
-	other := []string{"BlobKey", "SourceKey", "LogKey", "ReleaseBlobKey", "BuildQueueGroup", "EventsGroup"}
+	other := []string{"BlobKey", "SourceKey", "LogKey", "ReleaseBlobKey", "BuildQueueGroup", "EventsGroup",
+		"GoCachePrefix", "GoCacheActionKey", "GoCacheOutputKey"}
 
 	for name, k := range tagged {
 		if got := hashTag(k.key); got != k.tag {
