@@ -53,6 +53,7 @@ func TestRedisKeySlots(t *testing.T) {
 		"ReferrersKey":         {store.ReferrersKey(app, d), app},
 		"LinksKey":             {store.LinksKey(app), app},
 		"LinksCompleteKey":     {store.LinksCompleteKey(app), app},
+		"CosignTagsKey":        {store.CosignTagsKey(app), app},
 		"EventsKey":            {store.EventsKey(app), app},
 		"WebhooksKey":          {store.WebhooksKey, "webhooks"},
 		"WebhookKey":           {store.WebhookKey("01J"), "webhooks"},
