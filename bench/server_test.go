@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // slipwayBinary builds cmd/slipway once per run, without -race or any test flag, as it
-// would be deployed.
+// would be deployed: with cmd/slipway-gocacheprog beside it.
 func slipwayBinary(b *testing.B) string {
 	b.Helper()
 	binOnce.Do(func() {
@@ -55,6 +55,13 @@ func slipwayBinary(b *testing.B) string {
 		out, err := exec.Command("go", "build", "-o", binPath, "github.com/slipway/slipway/cmd/slipway").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("building slipway: %w\n%s", err, out)
+			return
+		}
+		// The build cache's program beside it, as the Dockerfile installs it.
+		out, err = exec.Command("go", "build", "-o", filepath.Join(binDir, "slipway-gocacheprog"),
+			"github.com/slipway/slipway/cmd/slipway-gocacheprog").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("building slipway-gocacheprog: %w\n%s", err, out)
 		}
 	})
 	if binErr != nil {
