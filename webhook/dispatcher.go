@@ -416,7 +416,9 @@ func (d *Dispatcher) attempt(ctx context.Context, c claimed) {
 			"attempt", c.attempts+1, "status", res.status)
 		return
 	}
-	next := time.Now().Add(d.send.backoff(c.attempts+1, res.resp))
+	// The schedule keeps milliseconds: the next attempt's time is rounded up, so a wait the
+	// receiver asked for (Retry-After) is never cut short by the rounding.
+	next := time.Now().Add(d.send.backoff(c.attempts+1, res.resp)).Truncate(time.Millisecond).Add(time.Millisecond)
 	outcome := "retry"
 	if next.After(c.deadline) {
 		outcome = StateFailed
