@@ -105,7 +105,7 @@ func (l *Log) Read(ctx context.Context, apps []string, cursor string, block time
 // is refused (CROSSSLOT). There each stream is read with a command of its own, all in one
 // pipeline (one round trip per node), and a read that waits polls every clusterPoll.
 func (l *Log) read(ctx context.Context, apps, after []string, block time.Duration, count int) ([]redis.XStream, map[string]string, error) {
-	if len(apps) == 1 || !isCluster(l.rdb) {
+	if len(apps) == 1 || !store.IsCluster(l.rdb) {
 		args, appOf := readArgs(apps, after, block, count)
 		res, err := l.rdb.XRead(ctx, args).Result()
 		if errors.Is(err, redis.Nil) {
@@ -150,13 +150,6 @@ func (l *Log) read(ctx context.Context, apps, after []string, block time.Duratio
 // clusterPoll is how often a read of several apps' events that waits for one reads
 // again on Redis Cluster.
 const clusterPoll = 100 * time.Millisecond
-
-// isCluster reports whether rdb is a Redis Cluster client, on which one command may touch
-// the keys of one hash slot only.
-func isCluster(rdb redis.UniversalClient) bool {
-	_, ok := rdb.(*redis.ClusterClient)
-	return ok
-}
 
 // readArgs are the arguments of the XREAD that takes each app's stream after the id
 // at the same index of after, and the app of each stream key.

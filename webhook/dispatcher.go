@@ -147,7 +147,7 @@ func (d *Dispatcher) ensureGroups(ctx context.Context, ensured map[string]bool) 
 // idlePoll before the next.
 func (d *Dispatcher) readNew(ctx context.Context, apps []string) bool {
 	var cmds []*redis.XStreamSliceCmd
-	if len(apps) == 1 || !isCluster(d.rdb) {
+	if len(apps) == 1 || !store.IsCluster(d.rdb) {
 		cmds = append(cmds, d.rdb.XReadGroup(ctx, d.readArgs(apps, time.Second)))
 	} else {
 		// Each command's own error is looked at below.
@@ -208,13 +208,6 @@ func (d *Dispatcher) readArgs(apps []string, block time.Duration) *redis.XReadGr
 	return &redis.XReadGroupArgs{
 		Group: store.EventsGroup, Consumer: d.opts.consumer, Streams: streams, Count: 100, Block: block,
 	}
-}
-
-// isCluster reports whether rdb is a Redis Cluster client, on which one command may touch
-// the keys of one hash slot only.
-func isCluster(rdb redis.UniversalClient) bool {
-	_, ok := rdb.(*redis.ClusterClient)
-	return ok
 }
 
 // reclaim takes over the entries of app's stream that a dispatcher read but did not
