@@ -325,15 +325,3 @@ func fleetDo(t *testing.T, base, method, path string, out any, body string, want
 		}
 	}
 }
-
-// waitStderr waits until p's log contains want.
-func waitStderr(t *testing.T, p *process, want string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(p.stderr.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the process never logged %q:\n%s", want, p.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
