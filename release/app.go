@@ -41,6 +41,11 @@ type Channel struct {
 	Name string `json:"name"`
 	// From names an earlier channel a release must have been in before this one.
 	From string `json:"from,omitempty"`
+	// Gates are what a release must meet to enter the channel; nil for none.
+	Gates *Gates `json:"gates,omitempty"`
+	// AutoPromote moves a release from From into this channel as soon as every gate
+	// passes, unless the channel is pinned (a rollback pins it).
+	AutoPromote bool `json:"auto_promote,omitempty"`
 }
 
 // AppSpec is a request to configure an app: a nil field takes its default.
