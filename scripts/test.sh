@@ -12,8 +12,8 @@
 # with actionlint (go install, pinned), run against action.yml and ci/setup/action.yml as
 # local actions so that their metadata is checked too; the scripts of ci/ with shellcheck;
 # README.md, docs/ci.md and docs/chatops.md with markdownlint-cli2 (npx, pinned). Without
-# npx or shellcheck it says how to install them and goes on, except under CI=true, where
-# it fails.
+# npx it says how to install it and goes on, except under CI=true, where it fails; it
+# installs shellcheck from the system packages when it is missing.
 #
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh ./store/...     # only some packages (any go test arguments)
@@ -49,22 +49,30 @@ MARKDOWNLINT_CLI2_VERSION=0.24.1
 # --- tools -------------------------------------------------------------------------------
 command -v go >/dev/null || { log "Go is not installed: see https://go.dev/doc/install"; exit 1; }
 
-if ! command -v redis-server >/dev/null; then
-	log "installing redis-server from the system packages"
+# system_install CMD APT_PACKAGE [OTHER_PACKAGE]: installs the package that provides CMD
+# from the system's package manager when CMD is missing (OTHER_PACKAGE names it for apk,
+# dnf and brew when their name differs from Debian's).
+APT_UPDATED=
+system_install() {
+	local cmd=$1 apt=$2 other=${3:-$2}
+	command -v "$cmd" >/dev/null && return 0
+	log "installing $apt from the system packages"
 	if command -v apt-get >/dev/null; then
-		as_root apt-get update -qq
-		as_root apt-get install -y -qq redis-server >/dev/null
+		[ -n "$APT_UPDATED" ] || { as_root apt-get update -qq && APT_UPDATED=1; } &&
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$apt" >/dev/null
 	elif command -v apk >/dev/null; then
-		as_root apk add --no-cache redis
+		as_root apk add --no-cache "$other"
 	elif command -v dnf >/dev/null; then
-		as_root dnf install -y redis
+		as_root dnf install -y "$other"
 	elif command -v brew >/dev/null; then
-		brew install redis
+		brew install "$other"
 	else
-		log "no known package manager: install redis-server and run again"
-		exit 1
+		log "no known package manager: install $apt and run again"
+		return 1
 	fi
-fi
+}
+
+system_install redis-server redis-server redis || exit 1
 
 GOBIN_DIR="$(go env GOBIN)"
 [ -n "$GOBIN_DIR" ] || GOBIN_DIR="$(go env GOPATH)/bin"
@@ -152,6 +160,7 @@ lint_ci() {
 	(cd "$dir" && "$GOBIN_DIR/actionlint") || { rm -rf "$dir"; return 1; }
 	rm -rf "$dir"
 
+	system_install shellcheck shellcheck || true
 	if command -v shellcheck >/dev/null; then
 		log "checking ci/action/*.sh and scripts/test.sh with $(shellcheck --version | sed -n 's/^version: /shellcheck /p')"
 		shellcheck ci/action/*.sh scripts/test.sh
