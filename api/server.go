@@ -92,7 +92,7 @@ type Server struct {
 	log     *slog.Logger
 	echo    *echo.Echo
 	metrics *httpMetrics
-	pages   pageCache // answers of ListReleases, re-sent while their app's stamp holds
+	pages   pageCache               // answers of ListReleases, re-sent while their app's stamp holds
 	reqs    map[string]*requirement // each operation's scope, from openapi.yaml
 	ui      uiPages                 // the portal's templates
 

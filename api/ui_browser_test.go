@@ -177,20 +177,25 @@ func (b *browserEnv) check(name string) {
 		if err != nil {
 			b.t.Fatalf("injecting axe-core: %v", err)
 		}
-		res, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
-			JSON.stringify(r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
-				.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}))))`,
+		res, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`axe.run(document).then(r => JSON.stringify({
+			passes: r.passes.length,
+			violations: r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+				.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}))}))`,
 			chromedp.EvalAwaitPromise))
 		if err != nil {
 			b.t.Fatalf("running axe-core: %v", err)
 		}
-		var violations []map[string]any
-		if err := json.Unmarshal([]byte(res), &violations); err != nil {
+		var out struct {
+			Passes     int
+			Violations []map[string]any
+		}
+		if err := json.Unmarshal([]byte(res), &out); err != nil || out.Passes == 0 {
 			b.t.Fatalf("axe-core said %s: %v", res, err)
 		}
-		for _, v := range violations {
+		for _, v := range out.Violations {
 			b.t.Errorf("page %s: axe-core: %v", name, v)
 		}
+		b.t.Logf("page %s: axe-core: %d rules pass, no serious or critical violation", name, out.Passes)
 	}
 	if b.shots != "" {
 		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
