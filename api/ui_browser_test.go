@@ -268,6 +268,19 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 	b.check("build")
 
+	// A build that fails: the page says why, above the log, and marks the line.
+	bad := buildertest.Module(t, "hello", map[string]string{"main.go": "package main\n\nfunc main() { undefinedCall() }\n"})
+	r = b.api("POST", "/v1/apps/hello/builds?version=0.0.1", string(bad), map[string]string{"Content-Type": "application/gzip"})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("POST failing build = %d %s", r.status, r.body)
+	}
+	b.do("open the failing build", chromedp.Navigate(u+"/ui/apps/hello/builds/"+r.build(t).Id))
+	b.wait("the failure to be shown and marked in the log", `document.querySelector("#log").dataset.done === "1" && !!document.querySelector("#failure") && !!document.querySelector("#log mark.fail")`)
+	if f := b.text("#failure"); !strings.Contains(f, "compile_failed") || !strings.Contains(f, "undefinedCall") {
+		t.Errorf("the failure says %q, want the reason and the compiler's message", f)
+	}
+	b.check("build-failed")
+
 	// Two releases of it; dev holds 1.0.0.
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		if r := b.api("POST", "/v1/apps/hello/releases", `{"build_id":"`+build.Id+`","version":"`+v+`","notes":"release `+v+`"}`, nil); r.status != http.StatusCreated {

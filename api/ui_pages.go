@@ -301,6 +301,7 @@ type channelView struct {
 	Candidate     string
 	CandidateFrom string // the channel it comes from, when the policy names one
 	CandidateRel  *release.Release
+	Missing       string // a version asked for that has no release
 	CurrentRel    *release.Release
 	Diff          *portal.Diff
 	DiffNote      string // why there is no Diff
@@ -413,6 +414,10 @@ func (s *Server) channelView(c echo.Context, version string) (*channelView, erro
 	}
 	if v.Candidate != "" {
 		rel, err := s.deps.Releases.Get(ctx, app, v.Candidate)
+		if errors.Is(err, release.ErrNotFound) {
+			v.Missing, v.Candidate = v.Candidate, ""
+			return v, nil
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -189,3 +189,60 @@ func TestPortalSessions(t *testing.T) {
 		t.Errorf("a form with the signed-out cookie = %d, want 403", r.status)
 	}
 }
+
+// TestPortalRefusals: a move the channel refuses is explained in words, with its status,
+// and changes nothing.
+func TestPortalRefusals(t *testing.T) {
+	rdb := storetest.Redis(t)
+	e := newEnvWith(t, rdb, nil, func(d *api.Deps) { d.Sessions = auth.NewSessions(rdb, 0) })
+	if r := e.do("PUT", "/v1/apps/hello", nil, `{}`); r.status != http.StatusCreated {
+		t.Fatalf("PUT app = %d %s", r.status, r.body)
+	}
+	p := newPortal(t, e.url)
+	// Without authentication, signing in needs no token.
+	if r := p.do("GET", "/ui/signin", nil, nil); r.status != http.StatusOK || strings.Contains(r.body, `id="token"`) {
+		t.Errorf("the sign-in page of a server without authentication = %d, asking for a token", r.status)
+	}
+	p.signIn("")
+	if r := p.do("GET", "/ui/apps/nosuch", nil, nil); r.status != http.StatusNotFound || !strings.Contains(r.body, "Back to the apps") {
+		t.Errorf("GET an app that does not exist = %d, want 404 and a page:\n%s", r.status, r.body)
+	}
+	ch := p.do("GET", "/ui/apps/hello/channels/dev", nil, nil)
+	csrf := ch.csrf(t)
+	move := func(action string, form url.Values) page {
+		form.Set("csrf", csrf)
+		return p.do("POST", "/ui/apps/hello/channels/dev/"+action, form, nil)
+	}
+	for _, tc := range []struct {
+		name   string
+		action string
+		form   url.Values
+		status int
+		words  string
+	}{
+		{"no reason", "lock", url.Values{"if_match": {"0"}}, http.StatusUnprocessableEntity, "A reason is required."},
+		{"stale", "lock", url.Values{"if_match": {"7"}, "reason": {"freeze"}}, http.StatusPreconditionFailed, "Someone else changed this channel after this page was loaded"},
+		{"missing release", "promote", url.Values{"if_match": {"0"}, "reason": {"go"}, "version": {"9.9.9"}}, http.StatusNotFound, "Not found, so nothing was done."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := move(tc.action, tc.form)
+			if r.status != tc.status || !strings.Contains(r.body, tc.words) {
+				t.Errorf("%s = %d, want %d saying %q:\n%s", tc.action, r.status, tc.status, tc.words, r.body)
+			}
+		})
+	}
+	if r := move("lock", url.Values{"if_match": {"0"}, "reason": {"release freeze"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("lock = %d:\n%s", r.status, r.body)
+	}
+	if r := p.do("POST", "/ui/apps/hello/channels/nochan/lock", url.Values{"csrf": {csrf}, "if_match": {"0"}, "reason": {"x"}}, nil); r.status != http.StatusNotFound || !strings.Contains(r.body, "nochan") {
+		t.Errorf("lock of a channel that does not exist = %d, want 404 naming it:\n%s", r.status, r.body)
+	}
+	ch = p.do("GET", "/ui/apps/hello/channels/dev", nil, nil)
+	if !strings.Contains(ch.body, "release freeze") || !strings.Contains(ch.body, `action="/ui/apps/hello/channels/dev/unlock"`) {
+		t.Errorf("the locked channel's page shows no lock reason or unlock form:\n%s", ch.body)
+	}
+	r := move("promote", url.Values{"if_match": {"1"}, "reason": {"go"}, "version": {"1.0.0"}})
+	if r.status != http.StatusLocked || !strings.Contains(r.body, "The channel is locked, so nothing was done.") {
+		t.Errorf("promote into a locked channel = %d:\n%s", r.status, r.body)
+	}
+}
