@@ -283,6 +283,9 @@ func (s *Server) uiSignIn(c echo.Context) error {
 	if err != nil {
 		return s.uiFail(c, nil, err)
 	}
+	if old, err := c.Cookie(sessionCookie); err == nil && old.Value != "" {
+		_ = s.deps.Sessions.Delete(ctx, old.Value) // a new sign-in ends the session before it
+	}
 	s.setSessionCookie(c, id, sess.ExpiresAt)
 	return c.Redirect(http.StatusSeeOther, next)
 }

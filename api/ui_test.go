@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -244,5 +245,29 @@ func TestPortalRefusals(t *testing.T) {
 	r := move("promote", url.Values{"if_match": {"1"}, "reason": {"go"}, "version": {"1.0.0"}})
 	if r.status != http.StatusLocked || !strings.Contains(r.body, "The channel is locked, so nothing was done.") {
 		t.Errorf("promote into a locked channel = %d:\n%s", r.status, r.body)
+	}
+}
+
+// TestPortalSecureCookie: the session cookie is Secure when the browser came over TLS, as
+// a trusted proxy says in X-Forwarded-Proto; an untrusted peer's header is ignored.
+func TestPortalSecureCookie(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		proxies []netip.Prefix
+		secure  bool
+	}{
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, true},
+		{"no trusted proxy", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := storetest.Redis(t)
+			e := newEnvWith(t, rdb, nil, func(d *api.Deps) { d.Sessions = auth.NewSessions(rdb, 0) }, api.WithTrustedProxies(tc.proxies))
+			p := newPortal(t, e.url)
+			r := p.do("POST", "/ui/signin", url.Values{}, map[string]string{"X-Forwarded-Proto": "https"})
+			ck := r.header.Get("Set-Cookie")
+			if r.status != http.StatusSeeOther || strings.Contains(ck, "; Secure") != tc.secure {
+				t.Errorf("sign-in behind X-Forwarded-Proto: https = %d, cookie %q, want Secure %v", r.status, ck, tc.secure)
+			}
+		})
 	}
 }
