@@ -47,6 +47,9 @@ var thirdParty = []struct {
 	// cmd/ and the benchmarks pull and validate what the registry serves.
 	{name: "go-containerregistry", prefix: "github.com/google/go-containerregistry/", trees: []string{"builder", "api"},
 		testTrees: []string{"cmd", "bench"}},
+	// chromedp drives the system's Chromium in the portal's browser test; the product
+	// never imports it.
+	{name: "chromedp", prefix: "github.com/chromedp/", testTrees: []string{"api"}},
 	// The Kubernetes API's types decode deploy/kubernetes strictly in deploy/'s tests, a
 	// module of its own; nothing of slipway's module imports them.
 	{name: "the Kubernetes API", prefix: "k8s.io/"},

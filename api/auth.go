@@ -30,6 +30,8 @@ type TokenStore interface {
 	List(ctx context.Context) ([]auth.Token, error)
 	Delete(ctx context.Context, name string) error
 	DeleteIf(ctx context.Context, name, id string) error
+	// LookupHash is Lookup by auth.HashToken of the secret, for portal sessions.
+	LookupHash(ctx context.Context, hash string) (auth.Token, error)
 }
 
 // RateLimiter admits or refuses each caller's requests; *auth.RateLimiter implements it.
@@ -53,6 +55,9 @@ type principal struct {
 	// secret is a token's secret, to check it again while a response streams; empty for
 	// the admin token, which lives as long as the server's configuration.
 	secret string
+	// tokenHash stands for secret in a portal session, which holds only the hash of its
+	// token's secret (auth.HashToken); empty otherwise.
+	tokenHash string
 }
 
 // The server's admin token (SLIPWAY_ADMIN_TOKEN) has a fixed identity and name, and a
@@ -318,51 +323,61 @@ func (s *Server) lookup(ctx context.Context, secret string) (*principal, error) 
 func (s *Server) require(req requirement) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if s.opts.adminToken == "" {
-				return next(c)
-			}
-			p, _ := c.Get(ctxPrincipal).(*principal)
-			app := c.Param("app")
-			if bad, _ := c.Get(ctxBadCredential).(string); bad != "" {
-				return s.unauthorized(c, bad, "the token is not valid (revoked, mistyped, or from another server)")
-			}
-			if p == nil {
-				if req.anonymous || (req.registry && app != "" && s.publicApp(c, app)) {
-					return next(c)
-				}
-				scheme := "bearer"
-				if req.registry {
-					scheme = "basic"
-				}
-				return s.unauthorized(c, scheme, "this needs a token with the "+req.scope+" scope: send Authorization: Bearer <token>")
-			}
-			if !p.has(req.scope, c.Param("channel")) {
-				what := req.scope
-				if req.scope == "promote" && c.Param("channel") != "" {
-					what = "promote (or promote:" + c.Param("channel") + ")"
-				}
-				return s.forbidden(c, req, "token %s lacks the %s scope; it has %s", p.name, what, strings.Join(p.scopes, ", "))
-			}
-			if app != "" && !p.allowsApp(app) {
-				return s.forbidden(c, req, "token %s is limited to the apps %s, not %s", p.name, strings.Join(p.apps, ", "), app)
-			}
-			if s.deps.Limiter != nil {
-				ok, wait, err := s.deps.Limiter.Allow(c.Request().Context(), p.id)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					secs := int(wait.Seconds()) + 1
-					c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-					if req.registry {
-						return regErr(codeTooManyRequests, "token %s is over its rate; retry in %d s", p.name, secs)
-					}
-					return newProblem(openapi.ProblemRateLimited, "token %s is over its request rate; retry in %d s", p.name, secs)
-				}
+			if err := s.guard(c, req, c.Param("app"), c.Param("channel")); err != nil {
+				return err
 			}
 			return next(c)
 		}
 	}
+}
+
+// guard is the check of require for one request: the principal must hold req's scope
+// (for channel, when it is a promotion's), be allowed app ("" for none), and be within
+// its rate. The portal's pages and forms ask it too, so the API and the portal decide
+// alike.
+func (s *Server) guard(c echo.Context, req requirement, app, channel string) error {
+	if s.opts.adminToken == "" {
+		return nil
+	}
+	p, _ := c.Get(ctxPrincipal).(*principal)
+	if bad, _ := c.Get(ctxBadCredential).(string); bad != "" {
+		return s.unauthorized(c, bad, "the token is not valid (revoked, mistyped, or from another server)")
+	}
+	if p == nil {
+		if req.anonymous || (req.registry && app != "" && s.publicApp(c, app)) {
+			return nil
+		}
+		scheme := "bearer"
+		if req.registry {
+			scheme = "basic"
+		}
+		return s.unauthorized(c, scheme, "this needs a token with the "+req.scope+" scope: send Authorization: Bearer <token>")
+	}
+	if !p.has(req.scope, channel) {
+		what := req.scope
+		if req.scope == "promote" && channel != "" {
+			what = "promote (or promote:" + channel + ")"
+		}
+		return s.forbidden(c, req, "token %s lacks the %s scope; it has %s", p.name, what, strings.Join(p.scopes, ", "))
+	}
+	if app != "" && !p.allowsApp(app) {
+		return s.forbidden(c, req, "token %s is limited to the apps %s, not %s", p.name, strings.Join(p.apps, ", "), app)
+	}
+	if s.deps.Limiter != nil {
+		ok, wait, err := s.deps.Limiter.Allow(c.Request().Context(), p.id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			secs := int(wait.Seconds()) + 1
+			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+			if req.registry {
+				return regErr(codeTooManyRequests, "token %s is over its rate; retry in %d s", p.name, secs)
+			}
+			return newProblem(openapi.ProblemRateLimited, "token %s is over its request rate; retry in %d s", p.name, secs)
+		}
+	}
+	return nil
 }
 
 func (s *Server) publicApp(c echo.Context, app string) bool {
@@ -454,7 +469,7 @@ func (s *Server) watchCredential(c echo.Context) (revoked <-chan struct{}, stop 
 	var once sync.Once
 	stop = func() { once.Do(func() { close(done) }) }
 	p := caller(c)
-	if p == nil || p.secret == "" {
+	if p == nil || (p.secret == "" && p.tokenHash == "") {
 		return out, stop
 	}
 	ctx := c.Request().Context()
@@ -470,7 +485,12 @@ func (s *Server) watchCredential(c echo.Context) (revoked <-chan struct{}, stop 
 				return
 			case <-t.C:
 			}
-			_, err := s.deps.Tokens.Lookup(ctx, p.secret)
+			var err error
+			if p.secret != "" {
+				_, err = s.deps.Tokens.Lookup(ctx, p.secret)
+			} else {
+				_, err = s.deps.Tokens.LookupHash(ctx, p.tokenHash)
+			}
 			switch {
 			case errors.Is(err, auth.ErrTokenUnknown):
 				s.log.InfoContext(ctx, "ending a stream: its token was revoked", "actor", p.name, "actor_id", p.id, "request_id", rid)

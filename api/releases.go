@@ -261,7 +261,7 @@ func (s *Server) move(c echo.Context, app, channel string, ifMatch, key *string,
 		m.IfGeneration = gen
 	}
 	return s.idempotentJSON(c, app, key, body, func() (int, any, error) {
-		res, err := s.deps.Channels.Move(ctx, app, channel, m)
+		res, err := s.moveChannel(ctx, app, channel, m)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -272,6 +272,11 @@ func (s *Server) move(c echo.Context, app, channel string, ifMatch, key *string,
 		}
 		return http.StatusOK, out, nil
 	})
+}
+
+// moveChannel applies a move of the API or of the portal's forms: the one path both take.
+func (s *Server) moveChannel(ctx context.Context, app, channel string, m release.Move) (release.MoveResult, error) {
+	return s.deps.Channels.Move(ctx, app, channel, m)
 }
 
 // parseChannelETag reads If-Match for a channel: a generation, 0 for a channel never

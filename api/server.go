@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/slipway/slipway/api/portal"
 	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
@@ -69,6 +70,14 @@ type Deps struct {
 	// SigningKeys, when set, are the public keys /v1/signing-keys serves: the key that
 	// signs new builds first. The API holds no private key.
 	SigningKeys []sign.PublicKey
+	// Sessions, when set, serves the portal under /ui/, whose sign-in opens a session.
+	Sessions SessionStore
+	// Differ, when set, tells the portal's promote form what a promotion would change;
+	// without it the form says a detailed diff is not available.
+	Differ portal.Differ
+	// Gates, when set, tells the portal's promote form where a promotion's gates stand;
+	// without it the form says gate checks are not available.
+	Gates portal.GateChecker
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.
@@ -83,7 +92,9 @@ type Server struct {
 	log     *slog.Logger
 	echo    *echo.Echo
 	metrics *httpMetrics
-	pages   pageCache // answers of ListReleases, re-sent while their app's stamp holds
+	pages   pageCache               // answers of ListReleases, re-sent while their app's stamp holds
+	reqs    map[string]*requirement // each operation's scope, from openapi.yaml
+	ui      uiPages                 // the portal's templates
 
 	stopStreams  chan struct{} // closed by CloseStreams
 	closeStreams sync.Once
@@ -140,6 +151,13 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	}
 	e.Use(s.authenticate)
 	openapi.RegisterHandlersWithOptions(e, s, openapi.RegisterHandlersOptions{OperationMiddlewares: s.operationMiddlewares(reqs)})
+	s.reqs = reqs
+	if deps.Sessions != nil {
+		if s.ui, err = parseUIPages(); err != nil {
+			return nil, err
+		}
+		s.registerUI(e)
+	}
 	s.echo = e
 	return s, nil
 }

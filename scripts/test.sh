@@ -13,7 +13,9 @@
 # local actions so that their metadata is checked too; the scripts of ci/ with shellcheck;
 # README.md, docs/ci.md and docs/chatops.md with markdownlint-cli2 (npx, pinned). Without
 # npx it says how to install it and goes on, except under CI=true, where it fails; it
-# installs shellcheck from the system packages when it is missing.
+# installs shellcheck from the system packages when it is missing. When they include
+# ./api, it installs Debian's chromium when missing and fetches axe-core (npm, pinned) for
+# the portal's browser test.
 #
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh ./store/...     # only some packages (any go test arguments)
@@ -109,6 +111,35 @@ if ! go version -m "$GOBIN_DIR/cosign" 2>/dev/null | grep -q "github.com/sigstor
 		log "cosign $COSIGN_VERSION could not be installed: the signing tests will fail under CI=true, and be skipped otherwise"
 fi
 if [ -x "$GOBIN_DIR/cosign" ]; then export SLIPWAY_TEST_COSIGN="$GOBIN_DIR/cosign"; fi
+
+# --- the portal's browser test ------------------------------------------------------------
+# api/'s browser test drives Debian's Chromium (/usr/bin/chromium, installed here when
+# missing) and checks each page with axe-core, fetched from npm at a pinned version into
+# the run's temporary directory. Without either it fails under CI=true and is skipped (or
+# its accessibility checks are) otherwise, saying how to install what is missing.
+AXE_CORE_VERSION=4.11.0
+
+install_chromium() {
+	[ -n "${SLIPWAY_TEST_CHROMIUM:-}" ] && return 0
+	[ -x /usr/bin/chromium ] && return 0
+	system_install chromium chromium && [ -x /usr/bin/chromium ] && return 0
+	log "chromium could not be installed, so the portal's browser test is skipped: apt-get install chromium"
+	[ "${CI:-}" = true ] && { log "CI=true: failing, as CI must run the browser test"; return 1; }
+	return 0
+}
+
+# fetch_axe puts axe-core's axe.min.js in the run's directory and exports its path.
+fetch_axe() {
+	if command -v npm >/dev/null &&
+		(cd "$WORK" && npm pack --silent "axe-core@$AXE_CORE_VERSION" >/dev/null &&
+			tar -xzf "axe-core-$AXE_CORE_VERSION.tgz" package/axe.min.js); then
+		export SLIPWAY_TEST_AXE="$WORK/package/axe.min.js"
+		return 0
+	fi
+	log "axe-core $AXE_CORE_VERSION could not be fetched with npm, so the portal's accessibility checks are skipped: install Node.js with npm"
+	[ "${CI:-}" = true ] && { log "CI=true: failing, as CI must check the portal's accessibility"; return 1; }
+	return 0
+}
 
 # --- the contract ------------------------------------------------------------------------
 # lint_openapi lints the contract with Spectral's spectral:oas rules and Redocly's
@@ -331,6 +362,10 @@ for i in $(seq 1 "$CLUSTERS"); do start_cluster_nodes "cluster$i"; done
 join_clusters
 log "redis-server on 127.0.0.1:$REDIS_PORT, versitygw on 127.0.0.1:$S3_PORT, Redis Clusters $REDIS_CLUSTERS, data in $WORK"
 
+for p in "${PKGS[@]}"; do
+	case "$p" in ./... | ./api | ./api/...) install_chromium; fetch_axe; break ;; esac
+done
+
 export SLIPWAY_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export SLIPWAY_TEST_REDIS_CLUSTERS="$REDIS_CLUSTERS"
 export SLIPWAY_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
@@ -357,7 +392,7 @@ if [ "${#CLUSTER_PKGS[@]}" -gt 0 ]; then
 	FLAGS=()
 	for a in "$@"; do case "$a" in ./* | ../*) ;; *) FLAGS+=("$a") ;; esac; done
 	log "again on Redis Cluster: ${CLUSTER_PKGS[*]}"
-	SLIPWAY_TEST_REDIS=cluster go test $RACEFLAG -count=1 -timeout 60m "${FLAGS[@]}" "${CLUSTER_PKGS[@]}"
+	SLIPWAY_TEST_REDIS=cluster go test $RACEFLAG -count=1 -timeout 60m "${CLUSTER_PKGS[@]}" "${FLAGS[@]}"
 fi
 # examples/hello is a module of its own (the quick start builds it), so ./... leaves it out;
 # so is deploy/, whose tests render every kustomize overlay (kubectl) and decode each object

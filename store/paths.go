@@ -174,7 +174,8 @@ package store
 //	                            keeps its entry's idle time low while it builds, and entries
 //	                            idle past the visibility timeout are claimed by another
 //
-// API tokens and rate limits are global, one key per token and per caller (package auth):
+// API tokens, portal sessions and rate limits are global, one key per token, session and
+// caller (package auth):
 //
 //	slipway:tokens              hash: name → sha256 hex of the token's secret: the live
 //	                            tokens by name (a name is taken while its token lives);
@@ -189,6 +190,12 @@ package store
 //	                            never the secret. id is "tok_" and a ULID made at creation;
 //	                            a token stored before ids has none, and its id is derived
 //	                            from <sha256 hex> and written back at its next use
+//	slipway:session:<sha256 hex>  hash: one signed-in browser of the portal, found by
+//	                            hashing the id its cookie carries (never stored): token (the
+//	                            sha256 hex of the secret it signed in with, never the secret),
+//	                            csrf (the synchronizer token of its forms), created_at,
+//	                            expires_at (unix ms); expires at expires_at, and signing out
+//	                            deletes it
 //	slipway:ratelimit:<caller>  string: the GCRA theoretical arrival time (µs) of one caller:
 //	                            a token's id, "admin" for the server's admin token, or a chat
 //	                            user's id (slack:U0123ABCD) for chat commands (never a name,
@@ -322,6 +329,9 @@ const TokensKey = "slipway:tokens"
 
 // TokenKey is the Redis string holding one token, found by the SHA-256 hex of its secret.
 func TokenKey(hash string) string { return "slipway:token:" + hash }
+
+// SessionKey is the Redis hash of one portal session, found by the SHA-256 hex of its id.
+func SessionKey(hash string) string { return "slipway:session:" + hash }
 
 // RateLimitKey is the Redis string holding one caller's GCRA theoretical arrival time.
 func RateLimitKey(caller string) string { return "slipway:ratelimit:" + caller }

@@ -71,6 +71,7 @@ func TestRedisKeySlots(t *testing.T) {
 		"TokensKey":     store.TokensKey,
 		"TokenKey":      store.TokenKey("ff"),
 		"RateLimitKey":  store.RateLimitKey("tok_01J"),
+		"SessionKey":    store.SessionKey("ff"),
 	}
 	// Names in paths.go that are not Redis keys: blob store keys and consumer groups.
 	other := []string{"BlobKey", "SourceKey", "LogKey", "ReleaseBlobKey", "BuildQueueGroup", "EventsGroup",

@@ -352,6 +352,7 @@ func (s *service) newAPI() (*api.Server, error) {
 		Blobs:       s.blobs,
 		Idempotency: api.NewIdempotency(s.rdb, 0),
 		Tokens:      auth.NewTokens(s.rdb),
+		Sessions:    auth.NewSessions(s.rdb, 0),
 		Events:      events.NewLog(s.rdb),
 		Webhooks:    hooks,
 		Limiter:     auth.NewRateLimiter(s.rdb, s.cfg.RateLimit, s.cfg.RateBurst),
