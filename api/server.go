@@ -69,6 +69,9 @@ type Deps struct {
 	// SigningKeys, when set, are the public keys /v1/signing-keys serves: the key that
 	// signs new builds first. The API holds no private key.
 	SigningKeys []sign.PublicKey
+	// Vulns, when set, lists a build's known vulnerabilities, which diffs compare;
+	// without it a diff says no vulnerability database is configured.
+	Vulns VulnLister
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.
