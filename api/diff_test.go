@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/builder/buildertest"
+	"github.com/slipway/slipway/chatops"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
@@ -75,7 +77,8 @@ func (e *env) getDiff(from, to string) (openapi.ReleaseDiff, response) {
 // sizes, which may move); releases are named by version or by channel, an unknown name
 // is 404 naming what exists, an empty channel 409. The facts are cached per build.
 func TestDiffOneDependencyBumped(t *testing.T) {
-	e := newEnv(t, storetest.Redis(t))
+	rdb := storetest.Redis(t)
+	e := newEnvWith(t, rdb, nil, func(d *api.Deps) { d.Chat = chatops.NewStore(rdb) })
 	e.startWorker()
 	if r := e.do("PUT", "/v1/apps/hello", nil, `{"platforms":["linux/amd64","linux/arm64"],"ldflags":"-X main.version=greet"}`); r.status != http.StatusCreated {
 		t.Fatalf("PUT app = %d %s", r.status, r.body)
@@ -160,6 +163,22 @@ func TestDiffOneDependencyBumped(t *testing.T) {
 			}
 		}
 	}
+	// In chat: diff answers in a few lines; a promotion's answer says what it changed.
+	ce := &chatEnv{env: e, responseURL: "https://chat.invalid/commands/T1/1"}
+	if r := e.do("PUT", "/v1/chatops/secrets/slack", nil, `{"secret":"`+slackSecret+`"}`); r.status/100 != 2 {
+		t.Fatalf("PUT slack secret = %d %s", r.status, r.body)
+	}
+	ce.mapUser("slack:U9", `{"scopes":["promote"],"apps":["hello"]}`)
+	bump := "~ example.com/greet v1.0.0 =&gt; ./greet → v1.1.0 =&gt; ./greet" // as Slack reads >
+	m := ce.slack(ce.slackForm("U9", "bob", "diff hello staging dev")).message(t)
+	if want := "hello staging (1.0.0) → dev (1.1.0):\n• modules: 1 changed\n  " + bump + "\n• commits c0ffee1 → c0ffee2"; m.Text != want {
+		t.Errorf("chat diff answered\n%s\nwant\n%s", m.Text, want)
+	}
+	m = ce.slack(ce.slackForm("U9", "bob", "promote hello staging 1.1.0 greet bump")).message(t)
+	if want := "\nChanges from 1.0.0: modules 1 changed (" + bump + ")"; !strings.HasSuffix(m.Text, want) {
+		t.Errorf("chat promote answered %q, want it to end with %q", m.Text, want)
+	}
+
 	if r := e.do("GET", "/v1/apps/nowhere/diff?from=a&to=b", nil, ""); r.status != http.StatusNotFound {
 		t.Errorf("diff of an unknown app = %d, want 404", r.status)
 	}
