@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/slipway/slipway/api"
@@ -75,16 +77,27 @@ func (e *env) getDiff(from, to string) (openapi.ReleaseDiff, response) {
 // TestDiffOneDependencyBumped: two builds of a module whose only difference is one
 // dependency's version differ, in the diff, by exactly that bump (and the binaries'
 // sizes, which may move); releases are named by version or by channel, an unknown name
-// is 404 naming what exists, an empty channel 409. The facts are cached per build.
+// is 404 naming what exists, an empty channel 409. The facts are cached per build; the
+// vulnerabilities come from the server's scanner (Deps.Vulns).
 func TestDiffOneDependencyBumped(t *testing.T) {
 	rdb := storetest.Redis(t)
-	e := newEnvWith(t, rdb, nil, func(d *api.Deps) { d.Chat = chatops.NewStore(rdb) })
+	var vulns sync.Map // build id → the vulnerability ids a scan of it finds
+	e := newEnvWith(t, rdb, nil, func(d *api.Deps) {
+		d.Chat = chatops.NewStore(rdb)
+		d.Vulns = func(_ context.Context, _, id string) ([]string, error) {
+			ids, _ := vulns.Load(id)
+			v, _ := ids.([]string)
+			return v, nil
+		}
+	})
 	e.startWorker()
 	if r := e.do("PUT", "/v1/apps/hello", nil, `{"platforms":["linux/amd64","linux/arm64"],"ldflags":"-X main.version=greet"}`); r.status != http.StatusCreated {
 		t.Fatalf("PUT app = %d %s", r.status, r.body)
 	}
 	b1 := e.buildGreet("1.0.0", "c0ffee1", "v1.0.0")
 	b2 := e.buildGreet("1.1.0", "c0ffee2", "v1.1.0")
+	vulns.Store(b1.Id, []string{"GO-2024-0002", "GO-2024-0001"})
+	vulns.Store(b2.Id, []string{"GO-2025-0003", "GO-2024-0002"})
 	for _, s := range []struct{ ch, v string }{{"dev", "1.0.0"}, {"staging", "1.0.0"}, {"dev", "1.1.0"}} {
 		if r := e.do("POST", "/v1/apps/hello/channels/"+s.ch+"/promote", nil, `{"version":"`+s.v+`","reason":"test"}`); r.status != http.StatusOK {
 			t.Fatalf("promote %s %s = %d %s", s.ch, s.v, r.status, r.body)
@@ -130,8 +143,9 @@ func TestDiffOneDependencyBumped(t *testing.T) {
 			if d.Licenses.Known || !strings.Contains(deref(d.Licenses.Reason), "records no licenses") {
 				t.Errorf("licenses = %+v, want unknown: the SBOM records none", d.Licenses)
 			}
-			if d.Vulns.Available || deref(d.Vulns.Reason) == "" {
-				t.Errorf("vulns = %+v, want unavailable with a reason", d.Vulns)
+			if !d.Vulns.Available || !slices.Equal(deref(d.Vulns.Fixed), []string{"GO-2024-0001"}) ||
+				!slices.Equal(deref(d.Vulns.Introduced), []string{"GO-2025-0003"}) {
+				t.Errorf("vulns = %s, want GO-2024-0001 fixed and GO-2025-0003 introduced", r.body)
 			}
 		})
 	}
