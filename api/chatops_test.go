@@ -222,8 +222,8 @@ func (e *chatEnv) channel(name string) (openapi.Channel, []openapi.ChannelEvent)
 // TestChatSlackCommands: signed as Slack signs them, a mapped user's commands read and
 // move hello's channels. A move is in the channel for everyone, and history, the channel
 // and the event stream name the chat user; reads and help are the user's alone; diff
-// of a channel that holds nothing says so (api/diff_test.go has its answers); Slack's retry of a move gets the first answer and moves
-// nothing twice.
+// of a channel that holds nothing says so (api/diff_test.go has its answers); Slack's
+// retry of a move gets the first answer and moves nothing twice.
 func TestChatSlackCommands(t *testing.T) {
 	e := newChatEnv(t, 1000, 1000)
 	e.mapUser("slack:U123", `{"scopes":["promote:dev"],"apps":["hello"]}`)
