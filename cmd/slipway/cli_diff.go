@@ -48,9 +48,9 @@ func writeDiff(w io.Writer, app string, d *openapi.ReleaseDiff) error {
 		fmt.Fprintf(&b, "  %s\n", moduleLine(m))
 	}
 	if d.BaseImage != nil {
-		row("base", valueChange(d.BaseImage))
+		row("base ref", valueChange(d.BaseImage))
 	}
-	row("base digest", valueChange(d.BaseDigest))
+	row("base", valueChange(d.BaseDigest))
 	row("ldflags", valueChange(d.Ldflags))
 	if len(d.Settings) == 0 {
 		row("settings", "unchanged")

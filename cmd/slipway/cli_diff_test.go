@@ -51,7 +51,7 @@ commits   c0ffee1 → c0ffee2
 go        unchanged
 modules   1 changed
   ~ example.com/greet v1.0.0 => ./greet → v1.1.0 => ./greet
-base digest unchanged
+base      unchanged
 ldflags   unchanged
 settings  unchanged
 sizes     linux/amd64 %d → %d (%+d B)
