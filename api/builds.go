@@ -36,6 +36,8 @@ type BuildStore interface {
 	Linked(ctx context.Context, blobs store.Blobs, app string, d store.Digest) (bool, error)
 	CosignTag(ctx context.Context, app, tag string) (store.Digest, error)
 	CosignTags(ctx context.Context, app string) ([]string, error)
+	// Facts are what a diff compares of a succeeded build, cached once read.
+	Facts(ctx context.Context, blobs store.Blobs, app, id string) (builder.Facts, error)
 }
 
 // BuildIntake is what the API needs to accept builds; *builder.Intake implements it.

@@ -170,10 +170,11 @@ func (s *Server) runCommand(c echo.Context, chat ChatStore, req chatops.Request)
 		}
 		return p.Message(chatops.Ephemeral, chatops.ReleasesText(cmd.App, rels))
 	case chatops.VerbDiff:
-		if _, err := s.deps.Apps.Get(ctx, cmd.App); err != nil {
+		d, err := s.diff(ctx, cmd.App, cmd.Channel, cmd.Other)
+		if err != nil {
 			return p.Message(chatops.Ephemeral, s.chatFailure(ctx, rid, cmd, err))
 		}
-		return p.Message(chatops.Ephemeral, chatops.DiffText(req.Command, cmd))
+		return p.Message(chatops.Ephemeral, chatops.DiffText(cmd, d.Changes.Summary(d.From.Version, d.To.Version)))
 	}
 	return s.chatMove(c, req, cmd)
 }
@@ -278,7 +279,27 @@ func (s *Server) chatMoved(ctx context.Context, rid string, req chatops.Request,
 	case err != nil:
 		return p.Message(chatops.Ephemeral, s.chatFailure(ctx, rid, cmd, err))
 	}
-	return p.Message(chatops.MovedText(cmd, res))
+	rt, text := chatops.MovedText(cmd, res)
+	if line := s.promotionDiff(ctx, rid, cmd, res); line != "" {
+		text += "\n" + line
+	}
+	return p.Message(rt, text)
+}
+
+// promotionDiff is the line a promotion's answer adds about what changed: the modules
+// and Go version of the release it replaced and the one it promoted; "" for any other
+// move, or when the builds' facts cannot be read (which the log says).
+func (s *Server) promotionDiff(ctx context.Context, rid string, cmd chatops.Command, res release.MoveResult) string {
+	ev := res.Event
+	if cmd.Verb != chatops.VerbPromote || !res.Changed || ev == nil || ev.FromVersion == "" || ev.FromVersion == ev.ToVersion {
+		return ""
+	}
+	sum, err := release.NewDiffer(s.deps.Releases, FactSource(s.deps.Builds, s.deps.Blobs)).MoveSummary(ctx, cmd.App, ev.FromVersion, ev.ToVersion)
+	if err != nil || sum == nil {
+		s.log.InfoContext(ctx, "no diff for a chat promotion's answer", "app", cmd.App, "err", err, "request_id", rid)
+		return ""
+	}
+	return chatops.DiffLine(*sum)
 }
 
 // forgetChatKey frees a command's retry key after a failure that was not the command's.

@@ -78,6 +78,9 @@ type Deps struct {
 	// Gates, when set, tells the portal's promote form where a promotion's gates stand;
 	// without it the form says gate checks are not available.
 	Gates portal.GateChecker
+	// Vulns, when set, lists a build's known vulnerabilities, which diffs compare;
+	// without it a diff says no vulnerability database is configured.
+	Vulns VulnLister
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.

@@ -142,10 +142,90 @@ func FailedText(c Command, title, detail string) string {
 	return fmt.Sprintf("%s failed: %s: %s", what, title, detail)
 }
 
-// DiffText answers diff, which slipway cannot do yet.
-func DiffText(command string, c Command) string {
-	return fmt.Sprintf("diff is not available yet: slipway does not record what changed between releases. "+
-		"`%s status %s` shows what %s and %s hold.", command, c.App, c.Channel, c.Other)
+// DiffText answers diff: what changes from the release channel c.Channel holds to the
+// one c.Other holds, in a few lines.
+func DiffText(c Command, d release.DiffSummary) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s (%s) → %s (%s):", c.App, c.Channel, d.FromVersion, c.Other, d.ToVersion)
+	if d.GoVersion != nil {
+		fmt.Fprintf(&b, "\n• Go %s → %s", d.GoVersion.From, d.GoVersion.To)
+	}
+	fmt.Fprintf(&b, "\n• modules: %s", moduleCounts(d))
+	for _, m := range d.Modules {
+		fmt.Fprintf(&b, "\n  %s", ModuleLine(m))
+	}
+	if d.MoreModules > 0 {
+		fmt.Fprintf(&b, "\n  and %d more", d.MoreModules)
+	}
+	if d.BaseDigest != nil {
+		fmt.Fprintf(&b, "\n• base image %s → %s", d.BaseDigest.From, d.BaseDigest.To)
+	}
+	if d.Commits.From != d.Commits.To {
+		fmt.Fprintf(&b, "\n• commits %s → %s", orUnknown(d.Commits.From), orUnknown(d.Commits.To))
+	}
+	return b.String()
+}
+
+// DiffLine is what a promotion changes, in one line for its answer.
+func DiffLine(d release.DiffSummary) string {
+	s := fmt.Sprintf("Changes from %s: modules %s", d.FromVersion, moduleCounts(d))
+	if d.GoVersion != nil {
+		s += fmt.Sprintf(", Go %s → %s", d.GoVersion.From, d.GoVersion.To)
+	}
+	if len(d.Modules) > 0 {
+		lines := make([]string, len(d.Modules))
+		for i, m := range d.Modules {
+			lines[i] = ModuleLine(m)
+		}
+		s += " (" + strings.Join(lines, "; ")
+		if d.MoreModules > 0 {
+			s += fmt.Sprintf("; and %d more", d.MoreModules)
+		}
+		s += ")"
+	}
+	return s
+}
+
+// ModuleLine is one module change as go mod tools show it: "+ path v1", "- path v1",
+// "~ path v1 → v2".
+func ModuleLine(m release.ModuleChange) string {
+	switch m.Kind {
+	case release.ModuleAdded:
+		return "+ " + m.Path + " " + withReplace(m.To, m.ToReplace)
+	case release.ModuleRemoved:
+		return "- " + m.Path + " " + withReplace(m.From, m.FromReplace)
+	}
+	return "~ " + m.Path + " " + withReplace(m.From, m.FromReplace) + " → " + withReplace(m.To, m.ToReplace)
+}
+
+func withReplace(version, replace string) string {
+	if replace == "" {
+		return version
+	}
+	return version + " => " + replace
+}
+
+func moduleCounts(d release.DiffSummary) string {
+	if d.Added+d.Removed+d.Changed == 0 {
+		return "unchanged"
+	}
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{{d.Changed, "changed"}, {d.Added, "added"}, {d.Removed, "removed"}} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(none recorded)"
+	}
+	return s
 }
 
 // WorkingText answers a move that takes longer than the chat waits: its answer comes

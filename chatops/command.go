@@ -34,7 +34,7 @@ var commands = []struct {
 	{VerbRollback, "APP CH [--to VERSION] REASON...", "point CH back at the release before, or at VERSION"},
 	{VerbLock, "APP CH REASON...", "lock CH against promotion (rollback stays allowed)"},
 	{VerbUnlock, "APP CH REASON...", "unlock CH"},
-	{VerbDiff, "APP CH1 CH2", "what differs between two channels' releases (not available yet)"},
+	{VerbDiff, "APP CH1 CH2", "what changes from CH1's release to CH2's: Go, modules, base image, commits"},
 	{VerbHelp, "", "this list"},
 }
 

@@ -293,6 +293,27 @@ func (e JWKUse) Valid() bool {
 	}
 }
 
+// Defines values for ModuleChangeKind.
+const (
+	Added   ModuleChangeKind = "added"
+	Changed ModuleChangeKind = "changed"
+	Removed ModuleChangeKind = "removed"
+)
+
+// Valid indicates whether the value is a known member of the ModuleChangeKind enum.
+func (e ModuleChangeKind) Valid() bool {
+	switch e {
+	case Added:
+		return true
+	case Changed:
+		return true
+	case Removed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	ProblemBodyTooLarge          ProblemType = "https://slipway.dev/problems/body-too-large"
@@ -954,6 +975,16 @@ type DeliveryList struct {
 	NextCursor *string    `json:"next_cursor,omitempty"`
 }
 
+// DiffSide defines model for DiffSide.
+type DiffSide struct {
+	BuildId string `json:"build_id"`
+
+	// Channel The channel the release was named by, if it was.
+	Channel *string `json:"channel,omitempty"`
+	Commit  *string `json:"commit,omitempty"`
+	Version string  `json:"version"`
+}
+
 // Event defines model for Event.
 type Event struct {
 	// Actor Who made the change (a token's name).
@@ -1059,6 +1090,26 @@ type JWKUse string
 type JWKS struct {
 	Keys []JWK `json:"keys"`
 }
+
+// ModuleChange defines model for ModuleChange.
+type ModuleChange struct {
+	// From The version before; absent for an added module.
+	From *string `json:"from,omitempty"`
+
+	// FromReplace What replaced the module before.
+	FromReplace *string          `json:"from_replace,omitempty"`
+	Kind        ModuleChangeKind `json:"kind"`
+	Path        string           `json:"path"`
+
+	// To The version after; absent for a removed module.
+	To *string `json:"to,omitempty"`
+
+	// ToReplace What replaces the module after.
+	ToReplace *string `json:"to_replace,omitempty"`
+}
+
+// ModuleChangeKind defines model for ModuleChange.Kind.
+type ModuleChangeKind string
 
 // Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 //
@@ -1175,6 +1226,70 @@ type Release struct {
 	VersionNormalizedFrom *VersionNormalizedFrom `json:"version_normalized_from,omitempty"`
 }
 
+// ReleaseDiff What changes from the release `from` to the release `to`.
+type ReleaseDiff struct {
+	// BaseDigest A value that differs; absent when it does not.
+	BaseDigest *ValueChange `json:"base_digest,omitempty"`
+
+	// BaseImage A value that differs; absent when it does not.
+	BaseImage *ValueChange `json:"base_image,omitempty"`
+
+	// Commits The commit range; empty where a build recorded no commit.
+	Commits struct {
+		From string `json:"from"`
+		To   string `json:"to"`
+	} `json:"commits"`
+	From DiffSide `json:"from"`
+
+	// GoVersion A value that differs; absent when it does not.
+	GoVersion *ValueChange `json:"go_version,omitempty"`
+
+	// Ldflags A value that differs; absent when it does not.
+	Ldflags *ValueChange `json:"ldflags,omitempty"`
+
+	// Licenses License changes, when both builds' SBOMs record licenses; otherwise `known` is false and `reason` says why.
+	Licenses struct {
+		Changes []struct {
+			From string `json:"from"`
+			Path string `json:"path"`
+			To   string `json:"to"`
+		} `json:"changes"`
+		Known  bool    `json:"known"`
+		Reason *string `json:"reason,omitempty"`
+	} `json:"licenses"`
+
+	// MainModule A value that differs; absent when it does not.
+	MainModule *ValueChange `json:"main_module,omitempty"`
+
+	// Modules The modules added, removed or at another version (or replacement), in path order.
+	Modules []ModuleChange `json:"modules"`
+
+	// Settings The build settings (CGO_ENABLED, GOARM, -tags, ...) that differ, by platform.
+	Settings []struct {
+		From     string `json:"from"`
+		Key      string `json:"key"`
+		Platform string `json:"platform"`
+		To       string `json:"to"`
+	} `json:"settings"`
+
+	// Sizes Every platform's binary size in bytes on each side (0 where a side has no binary for it).
+	Sizes []struct {
+		Delta    int64  `json:"delta"`
+		From     int64  `json:"from"`
+		Platform string `json:"platform"`
+		To       int64  `json:"to"`
+	} `json:"sizes"`
+	To DiffSide `json:"to"`
+
+	// Vulns Known vulnerabilities fixed and introduced; `available` is false, with a reason, when the server has no vulnerability database.
+	Vulns struct {
+		Available  bool      `json:"available"`
+		Fixed      *[]string `json:"fixed,omitempty"`
+		Introduced *[]string `json:"introduced,omitempty"`
+		Reason     *string   `json:"reason,omitempty"`
+	} `json:"vulns"`
+}
+
 // ReleaseInput defines model for ReleaseInput.
 type ReleaseInput struct {
 	BuildId string  `json:"build_id"`
@@ -1270,6 +1385,12 @@ type TokenInput struct {
 // TokenList defines model for TokenList.
 type TokenList struct {
 	Items []Token `json:"items"`
+}
+
+// ValueChange A value that differs; absent when it does not.
+type ValueChange struct {
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // VersionNormalizedFrom The version as the request gave it, in a git tag's form (`v1.4.2`), when slipway
@@ -1575,6 +1696,15 @@ type UnlockChannelParams struct {
 	// key with the same request returns the first answer and creates nothing; with a different
 	// request, 422; while the first is still being answered, 409. Keys are kept for 24 hours.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// GetDiffParams defines parameters for GetDiff.
+type GetDiffParams struct {
+	// From The release compared from, by version or by channel (`prod`).
+	From string `form:"from" json:"from"`
+
+	// To The release compared to, by version or by channel (`staging`).
+	To string `form:"to" json:"to"`
 }
 
 // ListReleasesParams defines parameters for ListReleases.
@@ -2046,6 +2176,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 	UnlockChannel(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDiff What changes from one release to another.
+	//
+	// Compares the builds of two releases, each named by its version or by a channel (which
+	// stands for the release it holds now): the Go version, the modules linked in (from the
+	// binaries' build info), the base image's digest, each platform's binary size, the linker
+	// flags and build settings, the commits, the licenses the SBOMs record and, when the
+	// server has a vulnerability database, the vulnerabilities fixed and introduced. A name
+	// that is neither a channel nor a release is 404; a channel that holds nothing yet is 409.
+	//
+	// Corresponds with GET /v1/apps/{app}/diff (the `GetDiff` operationId).
+	GetDiff(ctx context.Context, app AppName, params *GetDiffParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListReleases List releases, newest first.
 	//
@@ -3070,6 +3212,28 @@ func (c *Client) UnlockChannelWithBody(ctx context.Context, app AppName, channel
 // Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 func (c *Client) UnlockChannel(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUnlockChannelRequest(c.Server, app, channel, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDiff What changes from one release to another.
+//
+// Compares the builds of two releases, each named by its version or by a channel (which
+// stands for the release it holds now): the Go version, the modules linked in (from the
+// binaries' build info), the base image's digest, each platform's binary size, the linker
+// flags and build settings, the commits, the licenses the SBOMs record and, when the
+// server has a vulnerability database, the vulnerabilities fixed and introduced. A name
+// that is neither a channel nor a release is 404; a channel that holds nothing yet is 409.
+//
+// Corresponds with GET /v1/apps/{app}/diff (the `GetDiff` operationId).
+func (c *Client) GetDiff(ctx context.Context, app AppName, params *GetDiffParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDiffRequest(c.Server, app, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5463,6 +5627,71 @@ func NewUnlockChannelRequestWithBody(server string, app AppName, channel Channel
 	return req, nil
 }
 
+// NewGetDiffRequest constructs an http.Request for the GetDiff method
+func NewGetDiffRequest(server string, app AppName, params *GetDiffParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/diff", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListReleasesRequest constructs an http.Request for the ListReleases method
 func NewListReleasesRequest(server string, app AppName, params *ListReleasesParams) (*http.Request, error) {
 	var err error
@@ -7714,6 +7943,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 	UnlockChannelWithResponse(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockChannelResponse, error)
 
+	// GetDiffWithResponse What changes from one release to another.
+	//
+	// Compares the builds of two releases, each named by its version or by a channel (which
+	// stands for the release it holds now): the Go version, the modules linked in (from the
+	// binaries' build info), the base image's digest, each platform's binary size, the linker
+	// flags and build settings, the commits, the licenses the SBOMs record and, when the
+	// server has a vulnerability database, the vulnerabilities fixed and introduced. A name
+	// that is neither a channel nor a release is 404; a channel that holds nothing yet is 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/diff (the `GetDiff` operationId).
+	GetDiffWithResponse(ctx context.Context, app AppName, params *GetDiffParams, reqEditors ...RequestEditorFn) (*GetDiffResponse, error)
+
 	// ListReleasesWithResponse List releases, newest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -9906,6 +10149,75 @@ func (r UnlockChannelResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UnlockChannelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetDiffResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReleaseDiff
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDiffResponse) GetJSON200() *ReleaseDiff {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetDiffResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetDiffResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetDiffResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetDiffResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDiffResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDiffResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDiffResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDiffResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13065,6 +13377,26 @@ func (c *ClientWithResponses) UnlockChannelWithResponse(ctx context.Context, app
 	return ParseUnlockChannelResponse(rsp)
 }
 
+// GetDiffWithResponse What changes from one release to another.
+//
+// Compares the builds of two releases, each named by its version or by a channel (which
+// stands for the release it holds now): the Go version, the modules linked in (from the
+// binaries' build info), the base image's digest, each platform's binary size, the linker
+// flags and build settings, the commits, the licenses the SBOMs record and, when the
+// server has a vulnerability database, the vulnerabilities fixed and introduced. A name
+// that is neither a channel nor a release is 404; a channel that holds nothing yet is 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/diff (the `GetDiff` operationId).
+func (c *ClientWithResponses) GetDiffWithResponse(ctx context.Context, app AppName, params *GetDiffParams, reqEditors ...RequestEditorFn) (*GetDiffResponse, error) {
+	rsp, err := c.GetDiff(ctx, app, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDiffResponse(rsp)
+}
+
 // ListReleasesWithResponse List releases, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -15271,6 +15603,60 @@ func ParseUnlockChannelResponse(rsp *http.Response) (*UnlockChannelResponse, err
 	return response, nil
 }
 
+// ParseGetDiffResponse parses an HTTP response from a GetDiffWithResponse call
+func ParseGetDiffResponse(rsp *http.Response) (*GetDiffResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDiffResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReleaseDiff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListReleasesResponse parses an HTTP response from a ListReleasesWithResponse call
 func ParseListReleasesResponse(rsp *http.Response) (*ListReleasesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17454,6 +17840,9 @@ type ServerInterface interface {
 	// UnlockChannel Unlock the channel.
 	// (POST /v1/apps/{app}/channels/{channel}/unlock)
 	UnlockChannel(ctx echo.Context, app AppName, channel ChannelName, params UnlockChannelParams) error
+	// GetDiff What changes from one release to another.
+	// (GET /v1/apps/{app}/diff)
+	GetDiff(ctx echo.Context, app AppName, params GetDiffParams) error
 	// ListReleases List releases, newest first.
 	// (GET /v1/apps/{app}/releases)
 	ListReleases(ctx echo.Context, app AppName, params ListReleasesParams) error
@@ -18452,6 +18841,38 @@ func (w *ServerInterfaceWrapper) UnlockChannel(ctx echo.Context) error {
 	return err
 }
 
+// GetDiff converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDiff(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetDiffParams
+	// ------------- Required query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Required query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDiff(ctx, app, params)
+	return err
+}
+
 // ListReleases converts echo context to params.
 func (w *ServerInterfaceWrapper) ListReleases(ctx echo.Context) error {
 	var err error
@@ -19442,6 +19863,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/lock", wrapper.LockChannel, options.OperationMiddlewares["lockChannel"]...)
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/unlock", wrapper.UnlockChannel, options.OperationMiddlewares["unlockChannel"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/channels/:channel/history", wrapper.GetChannelHistory, options.OperationMiddlewares["getChannelHistory"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/diff", wrapper.GetDiff, options.OperationMiddlewares["getDiff"]...)
 	router.GET(options.BaseURL+"/v2/", wrapper.RegistryBase, options.OperationMiddlewares["registryBase"]...)
 	router.GET(options.BaseURL+"/v2/_catalog", wrapper.ListCatalog, options.OperationMiddlewares["listCatalog"]...)
 	router.DELETE(options.BaseURL+"/v2/:app/manifests/:reference", wrapper.DeleteManifest, options.OperationMiddlewares["deleteManifest"]...)

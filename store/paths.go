@@ -69,6 +69,11 @@ package store
 //	slipway:{<app>}:build:<id>:log   string: the log of a build while it runs (APPEND; byte
 //	                            offsets are the API's log offsets); expires after the log is
 //	                            stored as a blob
+//	slipway:{<app>}:build:<id>:facts  string: the JSON of a succeeded build's facts (Go
+//	                            version, modules, build settings, base digest, sizes,
+//	                            licenses), read out of its binaries, index and SBOM the first
+//	                            time a diff needs them; builds are immutable, so it never
+//	                            expires (every writer writes the same bytes)
 //	slipway:{<app>}:build:<id>:wake  pub/sub channel, not a key: a message (empty) each
 //	                            time the build's log grows or its status changes, so a
 //	                            follower of the log wakes at once instead of at its next poll
@@ -228,6 +233,9 @@ func LogKey(app, buildID string) string { return "logs/" + app + "/" + buildID +
 
 // BuildKey is the Redis hash of one build.
 func BuildKey(app, id string) string { return appPrefix(app) + "build:" + id }
+
+// BuildFactsKey is the Redis string caching a succeeded build's facts, for diffs.
+func BuildFactsKey(app, id string) string { return appPrefix(app) + "build:" + id + ":facts" }
 
 // BuildLogKey is the Redis string holding a running build's log.
 func BuildLogKey(app, id string) string { return appPrefix(app) + "build:" + id + ":log" }

@@ -38,6 +38,7 @@ func TestRedisKeySlots(t *testing.T) {
 		"AppKey":               {store.AppKey(app), app},
 		"BuildKey":             {store.BuildKey(app, "01J"), app},
 		"BuildLogKey":          {store.BuildLogKey(app, "01J"), app},
+		"BuildFactsKey":        {store.BuildFactsKey(app, "01J"), app},
 		"BuildWakeChannel":     {store.BuildWakeChannel(app, "01J"), app},
 		"BuildsKey":            {store.BuildsKey(app), app},
 		"BuildsByStatusKey":    {store.BuildsByStatusKey(app, "queued"), app},

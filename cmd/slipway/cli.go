@@ -173,6 +173,16 @@ exits 1 when any of them does not verify. See docs/SIGNING.md.`,
 		help:     "Lists channel CH's events, newest first: the audit trail of promotions, rollbacks and locks.",
 		run:      cmdHistory,
 	},
+	"diff": {
+		synopsis: "slipway diff A FROM TO",
+		help: `Shows what changes from release FROM of app A to release TO, each named by its version
+or by a channel (which stands for the release it holds now): the builds and commits, the Go
+version, the modules (+ added, - removed, ~ changed, as go tools show them), the base image,
+the linker flags and build settings, each platform's binary size, the licenses the SBOMs
+record and, when the server has a vulnerability database, the vulnerabilities fixed and
+introduced. --json prints the API's answer. Example: slipway diff hello prod staging.`,
+		run: cmdDiff,
+	},
 	"promote": {
 		synopsis: "slipway promote A CH (--version V | --from CH2) --reason R",
 		help: `Points channel CH of app A at release V, or at what channel CH2 holds now. It reads the
@@ -358,6 +368,7 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway releases A        list app A's releases, newest first
   slipway channels A        list A's channels and the release each holds
   slipway history A CH      list channel CH's events, newest first
+  slipway diff A FROM TO    what changes from release FROM to TO (versions or channels)
   slipway promote A CH (--version V | --from CH2) --reason R
   slipway rollback A CH [--to V] --reason R
   slipway lock A CH --reason R
