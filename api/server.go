@@ -72,9 +72,6 @@ type Deps struct {
 	SigningKeys []sign.PublicKey
 	// Sessions, when set, serves the portal under /ui/, whose sign-in opens a session.
 	Sessions SessionStore
-	// Differ, when set, tells the portal's promote form what a promotion would change;
-	// without it the form says a detailed diff is not available.
-	Differ portal.Differ
 	// Gates, when set, tells the portal's promote form where a promotion's gates stand;
 	// without it the form says gate checks are not available.
 	Gates portal.GateChecker

@@ -427,9 +427,7 @@ func (s *Server) channelView(c echo.Context, version string) (*channelView, erro
 				v.CurrentRel = &cur
 			}
 		}
-		if s.deps.Differ == nil {
-			v.DiffNote = "A detailed diff is not available on this server."
-		} else if d, err := s.deps.Differ.Diff(ctx, app, st.Release, v.Candidate); err != nil {
+		if d, err := s.portalDiff(ctx, app, st.Release, v.Candidate); err != nil {
 			s.log.WarnContext(ctx, "diffing releases for the portal", "app", app, "err", err, "request_id", requestID(c))
 			v.DiffNote = "The detailed diff could not be made just now."
 		} else {

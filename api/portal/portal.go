@@ -44,13 +44,6 @@ type Change struct {
 	After  string
 }
 
-// Differ tells what a promotion of app from release from to release to would change;
-// from is "" when the channel holds nothing yet. The portal shows "not available" when
-// the server has none.
-type Differ interface {
-	Diff(ctx context.Context, app, from, to string) (Diff, error)
-}
-
 // GateChecker evaluates the gates a release must pass to enter a channel, as a promotion
 // would, without moving anything. The portal shows "not available" when the server has
 // none.
