@@ -69,6 +69,9 @@ type Deps struct {
 	// SigningKeys, when set, are the public keys /v1/signing-keys serves: the key that
 	// signs new builds first. The API holds no private key.
 	SigningKeys []sign.PublicKey
+	// ChecksSecrets, when set, serves /v1/apps/{app}/checks/secret: the secrets that sign
+	// the check gates' requests.
+	ChecksSecrets ChecksSecretStore
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.
