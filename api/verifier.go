@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -57,6 +58,8 @@ type VerifierDeps struct {
 	// Metrics, when set, gets slipway_gate_checks_total{result} and
 	// slipway_vuln_scans_total.
 	Metrics prometheus.Registerer
+	// Log, when set, gets the scans that fail (the gate says only that they did).
+	Log *slog.Logger
 }
 
 // Verifier evaluates the gates that need more than Redis: checks (HTTP hooks), and the
@@ -75,30 +78,35 @@ func NewVerifier(d VerifierDeps) (*Verifier, error) {
 	if d.Builds == nil || d.Blobs == nil {
 		return nil, errors.New("api: VerifierDeps needs Builds and Blobs")
 	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	v := &Verifier{d: d, blobs: store.Verified(d.Blobs), now: time.Now}
 	v.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "slipway_gate_checks_total",
 		Help: "Check gate evaluations that called their hook, by result (passed, failed); results reused within their freshness are not counted.",
 	}, []string{"result"})
 	if d.Metrics != nil {
-		if err := d.Metrics.Register(v.checks); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-			v.checks = are.ExistingCollector.(*prometheus.CounterVec)
-		}
-		if d.Vulns != nil {
-			scans := prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "slipway_vuln_scans_total",
-				Help: "Binaries scanned for known vulnerabilities (not the scans read back from Redis).",
-			}, func() float64 { return float64(d.Vulns.Scans()) })
-			if err := d.Metrics.Register(scans); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+		for _, c := range v.Collectors() {
+			if err := d.Metrics.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return v, nil
+}
+
+// Collectors are the Verifier's metrics, for a registry VerifierDeps.Metrics did not name:
+// slipway_gate_checks_total{result}, and slipway_vuln_scans_total when it scans.
+func (v *Verifier) Collectors() []prometheus.Collector {
+	out := []prometheus.Collector{v.checks}
+	if s := v.d.Vulns; s != nil {
+		out = append(out, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "slipway_vuln_scans_total",
+			Help: "Binaries scanned for known vulnerabilities (not the scans read back from Redis).",
+		}, func() float64 { return float64(s.Scans()) }))
+	}
+	return out
 }
 
 // Verify implements release.Verifier: the states of c's channel's checks (in their
@@ -318,6 +326,7 @@ func (v *Verifier) vulnsGate(ctx context.Context, c release.Candidate, b builder
 	case errors.Is(err, ErrNoVulnDB):
 		return v.state(GateVulns, release.GateFailed, "this server has no vulnerability database (SLIPWAY_VULN_DB), so it cannot scan the binaries")
 	case err != nil:
+		v.d.Log.WarnContext(ctx, "scanning a build for vulnerabilities", "app", b.App, "build", b.ID, "err", err)
 		return v.state(GateVulns, release.GateFailed, fmt.Sprintf("the binaries of build %s could not be scanned", b.ID))
 	}
 	var critical []vulns.Finding
