@@ -69,6 +69,10 @@ type Deps struct {
 	// SigningKeys, when set, are the public keys /v1/signing-keys serves: the key that
 	// signs new builds first. The API holds no private key.
 	SigningKeys []sign.PublicKey
+	// Verifier, when set, evaluates the gates that need more than Redis (check hooks,
+	// signed, provenance, vulns) for promotions and their dry runs; *Verifier implements
+	// it. Without one those gates fail, saying so.
+	Verifier release.Verifier
 	// ChecksSecrets, when set, serves /v1/apps/{app}/checks/secret: the secrets that sign
 	// the check gates' requests.
 	ChecksSecrets ChecksSecretStore

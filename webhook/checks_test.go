@@ -53,6 +53,10 @@ func TestCheckGates(t *testing.T) {
 		}
 		return http.StatusOK
 	})
+	later := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		w.Header().Set("Retry-After", "3600")
+		return http.StatusTooManyRequests
+	})
 	hang := newReceiver(t, func(n int, w http.ResponseWriter) int {
 		<-never
 		return http.StatusOK
@@ -64,6 +68,7 @@ func TestCheckGates(t *testing.T) {
 		{Name: "flaky", URL: flaky.URL, Deadline: time.Minute},
 		{Name: "busy", URL: busy.URL},
 		{Name: "hang", URL: hang.URL, Timeout: 100 * time.Millisecond, Deadline: 400 * time.Millisecond},
+		{Name: "later", URL: later.URL},
 	}
 	begin := time.Now()
 	got := k.Run(ctx, candidate, specs)
@@ -78,6 +83,7 @@ func TestCheckGates(t *testing.T) {
 		{CheckPassed, 3, "the hook answered 204"},
 		{CheckPassed, 2, "the hook answered 200"},
 		{CheckFailed, -1, "no passing answer within the deadline 400ms"},
+		{CheckFailed, 1, "the hook asked to retry after 1h0m0s, past the deadline 1m0s"},
 	}
 	for i, w := range want {
 		g := got[i]

@@ -396,6 +396,7 @@ func (s *service) newAPI() (*api.Server, error) {
 		ChatPoster:    poster,
 		SigningKeys:   s.publicKeys(),
 		ChecksSecrets: s.checks,
+		Verifier:      s.verifier,
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return pingRedis(ctx, s.rdb) }},
 			{Name: "blobs", Ping: s.blobs.Ping},
