@@ -86,7 +86,7 @@ type CheckResult struct {
 	Name     string
 	Status   string // CheckPassed or CheckFailed
 	Detail   string
-	At       time.Time // when the evaluation that decided it started
+	At       time.Time // when it was decided
 	Attempts int
 	CheckID  string
 	// Cached is set when the result is a recent one read back instead of calling the hook.
@@ -142,6 +142,7 @@ func (k *Checker) one(ctx context.Context, c Candidate, spec CheckSpec) CheckRes
 		return r
 	}
 	r := k.evaluate(ctx, c, spec)
+	r.At = k.now().UTC().Truncate(time.Millisecond) // fresh from when it was decided
 	if ctx.Err() != nil {
 		return r // the caller went away: nothing is recorded
 	}
