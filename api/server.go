@@ -78,6 +78,13 @@ type Deps struct {
 	// Vulns, when set, lists a build's known vulnerabilities, which diffs compare;
 	// without it a diff says no vulnerability database is configured.
 	Vulns VulnLister
+	// Verifier, when set, evaluates the gates that need more than Redis (check hooks,
+	// signed, provenance, vulns) for promotions and their dry runs; *Verifier implements
+	// it. Without one those gates fail, saying so.
+	Verifier release.Verifier
+	// ChecksSecrets, when set, serves /v1/apps/{app}/checks/secret: the secrets that sign
+	// the check gates' requests.
+	ChecksSecrets ChecksSecretStore
 	// Checks are the dependencies /readyz reports on.
 	Checks []Check
 	// Metrics is where the API registers its metrics and what /metrics serves.

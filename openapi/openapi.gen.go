@@ -905,6 +905,20 @@ type Chatops struct {
 	Users     []ChatUser          `json:"users"`
 }
 
+// ChecksSecret defines model for ChecksSecret.
+type ChecksSecret struct {
+	// App A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
+	//
+	// Examples: hello
+	App Name `json:"app"`
+
+	// PreviousSecretExpiresAt After a rotation, while the old secret still signs beside the new, when it stops.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+
+	// Secret The signing secret (`whsec_...`), the HMAC key as it stands.
+	Secret string `json:"secret"`
+}
+
 // DSSEEnvelope defines model for DSSEEnvelope.
 type DSSEEnvelope struct {
 	// Payload The in-toto statement, base64.
@@ -2177,6 +2191,28 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 	UnlockChannel(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetChecksSecret The secret that signs the app's check gate requests; made at its first use.
+	//
+	// A channel's `gates.checks` are HTTP hooks slipway POSTs to before a move, signed exactly as
+	// webhook deliveries are (`Slipway-Event: gate.check`, `Slipway-Delivery: <check_id>`,
+	// `Slipway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), with this
+	// secret, one per app. The JSON body is `check_id`, `check` (the check's name), `app`,
+	// `channel`, `version`, `image_digest`, `build_id`, `current` (the channel's release before
+	// the move, `{version, image_digest}`, or null) and `time`. A 2xx answer passes the check,
+	// a 4xx fails it at once, a 5xx, a 429 or no answer is retried within the check's deadline.
+	//
+	// Corresponds with GET /v1/apps/{app}/checks/secret (the `GetChecksSecret` operationId).
+	GetChecksSecret(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateChecksSecret Make a new checks secret; the old one keeps signing beside it for a grace period.
+	//
+	// Until `previous_secret_expires_at` (24 hours by default) every check request carries two
+	// `v1=` signatures, one per secret, so hooks can switch at their pace. Rotating again within
+	// the grace ends the older secret at once.
+	//
+	// Corresponds with POST /v1/apps/{app}/checks/secret (the `RotateChecksSecret` operationId).
+	RotateChecksSecret(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetDiff What changes from one release to another.
 	//
 	// Compares the builds of two releases, each named by its version or by a channel (which
@@ -3212,6 +3248,48 @@ func (c *Client) UnlockChannelWithBody(ctx context.Context, app AppName, channel
 // Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 func (c *Client) UnlockChannel(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUnlockChannelRequest(c.Server, app, channel, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetChecksSecret The secret that signs the app's check gate requests; made at its first use.
+//
+// A channel's `gates.checks` are HTTP hooks slipway POSTs to before a move, signed exactly as
+// webhook deliveries are (`Slipway-Event: gate.check`, `Slipway-Delivery: <check_id>`,
+// `Slipway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), with this
+// secret, one per app. The JSON body is `check_id`, `check` (the check's name), `app`,
+// `channel`, `version`, `image_digest`, `build_id`, `current` (the channel's release before
+// the move, `{version, image_digest}`, or null) and `time`. A 2xx answer passes the check,
+// a 4xx fails it at once, a 5xx, a 429 or no answer is retried within the check's deadline.
+//
+// Corresponds with GET /v1/apps/{app}/checks/secret (the `GetChecksSecret` operationId).
+func (c *Client) GetChecksSecret(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetChecksSecretRequest(c.Server, app)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateChecksSecret Make a new checks secret; the old one keeps signing beside it for a grace period.
+//
+// Until `previous_secret_expires_at` (24 hours by default) every check request carries two
+// `v1=` signatures, one per secret, so hooks can switch at their pace. Rotating again within
+// the grace ends the older secret at once.
+//
+// Corresponds with POST /v1/apps/{app}/checks/secret (the `RotateChecksSecret` operationId).
+func (c *Client) RotateChecksSecret(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateChecksSecretRequest(c.Server, app)
 	if err != nil {
 		return nil, err
 	}
@@ -5627,6 +5705,74 @@ func NewUnlockChannelRequestWithBody(server string, app AppName, channel Channel
 	return req, nil
 }
 
+// NewGetChecksSecretRequest constructs an http.Request for the GetChecksSecret method
+func NewGetChecksSecretRequest(server string, app AppName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/checks/secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRotateChecksSecretRequest constructs an http.Request for the RotateChecksSecret method
+func NewRotateChecksSecretRequest(server string, app AppName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/checks/secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetDiffRequest constructs an http.Request for the GetDiff method
 func NewGetDiffRequest(server string, app AppName, params *GetDiffParams) (*http.Request, error) {
 	var err error
@@ -7943,6 +8089,32 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 	UnlockChannelWithResponse(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockChannelResponse, error)
 
+	// GetChecksSecretWithResponse The secret that signs the app's check gate requests; made at its first use.
+	//
+	// A channel's `gates.checks` are HTTP hooks slipway POSTs to before a move, signed exactly as
+	// webhook deliveries are (`Slipway-Event: gate.check`, `Slipway-Delivery: <check_id>`,
+	// `Slipway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), with this
+	// secret, one per app. The JSON body is `check_id`, `check` (the check's name), `app`,
+	// `channel`, `version`, `image_digest`, `build_id`, `current` (the channel's release before
+	// the move, `{version, image_digest}`, or null) and `time`. A 2xx answer passes the check,
+	// a 4xx fails it at once, a 5xx, a 429 or no answer is retried within the check's deadline.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/checks/secret (the `GetChecksSecret` operationId).
+	GetChecksSecretWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*GetChecksSecretResponse, error)
+
+	// RotateChecksSecretWithResponse Make a new checks secret; the old one keeps signing beside it for a grace period.
+	//
+	// Until `previous_secret_expires_at` (24 hours by default) every check request carries two
+	// `v1=` signatures, one per secret, so hooks can switch at their pace. Rotating again within
+	// the grace ends the older secret at once.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/checks/secret (the `RotateChecksSecret` operationId).
+	RotateChecksSecretWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*RotateChecksSecretResponse, error)
+
 	// GetDiffWithResponse What changes from one release to another.
 	//
 	// Compares the builds of two releases, each named by its version or by a channel (which
@@ -10149,6 +10321,144 @@ func (r UnlockChannelResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UnlockChannelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetChecksSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChecksSecret
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetChecksSecretResponse) GetJSON200() *ChecksSecret {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetChecksSecretResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetChecksSecretResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetChecksSecretResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetChecksSecretResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetChecksSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetChecksSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetChecksSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetChecksSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RotateChecksSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChecksSecret
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateChecksSecretResponse) GetJSON200() *ChecksSecret {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateChecksSecretResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RotateChecksSecretResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateChecksSecretResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RotateChecksSecretResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateChecksSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateChecksSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateChecksSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateChecksSecretResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13377,6 +13687,44 @@ func (c *ClientWithResponses) UnlockChannelWithResponse(ctx context.Context, app
 	return ParseUnlockChannelResponse(rsp)
 }
 
+// GetChecksSecretWithResponse The secret that signs the app's check gate requests; made at its first use.
+//
+// A channel's `gates.checks` are HTTP hooks slipway POSTs to before a move, signed exactly as
+// webhook deliveries are (`Slipway-Event: gate.check`, `Slipway-Delivery: <check_id>`,
+// `Slipway-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), with this
+// secret, one per app. The JSON body is `check_id`, `check` (the check's name), `app`,
+// `channel`, `version`, `image_digest`, `build_id`, `current` (the channel's release before
+// the move, `{version, image_digest}`, or null) and `time`. A 2xx answer passes the check,
+// a 4xx fails it at once, a 5xx, a 429 or no answer is retried within the check's deadline.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/checks/secret (the `GetChecksSecret` operationId).
+func (c *ClientWithResponses) GetChecksSecretWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*GetChecksSecretResponse, error) {
+	rsp, err := c.GetChecksSecret(ctx, app, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetChecksSecretResponse(rsp)
+}
+
+// RotateChecksSecretWithResponse Make a new checks secret; the old one keeps signing beside it for a grace period.
+//
+// Until `previous_secret_expires_at` (24 hours by default) every check request carries two
+// `v1=` signatures, one per secret, so hooks can switch at their pace. Rotating again within
+// the grace ends the older secret at once.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/checks/secret (the `RotateChecksSecret` operationId).
+func (c *ClientWithResponses) RotateChecksSecretWithResponse(ctx context.Context, app AppName, reqEditors ...RequestEditorFn) (*RotateChecksSecretResponse, error) {
+	rsp, err := c.RotateChecksSecret(ctx, app, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateChecksSecretResponse(rsp)
+}
+
 // GetDiffWithResponse What changes from one release to another.
 //
 // Compares the builds of two releases, each named by its version or by a channel (which
@@ -15598,6 +15946,114 @@ func ParseUnlockChannelResponse(rsp *http.Response) (*UnlockChannelResponse, err
 			headers.ETag = &value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetChecksSecretResponse parses an HTTP response from a GetChecksSecretWithResponse call
+func ParseGetChecksSecretResponse(rsp *http.Response) (*GetChecksSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetChecksSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChecksSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRotateChecksSecretResponse parses an HTTP response from a RotateChecksSecretWithResponse call
+func ParseRotateChecksSecretResponse(rsp *http.Response) (*RotateChecksSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateChecksSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChecksSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil
@@ -17840,6 +18296,12 @@ type ServerInterface interface {
 	// UnlockChannel Unlock the channel.
 	// (POST /v1/apps/{app}/channels/{channel}/unlock)
 	UnlockChannel(ctx echo.Context, app AppName, channel ChannelName, params UnlockChannelParams) error
+	// GetChecksSecret The secret that signs the app's check gate requests; made at its first use.
+	// (GET /v1/apps/{app}/checks/secret)
+	GetChecksSecret(ctx echo.Context, app AppName) error
+	// RotateChecksSecret Make a new checks secret; the old one keeps signing beside it for a grace period.
+	// (POST /v1/apps/{app}/checks/secret)
+	RotateChecksSecret(ctx echo.Context, app AppName) error
 	// GetDiff What changes from one release to another.
 	// (GET /v1/apps/{app}/diff)
 	GetDiff(ctx echo.Context, app AppName, params GetDiffParams) error
@@ -18838,6 +19300,38 @@ func (w *ServerInterfaceWrapper) UnlockChannel(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UnlockChannel(ctx, app, channel, params)
+	return err
+}
+
+// GetChecksSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) GetChecksSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetChecksSecret(ctx, app)
+	return err
+}
+
+// RotateChecksSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateChecksSecret(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateChecksSecret(ctx, app)
 	return err
 }
 
@@ -19890,6 +20384,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/webhooks/:webhook", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook", wrapper.GetWebhook, options.OperationMiddlewares["getWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook/rotate-secret", wrapper.RotateWebhookSecret, options.OperationMiddlewares["rotateWebhookSecret"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/checks/secret", wrapper.GetChecksSecret, options.OperationMiddlewares["getChecksSecret"]...)
+	router.POST(options.BaseURL+"/v1/apps/:app/checks/secret", wrapper.RotateChecksSecret, options.OperationMiddlewares["rotateChecksSecret"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook/deliveries", wrapper.ListWebhookDeliveries, options.OperationMiddlewares["listWebhookDeliveries"]...)
 	router.GET(options.BaseURL+"/v1/webhooks/:webhook/deliveries/:delivery", wrapper.GetWebhookDelivery, options.OperationMiddlewares["getWebhookDelivery"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:webhook/deliveries/:delivery/redeliver", wrapper.RedeliverWebhookDelivery, options.OperationMiddlewares["redeliverWebhookDelivery"]...)

@@ -126,6 +126,19 @@ package store
 //	                            several apps' streams (the dispatchers, the events API)
 //	                            read them with one XREAD/XREADGROUP on one Redis, and with
 //	                            one command per stream, pipelined, on Redis Cluster
+//	slipway:{<app>}:checks:secret  hash: secret, prev_secret, prev_expires (ms; the old
+//	                            secret signs until then): what signs the requests of the
+//	                            app's check gates (package webhook), made at its first use
+//	slipway:{<app>}:check:<ch>:<version>:<name>  hash: the last result of the check gate
+//	                            <name> of channel <ch> for release <version>: status (passed,
+//	                            failed), detail, at (ms), attempts, check_id, url (SHA-256 hex
+//	                            of the URL called); written after the hook answered, never
+//	                            held while it is called; expires after 7 days
+//	slipway:{<app>}:vulns:<binary hex>:<db modified ms>  string: the JSON of the known
+//	                            vulnerabilities (package vulns) found in the binary
+//	                            sha256:<binary hex> by the database as modified at that time;
+//	                            a database with newer entries makes a new key; expires after
+//	                            30 days
 //
 // Who made a change is recorded twice wherever it is recorded: as a name (actor, created_by,
 // updated_by: a token's name, "admin" or "anonymous") and as an identity (actor_id,
@@ -206,7 +219,10 @@ package store
 //	                            user's id (slack:U0123ABCD) for chat commands (never a name,
 //	                            which another token may take); expires when idle
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // BlobKey is the key of content-addressed bytes.
 func BlobKey(d Digest) string { return "blobs/sha256/" + d.Hex() }
@@ -303,6 +319,21 @@ func LinksCompleteKey(app string) string { return appPrefix(app) + "links:comple
 
 // EventsKey is the Redis stream of an app's events.
 func EventsKey(app string) string { return appPrefix(app) + "events" }
+
+// ChecksSecretKey is the Redis hash of the secrets that sign an app's check gate requests.
+func ChecksSecretKey(app string) string { return appPrefix(app) + "checks:secret" }
+
+// CheckResultKey is the Redis hash of the last result of one check gate for one release
+// entering one channel.
+func CheckResultKey(app, ch, version, name string) string {
+	return appPrefix(app) + "check:" + ch + ":" + version + ":" + name
+}
+
+// VulnsKey is the Redis string of the known vulnerabilities of one binary by the database
+// as modified at dbModifiedMS (unix ms).
+func VulnsKey(app string, binary Digest, dbModifiedMS int64) string {
+	return appPrefix(app) + "vulns:" + binary.Hex() + ":" + strconv.FormatInt(dbModifiedMS, 10)
+}
 
 // EventsGroup is the consumer group of the webhook dispatchers on every app's events
 // stream.

@@ -3,7 +3,8 @@
 // in any number of processes fan the per-app streams out into a persistent schedule in
 // Redis, send each delivery with go-retryablehttp, retry with exponential backoff and
 // jitter up to a horizon, and take over what a dispatcher that died was doing once its
-// lease runs out.
+// lease runs out. Its Checker calls the channels' check gates (HTTP hooks asked before a
+// promotion) with the same client and the same signatures, under a secret per app.
 //
 // # Signatures
 //

@@ -20,6 +20,11 @@ type options struct {
 	retention   time.Duration
 	consumer    string
 	log         *slog.Logger
+
+	// The check gates' (Checker) settings.
+	checkTimeout  time.Duration
+	checkDeadline time.Duration
+	checkFresh    time.Duration
 }
 
 func defaultOptions() options {
@@ -35,6 +40,10 @@ func defaultOptions() options {
 		retention:   7 * 24 * time.Hour,
 		consumer:    fmt.Sprintf("%s-%d", host, os.Getpid()),
 		log:         slog.New(slog.DiscardHandler),
+
+		checkTimeout:  10 * time.Second,
+		checkDeadline: time.Minute,
+		checkFresh:    30 * time.Second,
 	}
 }
 
@@ -81,8 +90,23 @@ func WithConsumer(name string) Option { return func(o *options) { o.consumer = n
 // secret, nor a target's path or query). Default: nowhere.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
+// WithCheckTimeouts are the bounds of a check gate that sets none: timeout bounds one
+// attempt, deadline all of them. Default 10s, 1m.
+func WithCheckTimeouts(timeout, deadline time.Duration) Option {
+	return func(o *options) { o.checkTimeout, o.checkDeadline = timeout, deadline }
+}
+
+// WithCheckFreshness is how long a check gate's result for a release stands before the
+// hook is called again, so that a dry run and the promotion right after it call the hook
+// once. Default 30s; 0 calls the hook every time.
+func WithCheckFreshness(d time.Duration) Option { return func(o *options) { o.checkFresh = d } }
+
 func buildOptions(opts []Option) (options, error) {
-	o := defaultOptions()
+	return buildOptionsFrom(defaultOptions(), opts)
+}
+
+// buildOptionsFrom applies opts to o and validates the result.
+func buildOptionsFrom(o options, opts []Option) (options, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -103,6 +127,10 @@ func buildOptions(opts []Option) (options, error) {
 		return o, fmt.Errorf("webhook retention %s must be positive", o.retention)
 	case o.consumer == "":
 		return o, fmt.Errorf("webhook consumer name is empty")
+	case o.checkTimeout <= 0 || o.checkDeadline < o.checkTimeout:
+		return o, fmt.Errorf("check timeout %s and deadline %s: the timeout must be positive and at most the deadline", o.checkTimeout, o.checkDeadline)
+	case o.checkFresh < 0:
+		return o, fmt.Errorf("check freshness %s is negative", o.checkFresh)
 	case o.log == nil:
 		o.log = slog.New(slog.DiscardHandler)
 	}

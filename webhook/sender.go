@@ -87,6 +87,8 @@ type result struct {
 	err    string         // what went wrong, without the URL (which may hold a token)
 	// refused is set when the target resolved into a refused range.
 	refused bool
+	// body is the start of the answer's body when it is not a 2xx.
+	body []byte
 }
 
 func (r result) ok() bool { return r.status >= 200 && r.status < 300 }
@@ -105,14 +107,18 @@ func (s *sender) send(ctx context.Context, target string, header http.Header, bo
 	if err != nil {
 		return describe(err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
 	r := result{status: resp.StatusCode, resp: resp}
 	if !r.ok() {
 		r.err = "answered " + resp.Status
+		r.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxSnippet))
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
 	return r
 }
+
+// maxSnippet is how much of a failed answer's body an attempt keeps.
+const maxSnippet = 4 << 10
 
 // describe turns a transport error into a short message that names no URL.
 func describe(err error) result {

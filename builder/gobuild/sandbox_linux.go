@@ -54,9 +54,9 @@ const landlockFileRights = unix.LANDLOCK_ACCESS_FS_EXECUTE | unix.LANDLOCK_ACCES
 // confined for good.
 func restrictThread(abi int, dirs []string) error {
 	writes := landlockWrites(abi)
-	attr := unix.LandlockRulesetAttr{Access_fs: writes}
+	attr := unix.LandlockRulesetAttr{Handled_access_fs: writes}
 	if abi >= 4 {
-		attr.Access_net = unix.LANDLOCK_ACCESS_NET_BIND_TCP
+		attr.Handled_access_net = unix.LANDLOCK_ACCESS_NET_BIND_TCP
 	}
 	if abi >= 6 {
 		attr.Scoped = unix.LANDLOCK_SCOPE_SIGNAL | unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET

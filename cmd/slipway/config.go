@@ -86,6 +86,8 @@ type serveConfig struct {
 	// SigningKeys are the paths of the PEM private keys: the first signs.
 	SigningKeys        []string
 	SigningKeyGenerate bool
+	// VulnDB is the vulnerability database the vulns gates scan against; "" for none.
+	VulnDB string
 }
 
 // setting is one flag with the environment variable that also sets it.
@@ -98,7 +100,7 @@ type setting struct {
 // serveSettings are the settings of serve and worker, in the order help lists them.
 func serveSettings(c *serveConfig) []setting {
 	return slices.Concat(serverSettings(c), processSettings(c), buildSettings(c), buildCacheSettings(c), requestSettings(c),
-		webhookSettings(c), chatSettings(c), frontSettings(c), signingSettings(c))
+		webhookSettings(c), chatSettings(c), frontSettings(c), signingSettings(c), gateSettings(c))
 }
 
 // serverSettings are the settings of where the server listens and keeps its state.
@@ -237,6 +239,13 @@ func signingSettings(c *serveConfig) []setting {
 			return nil
 		}},
 		{flag: "signing-key-generate", env: "SLIPWAY_SIGNING_KEY_GENERATE", def: "false", help: "when the first --signing-keys file does not exist, make a new key there (0600, PKCS#8 PEM) at start", set: setBool(&c.SigningKeyGenerate)},
+	}
+}
+
+// gateSettings are the settings of the channels' gates that look outside Redis.
+func gateSettings(c *serveConfig) []setting {
+	return []setting{
+		{flag: "vuln-db", env: "SLIPWAY_VULN_DB", def: "", help: "the Go vulnerability database the vulns gates scan release binaries against: a file:// URL of a mirror (index/db.json, index/modules.json, ID/<id>.json) or an https:// URL such as https://vuln.go.dev; empty fails every vulns gate", set: setString(&c.VulnDB)},
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
+	"github.com/slipway/slipway/vulns"
 	"github.com/slipway/slipway/webhook"
 )
 
@@ -50,8 +51,12 @@ type service struct {
 	blobsDesc string
 	toolchain *gobuild.Toolchain
 	builds    *builder.Builds
-	keys      *sign.Keys     // nil when nothing is signed
-	closers   []func() error // run by close, last first
+	keys      *sign.Keys // nil when nothing is signed
+	// verifier evaluates the channels' checks and require gates; checks signs their
+	// requests and keeps their secrets.
+	verifier *api.Verifier
+	checks   *webhook.Checker
+	closers  []func() error // run by close, last first
 	// buildCache is the shared build cache's server, once startWorkers has started it.
 	buildCache atomic.Pointer[gocache.Server]
 }
@@ -130,7 +135,46 @@ func (s *service) openRest(ctx context.Context) error {
 	if s.keys, err = loadSigningKeys(cfg, s.log); err != nil {
 		return err
 	}
+	if err := s.openVerifier(); err != nil {
+		return err
+	}
 	return builder.EnsureQueue(ctx, s.rdb)
+}
+
+// openVerifier makes the verifier of the gates that look outside Redis (check hooks,
+// signatures, vulnerabilities), which the API's promotions and the workers' automatic
+// promotions alike evaluate.
+func (s *service) openVerifier() error {
+	checks, err := webhook.NewChecker(s.rdb, webhook.WithAllowNets(s.cfg.WebhookAllowNets),
+		webhook.WithSecretGrace(s.cfg.WebhookSecretGrace), webhook.WithLogger(s.log))
+	if err != nil {
+		return err
+	}
+	d := api.VerifierDeps{Builds: s.builds, Blobs: s.blobs, Checks: checks, SigningKeys: s.publicKeys(), Log: s.log,
+		Channels: release.NewChannels(s.rdb, release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain}))}
+	if s.cfg.VulnDB != "" {
+		tmp, err := s.claimScratch(filepath.Join(s.cfg.DataDir, "vulns"))
+		if err != nil {
+			return err
+		}
+		if d.Vulns, err = vulns.New(s.rdb, s.cfg.VulnDB, tmp.Path()); err != nil {
+			return fmt.Errorf("%v (SLIPWAY_VULN_DB)", err)
+		}
+	}
+	v, err := api.NewVerifier(d)
+	if err != nil {
+		return err
+	}
+	s.verifier, s.checks = v, checks
+	return nil
+}
+
+// vulnIDs is what release diffs compare vulnerabilities with: nil without a database.
+func (s *service) vulnIDs() api.VulnLister {
+	if s.cfg.VulnDB == "" {
+		return nil
+	}
+	return s.verifier.VulnIDs
 }
 
 func (s *service) sourceLimits() source.Limits {
@@ -333,6 +377,7 @@ func (s *service) newAPI() (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildCacheMetrics{&s.buildCache})
+	reg.MustRegister(s.verifier.Collectors()...)
 	apps := release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain})
 	opts := s.apiOptions()
 	hooks, err := webhook.NewStore(s.rdb, s.webhookOptions()...)
@@ -344,21 +389,24 @@ func (s *service) newAPI() (*api.Server, error) {
 		return nil, err
 	}
 	return api.New(api.Deps{
-		Apps:        apps,
-		Releases:    release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
-		Channels:    release.NewChannels(s.rdb, apps),
-		Builds:      s.builds,
-		Intake:      intake,
-		Blobs:       s.blobs,
-		Idempotency: api.NewIdempotency(s.rdb, 0),
-		Tokens:      auth.NewTokens(s.rdb),
-		Sessions:    auth.NewSessions(s.rdb, 0),
-		Events:      events.NewLog(s.rdb),
-		Webhooks:    hooks,
-		Limiter:     auth.NewRateLimiter(s.rdb, s.cfg.RateLimit, s.cfg.RateBurst),
-		Chat:        chatops.NewStore(s.rdb),
-		ChatPoster:  poster,
-		SigningKeys: s.publicKeys(),
+		Apps:          apps,
+		Releases:      release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
+		Channels:      release.NewChannels(s.rdb, apps),
+		Builds:        s.builds,
+		Intake:        intake,
+		Blobs:         s.blobs,
+		Idempotency:   api.NewIdempotency(s.rdb, 0),
+		Tokens:        auth.NewTokens(s.rdb),
+		Sessions:      auth.NewSessions(s.rdb, 0),
+		Events:        events.NewLog(s.rdb),
+		Webhooks:      hooks,
+		Limiter:       auth.NewRateLimiter(s.rdb, s.cfg.RateLimit, s.cfg.RateBurst),
+		Chat:          chatops.NewStore(s.rdb),
+		ChatPoster:    poster,
+		SigningKeys:   s.publicKeys(),
+		ChecksSecrets: s.checks,
+		Verifier:      s.verifier,
+		Vulns:         s.vulnIDs(),
 		Checks: []api.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return pingRedis(ctx, s.rdb) }},
 			{Name: "blobs", Ping: s.blobs.Ping},

@@ -1,0 +1,3 @@
+module example.com/b32app
+
+go 1.26

@@ -1,0 +1,3 @@
+module example.com/csvapp
+
+go 1.26
