@@ -19,15 +19,14 @@ var allowed = map[string][]string{
 	"events":  {"events", "store"},
 	"webhook": {"webhook", "events", "invalid", "store"},
 	"invalid": {"invalid"},
-	"vulns":   {"vulns", "store"},
 	"builder": {"builder", "events", "invalid", "store"},
 	"release": {"release", "events", "invalid", "store"},
 	// chatops reads commands and writes answers about release's channels and moves; the
 	// API runs the moves, so chatops never imports it, nor webhook (cmd hands it
 	// webhook's guarded HTTP client).
 	"chatops": {"chatops", "release", "invalid", "store"},
-	"api":     {"api", "openapi", "auth", "builder", "chatops", "events", "invalid", "release", "store", "vulns", "webhook"},
-	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "chatops", "events", "invalid", "release", "store", "vulns", "webhook"},
+	"api":     {"api", "openapi", "auth", "builder", "chatops", "events", "invalid", "release", "store", "webhook"},
+	"cmd":     {"cmd", "api", "openapi", "auth", "builder", "chatops", "events", "invalid", "release", "store", "webhook"},
 	"<root>":  {},
 	"bench":   {"bench", "api", "openapi", "auth", "builder", "events", "invalid", "release", "store", "webhook"},
 }
@@ -56,8 +55,8 @@ var thirdParty = []struct {
 	{name: "the Kubernetes API", prefix: "k8s.io/"},
 	{name: "the Kubernetes API", prefix: "sigs.k8s.io/"},
 	{name: "KEDA's API", prefix: "github.com/kedacore/"},
-	// golang.org/x/vuln (govulncheck) scans binaries in vulns/, which the API's gates call.
-	{name: "golang.org/x/vuln", prefix: "golang.org/x/vuln/", trees: []string{"vulns"}},
+	// golang.org/x/vuln (govulncheck) scans binaries in builder/vulns, which the API's gates call.
+	{name: "golang.org/x/vuln", prefix: "golang.org/x/vuln/", trees: []string{"builder"}},
 }
 
 func tree(importPath string) string {

@@ -383,9 +383,9 @@ go test $RACEFLAG -count=1 -timeout 60m "$@"
 # test (SLIPWAY_TEST_REDIS=cluster), where a command over keys of several hash slots
 # fails; those of the arguments' packages, with the same go test flags.
 CLUSTER_PKGS=()
-for c in ./store ./release ./builder ./api ./events ./webhook ./auth ./chatops ./vulns; do
+for c in ./store ./release ./builder ./api ./events ./webhook ./auth ./chatops ./builder/vulns; do
 	for p in "${PKGS[@]}"; do
-		case "$p" in ./... | "$c" | "$c/...") CLUSTER_PKGS+=("$c"); break ;; esac
+		case "$p" in ./... | "$c" | "$c/..." | "${c%/*}/...") CLUSTER_PKGS+=("$c"); break ;; esac
 	done
 done
 if [ "${#CLUSTER_PKGS[@]}" -gt 0 ]; then
