@@ -58,7 +58,7 @@ func (l buildLookup) BuildRef(ctx context.Context, app, id string) (release.Buil
 	if err != nil {
 		return release.BuildRef{}, err
 	}
-	ref := release.BuildRef{ID: b.ID, Version: b.Version, Status: string(b.Status), Succeeded: b.Status == builder.StatusSucceeded}
+	ref := release.BuildRef{ID: b.ID, Version: b.Version, Status: string(b.Status), Succeeded: b.Status == builder.StatusSucceeded, CreatedByID: b.CreatedByID}
 	if b.Image != nil {
 		ref.ImageDigest = b.Image.Digest
 	}
