@@ -194,6 +194,7 @@ func (c *Channels) appForMove(ctx context.Context, app string, fresh bool) (stam
 // may have changed since: the generation (a move, a pin), the soak of the release in the
 // policy's channel, the count of approvals that count, and the windows' deadline, on the
 // caller's clock. Any of those changed answers {regate}, and the caller evaluates again.
+//
 //	returns {outcome, event JSON or "", the channel hash's fields and values...}; outcome is
 //	        ok, unchanged, stale, locked, policy, nothing, missing_release or
 //	        not_in_channel; or {app_changed}, {source_moved} or {regate} alone, when what
