@@ -46,6 +46,9 @@ func (e *GatesError) Error() string {
 
 func (e *GatesError) Unwrap() error { return ErrGates }
 
+// Failed returns the gates that did not pass.
+func (e *GatesError) Failed() []GateState { return GateReport{States: e.States}.Failed() }
+
 // FieldError is one problem with one field of a request.
 type FieldError = invalid.Field
 
