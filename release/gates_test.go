@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -197,7 +197,6 @@ func TestGates(t *testing.T) {
 		})
 	}
 }
-
 
 // TestPromoteRacesRevocation races promotions of a release with one approval against the
 // revocation of that approval, many times: the pointer moves only when the revocation
