@@ -393,7 +393,7 @@ func cmdApprove(ctx context.Context, e *cliEnv, cmd *clientCommand, args []strin
 // gatesRefused is a dry run whose gates do not all pass: exit 3, the table said it.
 type gatesRefused struct{}
 
-func (gatesRefused) Error() string  { return "not every gate passes" }
+func (gatesRefused) Error() string { return "not every gate passes" }
 func (gatesRefused) ExitCode() int { return exitRejected }
 
 // cmdGates is `slipway gates A CH [V]`.
