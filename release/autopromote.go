@@ -213,6 +213,9 @@ func (p *AutoPromoter) promote(ctx context.Context, a App, ch Channel) (time.Tim
 	return time.Time{}, nil
 }
 
+// autoBlock bounds one wait for the apps' events.
+const autoBlock = 2 * time.Second
+
 // retryAt is the earliest time a pending gate may pass by itself; zero for none.
 func retryAt(states []GateState) time.Time {
 	var at time.Time
@@ -278,7 +281,9 @@ func (p *AutoPromoter) Run(ctx context.Context) error {
 		if wait <= 0 {
 			continue
 		}
-		evs, next, err := p.events.Read(ctx, watched, cursor, max(wait, time.Millisecond), 100)
+		// A blocked read does not end with ctx, so it waits at most autoBlock at a time (as
+		// the build workers' claims do), and the scheduler stops within that.
+		evs, next, err := p.events.Read(ctx, watched, cursor, min(max(wait, time.Millisecond), autoBlock), 100)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.WarnContext(ctx, "auto_promote: reading events", "err", err)
