@@ -103,7 +103,9 @@ package store
 //	                            one scheduler of the fleet does it at a time
 //	slipway:{<app>}:channel:<ch>:history  list: the channel's events as JSON (seq, action,
 //	                            from_version, to_version, actor, actor_id, reason, at,
-//	                            reverts), oldest first; an event's seq is its position + 1
+//	                            reverts, override, pinned, unpinned), oldest first; an event's
+//	                            seq is its position + 1. Approvals that count are events too
+//	                            (action approve or revoke, to_version the release)
 //	slipway:{<app>}:channel:<ch>:seen     sorted set, score = release sequence, member =
 //	                            version: every release that has been in the channel (the
 //	                            input of promotion policies)
