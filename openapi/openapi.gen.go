@@ -1192,7 +1192,7 @@ type GateState struct {
 	// Detail What is met or missing, in words.
 	Detail string `json:"detail"`
 
-	// Gate soak, approvals, windows, pinned (automation), signed, provenance, vulns, or check:<name>.
+	// Gate soak, approvals, windows, pinned (automation), signed, provenance, vulns, or check:<name>; the dry run adds policy and locked when those refuse.
 	Gate string `json:"gate"`
 
 	// RetryAt When the gate may pass by itself (the soak ends, a window opens).
@@ -2277,7 +2277,9 @@ type ClientInterface interface {
 	// GetChannelGates The dry run: every gate a promotion of the release would meet and miss now.
 	//
 	// Name the release by `version`, or by `from` (what that channel holds now). Nothing is
-	// written; `allowed` is what a promotion would find at this moment.
+	// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+	// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+	// when those would refuse the promotion.
 	//
 	// Corresponds with GET /v1/apps/{app}/channels/{channel}/gates (the `GetChannelGates` operationId).
 	GetChannelGates(ctx context.Context, app AppName, channel ChannelName, params *GetChannelGatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3338,7 +3340,9 @@ func (c *Client) RevokeApproval(ctx context.Context, app AppName, channel Channe
 // GetChannelGates The dry run: every gate a promotion of the release would meet and miss now.
 //
 // Name the release by `version`, or by `from` (what that channel holds now). Nothing is
-// written; `allowed` is what a promotion would find at this moment.
+// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+// when those would refuse the promotion.
 //
 // Corresponds with GET /v1/apps/{app}/channels/{channel}/gates (the `GetChannelGates` operationId).
 func (c *Client) GetChannelGates(ctx context.Context, app AppName, channel ChannelName, params *GetChannelGatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8498,7 +8502,9 @@ type ClientWithResponsesInterface interface {
 	// GetChannelGatesWithResponse The dry run: every gate a promotion of the release would meet and miss now.
 	//
 	// Name the release by `version`, or by `from` (what that channel holds now). Nothing is
-	// written; `allowed` is what a promotion would find at this moment.
+	// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+	// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+	// when those would refuse the promotion.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -14283,7 +14289,9 @@ func (c *ClientWithResponses) RevokeApprovalWithResponse(ctx context.Context, ap
 // GetChannelGatesWithResponse The dry run: every gate a promotion of the release would meet and miss now.
 //
 // Name the release by `version`, or by `from` (what that channel holds now). Nothing is
-// written; `allowed` is what a promotion would find at this moment.
+// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+// when those would refuse the promotion.
 //
 // Returns a wrapper object for the known response body format(s).
 //

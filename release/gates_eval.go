@@ -86,7 +86,38 @@ func (c *Channels) Gates(ctx context.Context, app, channel string, q GateQuery) 
 	if err != nil {
 		return GateReport{}, err
 	}
-	return c.evaluate(ctx, a, a.Channels[i], rel, q.Auto, c.now().UTC())
+	rep, err := c.evaluate(ctx, a, a.Channels[i], rel, q.Auto, c.now().UTC())
+	if err != nil {
+		return GateReport{}, err
+	}
+	// What refuses a promotion besides the gates, so that the dry run says all of it: the
+	// channel's policy and its lock.
+	ch := a.Channels[i]
+	var lock *redis.SliceCmd
+	var seen *redis.FloatCmd
+	if _, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		lock = p.HMGet(ctx, store.ChannelKey(app, ch.Name), "locked", "lock_reason")
+		if ch.From != "" {
+			seen = p.ZScore(ctx, store.ChannelSeenKey(app, ch.From), rel.Version)
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return GateReport{}, fmt.Errorf("reading channel %s: %w", ch.Name, err)
+	}
+	var extra []GateState
+	if seen != nil && errors.Is(seen.Err(), redis.Nil) {
+		extra = append(extra, GateState{Gate: "policy", Status: GateFailed,
+			Detail: fmt.Sprintf("%s takes only releases that have been in %s, and %s has not been there; promote it to %s first", ch.Name, ch.From, rel.Version, ch.From)})
+	}
+	if v := lock.Val(); len(v) == 2 && v[0] == "1" {
+		reason, _ := v[1].(string)
+		extra = append(extra, GateState{Gate: "locked", Status: GateFailed, Detail: fmt.Sprintf("%s is locked (%s); unlock it first", ch.Name, reason)})
+	}
+	if len(extra) > 0 {
+		rep.States = append(extra, rep.States...)
+		rep.Allowed = false
+	}
+	return rep, nil
 }
 
 // release reads one release, or ErrNotFound.

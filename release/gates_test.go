@@ -450,3 +450,26 @@ func TestApprovals(t *testing.T) {
 		t.Errorf("approvals key of 1.0.0 exists = %d", n)
 	}
 }
+
+// TestDryRunSaysPolicyAndLock checks that the dry run reports what refuses a promotion
+// besides the gates: the channel's policy and its lock.
+func TestDryRunSaysPolicyAndLock(t *testing.T) {
+	r := gatedRig(t, storetest.Redis(t), release.Channel{Gates: &release.Gates{Approvals: 1}}, newClock(wed))
+	ctx := context.Background()
+	r.release(t, "2.0.0")
+	rep, err := r.channels.Gates(ctx, "hello", "prod", release.GateQuery{Version: "2.0.0"})
+	if err != nil || rep.Allowed || statuses(rep.States) != "policy=failed approvals=failed" || !strings.Contains(rep.States[0].Detail, "promote it to staging first") {
+		t.Fatalf("Gates(never in staging) = %+v %v", rep, err)
+	}
+	r.toStaging(t, "1.0.0")
+	r.approve(t, "1.0.0", "alice")
+	r.move(t, "prod", release.Move{Action: release.ActionLock, Reason: "audit"})
+	rep, err = r.channels.Gates(ctx, "hello", "prod", release.GateQuery{FromChannel: "staging"})
+	if err != nil || rep.Allowed || statuses(rep.States) != "locked=failed approvals=passed" || !strings.Contains(rep.States[0].Detail, "locked (audit)") {
+		t.Fatalf("Gates(locked) = %+v %v", rep, err)
+	}
+	r.move(t, "prod", release.Move{Action: release.ActionUnlock})
+	if rep, _ = r.channels.Gates(ctx, "hello", "prod", release.GateQuery{FromChannel: "staging"}); !rep.Allowed {
+		t.Errorf("Gates(unlocked) = %+v", rep)
+	}
+}
