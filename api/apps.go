@@ -140,7 +140,7 @@ func (s *Server) PutApp(c echo.Context, name openapi.AppName, params openapi.Put
 	if in.Channels != nil {
 		chs := make([]release.Channel, len(*in.Channels))
 		for i, ch := range *in.Channels {
-			chs[i] = release.Channel{Name: ch.Name}
+			chs[i] = release.Channel{Name: ch.Name, Gates: releaseGates(ch.Gates), AutoPromote: deref(ch.AutoPromote)}
 			if ch.From != nil {
 				chs[i].From = *ch.From
 			}
@@ -182,9 +182,12 @@ func (s *Server) DeleteApp(c echo.Context, name openapi.AppName, params openapi.
 func appResponse(a release.App) openapi.App {
 	chs := make([]openapi.ChannelSpec, len(a.Channels))
 	for i, ch := range a.Channels {
-		chs[i] = openapi.ChannelSpec{Name: ch.Name}
+		chs[i] = openapi.ChannelSpec{Name: ch.Name, Gates: apiGates(ch.Gates)}
 		if ch.From != "" {
 			chs[i].From = ptr(ch.From)
+		}
+		if ch.AutoPromote {
+			chs[i].AutoPromote = ptr(true)
 		}
 	}
 	return openapi.App{

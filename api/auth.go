@@ -91,8 +91,11 @@ const (
 // has reports whether the principal holds scope; channel is the path's channel, which a
 // promote:<channel> scope must match.
 func (p *principal) has(scope, channel string) bool {
-	return covers(p.scopes, scope) || (scope == "promote" && channel != "" && covers(p.scopes, "promote:"+channel))
+	return covers(p.scopes, scope) || (channelScopes[scope] && channel != "" && covers(p.scopes, scope+":"+channel))
 }
+
+// channelScopes are the scopes that may be held for one channel, as <scope>:<channel>.
+var channelScopes = map[string]bool{"promote": true, "approve": true, "override": true}
 
 // covers reports whether the scopes held include want: admin holds every scope, promote
 // holds promote:<channel>, and every scope holds read.
@@ -103,7 +106,7 @@ func covers(held []string, want string) bool {
 			return true
 		case want == "read":
 			return true
-		case s == "promote" && strings.HasPrefix(want, "promote:"):
+		case channelScopes[s] && strings.HasPrefix(want, s+":"):
 			return true
 		}
 	}
@@ -355,8 +358,8 @@ func (s *Server) guard(c echo.Context, req requirement, app, channel string) err
 	}
 	if !p.has(req.scope, channel) {
 		what := req.scope
-		if req.scope == "promote" && channel != "" {
-			what = "promote (or promote:" + channel + ")"
+		if channelScopes[req.scope] && channel != "" {
+			what = req.scope + " (or " + req.scope + ":" + channel + ")"
 		}
 		return s.forbidden(c, req, "token %s lacks the %s scope; it has %s", p.name, what, strings.Join(p.scopes, ", "))
 	}
@@ -528,12 +531,12 @@ func (s *Server) CreateToken(c echo.Context) error {
 		verr.Fields = append(verr.Fields, release.FieldError{Field: "name", Detail: why + "; pick another name"})
 	}
 	if len(in.Scopes) == 0 {
-		verr.Fields = append(verr.Fields, release.FieldError{Field: "scopes", Detail: "at least one scope: read, build, release, promote, promote:<channel> or admin"})
+		verr.Fields = append(verr.Fields, release.FieldError{Field: "scopes", Detail: "at least one scope: read, build, release, promote, promote:<channel>, approve, approve:<channel>, override, override:<channel> or admin"})
 	}
 	for i, sc := range in.Scopes {
 		if !validScope(sc) {
 			verr.Fields = append(verr.Fields, release.FieldError{Field: fmt.Sprintf("scopes[%d]", i),
-				Detail: fmt.Sprintf("%q is not read, build, release, promote, promote:<channel> or admin", sc)})
+				Detail: fmt.Sprintf("%q is not read, build, release, promote, promote:<channel>, approve, approve:<channel>, override, override:<channel> or admin", sc)})
 		}
 	}
 	apps := deref(in.Apps)
@@ -650,9 +653,26 @@ var tokenName = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
 
 func validScope(s string) bool {
 	switch s {
-	case "read", "build", "release", "promote", "admin":
+	case "read", "build", "release", "promote", "approve", "override", "admin":
 		return true
 	}
-	ch, ok := strings.CutPrefix(s, "promote:")
-	return ok && release.ValidateName(ch) == nil
+	scope, ch, ok := strings.Cut(s, ":")
+	return ok && channelScopes[scope] && release.ValidateName(ch) == nil
+}
+
+// mayOverride checks that the caller may override the gates of channel: the scope
+// override:<channel>, override or admin.
+func (s *Server) mayOverride(c echo.Context, channel string) error {
+	if s.opts.adminToken == "" {
+		return nil
+	}
+	p := caller(c)
+	if p != nil && p.has("override", channel) {
+		return nil
+	}
+	name := anonymousName
+	if p != nil {
+		name = p.name
+	}
+	return newProblem(openapi.ProblemForbidden, "%s may not override the gates of %s: that needs the scope override:%s (or override, or admin)", name, channel, channel)
 }

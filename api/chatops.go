@@ -141,7 +141,7 @@ func (s *Server) runCommand(c echo.Context, chat ChatStore, req chatops.Request)
 		return p.Message(chatops.Ephemeral, s.chatFailure(ctx, rid, cmd, err))
 	}
 	who := &principal{id: req.User(), name: req.Actor(), scopes: user.Scopes, apps: user.Apps}
-	if !who.has(cmd.Scope(), cmd.Channel) {
+	if !who.has(cmd.Scope(), cmd.Channel) || (cmd.Override && !who.has("override", cmd.Channel)) {
 		return p.Message(chatops.Ephemeral, chatops.ScopeRefusedText(who.name, cmd, user.Scopes))
 	}
 	if !who.allowsApp(cmd.App) {
@@ -175,6 +175,13 @@ func (s *Server) runCommand(c echo.Context, chat ChatStore, req chatops.Request)
 			return p.Message(chatops.Ephemeral, s.chatFailure(ctx, rid, cmd, err))
 		}
 		return p.Message(chatops.Ephemeral, chatops.DiffText(cmd, d.Changes.Summary(d.From.Version, d.To.Version)))
+	case chatops.VerbApprove:
+		ap, created, err := s.deps.Channels.Approve(ctx, cmd.App, cmd.Channel, release.ApprovalSpec{
+			Version: cmd.Version, Reason: cmd.Reason, Actor: who.name, ActorID: who.id})
+		if err != nil {
+			return p.Message(chatops.Ephemeral, s.chatFailure(ctx, rid, cmd, err))
+		}
+		return p.Message(chatops.ApprovedText(cmd, ap, created))
 	}
 	return s.chatMove(c, req, cmd)
 }
@@ -489,11 +496,11 @@ func (s *Server) PutChatUser(c echo.Context, user openapi.ChatUserID) error {
 	}
 	var verr release.ValidationError
 	if len(in.Scopes) == 0 {
-		verr.Add("scopes", "at least one scope: read, build, release, promote, promote:<channel> or admin")
+		verr.Add("scopes", "at least one scope: read, build, release, promote, promote:<channel>, approve, approve:<channel>, override, override:<channel> or admin")
 	}
 	for i, sc := range in.Scopes {
 		if !validScope(sc) {
-			verr.Add(fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("%q is not read, build, release, promote, promote:<channel> or admin", sc))
+			verr.Add(fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("%q is not read, build, release, promote, promote:<channel>, approve, approve:<channel>, override, override:<channel> or admin", sc))
 		}
 	}
 	apps := deref(in.Apps)

@@ -263,10 +263,10 @@ func TestChatSlackCommands(t *testing.T) {
 	}{
 		{"status hello", chatops.Ephemeral, []string{"hello:", "• dev: 2.0.0 (by slack:U123 (alice),", "• prod: no release yet"}},
 		{"releases hello", chatops.Ephemeral, []string{"hello's newest releases:", "• 2.0.0 (build b2,", "in dev", "• 1.0.0 (build b1"}},
-		{"help", chatops.Ephemeral, []string{"`/slipway promote APP CH VERSION|--from CH REASON...`"}},
+		{"help", chatops.Ephemeral, []string{"`/slipway promote APP CH [--override] VERSION|--from CH REASON...`"}},
 		{"", chatops.Ephemeral, []string{"`/slipway status APP`"}},
 		{"diff hello dev prod", chatops.Ephemeral, []string{"diff hello dev failed: Conflict: channel prod of app hello holds no release yet"}},
-		{"promote hello dev", chatops.Ephemeral, []string{"Usage: `/slipway promote APP CH VERSION|--from CH REASON...`"}},
+		{"promote hello dev", chatops.Ephemeral, []string{"Usage: `/slipway promote APP CH [--override] VERSION|--from CH REASON...`"}},
 		{"promote hello dev 9.9.9 nope", chatops.Ephemeral, []string{"promote hello dev failed: Not found:", "9.9.9"}},
 		{"status nowhere", chatops.Ephemeral, []string{"is limited to the apps hello, not nowhere"}},
 		{"lock hello dev freeze", chatops.InChannel, []string{"hello dev locked by slack:U123 (alice): freeze"}},
@@ -579,5 +579,41 @@ func TestChatAdminRoutes(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), `"path":"/v1/chatops/secrets/slack"`) {
 		t.Errorf("the log has no request to set the secret: %.500s", e.logs.String())
+	}
+}
+
+// TestChatApproveAndOverride approves a release for a gated channel from chat, and
+// overrides the gates of another, each with the scope it needs; the override is said
+// loudly in the answer.
+func TestChatApproveAndOverride(t *testing.T) {
+	e := newChatEnv(t, 1000, 1000)
+	if r := e.do("PUT", "/v1/apps/hello", bearer(adminToken), `{"platforms":["linux/amd64"],"channels":[{"name":"dev"},{"name":"prod","from":"dev","gates":{"approvals":1}}]}`); r.status != http.StatusOK {
+		t.Fatalf("PUT app = %d %s", r.status, r.body)
+	}
+	e.mapUser("slack:U9", `{"scopes":["approve:prod"],"apps":["hello"]}`)
+	e.mapUser("slack:U8", `{"scopes":["promote"],"apps":["hello"]}`)
+	e.mapUser("slack:U7", `{"scopes":["promote","override:prod"],"apps":["hello"]}`)
+	for _, tc := range []struct {
+		user, text string
+		rt         chatops.ResponseType
+		want       string
+	}{
+		{"U8", "approve hello prod 1.0.0", chatops.Ephemeral, "needs the approve (or approve:prod) scope"},
+		{"U8", "promote hello prod 1.0.0 ship", chatops.Ephemeral, "approvals failed: 0 of 1 approvals"},
+		{"U9", "approve hello prod 1.0.0 canary is clean", chatops.InChannel, "hello 1.0.0 approved for prod by slack:U9 (carol): canary is clean"},
+		{"U9", "approve hello prod 1.0.0", chatops.Ephemeral, "You approved hello 1.0.0 for prod already"},
+		{"U8", "promote hello prod 1.0.0 ship", chatops.InChannel, "hello 1.0.0 promoted to prod by slack:U8 (carol)"},
+		{"U8", "promote hello dev 2.0.0 next", chatops.InChannel, "promoted to dev"},
+		{"U8", "promote hello prod --override 2.0.0 hotfix", chatops.Ephemeral, "needs the override (or override:prod) scope"},
+		{"U7", "promote hello prod --override 2.0.0 hotfix", chatops.InChannel, "OVERRIDE of the gates that did not pass: approvals failed"},
+	} {
+		m := e.slack(e.slackForm(tc.user, "carol", tc.text)).message(t)
+		if m.ResponseType != tc.rt || !strings.Contains(m.Text, tc.want) {
+			t.Errorf("%s %q answered %s %q, want %s with %q", tc.user, tc.text, m.ResponseType, m.Text, tc.rt, tc.want)
+		}
+	}
+	ch, hist := e.channel("prod")
+	if deref(ch.Release) != "2.0.0" || len(hist) != 3 || hist[0].Override == nil || hist[2].Action != "approve" || deref(hist[2].ActorId) != "slack:U9" {
+		t.Errorf("prod = %s, history %+v", deref(ch.Release), hist)
 	}
 }

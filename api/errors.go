@@ -67,6 +67,7 @@ var (
 		openapi.ProblemConflict:              {http.StatusConflict, "Conflict"},
 		openapi.ProblemIdempotencyInFlight:   {http.StatusConflict, "Idempotency-Key in use"},
 		openapi.ProblemPolicyViolation:       {http.StatusConflict, "Promotion policy violated"},
+		openapi.ProblemGatesFailed:           {http.StatusConflict, "Gates not passed"},
 		openapi.ProblemChannelLocked:         {http.StatusLocked, "Channel locked"},
 		openapi.ProblemSourceInvalid:         {http.StatusUnprocessableEntity, "Source refused"},
 		openapi.ProblemTargetRefused:         {http.StatusUnprocessableEntity, "Webhook target refused"},
@@ -134,6 +135,7 @@ type problemError struct {
 	fields  []openapi.FieldError
 	checks  map[string]string
 	channel *openapi.Channel
+	gates   []openapi.GateState
 	header  http.Header
 	// cause is the error behind a problem that is the server's, for its log.
 	cause error
@@ -190,6 +192,7 @@ var problemRules = []problemRule{
 	is(builder.ErrNotFound, openapi.ProblemNotFound, errText),
 	is(builder.ErrConflict, openapi.ProblemConflict, errText),
 	as(channelStaleProblem),
+	as(gatesProblem),
 	is(release.ErrLocked, openapi.ProblemChannelLocked, errText),
 	is(release.ErrPolicy, openapi.ProblemPolicyViolation, errText),
 	is(release.ErrConflict, openapi.ProblemConflict, errText),
@@ -288,6 +291,13 @@ func channelStaleProblem(chStale *release.ChannelStaleError) *problemError {
 	ch := channelResponse(chStale.Current)
 	p.channel = &ch
 	p.header = http.Header{headerETag: {formatETag(chStale.Current.Generation)}}
+	return p
+}
+
+// gatesProblem is a promotion the channel's gates refused: it lists every gate's state.
+func gatesProblem(e *release.GatesError) *problemError {
+	p := newProblem(openapi.ProblemGatesFailed, "%s; see gates for every gate's state, or override with a reason (scope override:%s)", e.Error(), e.Channel)
+	p.gates = gateStates(e.States)
 	return p
 }
 
@@ -418,6 +428,9 @@ func problemDoc(c echo.Context, p *problemError, rid string) openapi.Problem {
 	}
 	if len(p.checks) > 0 {
 		doc.Checks = &p.checks
+	}
+	if p.gates != nil {
+		doc.Gates = &p.gates
 	}
 	return doc
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -38,6 +39,10 @@ type ChannelStore interface {
 	Move(ctx context.Context, app, name string, m release.Move) (release.MoveResult, error)
 	History(ctx context.Context, app, name string, before int64, limit int) ([]release.Event, int64, error)
 	ChannelsOf(ctx context.Context, app string) (map[string][]string, error)
+	Gates(ctx context.Context, app, channel string, q release.GateQuery) (release.GateReport, error)
+	Approve(ctx context.Context, app, channel string, spec release.ApprovalSpec) (release.Approval, bool, error)
+	Revoke(ctx context.Context, app, channel string, spec release.ApprovalSpec) (release.Approval, error)
+	Approvals(ctx context.Context, app, channel, version string) ([]release.Approval, error)
 }
 
 var (
@@ -58,7 +63,7 @@ func (l buildLookup) BuildRef(ctx context.Context, app, id string) (release.Buil
 	if err != nil {
 		return release.BuildRef{}, err
 	}
-	ref := release.BuildRef{ID: b.ID, Version: b.Version, Status: string(b.Status), Succeeded: b.Status == builder.StatusSucceeded}
+	ref := release.BuildRef{ID: b.ID, Version: b.Version, Status: string(b.Status), Succeeded: b.Status == builder.StatusSucceeded, CreatedByID: b.CreatedByID}
 	if b.Image != nil {
 		ref.ImageDigest = b.Image.Digest
 	}
@@ -212,7 +217,8 @@ func (s *Server) GetChannel(c echo.Context, app openapi.AppName, channel openapi
 func (s *Server) PromoteChannel(c echo.Context, app openapi.AppName, channel openapi.ChannelName, params openapi.PromoteChannelParams) error {
 	var in openapi.PromoteInput
 	return s.move(c, app, channel, params.IfMatch, params.IdempotencyKey, &in, func() release.Move {
-		return release.Move{Action: release.ActionPromote, Version: deref(in.Version), FromChannel: deref(in.From), Reason: deref(in.Reason)}
+		return release.Move{Action: release.ActionPromote, Version: deref(in.Version), FromChannel: deref(in.From), Reason: deref(in.Reason),
+			Override: deref(in.Override)}
 	})
 }
 
@@ -253,6 +259,11 @@ func (s *Server) move(c echo.Context, app, channel string, ifMatch, key *string,
 	}
 	m := mk()
 	m.Actor, m.ActorID = actor(c), actorID(c)
+	if m.Override {
+		if err := s.mayOverride(c, channel); err != nil {
+			return err
+		}
+	}
 	if ifMatch != nil {
 		gen, err := parseChannelETag(*ifMatch)
 		if err != nil {
@@ -269,6 +280,9 @@ func (s *Server) move(c echo.Context, app, channel string, ifMatch, key *string,
 		out := openapi.ChannelMove{Channel: channelResponse(res.Channel), Changed: res.Changed}
 		if res.Event != nil {
 			out.Event = ptr(eventResponse(*res.Event))
+		}
+		if res.Gates != nil {
+			out.Gates = ptr(gateStates(res.Gates.States))
 		}
 		return http.StatusOK, out, nil
 	})
@@ -399,6 +413,19 @@ func channelResponse(st release.ChannelState) openapi.Channel {
 		out.UpdatedBy = ptr(st.UpdatedBy)
 	}
 	out.UpdatedById = nonEmpty(st.UpdatedByID)
+	out.Since = st.Since
+	if st.Pinned {
+		out.Pinned = ptr(true)
+		out.Pin = &struct {
+			At     time.Time `json:"at"`
+			By     string    `json:"by"`
+			ById   *string   `json:"by_id,omitempty"`
+			Reason string    `json:"reason"`
+		}{By: st.PinnedBy, ById: nonEmpty(st.PinnedByID), Reason: st.PinReason}
+		if st.PinnedAt != nil {
+			out.Pin.At = *st.PinnedAt
+		}
+	}
 	return out
 }
 
@@ -413,6 +440,17 @@ func eventResponse(ev release.Event) openapi.ChannelEvent {
 	}
 	if ev.Reverts != 0 {
 		out.Reverts = ptr(ev.Reverts)
+	}
+	if ev.Override != nil {
+		out.Override = &struct {
+			Gates []openapi.GateState `json:"gates"`
+		}{Gates: gateStates(ev.Override.Gates)}
+	}
+	if ev.Pinned {
+		out.Pinned = ptr(true)
+	}
+	if ev.Unpinned {
+		out.Unpinned = ptr(true)
 	}
 	return out
 }

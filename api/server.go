@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/slipway/slipway/api/portal"
 	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
@@ -72,9 +71,6 @@ type Deps struct {
 	SigningKeys []sign.PublicKey
 	// Sessions, when set, serves the portal under /ui/, whose sign-in opens a session.
 	Sessions SessionStore
-	// Gates, when set, tells the portal's promote form where a promotion's gates stand;
-	// without it the form says gate checks are not available.
-	Gates portal.GateChecker
 	// Vulns, when set, lists a build's known vulnerabilities, which diffs compare;
 	// without it a diff says no vulnerability database is configured.
 	Vulns VulnLister

@@ -118,7 +118,7 @@ type gridCell struct {
 	At           *time.Time
 	By           string
 	Locked       bool
-	// Pinned is whether a rollback pinned the channel, once channels record it.
+	// Pinned is whether a rollback pinned the channel against auto_promote.
 	Pinned bool
 }
 
@@ -167,7 +167,7 @@ func (s *Server) uiApps(c echo.Context, u *uiReq) error {
 			cell := gridCell{App: a.Name, Channel: name}
 			if i := slices.IndexFunc(states, func(st release.ChannelState) bool { return st.Name == name }); i >= 0 {
 				st := states[i]
-				cell.Present, cell.Release, cell.Digest, cell.At, cell.By, cell.Locked = true, st.Release, st.ImageDigest, st.UpdatedAt, st.UpdatedBy, st.Locked
+				cell.Present, cell.Release, cell.Digest, cell.At, cell.By, cell.Locked, cell.Pinned = true, st.Release, st.ImageDigest, st.UpdatedAt, st.UpdatedBy, st.Locked, st.Pinned
 			}
 			row.Cells = append(row.Cells, cell)
 		}
@@ -191,8 +191,6 @@ type appView struct {
 type channelRow struct {
 	State release.ChannelState
 	Gates []string // the channel's gates, in words
-	// Pinned is whether a rollback pinned the channel, once channels record it.
-	Pinned bool
 }
 
 // gateWords says a channel's configured gates in words.
@@ -293,8 +291,6 @@ type channelView struct {
 	App     string
 	Channel release.Channel
 	State   release.ChannelState
-	// Pinned is whether a rollback pinned the channel, once channels record it.
-	Pinned  bool
 	History []release.Event
 	Older   string
 	// The promotion on offer: Candidate is the release it would move in ("" for none).
@@ -433,13 +429,11 @@ func (s *Server) channelView(c echo.Context, version string) (*channelView, erro
 		} else {
 			v.Diff = &d
 		}
-		if s.deps.Gates == nil {
-			v.GatesNote = "Gate checks are not available on this server."
-		} else if g, err := s.deps.Gates.Gates(ctx, app, name, v.Candidate); err != nil {
+		if g, err := s.deps.Channels.Gates(ctx, app, name, release.GateQuery{Version: v.Candidate}); err != nil {
 			s.log.WarnContext(ctx, "checking gates for the portal", "app", app, "err", err, "request_id", requestID(c))
 			v.GatesNote = "The gates could not be checked just now."
 		} else {
-			v.Gates = g
+			v.Gates = g.States
 		}
 	}
 	return v, nil

@@ -15,9 +15,9 @@ import (
 
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/sign"
+	"github.com/slipway/slipway/builder/vulns"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
-	"github.com/slipway/slipway/builder/vulns"
 	"github.com/slipway/slipway/webhook"
 )
 

@@ -24,11 +24,11 @@ import (
 	"github.com/slipway/slipway/builder"
 	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/builder/sign"
+	"github.com/slipway/slipway/builder/vulns"
 	"github.com/slipway/slipway/openapi"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
-	"github.com/slipway/slipway/builder/vulns"
 	"github.com/slipway/slipway/webhook"
 )
 
@@ -36,7 +36,7 @@ import (
 // encoding/csv's reader and GO-2099-0002 (CVSS 3.7) in encoding/base32's encoder.
 func fixtureVulnDB(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs("../vulns/testdata/vulndb")
+	dir, err := filepath.Abs("../builder/vulns/testdata/vulndb")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func fixtureVulnDB(t *testing.T) string {
 // version, and waits for it to succeed.
 func buildApp(t *testing.T, e *env, app, version, fixture string) openapi.Build {
 	t.Helper()
-	main, err := os.ReadFile(filepath.Join("../vulns/testdata", fixture, "main.go"))
+	main, err := os.ReadFile(filepath.Join("../builder/vulns/testdata", fixture, "main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,8 @@ func HelpText(command string) string {
 		fmt.Fprintf(&b, "• `%s`: %s\n", Usage(command, c.verb), c.does)
 	}
 	b.WriteString("Moves need the promote scope (or promote:CH for channel CH) in your chat user's mapping, and say why: " +
-		"the reason and your chat user go into the channel's history.")
+		"the reason and your chat user go into the channel's history. Approvals need approve (or approve:CH), " +
+		"--override needs override (or override:CH).")
 	return b.String()
 }
 
@@ -45,8 +46,11 @@ func UnmappedText(r Request) string {
 // ScopeRefusedText answers a user whose mapping lacks the scope c needs.
 func ScopeRefusedText(actor string, c Command, held []string) string {
 	need := c.Scope()
-	if need == "promote" {
-		need = "promote (or promote:" + c.Channel + ")"
+	if c.Override {
+		need = "override"
+	}
+	if need == "promote" || need == "approve" || need == "override" {
+		need = need + " (or " + need + ":" + c.Channel + ")"
 	}
 	return fmt.Sprintf("%s may not %s %s %s: that needs the %s scope, and your mapping holds %s.",
 		actor, c.Verb, c.App, c.Channel, need, strings.Join(held, ", "))
@@ -116,11 +120,34 @@ func MovedText(c Command, res release.MoveResult) (ResponseType, string) {
 	because := ": " + ev.Reason
 	switch c.Verb {
 	case VerbPromote:
-		return InChannel, fmt.Sprintf("%s %s promoted to %s by %s%s (it held %s)", c.App, ev.ToVersion, c.Channel, ev.Actor, because, orNothing(ev.FromVersion))
+		text := fmt.Sprintf("%s %s promoted to %s by %s%s (it held %s)", c.App, ev.ToVersion, c.Channel, ev.Actor, because, orNothing(ev.FromVersion))
+		if ev.Override != nil {
+			var gates []string
+			for _, g := range ev.Override.Gates {
+				gates = append(gates, g.Gate+" "+g.Status+": "+g.Detail)
+			}
+			text += "\n⚠ OVERRIDE of the gates that did not pass: " + strings.Join(gates, "; ")
+		}
+		return InChannel, text
 	case VerbRollback:
 		return InChannel, fmt.Sprintf("%s %s rolled back from %s to %s by %s%s", c.App, c.Channel, orNothing(ev.FromVersion), ev.ToVersion, ev.Actor, because)
 	}
 	return InChannel, fmt.Sprintf("%s %s %s by %s%s", c.App, c.Channel, c.Verb.past(), ev.Actor, because)
+}
+
+// ApprovedText says what an approval did: shown to everyone when it is new and counts.
+func ApprovedText(c Command, ap release.Approval, created bool) (ResponseType, string) {
+	switch {
+	case !created:
+		return Ephemeral, fmt.Sprintf("You approved %s %s for %s already, at %s.", c.App, ap.Version, c.Channel, ap.At.UTC().Format("2006-01-02 15:04 UTC"))
+	case !ap.Counts:
+		return Ephemeral, fmt.Sprintf("Your approval of %s %s for %s is recorded, but it does not count: %s.", c.App, ap.Version, c.Channel, ap.Note)
+	}
+	because := ""
+	if ap.Reason != "" {
+		because = ": " + ap.Reason
+	}
+	return InChannel, fmt.Sprintf("%s %s approved for %s by %s%s", c.App, ap.Version, c.Channel, ap.Actor, because)
 }
 
 // StaleText is the If-Match answer in chat words: the channel moved between the read of

@@ -20,6 +20,7 @@ const (
 	VerbLock     Verb = "lock"
 	VerbUnlock   Verb = "unlock"
 	VerbDiff     Verb = "diff"
+	VerbApprove  Verb = "approve"
 )
 
 // commands are the commands with their arguments and what they do, in the order help
@@ -30,7 +31,8 @@ var commands = []struct {
 }{
 	{VerbStatus, "APP", "the app's channels and what each holds"},
 	{VerbReleases, "APP", "the app's newest releases"},
-	{VerbPromote, "APP CH VERSION|--from CH REASON...", "point channel CH at a release, or at what another channel holds"},
+	{VerbPromote, "APP CH [--override] VERSION|--from CH REASON...", "point channel CH at a release, or at what another channel holds; --override moves past gates that do not pass"},
+	{VerbApprove, "APP CH VERSION [REASON...]", "approve release VERSION for CH, whose gates ask for approvals"},
 	{VerbRollback, "APP CH [--to VERSION] REASON...", "point CH back at the release before, or at VERSION"},
 	{VerbLock, "APP CH REASON...", "lock CH against promotion (rollback stays allowed)"},
 	{VerbUnlock, "APP CH REASON...", "unlock CH"},
@@ -47,6 +49,8 @@ type Command struct {
 	Version string // promote's VERSION, rollback's --to
 	From    string // promote's --from
 	Reason  string
+	// Override is promote's --override: move past the gates that do not pass.
+	Override bool
 }
 
 // Moves reports whether the command changes a channel.
@@ -64,6 +68,9 @@ func (c Command) Scope() string {
 	if c.Moves() {
 		return "promote"
 	}
+	if c.Verb == VerbApprove {
+		return "approve"
+	}
 	return "read"
 }
 
@@ -71,7 +78,7 @@ func (c Command) Scope() string {
 // generation it read.
 func (c Command) Move() release.Move {
 	// The verbs of moves are release's actions: promote, rollback, lock, unlock.
-	return release.Move{Action: string(c.Verb), Version: c.Version, FromChannel: c.From, Reason: c.Reason}
+	return release.Move{Action: string(c.Verb), Version: c.Version, FromChannel: c.From, Reason: c.Reason, Override: c.Override}
 }
 
 // Usage is how the command is written after command (the slash command, "/slipway").
@@ -106,6 +113,13 @@ func Parse(text string) (Command, error) {
 		err = c.parseRollback(args)
 	case VerbLock, VerbUnlock:
 		err = c.parseReasoned(args)
+	case VerbApprove:
+		if len(args) < 3 {
+			return Command{}, c.usageError("approve needs an app, a channel and a version")
+		}
+		if err = c.positional(args[:2], &c.App, &c.Channel); err == nil {
+			c.Version, c.Reason = args[2], strings.Join(args[3:], " ")
+		}
 	default:
 		return Command{}, &UsageError{Problem: fmt.Sprintf("there is no command %q", words[0])}
 	}
@@ -163,6 +177,12 @@ func (c *Command) parsePromote(args []string) error {
 		return err
 	}
 	rest := args[2:]
+	if rest[0] == "--override" {
+		c.Override, rest = true, rest[1:]
+		if len(rest) == 0 {
+			return c.usageError("promote needs a version or --from CH after --override")
+		}
+	}
 	if rest[0] == "--from" {
 		if len(rest) < 2 {
 			return c.usageError("--from needs the channel to take the release from")

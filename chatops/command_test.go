@@ -24,6 +24,11 @@ func TestParse(t *testing.T) {
 		{"lock hello prod freeze", Command{Verb: VerbLock, App: "hello", Channel: "prod", Reason: "freeze"}, ""},
 		{"unlock hello prod thaw", Command{Verb: VerbUnlock, App: "hello", Channel: "prod", Reason: "thaw"}, ""},
 		{"diff hello staging prod", Command{Verb: VerbDiff, App: "hello", Channel: "staging", Other: "prod"}, ""},
+		{"approve hello prod 1.4.2", Command{Verb: VerbApprove, App: "hello", Channel: "prod", Version: "1.4.2"}, ""},
+		{"approve hello prod 1.4.2 canary is clean", Command{Verb: VerbApprove, App: "hello", Channel: "prod", Version: "1.4.2", Reason: "canary is clean"}, ""},
+		{"promote hello prod --override 1.4.2 incident 42", Command{Verb: VerbPromote, App: "hello", Channel: "prod", Version: "1.4.2", Reason: "incident 42", Override: true}, ""},
+		{"approve hello prod", Command{}, "approve needs an app, a channel and a version"},
+		{"promote hello prod --override", Command{}, "needs a version or --from CH after --override"},
 		{"deploy hello", Command{}, `there is no command "deploy"`},
 		{"status", Command{}, "status takes 1 arguments, not 0"},
 		{"status hello extra", Command{}, "status takes 1 arguments, not 2"},
@@ -60,6 +65,7 @@ func TestCommandScopeAndMove(t *testing.T) {
 	}{
 		{"status hello", "read", ""},
 		{"diff hello a b", "read", ""},
+		{"approve hello prod 1.0.0", "approve", ""},
 		{"promote hello prod 1.0.0 go", "promote", "promote"},
 		{"rollback hello prod go", "promote", "rollback"},
 		{"lock hello prod go", "promote", "lock"},
@@ -80,13 +86,13 @@ func TestCommandScopeAndMove(t *testing.T) {
 
 func TestHelpAndUsageText(t *testing.T) {
 	help := HelpText("/deploy")
-	for _, want := range []string{"`/deploy status APP`", "`/deploy promote APP CH VERSION|--from CH REASON...`", "`/deploy diff APP CH1 CH2`", "promote:CH"} {
+	for _, want := range []string{"`/deploy status APP`", "`/deploy promote APP CH [--override] VERSION|--from CH REASON...`", "`/deploy diff APP CH1 CH2`", "promote:CH"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("HelpText lacks %q:\n%s", want, help)
 		}
 	}
 	_, err := Parse("promote hello prod 1.0.0")
-	if got := UsageText("/deploy", err); !strings.Contains(got, "Usage: `/deploy promote APP CH VERSION|--from CH REASON...`") {
+	if got := UsageText("/deploy", err); !strings.Contains(got, "Usage: `/deploy promote APP CH [--override] VERSION|--from CH REASON...`") {
 		t.Errorf("UsageText = %q, want the usage of promote under /deploy", got)
 	}
 	_, err = Parse("frobnicate")

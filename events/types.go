@@ -16,12 +16,16 @@ const (
 	ChannelRolledBack = "channel.rolled_back"
 	ChannelLocked     = "channel.locked"
 	ChannelUnlocked   = "channel.unlocked"
+	ChannelUnpinned   = "channel.unpinned"
+	ApprovalGranted   = "approval.granted"
+	ApprovalRevoked   = "approval.revoked"
 )
 
 // Types lists every event type.
 var Types = []string{
 	BuildQueued, BuildSucceeded, BuildFailed, BuildCanceled, ReleaseCreated,
-	ChannelPromoted, ChannelRolledBack, ChannelLocked, ChannelUnlocked,
+	ChannelPromoted, ChannelRolledBack, ChannelLocked, ChannelUnlocked, ChannelUnpinned,
+	ApprovalGranted, ApprovalRevoked,
 }
 
 // MatchType reports whether an event of type t passes a filter of types, each a type

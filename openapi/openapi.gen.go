@@ -82,22 +82,31 @@ func (e BuildStatus) Valid() bool {
 
 // Defines values for ChannelEventAction.
 const (
+	Approve  ChannelEventAction = "approve"
 	Lock     ChannelEventAction = "lock"
 	Promote  ChannelEventAction = "promote"
+	Revoke   ChannelEventAction = "revoke"
 	Rollback ChannelEventAction = "rollback"
 	Unlock   ChannelEventAction = "unlock"
+	Unpin    ChannelEventAction = "unpin"
 )
 
 // Valid indicates whether the value is a known member of the ChannelEventAction enum.
 func (e ChannelEventAction) Valid() bool {
 	switch e {
+	case Approve:
+		return true
 	case Lock:
 		return true
 	case Promote:
 		return true
+	case Revoke:
+		return true
 	case Rollback:
 		return true
 	case Unlock:
+		return true
+	case Unpin:
 		return true
 	default:
 		return false
@@ -181,6 +190,8 @@ func (e DeliveryState) Valid() bool {
 
 // Defines values for EventType.
 const (
+	ApprovalGranted   EventType = "approval.granted"
+	ApprovalRevoked   EventType = "approval.revoked"
 	BuildCanceled     EventType = "build.canceled"
 	BuildFailed       EventType = "build.failed"
 	BuildQueued       EventType = "build.queued"
@@ -189,12 +200,17 @@ const (
 	ChannelPromoted   EventType = "channel.promoted"
 	ChannelRolledBack EventType = "channel.rolled_back"
 	ChannelUnlocked   EventType = "channel.unlocked"
+	ChannelUnpinned   EventType = "channel.unpinned"
 	ReleaseCreated    EventType = "release.created"
 )
 
 // Valid indicates whether the value is a known member of the EventType enum.
 func (e EventType) Valid() bool {
 	switch e {
+	case ApprovalGranted:
+		return true
+	case ApprovalRevoked:
+		return true
 	case BuildCanceled:
 		return true
 	case BuildFailed:
@@ -211,7 +227,69 @@ func (e EventType) Valid() bool {
 		return true
 	case ChannelUnlocked:
 		return true
+	case ChannelUnpinned:
+		return true
 	case ReleaseCreated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GateRequireVulns.
+const (
+	Empty      GateRequireVulns = ""
+	NoCritical GateRequireVulns = "no-critical"
+	None       GateRequireVulns = "none"
+)
+
+// Valid indicates whether the value is a known member of the GateRequireVulns enum.
+func (e GateRequireVulns) Valid() bool {
+	switch e {
+	case Empty:
+		return true
+	case NoCritical:
+		return true
+	case None:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GateStateStatus.
+const (
+	GateStateStatusFailed  GateStateStatus = "failed"
+	GateStateStatusPassed  GateStateStatus = "passed"
+	GateStateStatusPending GateStateStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the GateStateStatus enum.
+func (e GateStateStatus) Valid() bool {
+	switch e {
+	case GateStateStatusFailed:
+		return true
+	case GateStateStatusPassed:
+		return true
+	case GateStateStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GateWindowKind.
+const (
+	Allow GateWindowKind = "allow"
+	Deny  GateWindowKind = "deny"
+)
+
+// Valid indicates whether the value is a known member of the GateWindowKind enum.
+func (e GateWindowKind) Valid() bool {
+	switch e {
+	case Allow:
+		return true
+	case Deny:
 		return true
 	default:
 		return false
@@ -322,6 +400,7 @@ const (
 	ProblemDependencyUnavailable ProblemType = "https://slipway.dev/problems/dependency-unavailable"
 	ProblemDigestMismatch        ProblemType = "https://slipway.dev/problems/digest-mismatch"
 	ProblemForbidden             ProblemType = "https://slipway.dev/problems/forbidden"
+	ProblemGatesFailed           ProblemType = "https://slipway.dev/problems/gates-failed"
 	ProblemIdempotencyInFlight   ProblemType = "https://slipway.dev/problems/idempotency-in-flight"
 	ProblemIdempotencyKeyReused  ProblemType = "https://slipway.dev/problems/idempotency-key-reused"
 	ProblemInternal              ProblemType = "https://slipway.dev/problems/internal"
@@ -355,6 +434,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemDigestMismatch:
 		return true
 	case ProblemForbidden:
+		return true
+	case ProblemGatesFailed:
 		return true
 	case ProblemIdempotencyInFlight:
 		return true
@@ -566,6 +647,33 @@ type AppList struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// Approval defines model for Approval.
+type Approval struct {
+	Actor   string    `json:"actor"`
+	ActorId string    `json:"actor_id"`
+	At      time.Time `json:"at"`
+	Channel string    `json:"channel"`
+
+	// Counts False for the release's or its build's own creator.
+	Counts bool `json:"counts"`
+
+	// Note Why the approval does not count.
+	Note    *string `json:"note,omitempty"`
+	Reason  string  `json:"reason"`
+	Version string  `json:"version"`
+}
+
+// ApprovalInput defines model for ApprovalInput.
+type ApprovalInput struct {
+	Reason  *string `json:"reason,omitempty"`
+	Version string  `json:"version"`
+}
+
+// ApprovalList defines model for ApprovalList.
+type ApprovalList struct {
+	Items []Approval `json:"items"`
+}
+
 // Artifact defines model for Artifact.
 type Artifact struct {
 	// Digest Examples: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
@@ -736,8 +844,22 @@ type Channel struct {
 	// Examples: hello
 	Name Name `json:"name"`
 
+	// Pin Who pinned the channel and why, while it is pinned.
+	Pin *struct {
+		At     time.Time `json:"at"`
+		By     string    `json:"by"`
+		ById   *string   `json:"by_id,omitempty"`
+		Reason string    `json:"reason"`
+	} `json:"pin,omitempty"`
+
+	// Pinned Set by a rollback; auto_promote leaves a pinned channel alone until an unpin or a manual promotion.
+	Pinned *bool `json:"pinned,omitempty"`
+
 	// Release The current release's version; null before the first promotion.
-	Release   *string    `json:"release"`
+	Release *string `json:"release"`
+
+	// Since When the current release became current (the start of its soak).
+	Since     *time.Time `json:"since,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 	UpdatedBy *string    `json:"updated_by,omitempty"`
 
@@ -753,6 +875,7 @@ type Channel struct {
 
 // ChannelEvent defines model for ChannelEvent.
 type ChannelEvent struct {
+	// Action approve and revoke record an approval that counts (to_version names the release).
 	Action ChannelEventAction `json:"action"`
 	Actor  string             `json:"actor"`
 
@@ -766,15 +889,26 @@ type ChannelEvent struct {
 	ActorId     *ActorID  `json:"actor_id,omitempty"`
 	At          time.Time `json:"at"`
 	FromVersion *string   `json:"from_version,omitempty"`
-	Reason      string    `json:"reason"`
+
+	// Override On a promotion that overrode gates, every gate that did not pass and its state then.
+	Override *struct {
+		Gates []GateState `json:"gates"`
+	} `json:"override,omitempty"`
+
+	// Pinned On a rollback, which pins the channel.
+	Pinned *bool  `json:"pinned,omitempty"`
+	Reason string `json:"reason"`
 
 	// Reverts For a rollback, the seq of the event it reverses.
 	Reverts   *int64  `json:"reverts,omitempty"`
 	Seq       int64   `json:"seq"`
 	ToVersion *string `json:"to_version,omitempty"`
+
+	// Unpinned On a manual promotion that unpinned the channel.
+	Unpinned *bool `json:"unpinned,omitempty"`
 }
 
-// ChannelEventAction defines model for ChannelEvent.Action.
+// ChannelEventAction approve and revoke record an approval that counts (to_version names the release).
 type ChannelEventAction string
 
 // ChannelHistory defines model for ChannelHistory.
@@ -793,12 +927,21 @@ type ChannelMove struct {
 	Changed bool          `json:"changed"`
 	Channel Channel       `json:"channel"`
 	Event   *ChannelEvent `json:"event,omitempty"`
+
+	// Gates For a promotion into a channel with gates, every gate's state as the move found it.
+	Gates *[]GateState `json:"gates,omitempty"`
 }
 
 // ChannelSpec defines model for ChannelSpec.
 type ChannelSpec struct {
+	// AutoPromote Promote what `from` holds into this channel as soon as every gate passes, unless the channel is pinned.
+	AutoPromote *bool `json:"auto_promote,omitempty"`
+
 	// From An earlier channel that a release must have been in before it may enter this one.
 	From *string `json:"from,omitempty"`
+
+	// Gates What a release must meet to enter the channel; see docs/releases.md.
+	Gates *Gates `json:"gates,omitempty"`
 
 	// Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
 	//
@@ -1051,6 +1194,97 @@ type FieldError struct {
 	Pointer string `json:"pointer"`
 }
 
+// GateCheck An HTTP hook called before the move; it passes on 2xx.
+type GateCheck struct {
+	// Deadline All attempts' limit, a Go duration.
+	Deadline *string `json:"deadline,omitempty"`
+
+	// Name A DNS label — lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters.
+	//
+	// Examples: hello
+	Name Name `json:"name"`
+
+	// Timeout One attempt's limit, a Go duration.
+	Timeout *string `json:"timeout,omitempty"`
+
+	// Url An absolute http or https URL.
+	Url string `json:"url"`
+}
+
+// GateReport defines model for GateReport.
+type GateReport struct {
+	// Allowed Whether every gate passes now.
+	Allowed bool        `json:"allowed"`
+	Channel string      `json:"channel"`
+	Gates   []GateState `json:"gates"`
+	Version string      `json:"version"`
+}
+
+// GateRequire defines model for GateRequire.
+type GateRequire struct {
+	Provenance *bool             `json:"provenance,omitempty"`
+	Signed     *bool             `json:"signed,omitempty"`
+	Vulns      *GateRequireVulns `json:"vulns,omitempty"`
+}
+
+// GateRequireVulns defines model for GateRequire.Vulns.
+type GateRequireVulns string
+
+// GateState defines model for GateState.
+type GateState struct {
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
+
+	// Detail What is met or missing, in words.
+	Detail string `json:"detail"`
+
+	// Gate soak, approvals, windows, pinned (automation), signed, provenance, vulns, or check:<name>; the dry run adds policy and locked when those refuse.
+	Gate string `json:"gate"`
+
+	// RetryAt When the gate may pass by itself (the soak ends, a window opens).
+	RetryAt *time.Time      `json:"retry_at,omitempty"`
+	Status  GateStateStatus `json:"status"`
+}
+
+// GateStateStatus defines model for GateState.Status.
+type GateStateStatus string
+
+// GateWindow A recurring span of time: `deny` freezes the channel during it, `allow` permits moves
+// only during allow windows. It starts at each occurrence of exactly one of `rrule` (RFC
+// 5545: FREQ with BYMINUTE, BYHOUR, BYDAY, BYMONTHDAY, BYMONTH) or `cron` (five fields),
+// in `time_zone` (IANA, default UTC), and lasts `duration`.
+type GateWindow struct {
+	// Cron Examples: 0 12 * * 5
+	Cron *string `json:"cron,omitempty"`
+
+	// Duration Examples: 60h
+	Duration string         `json:"duration"`
+	Kind     GateWindowKind `json:"kind"`
+	Reason   *string        `json:"reason,omitempty"`
+
+	// Rrule Examples: FREQ=WEEKLY;BYDAY=FR;BYHOUR=12
+	Rrule *string `json:"rrule,omitempty"`
+
+	// TimeZone Examples: Europe/Berlin
+	TimeZone *string `json:"time_zone,omitempty"`
+}
+
+// GateWindowKind defines model for GateWindow.Kind.
+type GateWindowKind string
+
+// Gates What a release must meet to enter the channel; see docs/releases.md.
+type Gates struct {
+	// Approvals Distinct approvals needed (scope approve:<channel> or approve); the release's and its build's creators do not count.
+	Approvals *int         `json:"approvals,omitempty"`
+	Checks    *[]GateCheck `json:"checks,omitempty"`
+	Require   *GateRequire `json:"require,omitempty"`
+
+	// Soak How long the release must have been current in `from`, a Go duration ("24h"), at most 90 days.
+	//
+	// Examples: 24h
+	Soak    *string       `json:"soak,omitempty"`
+	Windows *[]GateWindow `json:"windows,omitempty"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	Status HealthStatus `json:"status"`
@@ -1148,6 +1382,9 @@ type Problem struct {
 	// Errors For validation problems, one entry per offending field.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
+	// Gates For gates-failed, every gate's state (passed, failed or pending) and what it misses.
+	Gates *[]GateState `json:"gates,omitempty"`
+
 	// Instance The request path.
 	Instance *string `json:"instance,omitempty"`
 
@@ -1168,8 +1405,11 @@ type ProblemType string
 // PromoteInput defines model for PromoteInput.
 type PromoteInput struct {
 	// From Promote what this channel holds now (instead of version).
-	From   *string `json:"from,omitempty"`
-	Reason *string `json:"reason,omitempty"`
+	From *string `json:"from,omitempty"`
+
+	// Override Move past the gates that do not pass; needs a reason and the scope override:<channel> (or override, or admin).
+	Override *bool   `json:"override,omitempty"`
+	Reason   *string `json:"reason,omitempty"`
 
 	// Version The release to promote.
 	Version *string `json:"version,omitempty"`
@@ -1327,7 +1567,7 @@ type RollbackInput struct {
 	To *string `json:"to,omitempty"`
 }
 
-// Scope read, build, release, promote, promote:<channel>, or admin.
+// Scope read, build, release, promote, promote:<channel>, approve, approve:<channel>, override, override:<channel>, or admin.
 type Scope = string
 
 // SlashCommand A slash command as Slack and Mattermost post it; fields not listed are ignored.
@@ -1659,6 +1899,17 @@ type GetBuildLogParams struct {
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
+// ListApprovalsParams defines parameters for ListApprovals.
+type ListApprovalsParams struct {
+	Version string `form:"version" json:"version"`
+}
+
+// GetChannelGatesParams defines parameters for GetChannelGates.
+type GetChannelGatesParams struct {
+	Version *string `form:"version,omitempty" json:"version,omitempty"`
+	From    *Name   `form:"from,omitempty" json:"from,omitempty"`
+}
+
 // GetChannelHistoryParams defines parameters for GetChannelHistory.
 type GetChannelHistoryParams struct {
 	// Limit Items per page.
@@ -1703,6 +1954,17 @@ type RollbackChannelParams struct {
 
 // UnlockChannelParams defines parameters for UnlockChannel.
 type UnlockChannelParams struct {
+	// IfMatch The ETag (generation) the change is based on; 412 when it is stale.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+
+	// IdempotencyKey A key of the client's choosing (at most 255 characters) that makes a retry safe: the same
+	// key with the same request returns the first answer and creates nothing; with a different
+	// request, 422; while the first is still being answered, 409. Keys are kept for 24 hours.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UnpinChannelParams defines parameters for UnpinChannel.
+type UnpinChannelParams struct {
 	// IfMatch The ETag (generation) the change is based on; 412 when it is stale.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 
@@ -1812,6 +2074,9 @@ type PutAppJSONRequestBody = AppInput
 // CreateBuildJSONRequestBody defines body for CreateBuild for application/json ContentType.
 type CreateBuildJSONRequestBody = BuildFromURL
 
+// ApproveReleaseJSONRequestBody defines body for ApproveRelease for application/json ContentType.
+type ApproveReleaseJSONRequestBody = ApprovalInput
+
 // LockChannelJSONRequestBody defines body for LockChannel for application/json ContentType.
 type LockChannelJSONRequestBody = ReasonInput
 
@@ -1823,6 +2088,9 @@ type RollbackChannelJSONRequestBody = RollbackInput
 
 // UnlockChannelJSONRequestBody defines body for UnlockChannel for application/json ContentType.
 type UnlockChannelJSONRequestBody = ReasonInput
+
+// UnpinChannelJSONRequestBody defines body for UnpinChannel for application/json ContentType.
+type UnpinChannelJSONRequestBody = ReasonInput
 
 // CreateReleaseJSONRequestBody defines body for CreateRelease for application/json ContentType.
 type CreateReleaseJSONRequestBody = ReleaseInput
@@ -2114,6 +2382,52 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/apps/{app}/channels/{channel} (the `GetChannel` operationId).
 	GetChannel(ctx context.Context, app AppName, channel ChannelName, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListApprovals The approvals of a release for the channel, oldest first.
+	//
+	// Corresponds with GET /v1/apps/{app}/channels/{channel}/approvals (the `ListApprovals` operationId).
+	ListApprovals(ctx context.Context, app AppName, channel ChannelName, params *ListApprovalsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApproveReleaseWithBody Approve a release for the channel (scope approve, or approve:<channel>).
+	//
+	// One approval per approver (a token's id, a chat user's id), per release: a new release
+	// starts with none. The release's creator and its build's creator may approve, but their
+	// approval does not count (`counts: false`, `note` says why). Approving again answers the
+	// first approval (200). A release that has been in the channel takes no approvals (409),
+	// nor does a channel whose gates declare none.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+	ApproveReleaseWithBody(ctx context.Context, app AppName, channel ChannelName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApproveRelease Approve a release for the channel (scope approve, or approve:<channel>).
+	//
+	// One approval per approver (a token's id, a chat user's id), per release: a new release
+	// starts with none. The release's creator and its build's creator may approve, but their
+	// approval does not count (`counts: false`, `note` says why). Approving again answers the
+	// first approval (200). A release that has been in the channel takes no approvals (409),
+	// nor does a channel whose gates declare none.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+	ApproveRelease(ctx context.Context, app AppName, channel ChannelName, body ApproveReleaseJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeApproval Revoke your own approval of a release for the channel, until the release enters it.
+	//
+	// Corresponds with DELETE /v1/apps/{app}/channels/{channel}/approvals/{version} (the `RevokeApproval` operationId).
+	RevokeApproval(ctx context.Context, app AppName, channel ChannelName, version string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetChannelGates The dry run: every gate a promotion of the release would meet and miss now.
+	//
+	// Name the release by `version`, or by `from` (what that channel holds now). Nothing is
+	// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+	// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+	// when those would refuse the promotion.
+	//
+	// Corresponds with GET /v1/apps/{app}/channels/{channel}/gates (the `GetChannelGates` operationId).
+	GetChannelGates(ctx context.Context, app AppName, channel ChannelName, params *GetChannelGatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetChannelHistory Every event of the channel, newest first — the audit trail.
 	//
 	// Corresponds with GET /v1/apps/{app}/channels/{channel}/history (the `GetChannelHistory` operationId).
@@ -2138,6 +2452,12 @@ type ClientInterface interface {
 	// The channel's policy decides: a channel with `from: staging` takes only a release that is,
 	// or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 	// Promoting what is current answers 200 with `changed: false` and writes nothing.
+	// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+	// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+	// `override: true` with a `reason` moves past them: it needs the scope
+	// `override:<channel>` (or `override`, or admin), and the history event, the
+	// `channel.promoted` event and the answer record every gate it overrode. A manual
+	// promotion unpins a pinned channel.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2149,6 +2469,12 @@ type ClientInterface interface {
 	// The channel's policy decides: a channel with `from: staging` takes only a release that is,
 	// or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 	// Promoting what is current answers 200 with `changed: false` and writes nothing.
+	// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+	// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+	// `override: true` with a `reason` moves past them: it needs the scope
+	// `override:<channel>` (or `override`, or admin), and the history event, the
+	// `channel.promoted` event and the answer record every gate it overrode. A manual
+	// promotion unpins a pinned channel.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2159,7 +2485,8 @@ type ClientInterface interface {
 	//
 	// Without `to`, the release that was current before the present one (successive rollbacks
 	// walk further back). A rollback is its own history event and links the event it reverses.
-	// Allowed on a locked channel. Nothing to roll back to is 409.
+	// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+	// auto_promote leaves it alone until someone unpins it or promotes by hand.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2170,7 +2497,8 @@ type ClientInterface interface {
 	//
 	// Without `to`, the release that was current before the present one (successive rollbacks
 	// walk further back). A rollback is its own history event and links the event it reverses.
-	// Allowed on a locked channel. Nothing to roll back to is 409.
+	// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+	// auto_promote leaves it alone until someone unpins it or promotes by hand.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2190,6 +2518,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 	UnlockChannel(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnpinChannelWithBody Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+	//
+	// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+	// `changed: false`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+	UnpinChannelWithBody(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnpinChannel Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+	//
+	// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+	// `changed: false`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+	UnpinChannel(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, body UnpinChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetChecksSecret The secret that signs the app's check gate requests; made at its first use.
 	//
@@ -2388,7 +2736,7 @@ type ClientInterface interface {
 	//
 	// The chat user may then do what a token with these scopes and apps may: `read` for
 	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 	// itself (403, naming the fields).
 	//
 	// Takes any type of body and a specified content type.
@@ -2400,7 +2748,7 @@ type ClientInterface interface {
 	//
 	// The chat user may then do what a token with these scopes and apps may: `read` for
 	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 	// itself (403, naming the fields).
 	//
 	// Takes a body of the `application/json` content type.
@@ -3091,6 +3439,102 @@ func (c *Client) GetChannel(ctx context.Context, app AppName, channel ChannelNam
 	return c.Client.Do(req)
 }
 
+// ListApprovals The approvals of a release for the channel, oldest first.
+//
+// Corresponds with GET /v1/apps/{app}/channels/{channel}/approvals (the `ListApprovals` operationId).
+func (c *Client) ListApprovals(ctx context.Context, app AppName, channel ChannelName, params *ListApprovalsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListApprovalsRequest(c.Server, app, channel, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApproveReleaseWithBody Approve a release for the channel (scope approve, or approve:<channel>).
+//
+// One approval per approver (a token's id, a chat user's id), per release: a new release
+// starts with none. The release's creator and its build's creator may approve, but their
+// approval does not count (`counts: false`, `note` says why). Approving again answers the
+// first approval (200). A release that has been in the channel takes no approvals (409),
+// nor does a channel whose gates declare none.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+func (c *Client) ApproveReleaseWithBody(ctx context.Context, app AppName, channel ChannelName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveReleaseRequestWithBody(c.Server, app, channel, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApproveRelease Approve a release for the channel (scope approve, or approve:<channel>).
+//
+// One approval per approver (a token's id, a chat user's id), per release: a new release
+// starts with none. The release's creator and its build's creator may approve, but their
+// approval does not count (`counts: false`, `note` says why). Approving again answers the
+// first approval (200). A release that has been in the channel takes no approvals (409),
+// nor does a channel whose gates declare none.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+func (c *Client) ApproveRelease(ctx context.Context, app AppName, channel ChannelName, body ApproveReleaseJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveReleaseRequest(c.Server, app, channel, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeApproval Revoke your own approval of a release for the channel, until the release enters it.
+//
+// Corresponds with DELETE /v1/apps/{app}/channels/{channel}/approvals/{version} (the `RevokeApproval` operationId).
+func (c *Client) RevokeApproval(ctx context.Context, app AppName, channel ChannelName, version string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeApprovalRequest(c.Server, app, channel, version)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetChannelGates The dry run: every gate a promotion of the release would meet and miss now.
+//
+// Name the release by `version`, or by `from` (what that channel holds now). Nothing is
+// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+// when those would refuse the promotion.
+//
+// Corresponds with GET /v1/apps/{app}/channels/{channel}/gates (the `GetChannelGates` operationId).
+func (c *Client) GetChannelGates(ctx context.Context, app AppName, channel ChannelName, params *GetChannelGatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetChannelGatesRequest(c.Server, app, channel, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetChannelHistory Every event of the channel, newest first — the audit trail.
 //
 // Corresponds with GET /v1/apps/{app}/channels/{channel}/history (the `GetChannelHistory` operationId).
@@ -3145,6 +3589,12 @@ func (c *Client) LockChannel(ctx context.Context, app AppName, channel ChannelNa
 // The channel's policy decides: a channel with `from: staging` takes only a release that is,
 // or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 // Promoting what is current answers 200 with `changed: false` and writes nothing.
+// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+// `override: true` with a `reason` moves past them: it needs the scope
+// `override:<channel>` (or `override`, or admin), and the history event, the
+// `channel.promoted` event and the answer record every gate it overrode. A manual
+// promotion unpins a pinned channel.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3166,6 +3616,12 @@ func (c *Client) PromoteChannelWithBody(ctx context.Context, app AppName, channe
 // The channel's policy decides: a channel with `from: staging` takes only a release that is,
 // or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 // Promoting what is current answers 200 with `changed: false` and writes nothing.
+// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+// `override: true` with a `reason` moves past them: it needs the scope
+// `override:<channel>` (or `override`, or admin), and the history event, the
+// `channel.promoted` event and the answer record every gate it overrode. A manual
+// promotion unpins a pinned channel.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3186,7 +3642,8 @@ func (c *Client) PromoteChannel(ctx context.Context, app AppName, channel Channe
 //
 // Without `to`, the release that was current before the present one (successive rollbacks
 // walk further back). A rollback is its own history event and links the event it reverses.
-// Allowed on a locked channel. Nothing to roll back to is 409.
+// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+// auto_promote leaves it alone until someone unpins it or promotes by hand.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3207,7 +3664,8 @@ func (c *Client) RollbackChannelWithBody(ctx context.Context, app AppName, chann
 //
 // Without `to`, the release that was current before the present one (successive rollbacks
 // walk further back). A rollback is its own history event and links the event it reverses.
-// Allowed on a locked channel. Nothing to roll back to is 409.
+// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+// auto_promote leaves it alone until someone unpins it or promotes by hand.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3248,6 +3706,46 @@ func (c *Client) UnlockChannelWithBody(ctx context.Context, app AppName, channel
 // Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 func (c *Client) UnlockChannel(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUnlockChannelRequest(c.Server, app, channel, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnpinChannelWithBody Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+//
+// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+// `changed: false`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+func (c *Client) UnpinChannelWithBody(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnpinChannelRequestWithBody(c.Server, app, channel, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnpinChannel Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+//
+// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+// `changed: false`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+func (c *Client) UnpinChannel(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, body UnpinChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnpinChannelRequest(c.Server, app, channel, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3635,7 +4133,7 @@ func (c *Client) GetChatUser(ctx context.Context, user ChatUserID, reqEditors ..
 //
 // The chat user may then do what a token with these scopes and apps may: `read` for
 // `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 // itself (403, naming the fields).
 //
 // Takes any type of body and a specified content type.
@@ -3657,7 +4155,7 @@ func (c *Client) PutChatUserWithBody(ctx context.Context, user ChatUserID, conte
 //
 // The chat user may then do what a token with these scopes and apps may: `read` for
 // `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 // itself (403, naming the fields).
 //
 // Takes a body of the `application/json` content type.
@@ -5305,6 +5803,252 @@ func NewGetChannelRequest(server string, app AppName, channel ChannelName) (*htt
 	return req, nil
 }
 
+// NewListApprovalsRequest constructs an http.Request for the ListApprovals method
+func NewListApprovalsRequest(server string, app AppName, channel ChannelName, params *ListApprovalsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "channel", channel, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/channels/%s/approvals", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "version", params.Version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApproveReleaseRequest calls the generic ApproveRelease builder with application/json body
+func NewApproveReleaseRequest(server string, app AppName, channel ChannelName, body ApproveReleaseJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewApproveReleaseRequestWithBody(server, app, channel, "application/json", bodyReader)
+}
+
+// NewApproveReleaseRequestWithBody constructs an http.Request for the ApproveRelease method, with any body, and a specified content type
+func NewApproveReleaseRequestWithBody(server string, app AppName, channel ChannelName, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "channel", channel, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/channels/%s/approvals", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeApprovalRequest constructs an http.Request for the RevokeApproval method
+func NewRevokeApprovalRequest(server string, app AppName, channel ChannelName, version string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "channel", channel, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "version", version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/channels/%s/approvals/%s", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetChannelGatesRequest constructs an http.Request for the GetChannelGates method
+func NewGetChannelGatesRequest(server string, app AppName, channel ChannelName, params *GetChannelGatesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "channel", channel, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/channels/%s/gates", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Version != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "version", *params.Version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetChannelHistoryRequest constructs an http.Request for the GetChannelHistory method
 func NewGetChannelHistoryRequest(server string, app AppName, channel ChannelName, params *GetChannelHistoryParams) (*http.Request, error) {
 	var err error
@@ -5660,6 +6404,86 @@ func NewUnlockChannelRequestWithBody(server string, app AppName, channel Channel
 	}
 
 	operationPath := fmt.Sprintf("/v1/apps/%s/channels/%s/unlock", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+		if params.IdempotencyKey != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewUnpinChannelRequest calls the generic UnpinChannel builder with application/json body
+func NewUnpinChannelRequest(server string, app AppName, channel ChannelName, params *UnpinChannelParams, body UnpinChannelJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUnpinChannelRequestWithBody(server, app, channel, params, "application/json", bodyReader)
+}
+
+// NewUnpinChannelRequestWithBody constructs an http.Request for the UnpinChannel method, with any body, and a specified content type
+func NewUnpinChannelRequestWithBody(server string, app AppName, channel ChannelName, params *UnpinChannelParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "app", app, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "channel", channel, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/apps/%s/channels/%s/unpin", pathParam0, pathParam1)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -8010,6 +8834,58 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/apps/{app}/channels/{channel} (the `GetChannel` operationId).
 	GetChannelWithResponse(ctx context.Context, app AppName, channel ChannelName, reqEditors ...RequestEditorFn) (*GetChannelResponse, error)
 
+	// ListApprovalsWithResponse The approvals of a release for the channel, oldest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/channels/{channel}/approvals (the `ListApprovals` operationId).
+	ListApprovalsWithResponse(ctx context.Context, app AppName, channel ChannelName, params *ListApprovalsParams, reqEditors ...RequestEditorFn) (*ListApprovalsResponse, error)
+
+	// ApproveReleaseWithBodyWithResponse Approve a release for the channel (scope approve, or approve:<channel>).
+	//
+	// One approval per approver (a token's id, a chat user's id), per release: a new release
+	// starts with none. The release's creator and its build's creator may approve, but their
+	// approval does not count (`counts: false`, `note` says why). Approving again answers the
+	// first approval (200). A release that has been in the channel takes no approvals (409),
+	// nor does a channel whose gates declare none.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+	ApproveReleaseWithBodyWithResponse(ctx context.Context, app AppName, channel ChannelName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApproveReleaseResponse, error)
+
+	// ApproveReleaseWithResponse Approve a release for the channel (scope approve, or approve:<channel>).
+	//
+	// One approval per approver (a token's id, a chat user's id), per release: a new release
+	// starts with none. The release's creator and its build's creator may approve, but their
+	// approval does not count (`counts: false`, `note` says why). Approving again answers the
+	// first approval (200). A release that has been in the channel takes no approvals (409),
+	// nor does a channel whose gates declare none.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+	ApproveReleaseWithResponse(ctx context.Context, app AppName, channel ChannelName, body ApproveReleaseJSONRequestBody, reqEditors ...RequestEditorFn) (*ApproveReleaseResponse, error)
+
+	// RevokeApprovalWithResponse Revoke your own approval of a release for the channel, until the release enters it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/apps/{app}/channels/{channel}/approvals/{version} (the `RevokeApproval` operationId).
+	RevokeApprovalWithResponse(ctx context.Context, app AppName, channel ChannelName, version string, reqEditors ...RequestEditorFn) (*RevokeApprovalResponse, error)
+
+	// GetChannelGatesWithResponse The dry run: every gate a promotion of the release would meet and miss now.
+	//
+	// Name the release by `version`, or by `from` (what that channel holds now). Nothing is
+	// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+	// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+	// when those would refuse the promotion.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/apps/{app}/channels/{channel}/gates (the `GetChannelGates` operationId).
+	GetChannelGatesWithResponse(ctx context.Context, app AppName, channel ChannelName, params *GetChannelGatesParams, reqEditors ...RequestEditorFn) (*GetChannelGatesResponse, error)
+
 	// GetChannelHistoryWithResponse Every event of the channel, newest first — the audit trail.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -8036,6 +8912,12 @@ type ClientWithResponsesInterface interface {
 	// The channel's policy decides: a channel with `from: staging` takes only a release that is,
 	// or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 	// Promoting what is current answers 200 with `changed: false` and writes nothing.
+	// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+	// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+	// `override: true` with a `reason` moves past them: it needs the scope
+	// `override:<channel>` (or `override`, or admin), and the history event, the
+	// `channel.promoted` event and the answer record every gate it overrode. A manual
+	// promotion unpins a pinned channel.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8047,6 +8929,12 @@ type ClientWithResponsesInterface interface {
 	// The channel's policy decides: a channel with `from: staging` takes only a release that is,
 	// or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 	// Promoting what is current answers 200 with `changed: false` and writes nothing.
+	// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+	// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+	// `override: true` with a `reason` moves past them: it needs the scope
+	// `override:<channel>` (or `override`, or admin), and the history event, the
+	// `channel.promoted` event and the answer record every gate it overrode. A manual
+	// promotion unpins a pinned channel.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8057,7 +8945,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Without `to`, the release that was current before the present one (successive rollbacks
 	// walk further back). A rollback is its own history event and links the event it reverses.
-	// Allowed on a locked channel. Nothing to roll back to is 409.
+	// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+	// auto_promote leaves it alone until someone unpins it or promotes by hand.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8068,7 +8957,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Without `to`, the release that was current before the present one (successive rollbacks
 	// walk further back). A rollback is its own history event and links the event it reverses.
-	// Allowed on a locked channel. Nothing to roll back to is 409.
+	// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+	// auto_promote leaves it alone until someone unpins it or promotes by hand.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8088,6 +8978,26 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unlock (the `UnlockChannel` operationId).
 	UnlockChannelWithResponse(ctx context.Context, app AppName, channel ChannelName, params *UnlockChannelParams, body UnlockChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*UnlockChannelResponse, error)
+
+	// UnpinChannelWithBodyWithResponse Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+	//
+	// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+	// `changed: false`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+	UnpinChannelWithBodyWithResponse(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnpinChannelResponse, error)
+
+	// UnpinChannelWithResponse Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+	//
+	// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+	// `changed: false`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+	UnpinChannelWithResponse(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, body UnpinChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*UnpinChannelResponse, error)
 
 	// GetChecksSecretWithResponse The secret that signs the app's check gate requests; made at its first use.
 	//
@@ -8306,7 +9216,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// The chat user may then do what a token with these scopes and apps may: `read` for
 	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 	// itself (403, naming the fields).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -8318,7 +9228,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// The chat user may then do what a token with these scopes and apps may: `read` for
 	// `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-	// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+	// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 	// itself (403, naming the fields).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -9912,6 +10822,296 @@ func (r GetChannelResponse) ContentType() string {
 	return ""
 }
 
+type ListApprovalsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ApprovalList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListApprovalsResponse) GetJSON200() *ApprovalList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListApprovalsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListApprovalsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListApprovalsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListApprovalsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListApprovalsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListApprovalsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListApprovalsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ApproveReleaseResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Approval
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Approval
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApproveReleaseResponse) GetJSON200() *Approval {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r ApproveReleaseResponse) GetJSON201() *Approval {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ApproveReleaseResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ApproveReleaseResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApproveReleaseResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ApproveReleaseResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ApproveReleaseResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ApproveReleaseResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApproveReleaseResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApproveReleaseResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApproveReleaseResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeApprovalResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Approval
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeApprovalResponse) GetJSON200() *Approval {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeApprovalResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RevokeApprovalResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RevokeApprovalResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RevokeApprovalResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeApprovalResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeApprovalResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeApprovalResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeApprovalResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetChannelGatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GateReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetChannelGatesResponse) GetJSON200() *GateReport {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetChannelGatesResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetChannelGatesResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetChannelGatesResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetChannelGatesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetChannelGatesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetChannelGatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetChannelGatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetChannelGatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetChannelGatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetChannelHistoryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10069,6 +11269,8 @@ type PromoteChannelResponse struct {
 	JSON200 *ChannelMoved
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -10093,6 +11295,11 @@ func (r PromoteChannelResponse) GetJSON200() *ChannelMoved {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r PromoteChannelResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PromoteChannelResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -10321,6 +11528,89 @@ func (r UnlockChannelResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UnlockChannelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UnpinChannelResponse200Headers the declared response headers of an HTTP 200 response for UnpinChannel
+type UnpinChannelResponse200Headers struct {
+	ETag *string
+}
+
+type UnpinChannelResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChannelMoved
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UnpinChannelResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnpinChannelResponse) GetJSON200() *ChannelMoved {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnpinChannelResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnpinChannelResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r UnpinChannelResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UnpinChannelResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UnpinChannelResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UnpinChannelResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnpinChannelResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnpinChannelResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnpinChannelResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13554,6 +14844,88 @@ func (c *ClientWithResponses) GetChannelWithResponse(ctx context.Context, app Ap
 	return ParseGetChannelResponse(rsp)
 }
 
+// ListApprovalsWithResponse The approvals of a release for the channel, oldest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/channels/{channel}/approvals (the `ListApprovals` operationId).
+func (c *ClientWithResponses) ListApprovalsWithResponse(ctx context.Context, app AppName, channel ChannelName, params *ListApprovalsParams, reqEditors ...RequestEditorFn) (*ListApprovalsResponse, error) {
+	rsp, err := c.ListApprovals(ctx, app, channel, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListApprovalsResponse(rsp)
+}
+
+// ApproveReleaseWithBodyWithResponse Approve a release for the channel (scope approve, or approve:<channel>).
+//
+// One approval per approver (a token's id, a chat user's id), per release: a new release
+// starts with none. The release's creator and its build's creator may approve, but their
+// approval does not count (`counts: false`, `note` says why). Approving again answers the
+// first approval (200). A release that has been in the channel takes no approvals (409),
+// nor does a channel whose gates declare none.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+func (c *ClientWithResponses) ApproveReleaseWithBodyWithResponse(ctx context.Context, app AppName, channel ChannelName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApproveReleaseResponse, error) {
+	rsp, err := c.ApproveReleaseWithBody(ctx, app, channel, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveReleaseResponse(rsp)
+}
+
+// ApproveReleaseWithResponse Approve a release for the channel (scope approve, or approve:<channel>).
+//
+// One approval per approver (a token's id, a chat user's id), per release: a new release
+// starts with none. The release's creator and its build's creator may approve, but their
+// approval does not count (`counts: false`, `note` says why). Approving again answers the
+// first approval (200). A release that has been in the channel takes no approvals (409),
+// nor does a channel whose gates declare none.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/approvals (the `ApproveRelease` operationId).
+func (c *ClientWithResponses) ApproveReleaseWithResponse(ctx context.Context, app AppName, channel ChannelName, body ApproveReleaseJSONRequestBody, reqEditors ...RequestEditorFn) (*ApproveReleaseResponse, error) {
+	rsp, err := c.ApproveRelease(ctx, app, channel, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveReleaseResponse(rsp)
+}
+
+// RevokeApprovalWithResponse Revoke your own approval of a release for the channel, until the release enters it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/apps/{app}/channels/{channel}/approvals/{version} (the `RevokeApproval` operationId).
+func (c *ClientWithResponses) RevokeApprovalWithResponse(ctx context.Context, app AppName, channel ChannelName, version string, reqEditors ...RequestEditorFn) (*RevokeApprovalResponse, error) {
+	rsp, err := c.RevokeApproval(ctx, app, channel, version, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeApprovalResponse(rsp)
+}
+
+// GetChannelGatesWithResponse The dry run: every gate a promotion of the release would meet and miss now.
+//
+// Name the release by `version`, or by `from` (what that channel holds now). Nothing is
+// written; `allowed` is what a promotion would find at this moment. Besides the gates,
+// it reports `policy` (the release has not been in the channel's `from`) and `locked`
+// when those would refuse the promotion.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/apps/{app}/channels/{channel}/gates (the `GetChannelGates` operationId).
+func (c *ClientWithResponses) GetChannelGatesWithResponse(ctx context.Context, app AppName, channel ChannelName, params *GetChannelGatesParams, reqEditors ...RequestEditorFn) (*GetChannelGatesResponse, error) {
+	rsp, err := c.GetChannelGates(ctx, app, channel, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetChannelGatesResponse(rsp)
+}
+
 // GetChannelHistoryWithResponse Every event of the channel, newest first — the audit trail.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -13598,6 +14970,12 @@ func (c *ClientWithResponses) LockChannelWithResponse(ctx context.Context, app A
 // The channel's policy decides: a channel with `from: staging` takes only a release that is,
 // or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 // Promoting what is current answers 200 with `changed: false` and writes nothing.
+// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+// `override: true` with a `reason` moves past them: it needs the scope
+// `override:<channel>` (or `override`, or admin), and the history event, the
+// `channel.promoted` event and the answer record every gate it overrode. A manual
+// promotion unpins a pinned channel.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13615,6 +14993,12 @@ func (c *ClientWithResponses) PromoteChannelWithBodyWithResponse(ctx context.Con
 // The channel's policy decides: a channel with `from: staging` takes only a release that is,
 // or has been, in staging (409 `policy-violation` otherwise). A locked channel refuses (423).
 // Promoting what is current answers 200 with `changed: false` and writes nothing.
+// The channel's gates (soak, approvals, windows, checks, require) are evaluated together;
+// any that does not pass answers 409 `gates-failed` with every gate's state in `gates`.
+// `override: true` with a `reason` moves past them: it needs the scope
+// `override:<channel>` (or `override`, or admin), and the history event, the
+// `channel.promoted` event and the answer record every gate it overrode. A manual
+// promotion unpins a pinned channel.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13631,7 +15015,8 @@ func (c *ClientWithResponses) PromoteChannelWithResponse(ctx context.Context, ap
 //
 // Without `to`, the release that was current before the present one (successive rollbacks
 // walk further back). A rollback is its own history event and links the event it reverses.
-// Allowed on a locked channel. Nothing to roll back to is 409.
+// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+// auto_promote leaves it alone until someone unpins it or promotes by hand.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13648,7 +15033,8 @@ func (c *ClientWithResponses) RollbackChannelWithBodyWithResponse(ctx context.Co
 //
 // Without `to`, the release that was current before the present one (successive rollbacks
 // walk further back). A rollback is its own history event and links the event it reverses.
-// Allowed on a locked channel. Nothing to roll back to is 409.
+// Allowed on a locked channel. Nothing to roll back to is 409. A rollback pins the channel:
+// auto_promote leaves it alone until someone unpins it or promotes by hand.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13685,6 +15071,38 @@ func (c *ClientWithResponses) UnlockChannelWithResponse(ctx context.Context, app
 		return nil, err
 	}
 	return ParseUnlockChannelResponse(rsp)
+}
+
+// UnpinChannelWithBodyWithResponse Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+//
+// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+// `changed: false`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+func (c *ClientWithResponses) UnpinChannelWithBodyWithResponse(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnpinChannelResponse, error) {
+	rsp, err := c.UnpinChannelWithBody(ctx, app, channel, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnpinChannelResponse(rsp)
+}
+
+// UnpinChannelWithResponse Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+//
+// A manual promotion unpins too. Unpinning a channel that is not pinned answers 200 with
+// `changed: false`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/apps/{app}/channels/{channel}/unpin (the `UnpinChannel` operationId).
+func (c *ClientWithResponses) UnpinChannelWithResponse(ctx context.Context, app AppName, channel ChannelName, params *UnpinChannelParams, body UnpinChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*UnpinChannelResponse, error) {
+	rsp, err := c.UnpinChannel(ctx, app, channel, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnpinChannelResponse(rsp)
 }
 
 // GetChecksSecretWithResponse The secret that signs the app's check gate requests; made at its first use.
@@ -14012,7 +15430,7 @@ func (c *ClientWithResponses) GetChatUserWithResponse(ctx context.Context, user 
 //
 // The chat user may then do what a token with these scopes and apps may: `read` for
 // `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 // itself (403, naming the fields).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -14030,7 +15448,7 @@ func (c *ClientWithResponses) PutChatUserWithBodyWithResponse(ctx context.Contex
 //
 // The chat user may then do what a token with these scopes and apps may: `read` for
 // `status`, `releases` and `diff`, `promote` (or `promote:<channel>`) for `promote`,
-// `rollback`, `lock` and `unlock`. As with tokens, a caller never maps a user wider than
+// `rollback`, `lock` and `unlock`, `approve` (or `approve:<channel>`) for `approve`. As with tokens, a caller never maps a user wider than
 // itself (403, naming the fields).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -15587,6 +17005,236 @@ func ParseGetChannelResponse(rsp *http.Response) (*GetChannelResponse, error) {
 	return response, nil
 }
 
+// ParseListApprovalsResponse parses an HTTP response from a ListApprovalsWithResponse call
+func ParseListApprovalsResponse(rsp *http.Response) (*ListApprovalsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListApprovalsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ApprovalList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseApproveReleaseResponse parses an HTTP response from a ApproveReleaseWithResponse call
+func ParseApproveReleaseResponse(rsp *http.Response) (*ApproveReleaseResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApproveReleaseResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Approval
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Approval
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRevokeApprovalResponse parses an HTTP response from a RevokeApprovalWithResponse call
+func ParseRevokeApprovalResponse(rsp *http.Response) (*RevokeApprovalResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeApprovalResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Approval
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetChannelGatesResponse parses an HTTP response from a GetChannelGatesWithResponse call
+func ParseGetChannelGatesResponse(rsp *http.Response) (*GetChannelGatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetChannelGatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GateReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetChannelHistoryResponse parses an HTTP response from a GetChannelHistoryWithResponse call
 func ParseGetChannelHistoryResponse(rsp *http.Response) (*GetChannelHistoryResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15735,6 +17383,13 @@ func ParsePromoteChannelResponse(rsp *http.Response) (*PromoteChannelResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest Problem
@@ -15938,6 +17593,80 @@ func ParseUnlockChannelResponse(rsp *http.Response) (*UnlockChannelResponse, err
 	switch {
 	case rsp.StatusCode == 200:
 		var headers UnlockChannelResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUnpinChannelResponse parses an HTTP response from a UnpinChannelWithResponse call
+func ParseUnpinChannelResponse(rsp *http.Response) (*UnpinChannelResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnpinChannelResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChannelMoved
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UnpinChannelResponse200Headers
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -18281,6 +20010,18 @@ type ServerInterface interface {
 	// GetChannel A channel's state; `ETag` is its generation, for If-Match on moves.
 	// (GET /v1/apps/{app}/channels/{channel})
 	GetChannel(ctx echo.Context, app AppName, channel ChannelName) error
+	// ListApprovals The approvals of a release for the channel, oldest first.
+	// (GET /v1/apps/{app}/channels/{channel}/approvals)
+	ListApprovals(ctx echo.Context, app AppName, channel ChannelName, params ListApprovalsParams) error
+	// ApproveRelease Approve a release for the channel (scope approve, or approve:<channel>).
+	// (POST /v1/apps/{app}/channels/{channel}/approvals)
+	ApproveRelease(ctx echo.Context, app AppName, channel ChannelName) error
+	// RevokeApproval Revoke your own approval of a release for the channel, until the release enters it.
+	// (DELETE /v1/apps/{app}/channels/{channel}/approvals/{version})
+	RevokeApproval(ctx echo.Context, app AppName, channel ChannelName, version string) error
+	// GetChannelGates The dry run: every gate a promotion of the release would meet and miss now.
+	// (GET /v1/apps/{app}/channels/{channel}/gates)
+	GetChannelGates(ctx echo.Context, app AppName, channel ChannelName, params GetChannelGatesParams) error
 	// GetChannelHistory Every event of the channel, newest first — the audit trail.
 	// (GET /v1/apps/{app}/channels/{channel}/history)
 	GetChannelHistory(ctx echo.Context, app AppName, channel ChannelName, params GetChannelHistoryParams) error
@@ -18296,6 +20037,9 @@ type ServerInterface interface {
 	// UnlockChannel Unlock the channel.
 	// (POST /v1/apps/{app}/channels/{channel}/unlock)
 	UnlockChannel(ctx echo.Context, app AppName, channel ChannelName, params UnlockChannelParams) error
+	// UnpinChannel Unpin the channel, which a rollback pinned, so that auto_promote moves it again.
+	// (POST /v1/apps/{app}/channels/{channel}/unpin)
+	UnpinChannel(ctx echo.Context, app AppName, channel ChannelName, params UnpinChannelParams) error
 	// GetChecksSecret The secret that signs the app's check gate requests; made at its first use.
 	// (GET /v1/apps/{app}/checks/secret)
 	GetChecksSecret(ctx echo.Context, app AppName) error
@@ -19027,6 +20771,135 @@ func (w *ServerInterfaceWrapper) GetChannel(ctx echo.Context) error {
 	return err
 }
 
+// ListApprovals converts echo context to params.
+func (w *ServerInterfaceWrapper) ListApprovals(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "channel" -------------
+	var channel ChannelName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "channel", ctx.Param("channel"), &channel, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter channel: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListApprovalsParams
+	// ------------- Required query parameter "version" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "version", ctx.QueryParams(), &params.Version, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter version: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListApprovals(ctx, app, channel, params)
+	return err
+}
+
+// ApproveRelease converts echo context to params.
+func (w *ServerInterfaceWrapper) ApproveRelease(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "channel" -------------
+	var channel ChannelName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "channel", ctx.Param("channel"), &channel, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter channel: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ApproveRelease(ctx, app, channel)
+	return err
+}
+
+// RevokeApproval converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeApproval(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "channel" -------------
+	var channel ChannelName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "channel", ctx.Param("channel"), &channel, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter channel: %s", err))
+	}
+
+	// ------------- Path parameter "version" -------------
+	var version string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "version", ctx.Param("version"), &version, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter version: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeApproval(ctx, app, channel, version)
+	return err
+}
+
+// GetChannelGates converts echo context to params.
+func (w *ServerInterfaceWrapper) GetChannelGates(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "channel" -------------
+	var channel ChannelName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "channel", ctx.Param("channel"), &channel, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter channel: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetChannelGatesParams
+	// ------------- Optional query parameter "version" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "version", ctx.QueryParams(), &params.Version, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter version: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetChannelGates(ctx, app, channel, params)
+	return err
+}
+
 // GetChannelHistory converts echo context to params.
 func (w *ServerInterfaceWrapper) GetChannelHistory(ctx echo.Context) error {
 	var err error
@@ -19300,6 +21173,65 @@ func (w *ServerInterfaceWrapper) UnlockChannel(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UnlockChannel(ctx, app, channel, params)
+	return err
+}
+
+// UnpinChannel converts echo context to params.
+func (w *ServerInterfaceWrapper) UnpinChannel(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "app" -------------
+	var app AppName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "app", ctx.Param("app"), &app, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter app: %s", err))
+	}
+
+	// ------------- Path parameter "channel" -------------
+	var channel ChannelName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "channel", ctx.Param("channel"), &channel, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter channel: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnpinChannelParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UnpinChannel(ctx, app, channel, params)
 	return err
 }
 
@@ -20356,6 +22288,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/rollback", wrapper.RollbackChannel, options.OperationMiddlewares["rollbackChannel"]...)
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/lock", wrapper.LockChannel, options.OperationMiddlewares["lockChannel"]...)
 	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/unlock", wrapper.UnlockChannel, options.OperationMiddlewares["unlockChannel"]...)
+	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/unpin", wrapper.UnpinChannel, options.OperationMiddlewares["unpinChannel"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/channels/:channel/gates", wrapper.GetChannelGates, options.OperationMiddlewares["getChannelGates"]...)
+	router.GET(options.BaseURL+"/v1/apps/:app/channels/:channel/approvals", wrapper.ListApprovals, options.OperationMiddlewares["listApprovals"]...)
+	router.POST(options.BaseURL+"/v1/apps/:app/channels/:channel/approvals", wrapper.ApproveRelease, options.OperationMiddlewares["approveRelease"]...)
+	router.DELETE(options.BaseURL+"/v1/apps/:app/channels/:channel/approvals/:version", wrapper.RevokeApproval, options.OperationMiddlewares["revokeApproval"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/channels/:channel/history", wrapper.GetChannelHistory, options.OperationMiddlewares["getChannelHistory"]...)
 	router.GET(options.BaseURL+"/v1/apps/:app/diff", wrapper.GetDiff, options.OperationMiddlewares["getDiff"]...)
 	router.GET(options.BaseURL+"/v2/", wrapper.RegistryBase, options.OperationMiddlewares["registryBase"]...)

@@ -194,6 +194,7 @@ func validateChannels(chs []Channel, verr *ValidationError) {
 				verr.Add(field+".from", fmt.Sprintf("%q is not an earlier channel; from must name a channel listed before %q", ch.From, ch.Name))
 			}
 		}
+		validateGates(field, ch, verr)
 		if _, dup := index[ch.Name]; !dup {
 			index[ch.Name] = i
 		}

@@ -30,6 +30,15 @@ type ChannelState struct {
 	UpdatedAt   *time.Time
 	UpdatedBy   string
 	UpdatedByID string // "" when the last change was recorded before actor ids
+	// Since is when Release became current; nil when it was recorded before this was.
+	Since *time.Time
+	// Pinned is set by a rollback: automation does not move the channel until someone
+	// unpins it or promotes by hand.
+	Pinned     bool
+	PinnedAt   *time.Time
+	PinnedBy   string
+	PinnedByID string
+	PinReason  string
 }
 
 // The actions of channel events.
@@ -38,6 +47,7 @@ const (
 	ActionRollback = "rollback"
 	ActionLock     = "lock"
 	ActionUnlock   = "unlock"
+	ActionUnpin    = "unpin"
 )
 
 // Event is one entry of a channel's history, the audit trail of who moved it, when and
@@ -53,6 +63,18 @@ type Event struct {
 	At          time.Time `json:"at"`
 	// Reverts is, for a rollback, the seq of the event it reverses.
 	Reverts int64 `json:"reverts,omitempty"`
+	// Override is set on a promotion that overrode gates that did not pass.
+	Override *Override `json:"override,omitempty"`
+	// Pinned is set on a rollback, which pins the channel; Unpinned on a manual
+	// promotion that unpinned it.
+	Pinned   bool `json:"pinned,omitempty"`
+	Unpinned bool `json:"unpinned,omitempty"`
+}
+
+// Override records the gates a promotion overrode, and their states then; the reason is
+// the event's.
+type Override struct {
+	Gates []GateState `json:"gates"`
 }
 
 // Move asks for a change of a channel.
@@ -69,11 +91,20 @@ type Move struct {
 	// IfGeneration, when positive, must be the channel's generation (If-Match); -1 asks
 	// for generation 0, a channel never moved; 0 sets no condition.
 	IfGeneration int64
+	// Override promotes past gates that did not pass; it needs a Reason, and the event
+	// records every such gate.
+	Override bool
+	// Auto marks a promotion by automation (auto_promote): it refuses a pinned channel and
+	// does not unpin it.
+	Auto bool
 }
 
 // MoveResult is a channel after a move.
 type MoveResult struct {
 	Channel ChannelState
+	// Gates is the report of the gates a promotion met (and overrode); nil for other
+	// moves and ungated channels.
+	Gates *GateReport
 	// Changed is false when the channel already was as asked; nothing was written.
 	Changed bool
 	// Event is the history entry the move wrote, when it changed something.
@@ -82,9 +113,11 @@ type MoveResult struct {
 
 // Channels moves an app's channels: promotion, rollback, locks, each one atomic script.
 type Channels struct {
-	rdb  redis.UniversalClient
-	apps *Apps
-	now  func() time.Time
+	rdb      redis.UniversalClient
+	apps     *Apps
+	now      func() time.Time
+	verifier Verifier
+	builds   BuildLookup
 
 	// known holds the apps as moves last read them, so that a move is one round trip:
 	// the move script checks the app's stamp (generation and creation time) and refuses
@@ -103,8 +136,12 @@ type stampedApp struct {
 const maxKnownApps = 4096
 
 // NewChannels returns the channel store; apps supplies each app's channels and policies.
-func NewChannels(rdb redis.UniversalClient, apps *Apps) *Channels {
-	return &Channels{rdb: rdb, apps: apps, now: time.Now, known: map[string]stampedApp{}}
+func NewChannels(rdb redis.UniversalClient, apps *Apps, opts ...ChannelsOption) *Channels {
+	c := &Channels{rdb: rdb, apps: apps, now: time.Now, known: map[string]stampedApp{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // appForMove returns app's configuration as last read, or reads it when fresh is set or
@@ -139,16 +176,29 @@ func (c *Channels) appForMove(ctx context.Context, app string, fresh bool) (stam
 //
 //	KEYS  1 channel hash, 2 history, 3 seen set, 4 rollback stack, 5 seen set of the
 //	      policy's channel, 6 the target release (or any key), 7 the app's events,
-//	      8 the app's hash, 9 the channel a promotion takes its release from (or any key)
+//	      8 the app's hash, 9 the channel a promotion takes its release from (or any key),
+//	      10 the policy's channel (or any key), 11 the target's approvals for the channel
+//	      (or any key)
 //	ARGV  1 action, 2 expected generation ("" for any), 3 target version ("" for the
 //	      default rollback), 4 actor, 5 reason, 6 now, 7 policy channel ("" for none),
 //	      8 event id, 9 channel name, 10 app, 11 actor id ("" for none), 12 event type,
 //	      13 the app's stamp the caller read its channels from, 14 the release KEYS[9]
-//	      held when the caller read it ("" when the promotion names its version)
+//	      held when the caller read it ("" when the promotion names its version),
+//	      15 "1" to check the gates again, 16 the soak (ms, 0 for none), 17 now (unix ms),
+//	      18 the approvals needed, 19 the time (unix ms) the windows allow moves until (""
+//	      for no limit), 20 the channel's generation when the gates were evaluated,
+//	      21 "1" for automation (refused by a pinned channel), 22 the override's JSON (""
+//	      for none), 23 the soak's start (unix ms) when KEYS[10] records none
+//
+// A promotion with gates is evaluated first (GateReport); the script checks again what
+// may have changed since: the generation (a move, a pin), the soak of the release in the
+// policy's channel, the count of approvals that count, and the windows' deadline, on the
+// caller's clock. Any of those changed answers {regate}, and the caller evaluates again.
+//
 //	returns {outcome, event JSON or "", the channel hash's fields and values...}; outcome is
 //	        ok, unchanged, stale, locked, policy, nothing, missing_release or
-//	        not_in_channel; or {app_changed} or {source_moved} alone, when what the caller
-//	        read is no longer so
+//	        not_in_channel; or {app_changed}, {source_moved} or {regate} alone, when what
+//	        the caller read is no longer so
 var moveScript = events.Script(`
 local app = redis.call('HMGET', KEYS[8], 'gen', 'created_at')
 if (app[1] or '') .. ' ' .. (app[2] or '') ~= ARGV[13] then return {'app_changed'} end
@@ -165,6 +215,29 @@ local cur = redis.call('HGET', ch, 'release') or ''
 local curDigest = redis.call('HGET', ch, 'image_digest') or ''
 local locked = redis.call('HGET', ch, 'locked') == '1'
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= gen then return done('stale', '') end
+local pinned = redis.call('HGET', ch, 'pinned') == '1'
+local nowMs = tonumber(ARGV[17])
+if action == 'promote' then
+  if ARGV[21] == '1' and pinned then return {'regate'} end
+  if ARGV[15] == '1' then
+    if tonumber(ARGV[20]) ~= gen then return {'regate'} end
+    local soak = tonumber(ARGV[16])
+    if soak > 0 then
+      local src = redis.call('HMGET', KEYS[10], 'release', 'since')
+      local since = tonumber(src[2] or ARGV[23])
+      if src[1] ~= ARGV[3] or since == nil or nowMs - since < soak then return {'regate'} end
+    end
+    local need = tonumber(ARGV[18])
+    if need > 0 then
+      local n = 0
+      for _, v in ipairs(redis.call('HVALS', KEYS[11])) do
+        if cjson.decode(v).counts then n = n + 1 end
+      end
+      if n < need then return {'regate'} end
+    end
+    if ARGV[19] ~= '' and nowMs >= tonumber(ARGV[19]) then return {'regate'} end
+  end
+end
 
 local target = ARGV[3]
 local digest = ''
@@ -209,6 +282,8 @@ elseif action == 'lock' then
   if locked then return done('unchanged', '') end
 elseif action == 'unlock' then
   if not locked then return done('unchanged', '') end
+elseif action == 'unpin' then
+  if not pinned then return done('unchanged', '') end
 end
 
 local seq = redis.call('LLEN', KEYS[2]) + 1
@@ -226,7 +301,15 @@ if action == 'promote' or action == 'rollback' then
   ev.to_version = target
   ev.reverts = reverts
   if action == 'promote' then ev.reverts = nil end
-  redis.call('HSET', ch, 'release', target, 'image_digest', digest)
+  redis.call('HSET', ch, 'release', target, 'image_digest', digest, 'since', ARGV[17])
+  if action == 'rollback' then
+    redis.call('HSET', ch, 'pinned', '1', 'pinned_at', ARGV[6], 'pinned_by', ARGV[4], 'pinned_by_id', ARGV[11], 'pin_reason', ARGV[5])
+    ev.pinned = true
+  elseif pinned and ARGV[21] ~= '1' then
+    redis.call('HDEL', ch, 'pinned', 'pinned_at', 'pinned_by', 'pinned_by_id', 'pin_reason')
+    ev.unpinned = true
+  end
+  if ARGV[22] ~= '' then ev.override = cjson.decode(ARGV[22]) end
   redis.call('ZADD', KEYS[3], relSeq, target)
   if action == 'promote' then
     redis.call('RPUSH', KEYS[4], target .. ' ' .. seq .. ' ' .. digest)
@@ -246,8 +329,10 @@ if action == 'promote' or action == 'rollback' then
   end
 elseif action == 'lock' then
   redis.call('HSET', ch, 'locked', '1', 'lock_reason', ARGV[5])
-else
+elseif action == 'unlock' then
   redis.call('HSET', ch, 'locked', '0', 'lock_reason', '')
+else
+  redis.call('HDEL', ch, 'pinned', 'pinned_at', 'pinned_by', 'pinned_by_id', 'pin_reason')
 end
 local evJSON = cjson.encode(ev)
 redis.call('RPUSH', KEYS[2], evJSON)
@@ -264,6 +349,7 @@ var moveEvents = map[string]string{
 	ActionRollback: events.ChannelRolledBack,
 	ActionLock:     events.ChannelLocked,
 	ActionUnlock:   events.ChannelUnlocked,
+	ActionUnpin:    events.ChannelUnpinned,
 }
 
 // channelOf returns an app's channel configuration, or ErrNotFound.
@@ -339,6 +425,16 @@ func decodeChannel(ch Channel, h map[string]string) ChannelState {
 	if t, err := time.Parse(time.RFC3339Nano, h["updated_at"]); err == nil {
 		s.UpdatedAt = &t
 	}
+	if ms, err := strconv.ParseInt(h["since"], 10, 64); err == nil {
+		t := time.UnixMilli(ms).UTC()
+		s.Since = &t
+	}
+	if h["pinned"] == "1" {
+		s.Pinned, s.PinnedBy, s.PinnedByID, s.PinReason = true, h["pinned_by"], h["pinned_by_id"], h["pin_reason"]
+		if t, err := time.Parse(time.RFC3339Nano, h["pinned_at"]); err == nil {
+			s.PinnedAt = &t
+		}
+	}
 	return s
 }
 
@@ -349,7 +445,7 @@ func decodeChannel(ch Channel, h map[string]string) ChannelState {
 func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResult, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := c.moveOnce(ctx, app, name, m, attempt > 0)
-		if errors.Is(err, errReadAgain) && attempt < 5 {
+		if (errors.Is(err, errReadAgain) || errors.Is(err, errRegate)) && attempt < 5 {
 			continue
 		}
 		return res, err
@@ -360,6 +456,10 @@ func (c *Channels) Move(ctx context.Context, app, name string, m Move) (MoveResu
 // configuration, or the release of the channel it promotes from.
 // Past the retries it is a conflict the caller may retry.
 var errReadAgain = fmt.Errorf("%w: the app's configuration or the source channel changed while the move was made; try again", ErrConflict)
+
+// errRegate is a promotion refused because what its gates were evaluated from changed
+// (an approval revoked, a window closed, the channel moved); it evaluates them again.
+var errRegate = fmt.Errorf("%w: the channel's gates kept changing while the promotion was made; try again", ErrConflict)
 
 func (c *Channels) moveOnce(ctx context.Context, app, name string, m Move, fresh bool) (MoveResult, error) {
 	sa, err := c.appForMove(ctx, app, fresh)
@@ -378,14 +478,21 @@ func (c *Channels) moveOnce(ctx context.Context, app, name string, m Move, fresh
 	if err != nil {
 		return MoveResult{}, err
 	}
+	g, err := c.gateArgs(ctx, sa.app, ch, target, m)
+	if err != nil {
+		return MoveResult{}, err
+	}
 	now := c.now().UTC()
 	res, err := moveScript.Run(ctx, c.rdb, moveKeys(app, name, ch.From, target, m.FromChannel),
 		m.Action, expectedGeneration(m.IfGeneration), target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
-		events.NewID(now), name, sa.app.Name, m.ActorID, moveEvents[m.Action], sa.stamp, source).StringSlice()
+		events.NewID(now), name, sa.app.Name, m.ActorID, moveEvents[m.Action], sa.stamp, source,
+		g.check, g.soakMs, now.UnixMilli(), g.approvals, g.until, g.generation, g.auto, g.override, g.since).StringSlice()
 	if err != nil {
 		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
 	}
-	return moveResult(app, ch, target, res)
+	out, err := moveResult(app, ch, target, res)
+	out.Gates = g.report
+	return out, err
 }
 
 // moveTarget checks m and returns the version it moves the channel to: the one it names,
@@ -419,7 +526,7 @@ func (c *Channels) moveTarget(ctx context.Context, a App, name string, m Move) (
 			return "", "", fmt.Errorf("%w: channel %s holds no release yet", ErrConflict, m.FromChannel)
 		}
 		return src, src, nil
-	case ActionRollback, ActionLock, ActionUnlock:
+	case ActionRollback, ActionLock, ActionUnlock, ActionUnpin:
 		v, _ := invalid.NormalizeVersion(m.Version)
 		return v, "", nil
 	}
@@ -443,10 +550,18 @@ func moveKeys(app, name, from, target, sourceChannel string) []string {
 	if target != "" {
 		releaseKey = store.ReleaseKey(app, target)
 	}
+	policyKey := store.ChannelKey(app, name)
+	if from != "" {
+		policyKey = store.ChannelKey(app, from)
+	}
+	approvalsKey := store.ChannelKey(app, name)
+	if target != "" {
+		approvalsKey = store.ChannelApprovalsKey(app, name, target)
+	}
 	return []string{
 		store.ChannelKey(app, name), store.ChannelHistoryKey(app, name), store.ChannelSeenKey(app, name),
 		store.ChannelStackKey(app, name), policySet, releaseKey, store.EventsKey(app),
-		store.AppKey(app), sourceKey,
+		store.AppKey(app), sourceKey, policyKey, approvalsKey,
 	}
 }
 
@@ -471,6 +586,9 @@ func moveResult(app string, ch Channel, target string, res []string) (MoveResult
 	}
 	if len(res) == 1 && (res[0] == "app_changed" || res[0] == "source_moved") {
 		return MoveResult{}, errReadAgain
+	}
+	if len(res) == 1 && res[0] == "regate" {
+		return MoveResult{}, errRegate
 	}
 	state := decodeChannel(ch, h)
 	name := ch.Name
@@ -552,4 +670,57 @@ func (c *Channels) ChannelsOf(ctx context.Context, app string) (map[string][]str
 		}
 	}
 	return m, nil
+}
+
+// gateArgs are the gates' arguments of moveScript, and the report they came from.
+type gateArgs struct {
+	check, soakMs, approvals, until, generation, auto, override, since string
+	report                                                             *GateReport
+}
+
+// gateArgs evaluates the gates of a promotion into ch (every promotion by automation,
+// which a pin refuses, and every promotion into a channel with gates), and returns what
+// moveScript checks again; a promotion that does not pass is refused with a *GatesError
+// unless it overrides.
+func (c *Channels) gateArgs(ctx context.Context, a App, ch Channel, target string, m Move) (gateArgs, error) {
+	g := gateArgs{soakMs: "0", approvals: "0"}
+	if m.Action != ActionPromote {
+		return g, nil
+	}
+	if m.Override && strings.TrimSpace(m.Reason) == "" {
+		return g, &ValidationError{Fields: []FieldError{{Field: "reason", Detail: "an override needs a reason; it is recorded in the channel's history"}}}
+	}
+	if m.Auto {
+		g.auto = "1"
+	}
+	if !hasGates(ch) && !m.Auto {
+		return g, nil
+	}
+	rel, err := c.release(ctx, a.Name, target)
+	if err != nil {
+		return g, err
+	}
+	rep, err := c.evaluate(ctx, a, ch, rel, m.Auto, c.now().UTC())
+	if err != nil {
+		return g, err
+	}
+	g.report = &rep
+	if !rep.Allowed {
+		if !m.Override {
+			return g, &GatesError{Channel: ch.Name, Version: rel.Version, States: rep.States}
+		}
+		doc, err := json.Marshal(Override{Gates: rep.Failed()})
+		if err != nil {
+			return g, err
+		}
+		g.override = string(doc)
+		return g, nil
+	}
+	g.check = "1"
+	g.soakMs = strconv.FormatInt(rep.soak.Milliseconds(), 10)
+	g.since = strconv.FormatInt(rep.sourceSince, 10)
+	g.approvals = strconv.Itoa(rep.approvals)
+	g.until = msArg(rep.allowedUntil)
+	g.generation = strconv.FormatInt(rep.generation, 10)
+	return g, nil
 }

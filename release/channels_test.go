@@ -404,13 +404,15 @@ func TestPromoteFromAMovingChannel(t *testing.T) {
 type beforeScript struct {
 	fn    func()
 	armed atomic.Bool
+	// pipeline runs fn before the first pipeline instead.
+	pipeline bool
 }
 
 func (h *beforeScript) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *beforeScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if (cmd.Name() == "evalsha" || cmd.Name() == "eval") && h.armed.CompareAndSwap(false, true) {
+		if !h.pipeline && (cmd.Name() == "evalsha" || cmd.Name() == "eval") && h.armed.CompareAndSwap(false, true) {
 			h.fn()
 		}
 		return next(ctx, cmd)
@@ -418,5 +420,10 @@ func (h *beforeScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 func (h *beforeScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.pipeline && h.armed.CompareAndSwap(false, true) {
+			h.fn()
+		}
+		return next(ctx, cmds)
+	}
 }

@@ -3,6 +3,7 @@ package release
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/slipway/slipway/invalid"
 )
@@ -22,7 +23,31 @@ var (
 	ErrPolicy = errors.New("policy violation")
 	// ErrLocked means the channel is locked against promotion.
 	ErrLocked = errors.New("channel locked")
+	// ErrGates means a channel's gates refuse the promotion; the error is a *GatesError.
+	ErrGates = errors.New("gates failed")
 )
+
+// GatesError is a promotion its channel's gates refused, with every gate's state.
+type GatesError struct {
+	Channel string
+	Version string
+	States  []GateState
+}
+
+func (e *GatesError) Error() string {
+	var parts []string
+	for _, s := range e.States {
+		if s.Status != GatePassed {
+			parts = append(parts, s.Gate+" "+s.Status+": "+s.Detail)
+		}
+	}
+	return fmt.Sprintf("%s cannot enter %s yet: %s", e.Version, e.Channel, strings.Join(parts, "; "))
+}
+
+func (e *GatesError) Unwrap() error { return ErrGates }
+
+// Failed returns the gates that did not pass.
+func (e *GatesError) Failed() []GateState { return GateReport{States: e.States}.Failed() }
 
 // FieldError is one problem with one field of a request.
 type FieldError = invalid.Field

@@ -38,6 +38,7 @@ type BuildRef struct {
 	Succeeded   bool
 	Status      string
 	ImageDigest string // "" when the build has no image
+	CreatedByID string // who made the build: a token's id, admin or anonymous; "" when unknown
 }
 
 // BuildLookup finds builds for releases; the API wires the builder's build store in.

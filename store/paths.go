@@ -94,10 +94,23 @@ package store
 //	slipway:{<app>}:releases    sorted set, score = sequence, member = version
 //	slipway:{<app>}:releases:seq     string: the last sequence number given out
 //	slipway:{<app>}:channel:<ch>     hash: release, image_digest, generation (the ETag),
-//	                            locked, lock_reason, updated_at, updated_by, updated_by_id
+//	                            locked, lock_reason, updated_at, updated_by, updated_by_id,
+//	                            since (unix ms: when release became current, the start of
+//	                            its soak), pinned ("1" after a rollback, until an unpin or a
+//	                            manual promotion), pinned_at, pinned_by, pinned_by_id,
+//	                            pin_reason
+//	slipway:{<app>}:channel:<ch>:approvals:<version>  hash: approver's actor id → the
+//	                            approval's JSON (actor, actor_id, reason, at, counts, note):
+//	                            the approvals of one release for the channel, revocable until
+//	                            it enters the channel; the move script counts those that count
+//	slipway:{<app>}:autopromote:lease  string: the id of the scheduler evaluating the app's
+//	                            auto_promote channels now; expires after a few seconds, so
+//	                            one scheduler of the fleet does it at a time
 //	slipway:{<app>}:channel:<ch>:history  list: the channel's events as JSON (seq, action,
 //	                            from_version, to_version, actor, actor_id, reason, at,
-//	                            reverts), oldest first; an event's seq is its position + 1
+//	                            reverts, override, pinned, unpinned), oldest first; an event's
+//	                            seq is its position + 1. Approvals that count are events too
+//	                            (action approve or revoke, to_version the release)
 //	slipway:{<app>}:channel:<ch>:seen     sorted set, score = release sequence, member =
 //	                            version: every release that has been in the channel (the
 //	                            input of promotion policies)
@@ -302,6 +315,15 @@ func ChannelSeenKey(app, ch string) string { return ChannelKey(app, ch) + ":seen
 
 // ChannelStackKey is the Redis list a default rollback walks back through.
 func ChannelStackKey(app, ch string) string { return ChannelKey(app, ch) + ":stack" }
+
+// ChannelApprovalsKey is the Redis hash of the approvals of one release for a channel.
+func ChannelApprovalsKey(app, ch, version string) string {
+	return ChannelKey(app, ch) + ":approvals:" + version
+}
+
+// AutoPromoteLeaseKey is the Redis string naming the scheduler that evaluates an app's
+// auto_promote channels now.
+func AutoPromoteLeaseKey(app string) string { return appPrefix(app) + "autopromote:lease" }
 
 // ReferrersKey is the Redis hash of the referrers of one manifest.
 func ReferrersKey(app string, subject Digest) string {

@@ -36,6 +36,8 @@ func TestRedisKeySlots(t *testing.T) {
 	d := store.Digest("sha256:" + strings.Repeat("ab", 32))
 	tagged := map[string]struct{ key, tag string }{
 		"AppKey":               {store.AppKey(app), app},
+		"ChannelApprovalsKey":  {store.ChannelApprovalsKey(app, "prod", "1.0.0"), app},
+		"AutoPromoteLeaseKey":  {store.AutoPromoteLeaseKey(app), app},
 		"BuildKey":             {store.BuildKey(app, "01J"), app},
 		"BuildLogKey":          {store.BuildLogKey(app, "01J"), app},
 		"BuildFactsKey":        {store.BuildFactsKey(app, "01J"), app},

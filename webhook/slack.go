@@ -24,8 +24,12 @@ func SlackText(ev events.Event) string {
 		s = buildText(ev.Type, ev.App, actor, d)
 	case events.ReleaseCreated:
 		s = fmt.Sprintf("%s %s released by %s from build %s", ev.App, d.Version, actor, d.BuildID)
-	case events.ChannelPromoted, events.ChannelRolledBack, events.ChannelLocked, events.ChannelUnlocked:
+	case events.ChannelPromoted, events.ChannelRolledBack, events.ChannelLocked, events.ChannelUnlocked, events.ChannelUnpinned:
 		s = channelText(ev.Type, ev.App, actor, d)
+	case events.ApprovalGranted:
+		s = fmt.Sprintf("%s %s approved for %s by %s (%d approvals)", ev.App, d.Version, d.Channel, actor, d.Approvals)
+	case events.ApprovalRevoked:
+		s = fmt.Sprintf("%s %s: %s revoked the approval for %s (%d approvals)", ev.App, d.Version, actor, d.Channel, d.Approvals)
 	default:
 		s = fmt.Sprintf("%s: %s by %s", ev.App, ev.Type, actor)
 	}
@@ -53,7 +57,16 @@ type slackData struct {
 		FromVersion string `json:"from_version"`
 		ToVersion   string `json:"to_version"`
 		Reason      string `json:"reason"`
+		Pinned      bool   `json:"pinned"`
+		Override    *struct {
+			Gates []struct {
+				Gate   string `json:"gate"`
+				Status string `json:"status"`
+			} `json:"gates"`
+		} `json:"override"`
 	} `json:"event"`
+	// approvals
+	Approvals int `json:"approvals"`
 }
 
 // buildText is the sentence of a build event of type typ.
@@ -97,13 +110,27 @@ func channelText(typ, app, actor string, d slackData) string {
 	}
 	switch typ {
 	case events.ChannelPromoted:
-		return fmt.Sprintf("%s %s promoted to %s by %s%s", app, d.Event.ToVersion, d.Channel, actor, because)
+		s := fmt.Sprintf("%s %s promoted to %s by %s%s", app, d.Event.ToVersion, d.Channel, actor, because)
+		if o := d.Event.Override; o != nil {
+			var gates []string
+			for _, g := range o.Gates {
+				gates = append(gates, g.Gate+" "+g.Status)
+			}
+			s += " — OVERRIDE of gates that did not pass: " + strings.Join(gates, ", ")
+		}
+		return s
 	case events.ChannelRolledBack:
 		s := fmt.Sprintf("%s %s rolled back", app, d.Channel)
 		if d.Event.FromVersion != "" {
 			s += " from " + d.Event.FromVersion
 		}
-		return s + fmt.Sprintf(" to %s by %s%s", d.Event.ToVersion, actor, because)
+		s += fmt.Sprintf(" to %s by %s%s", d.Event.ToVersion, actor, because)
+		if d.Event.Pinned {
+			s += " (pinned: auto_promote leaves it alone until unpinned)"
+		}
+		return s
+	case events.ChannelUnpinned:
+		return fmt.Sprintf("%s %s unpinned by %s%s", app, d.Channel, actor, because)
 	case events.ChannelLocked:
 		return fmt.Sprintf("%s %s locked by %s%s", app, d.Channel, actor, because)
 	}

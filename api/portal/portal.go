@@ -1,11 +1,8 @@
 package portal
 
 import (
-	"context"
 	"embed"
 	"io/fs"
-
-	"github.com/slipway/slipway/release"
 )
 
 //go:embed templates/*.html
@@ -42,11 +39,4 @@ type Change struct {
 	Name   string
 	Before string
 	After  string
-}
-
-// GateChecker evaluates the gates a release must pass to enter a channel, as a promotion
-// would, without moving anything. The portal shows "not available" when the server has
-// none.
-type GateChecker interface {
-	Gates(ctx context.Context, app, channel, version string) ([]release.GateState, error)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,11 +39,62 @@ type appFile struct {
 	Public      *bool          `yaml:"public,omitempty"`
 }
 
-// channelFile is one channel of slipway.yaml: its name, and the channel its releases must
-// have been in first.
+// channelFile is one channel of slipway.yaml: its name, the channel its releases must
+// have been in first, its gates (as the API's JSON: soak, approvals, checks, require,
+// windows) and whether it is promoted into automatically.
 type channelFile struct {
-	Name string `yaml:"name"`
-	From string `yaml:"from,omitempty"`
+	Name        string         `yaml:"name"`
+	From        string         `yaml:"from,omitempty"`
+	Gates       map[string]any `yaml:"gates,omitempty"`
+	AutoPromote bool           `yaml:"auto_promote,omitempty"`
+}
+
+// gates are the channel's gates as the API takes them; an error names what does not fit.
+func (ch channelFile) gates() (*openapi.Gates, error) {
+	if ch.Gates == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(ch.Gates)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var g openapi.Gates
+	if err := dec.Decode(&g); err != nil {
+		return nil, fmt.Errorf("gates of channel %s: %v (see docs/releases.md)", ch.Name, err)
+	}
+	return &g, nil
+}
+
+// gatesFile is a channel's gates as slipway.yaml writes them.
+func gatesFile(g *openapi.Gates) map[string]any {
+	if g == nil {
+		return nil
+	}
+	var m map[string]any
+	b, _ := json.Marshal(g)
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// sameChannels reports whether two lists of channels configure the same thing.
+func sameChannels(a, b []channelFile) bool {
+	norm := func(chs []channelFile) string {
+		type ch struct {
+			Name, From  string
+			Gates       *openapi.Gates
+			AutoPromote bool
+		}
+		out := make([]ch, len(chs))
+		for i, c := range chs {
+			g, _ := c.gates()
+			out[i] = ch{c.Name, c.From, g, c.AutoPromote}
+		}
+		j, _ := json.Marshal(out)
+		return string(j)
+	}
+	return norm(a) == norm(b)
 }
 
 // appFileHeader opens the file slipway init writes.
@@ -85,6 +137,13 @@ func parseAppFile(data []byte) (*appFile, error) {
 	}
 	if f.App == "" {
 		return nil, errors.New("the file names no app; add a line app: NAME")
+	}
+	if f.Channels != nil {
+		for _, ch := range *f.Channels {
+			if _, err := ch.gates(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return &f, nil
 }
@@ -148,7 +207,7 @@ func writeAppFile(dir string, f *appFile) (string, error) {
 func appFileOf(a *openapi.App) *appFile {
 	chans := make([]channelFile, len(a.Channels))
 	for i, ch := range a.Channels {
-		chans[i] = channelFile{Name: ch.Name}
+		chans[i] = channelFile{Name: ch.Name, Gates: gatesFile(ch.Gates), AutoPromote: ch.AutoPromote != nil && *ch.AutoPromote}
 		if ch.From != nil {
 			chans[i].From = *ch.From
 		}
@@ -168,7 +227,11 @@ func (f *appFile) over(in openapi.AppInput) openapi.AppInput {
 	if f.Channels != nil {
 		chans := make([]openapi.ChannelSpec, len(*f.Channels))
 		for i, ch := range *f.Channels {
-			chans[i] = openapi.ChannelSpec{Name: ch.Name, From: optional(ch.From)}
+			g, _ := ch.gates() // checked when the file was read
+			chans[i] = openapi.ChannelSpec{Name: ch.Name, From: optional(ch.From), Gates: g}
+			if ch.AutoPromote {
+				chans[i].AutoPromote = ptr(true)
+			}
 		}
 		in.Channels = &chans
 	}
@@ -195,7 +258,7 @@ func (f *appFile) differs(a *openapi.App) []string {
 		{"platforms", slices.Equal(*want.Platforms, *has.Platforms)},
 		{"ldflags", *want.Ldflags == *has.Ldflags},
 		{"base_image", *want.BaseImage == *has.BaseImage},
-		{"channels", f.Channels == nil || slices.Equal(*f.Channels, *has.Channels)},
+		{"channels", f.Channels == nil || sameChannels(*f.Channels, *has.Channels)},
 		{"auto_promote", *want.AutoPromote == *has.AutoPromote},
 		{"public", *want.Public == *has.Public},
 	} {

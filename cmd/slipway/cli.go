@@ -184,11 +184,31 @@ introduced. --json prints the API's answer. Example: slipway diff hello prod sta
 		run: cmdDiff,
 	},
 	"promote": {
-		synopsis: "slipway promote A CH (--version V | --from CH2) --reason R",
+		synopsis: "slipway promote A CH (--version V | --from CH2) --reason R [--override]",
 		help: `Points channel CH of app A at release V, or at what channel CH2 holds now. It reads the
 channel first and moves it only if nobody else has since (If-Match); otherwise it says
-who did, and exits 3.`,
+who did, and exits 3. The channel's gates (soak, approvals, windows, checks) must all
+pass; a refusal lists each (exit 3). --override moves past them, with the scope
+override:CH, and history records every gate it overrode.`,
 		run: cmdMove("promote"),
+	},
+	"unpin": {
+		synopsis: "slipway unpin A CH --reason R",
+		help:     "Unpins channel CH of app A, which a rollback pinned, so that auto_promote moves it again.",
+		run:      cmdMove("unpin"),
+	},
+	"approve": {
+		synopsis: "slipway approve A CH V [--reason R] [--revoke]",
+		help: `Approves release V of app A for channel CH, whose gates ask for approvals (scope
+approve:CH or approve). --revoke withdraws your approval, until V enters CH.`,
+		run: cmdApprove,
+	},
+	"gates": {
+		synopsis: "slipway gates A CH [V]",
+		help: `Shows what a promotion of release V (default: what CH's from channel holds) into
+channel CH of app A would meet and miss now, gate by gate, without moving anything.
+Exits 0 when every gate passes, 3 otherwise.`,
+		run: cmdGates,
 	},
 	"rollback": {
 		synopsis: "slipway rollback A CH [--to V] --reason R",
@@ -369,10 +389,15 @@ Client commands (each also takes --url, --token and --json; COMMAND --help shows
   slipway channels A        list A's channels and the release each holds
   slipway history A CH      list channel CH's events, newest first
   slipway diff A FROM TO    what changes from release FROM to TO (versions or channels)
-  slipway promote A CH (--version V | --from CH2) --reason R
+  slipway promote A CH (--version V | --from CH2) --reason R [--override]
   slipway rollback A CH [--to V] --reason R
+                            roll back; the channel is pinned against auto_promote
+  slipway unpin A CH --reason R
   slipway lock A CH --reason R
   slipway unlock A CH --reason R
+  slipway gates A CH [V]    what a promotion into CH would meet and miss now (dry run)
+  slipway approve A CH V [--reason R] [--revoke]
+                            approve release V for CH (or withdraw your approval)
   slipway events [--app A] [--type T] [--follow]
                             list events, newest first; --follow prints them as they happen
   slipway webhooks list     list the webhook subscriptions (also: slipway webhooks)

@@ -73,6 +73,12 @@ func (c *client) move(ctx context.Context, app, channel string, gen int64, act c
 		if err == nil {
 			mv, raw = r.JSON200, r.Body
 		}
+	case "unpin":
+		var r *openapi.UnpinChannelResponse
+		r, err = c.api.UnpinChannelWithBodyWithResponse(ctx, app, channel, &openapi.UnpinChannelParams{IfMatch: ifMatch(gen), IdempotencyKey: key}, ct, bytes.NewReader(body))
+		if err == nil {
+			mv, raw = r.JSON200, r.Body
+		}
 	default:
 		return nil, nil, fmt.Errorf("unknown channel action %q", act.kind)
 	}
@@ -129,6 +135,11 @@ func moveSummary(app, kind string, mv *openapi.ChannelMove) string {
 			return name + " was not locked"
 		}
 		return name + " unlocked"
+	case "unpin":
+		if !mv.Changed {
+			return name + " was not pinned"
+		}
+		return name + " unpinned: auto_promote may move it again"
 	}
 	if !mv.Changed {
 		return fmt.Sprintf("%s already holds %s; nothing changed", name, orNone(ch.Release))
@@ -137,7 +148,14 @@ func moveSummary(app, kind string, mv *openapi.ChannelMove) string {
 	if mv.Event != nil && mv.Event.FromVersion != nil {
 		from = *mv.Event.FromVersion
 	}
-	return fmt.Sprintf("%s: %s → %s (generation %d)", name, from, orNone(ch.Release), ch.Generation)
+	line := fmt.Sprintf("%s: %s → %s (generation %d)", name, from, orNone(ch.Release), ch.Generation)
+	if ev := mv.Event; ev != nil && ev.Override != nil {
+		line += "\nOVERRIDE: these gates did not pass, and history records it:\n" + gatesText(ev.Override.Gates, "  ")
+	}
+	if ev := mv.Event; ev != nil && ev.Pinned != nil && *ev.Pinned {
+		line += fmt.Sprintf("\n%s is pinned: auto_promote leaves it alone until slipway unpin %s %s", name, app, ch.Name)
+	}
+	return line
 }
 
 func orNone(s *string) string {
@@ -190,6 +208,7 @@ func cmdMove(kind string) func(ctx context.Context, e *cliEnv, cmd *clientComman
 // move the channel to.
 type moveFlags struct {
 	reason, version, from, to string
+	override                  bool
 }
 
 // newMoveFlags defines on fs the flags of the channel actions of kind.
@@ -200,6 +219,7 @@ func newMoveFlags(fs *flag.FlagSet, kind string) *moveFlags {
 	case "promote":
 		fs.StringVar(&mf.version, "version", "", "the release `V` to promote")
 		fs.StringVar(&mf.from, "from", "", "promote what channel `CH2` holds now")
+		fs.BoolVar(&mf.override, "override", false, "move past the gates that do not pass (scope override:CH); history records it")
 	case "rollback":
 		fs.StringVar(&mf.to, "to", "", "the release `V` to go back to (default: the one before the current)")
 	}
@@ -218,6 +238,9 @@ func (mf *moveFlags) action(kind string) (channelAction, error) {
 			return channelAction{}, &usageError{"promote needs one of --version V or --from CH2"}
 		}
 		in := openapi.PromoteInput{Reason: &mf.reason}
+		if mf.override {
+			in.Override = &mf.override
+		}
 		if mf.version != "" {
 			in.Version = &mf.version
 		} else {
@@ -313,4 +336,114 @@ func flatText(s string) string {
 		return "-"
 	}
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// cmdApprove is `slipway approve A CH V`.
+func cmdApprove(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
+	var cf clientFlags
+	fs := newFlagSet(cmd, &cf, false)
+	var reason string
+	var revoke bool
+	fs.StringVar(&reason, "reason", "", "why, for the channel's history")
+	fs.BoolVar(&revoke, "revoke", false, "withdraw your approval instead")
+	pos, c, err := cf.parse(fs, e, cmd, args, 3, 3)
+	if err != nil {
+		return err
+	}
+	app, channel, version := pos[0], pos[1], pos[2]
+	var ap *openapi.Approval
+	var raw []byte
+	if revoke {
+		r, err := c.api.RevokeApprovalWithResponse(ctx, app, channel, version)
+		if err != nil {
+			return fmt.Errorf("revoking the approval of %s for %s/%s: %w", version, app, channel, err)
+		}
+		ap, raw = r.JSON200, r.Body
+	} else {
+		in := openapi.ApprovalInput{Version: version}
+		if reason != "" {
+			in.Reason = &reason
+		}
+		r, err := c.api.ApproveReleaseWithResponse(ctx, app, channel, in)
+		if err != nil {
+			return fmt.Errorf("approving %s for %s/%s: %w", version, app, channel, err)
+		}
+		ap, raw = r.JSON201, r.Body
+		if ap == nil {
+			ap = r.JSON200
+		}
+	}
+	if ap == nil {
+		return unexpected("approve", nil, raw)
+	}
+	if cf.json {
+		return writeJSON(e.stdout, raw)
+	}
+	switch {
+	case revoke:
+		_, err = fmt.Fprintf(e.stdout, "%s/%s: your approval of %s is revoked\n", app, channel, version)
+	case !ap.Counts:
+		_, err = fmt.Fprintf(e.stdout, "%s/%s: your approval of %s is recorded but does not count: %s\n", app, channel, version, deref(ap.Note))
+	default:
+		_, err = fmt.Fprintf(e.stdout, "%s/%s: %s approved by %s; slipway gates %s %s %s shows what is still missing\n", app, channel, version, ap.Actor, app, channel, version)
+	}
+	return err
+}
+
+// gatesRefused is a dry run whose gates do not all pass: exit 3, the table said it.
+type gatesRefused struct{}
+
+func (gatesRefused) Error() string { return "not every gate passes" }
+func (gatesRefused) ExitCode() int { return exitRejected }
+
+// cmdGates is `slipway gates A CH [V]`.
+func cmdGates(ctx context.Context, e *cliEnv, cmd *clientCommand, args []string) error {
+	var cf clientFlags
+	fs := newFlagSet(cmd, &cf, false)
+	pos, c, err := cf.parse(fs, e, cmd, args, 2, 3)
+	if err != nil {
+		return err
+	}
+	app, channel := pos[0], pos[1]
+	params := &openapi.GetChannelGatesParams{}
+	if len(pos) == 3 {
+		params.Version = &pos[2]
+	} else {
+		ch, err := c.getChannel(ctx, app, channel)
+		if err != nil {
+			return fmt.Errorf("reading channel %s of %s: %w", channel, app, err)
+		}
+		if ch.From == nil {
+			return &usageError{fmt.Sprintf("channel %s takes releases from no other channel: name the release, slipway gates %s %s V", channel, app, channel)}
+		}
+		params.From = ch.From
+	}
+	r, err := c.api.GetChannelGatesWithResponse(ctx, app, channel, params)
+	if err != nil {
+		return fmt.Errorf("reading the gates of %s/%s: %w", app, channel, err)
+	}
+	if r.JSON200 == nil {
+		return unexpected("gates", r.HTTPResponse, r.Body)
+	}
+	rep := r.JSON200
+	if cf.json {
+		if err := writeJSON(e.stdout, r.Body); err != nil {
+			return err
+		}
+	} else {
+		verdict := "may enter now"
+		if !rep.Allowed {
+			verdict = "may not enter now"
+		}
+		fmt.Fprintf(e.stdout, "%s %s %s\n", rep.Version, verdict, app+"/"+channel)
+		if len(rep.Gates) == 0 {
+			fmt.Fprintln(e.stdout, "  (the channel has no gates)")
+		} else {
+			fmt.Fprintln(e.stdout, gatesText(rep.Gates, "  "))
+		}
+	}
+	if !rep.Allowed {
+		return gatesRefused{}
+	}
+	return nil
 }

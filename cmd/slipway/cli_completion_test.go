@@ -68,7 +68,7 @@ func TestCLICompletion(t *testing.T) {
 		{"slipway token create ci --sc", []string{"--scope"}},
 		{"slipway serve --redis-u", []string{"--redis-url"}},
 		{"slipway completion z", []string{"zsh"}},
-		{"slipway promote hello dev --", []string{"--from", "--help", "--json", "--reason", "--token", "--url", "--version"}},
+		{"slipway promote hello dev --", []string{"--from", "--help", "--json", "--override", "--reason", "--token", "--url", "--version"}},
 	} {
 		if got := bashComplete(t, filepath.Join(dir, "slipway.bash"), tc.line); !slices.Equal(got, tc.want) {
 			t.Errorf("bash completes %q as %q, want %q", tc.line, got, tc.want)

@@ -36,6 +36,16 @@ func TestCLIErrorMessage(t *testing.T) {
 			"the server failed to handle this request; report request id r1 (500 internal)"},
 		{"no problem document", &apiError{status: 502, problem: openapi.Problem{Status: 502, Title: "Bad Gateway"}},
 			"the server failed: Bad Gateway (HTTP 502)"},
+		{"gates", &apiError{status: 409, problem: openapi.Problem{Type: openapi.ProblemGatesFailed, Detail: detail("1.0.0 cannot enter prod yet: ..."),
+			Gates: &[]openapi.GateState{
+				{Gate: "soak", Status: openapi.GateStateStatusPending, Detail: "1.0.0 has been current in staging for 1h of the 24h soak"},
+				{Gate: "approvals", Status: openapi.GateStateStatusFailed, Detail: "0 of 1 approvals"},
+				{Gate: "windows", Status: openapi.GateStateStatusPassed, Detail: "prod may change now"},
+			}}},
+			"the channel's gates refuse it (409 gates-failed); wait for what is pending, get what failed (slipway approve), or override with a reason (--override --reason R)\n" +
+				"  … soak       pending 1.0.0 has been current in staging for 1h of the 24h soak\n" +
+				"  ✗ approvals  failed  0 of 1 approvals\n" +
+				"  ✓ windows    passed  prod may change now"},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("%s: Error() = %q, want %q", tc.name, got, tc.want)

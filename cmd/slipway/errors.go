@@ -199,9 +199,15 @@ func (e *apiError) Error() string {
 		kind = fmt.Sprintf("%d %s", e.status, path.Base(string(p.Type)))
 	}
 	var b strings.Builder
+	if p.Gates != nil {
+		msg = "the channel's gates refuse it"
+	}
 	fmt.Fprintf(&b, "%s (%s)%s", msg, kind, e.hint(msg))
 	for _, f := range fields {
 		fmt.Fprintf(&b, "\n  %s: %s", f.Field, f.Detail)
+	}
+	if p.Gates != nil {
+		b.WriteString("\n" + gatesText(*p.Gates, "  "))
 	}
 	return b.String()
 }
@@ -243,6 +249,7 @@ var nextSteps = map[openapi.ProblemType]struct{ do, said string }{
 	openapi.ProblemPreconditionFailed:  {"someone changed it after it was read: read it again and retry with its generation", "again"},
 	openapi.ProblemChannelLocked:       {"unlock it first, or roll back", "unlock"},
 	openapi.ProblemPolicyViolation:     {"promote the release to the channel this one takes releases from first", "first"},
+	openapi.ProblemGatesFailed:         {"wait for what is pending, get what failed (slipway approve), or override with a reason (--override --reason R)", "override"},
 	openapi.ProblemIdempotencyInFlight: {"the same request is still being answered; run the command again in a moment", "still"},
 }
 
@@ -260,4 +267,24 @@ func (e *unreachableError) Unwrap() error { return e.err }
 
 func (e *unreachableError) Error() string {
 	return fmt.Sprintf("cannot reach the slipway server at %s (%s); check SLIPWAY_URL or --url", e.url, networkCause(e.err))
+}
+
+// gatesText lists gates one a line, each with its status and what it meets or misses:
+// "  ✗ approvals  failed   0 of 1 approvals ...".
+func gatesText(gates []openapi.GateState, indent string) string {
+	var b strings.Builder
+	for i, g := range gates {
+		mark := "✓"
+		switch g.Status {
+		case openapi.GateStateStatusFailed:
+			mark = "✗"
+		case openapi.GateStateStatusPending:
+			mark = "…"
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s%s %-10s %-7s %s", indent, mark, g.Gate, g.Status, g.Detail)
+	}
+	return b.String()
 }

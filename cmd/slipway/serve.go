@@ -29,11 +29,11 @@ import (
 	"github.com/slipway/slipway/builder/gocache"
 	"github.com/slipway/slipway/builder/sign"
 	"github.com/slipway/slipway/builder/source"
+	"github.com/slipway/slipway/builder/vulns"
 	"github.com/slipway/slipway/chatops"
 	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
-	"github.com/slipway/slipway/builder/vulns"
 	"github.com/slipway/slipway/webhook"
 )
 
@@ -243,8 +243,22 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 			}
 		})
 	}
+	// The auto_promote scheduler runs beside the build workers, one per process, and stops
+	// with them.
+	actx, stopAuto := context.WithCancel(ctx)
+	auto := release.NewAutoPromoter(s.channels(release.NewApps(s.rdb, builder.AppChecker{Toolchain: s.toolchain})),
+		hostPID()+"-autopromote", release.WithAutoLogger(s.log))
+	autoDone := make(chan struct{})
+	go func() {
+		defer close(autoDone)
+		if err := auto.Run(actx); err != nil {
+			s.log.Error("auto_promote stopped", "err", err)
+		}
+	}()
 	go func() {
 		wg.Wait()
+		stopAuto()
+		<-autoDone
 		close(allDone)
 	}()
 	go func() {
@@ -267,6 +281,15 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 		}
 	}()
 	return func() { <-allDone }, allDone, nil
+}
+
+// channels is the channel store of the API and the auto_promote scheduler alike.
+func (s *service) channels(apps *release.Apps) *release.Channels {
+	opts := []release.ChannelsOption{release.WithBuilds(api.ReleaseBuilds(s.builds))}
+	if s.verifier != nil {
+		opts = append(opts, release.WithVerifier(s.verifier))
+	}
+	return release.NewChannels(s.rdb, apps, opts...)
 }
 
 // webhookOptions are the webhook settings, for the store and the dispatcher alike.
@@ -308,11 +331,16 @@ func (s *service) startDispatcher(ctx context.Context) (func(), error) {
 // workerID names the i-th worker of this process: host, pid, index.
 // The webhook dispatcher is "webhooks" instead of an index.
 func workerID(i int) string {
-	host, _ := os.Hostname()
 	if i < 0 {
-		return fmt.Sprintf("%s-%d-webhooks", host, os.Getpid())
+		return hostPID() + "-webhooks"
 	}
-	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), i)
+	return fmt.Sprintf("%s-%d", hostPID(), i)
+}
+
+// hostPID names this process: host and pid.
+func hostPID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // serve runs the API server (and workers) until ctx is done, then drains in-flight
@@ -391,7 +419,7 @@ func (s *service) newAPI() (*api.Server, error) {
 	return api.New(api.Deps{
 		Apps:          apps,
 		Releases:      release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)),
-		Channels:      release.NewChannels(s.rdb, apps),
+		Channels:      s.channels(apps),
 		Builds:        s.builds,
 		Intake:        intake,
 		Blobs:         s.blobs,
