@@ -1163,7 +1163,10 @@ type Event struct {
 
 	// Data The resource after the change: the build (as stored) for `build.*`, the release for
 	// `release.created`, the channel's state with `channel` (its name) and `event` (its history
-	// entry) for `channel.*`.
+	// entry) for `channel.*`. A `channel.promoted` event that replaced a release also carries
+	// `diff`, what the promotion changed in brief (`from_version`, `to_version`, `go_version`,
+	// `modules_added`, `modules_removed`, `modules_changed`, up to 10 `modules`, `more_modules`,
+	// `base_digest`, `commits`), when the server could read both builds' facts in time.
 	Data map[string]interface{} `json:"data"`
 
 	// Id A ULID.

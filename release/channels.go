@@ -118,6 +118,8 @@ type Channels struct {
 	now      func() time.Time
 	verifier Verifier
 	builds   BuildLookup
+	// summarize, when set, makes the diff summary a promotion's event carries.
+	summarize func(ctx context.Context, app, from, to string) (*DiffSummary, error)
 
 	// known holds the apps as moves last read them, so that a move is one round trip:
 	// the move script checks the app's stamp (generation and creation time) and refuses
@@ -188,7 +190,9 @@ func (c *Channels) appForMove(ctx context.Context, app string, fresh bool) (stam
 //	      18 the approvals needed, 19 the time (unix ms) the windows allow moves until (""
 //	      for no limit), 20 the channel's generation when the gates were evaluated,
 //	      21 "1" for automation (refused by a pinned channel), 22 the override's JSON (""
-//	      for none), 23 the soak's start (unix ms) when KEYS[10] records none
+//	      for none), 23 the soak's start (unix ms) when KEYS[10] records none, 24 the
+//	      JSON of the promotion's DiffSummary ("" for none), which the event carries when
+//	      its from_version is the release the promotion replaces
 //
 // A promotion with gates is evaluated first (GateReport); the script checks again what
 // may have changed since: the generation (a move, a pin), the soak of the release in the
@@ -339,9 +343,54 @@ redis.call('RPUSH', KEYS[2], evJSON)
 local state = redis.call('HGETALL', ch)
 local data = {channel = ARGV[9], event = ev}
 for i = 1, #state, 2 do data[state[i]] = state[i + 1] end
+if ARGV[24] ~= '' and action == 'promote' then
+  -- The diff was made against the release the caller read; it holds only if that is
+  -- still the one the promotion replaces.
+  local d = cjson.decode(ARGV[24])
+  if d.from_version == cur and d.to_version == target then data.diff = d end
+end
 append_event(KEYS[7], ARGV[8], ARGV[12], ARGV[10], ARGV[4], ARGV[11], ARGV[6], cjson.encode(data))
 return done('ok', evJSON)
 `)
+
+// WithMoveSummary makes every promotion's channel.promoted event carry, as "diff", what
+// the promotion changes in brief (summarize is a Differ's MoveSummary). It costs a
+// promotion a read of the channel and of the two releases' facts, bounded by
+// summaryTimeout; a summary that cannot be made in time is left out and never holds the
+// move back. Without it events carry no diff.
+func WithMoveSummary(summarize func(ctx context.Context, app, from, to string) (*DiffSummary, error)) ChannelsOption {
+	return func(c *Channels) { c.summarize = summarize }
+}
+
+// summaryTimeout bounds the making of a promotion's diff summary.
+const summaryTimeout = 2 * time.Second
+
+// moveSummary is moveScript's diff argument: the JSON of the summary of promoting
+// channel name from the release it holds now to target, or "".
+func (c *Channels) moveSummary(ctx context.Context, app, name, target string, m Move) string {
+	if c.summarize == nil || m.Action != ActionPromote || target == "" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, summaryTimeout)
+	defer cancel()
+	cur, err := c.rdb.HGet(ctx, store.ChannelKey(app, name), "release").Result()
+	if err != nil || cur == "" || cur == target {
+		return ""
+	}
+	sum, err := c.summarize(ctx, app, cur, target)
+	if err != nil || sum == nil {
+		return ""
+	}
+	if len(sum.Modules) == 0 {
+		// The script's JSON would write an empty list back as {}: leave it out instead.
+		sum.Modules = nil
+	}
+	doc, err := json.Marshal(sum)
+	if err != nil {
+		return ""
+	}
+	return string(doc)
+}
 
 // moveEvents are the event types of the channel actions.
 var moveEvents = map[string]string{
@@ -486,7 +535,8 @@ func (c *Channels) moveOnce(ctx context.Context, app, name string, m Move, fresh
 	res, err := moveScript.Run(ctx, c.rdb, moveKeys(app, name, ch.From, target, m.FromChannel),
 		m.Action, expectedGeneration(m.IfGeneration), target, m.Actor, m.Reason, now.Format(time.RFC3339Nano), ch.From,
 		events.NewID(now), name, sa.app.Name, m.ActorID, moveEvents[m.Action], sa.stamp, source,
-		g.check, g.soakMs, now.UnixMilli(), g.approvals, g.until, g.generation, g.auto, g.override, g.since).StringSlice()
+		g.check, g.soakMs, now.UnixMilli(), g.approvals, g.until, g.generation, g.auto, g.override, g.since,
+		c.moveSummary(ctx, app, name, target, m)).StringSlice()
 	if err != nil {
 		return MoveResult{}, fmt.Errorf("moving channel %s: %w", name, err)
 	}

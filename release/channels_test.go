@@ -2,14 +2,17 @@ package release_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/slipway/slipway/events"
 	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
@@ -425,5 +428,58 @@ func (h *beforeScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 			h.fn()
 		}
 		return next(ctx, cmds)
+	}
+}
+
+// TestPromotedEventCarriesDiff checks that a promotion's channel.promoted event carries
+// the diff summary WithMoveSummary makes, and only when it was made against the release
+// the promotion replaced.
+func TestPromotedEventCarriesDiff(t *testing.T) {
+	ctx := context.Background()
+	rdb := storetest.Redis(t)
+	r := newRig(t, rdb)
+	var asked []string
+	r.channels = release.NewChannels(rdb, r.apps, release.WithMoveSummary(func(_ context.Context, app, from, to string) (*release.DiffSummary, error) {
+		asked = append(asked, from+"→"+to)
+		if to == "3.0.0" { // a summary of another pair than the move makes is left out
+			from = "0.0.1"
+		}
+		return &release.DiffSummary{FromVersion: from, ToVersion: to, Changed: 1,
+			Modules: []release.ModuleChange{{Kind: release.ModuleChanged, Path: "example.com/greet", From: "v1.0.0", To: "v1.1.0"}}}, nil
+	}))
+	r.release(t, "1.0.0", "2.0.0", "3.0.0")
+	for _, v := range []string{"1.0.0", "2.0.0", "3.0.0"} {
+		r.move(t, "dev", release.Move{Action: release.ActionPromote, Version: v})
+	}
+	if want := []string{"1.0.0→2.0.0", "2.0.0→3.0.0"}; !slices.Equal(asked, want) {
+		t.Errorf("summaries asked for %q, want %q (none for a first promotion)", asked, want)
+	}
+	evs, _, err := events.NewLog(rdb).List(ctx, []string{"hello"}, []string{events.ChannelPromoted}, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffs := map[string]string{}
+	for _, ev := range evs {
+		var data struct {
+			Release string          `json:"release"`
+			Diff    json.RawMessage `json:"diff"`
+		}
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		diffs[data.Release] = string(data.Diff)
+	}
+	if len(diffs) != 3 {
+		t.Fatalf("promoted events = %v, want 3", diffs)
+	}
+	if diffs["1.0.0"] != "" || diffs["3.0.0"] != "" {
+		t.Errorf("diffs of 1.0.0 and 3.0.0 = %q, %q, want none", diffs["1.0.0"], diffs["3.0.0"])
+	}
+	var got release.DiffSummary
+	if err := json.Unmarshal([]byte(diffs["2.0.0"]), &got); err != nil {
+		t.Fatalf("diff of 2.0.0 = %s: %v", diffs["2.0.0"], err)
+	}
+	if got.FromVersion != "1.0.0" || got.ToVersion != "2.0.0" || len(got.Modules) != 1 || got.Modules[0].Path != "example.com/greet" {
+		t.Errorf("diff of 2.0.0 = %+v, want the summary from 1.0.0 with the module change", got)
 	}
 }

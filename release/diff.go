@@ -296,7 +296,7 @@ type DiffSummary struct {
 	Added       int            `json:"modules_added"`
 	Removed     int            `json:"modules_removed"`
 	Changed     int            `json:"modules_changed"`
-	Modules     []ModuleChange `json:"modules"`
+	Modules     []ModuleChange `json:"modules,omitempty"`
 	// MoreModules counts the module changes left out of Modules.
 	MoreModules int     `json:"more_modules,omitempty"`
 	BaseDigest  *Change `json:"base_digest,omitempty"`

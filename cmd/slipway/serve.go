@@ -285,7 +285,8 @@ func (s *service) startWorkers(ctx context.Context) (wait func(), done <-chan st
 
 // channels is the channel store of the API and the auto_promote scheduler alike.
 func (s *service) channels(apps *release.Apps) *release.Channels {
-	opts := []release.ChannelsOption{release.WithBuilds(api.ReleaseBuilds(s.builds))}
+	differ := release.NewDiffer(release.NewReleases(s.rdb, s.blobs, api.ReleaseBuilds(s.builds)), api.FactSource(s.builds, s.blobs))
+	opts := []release.ChannelsOption{release.WithBuilds(api.ReleaseBuilds(s.builds)), release.WithMoveSummary(differ.MoveSummary)}
 	if s.verifier != nil {
 		opts = append(opts, release.WithVerifier(s.verifier))
 	}
