@@ -312,13 +312,20 @@ func (s *Server) lookup(ctx context.Context, secret string) (*principal, error) 
 	if err != nil {
 		return nil, err
 	}
+	p := tokenPrincipal(tok)
+	p.secret = secret
+	return p, nil
+}
+
+// tokenPrincipal is the caller a token stands for.
+func tokenPrincipal(tok auth.Token) *principal {
 	name := tok.Name
 	if reservedName(name) != "" {
 		// Made before the name was reserved: shown with its id, so that it never passes
 		// for the admin, or for anyone, in history.
 		name += " (" + tok.ID + ")"
 	}
-	return &principal{id: tok.ID, name: name, scopes: tok.Scopes, apps: tok.Apps, secret: secret}, nil
+	return &principal{id: tok.ID, name: name, scopes: tok.Scopes, apps: tok.Apps}
 }
 
 // require guards an operation: the principal must hold the scope, be allowed the app in

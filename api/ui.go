@@ -188,11 +188,9 @@ func (s *Server) sessionPrincipal(ctx context.Context, h string) (*principal, er
 	if err != nil {
 		return nil, err
 	}
-	name := tok.Name
-	if reservedName(name) != "" {
-		name += " (" + tok.ID + ")"
-	}
-	return &principal{id: tok.ID, name: name, scopes: tok.Scopes, apps: tok.Apps, tokenHash: h}, nil
+	p := tokenPrincipal(tok)
+	p.tokenHash = h
+	return p, nil
 }
 
 // uiCrossSite says why a POST did not come from the portal's own pages, or "": a browser
