@@ -173,15 +173,24 @@ func (s *Server) GetRelease(c echo.Context, app openapi.AppName, version string)
 	if err := checkPathName(app); err != nil {
 		return err
 	}
-	rel, err := s.deps.Releases.Get(ctx, app, version)
+	r, err := s.release(ctx, app, version)
 	if err != nil {
 		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+// release reads an app's release with the channels that point at it now.
+func (s *Server) release(ctx context.Context, app, version string) (openapi.Release, error) {
+	rel, err := s.deps.Releases.Get(ctx, app, version)
+	if err != nil {
+		return openapi.Release{}, err
 	}
 	on, err := s.deps.Channels.ChannelsOf(ctx, app)
 	if err != nil {
-		return err
+		return openapi.Release{}, err
 	}
-	return c.JSON(http.StatusOK, releaseResponse(rel, on))
+	return releaseResponse(rel, on), nil
 }
 
 // ListChannels implements openapi.ServerInterface.

@@ -551,17 +551,12 @@ func (s *Server) uiRelease(c echo.Context, u *uiReq) error {
 	if err := checkPathName(app); err != nil {
 		return err
 	}
-	rel, err := s.deps.Releases.Get(ctx, app, version)
+	r, err := s.release(ctx, app, version)
 	if err != nil {
 		return err
 	}
-	on, err := s.deps.Channels.ChannelsOf(ctx, app)
-	if err != nil {
-		return err
-	}
-	r := releaseResponse(rel, on)
 	v := buildView{App: app, Host: c.Request().Host, Release: &r}
-	if b, err := s.deps.Builds.Get(ctx, app, rel.BuildID); err == nil {
+	if b, err := s.deps.Builds.Get(ctx, app, r.BuildId); err == nil {
 		v.Build = &b
 	} else {
 		v.BuildErr = "The build of this release could not be read."
