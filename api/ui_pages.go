@@ -501,7 +501,17 @@ func moveWords(err error, action string) *uiError {
 	status := kinds[p.kind].status
 	e := &uiError{Status: status, Detail: p.detail}
 	var stale *release.ChannelStaleError
+	var gates *release.GatesError
 	switch {
+	case errors.As(err, &gates):
+		e.Lead = "Not every gate of this channel passes, so nothing was done."
+		var missed []string
+		for _, g := range gates.States {
+			if g.Status != release.GatePassed {
+				missed = append(missed, g.Gate+" ("+g.Status+"): "+g.Detail)
+			}
+		}
+		e.Detail = strings.Join(missed, "; ") + ". The gates below say where each stands; an override needs its own scope and a reason."
 	case errors.As(err, &stale):
 		cur := stale.Current
 		e.Lead = "Someone else changed this channel after this page was loaded, so nothing was done."

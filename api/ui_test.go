@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway/slipway/api"
 	"github.com/slipway/slipway/auth"
+	"github.com/slipway/slipway/release"
 	"github.com/slipway/slipway/store/storetest"
 )
 
@@ -269,5 +270,40 @@ func TestPortalSecureCookie(t *testing.T) {
 				t.Errorf("sign-in behind X-Forwarded-Proto: https = %d, cookie %q, want Secure %v", r.status, ck, tc.secure)
 			}
 		})
+	}
+}
+
+// TestPortalGatesRefusal: the channel page shows a gated promotion's gates before the
+// form is sent, and a promotion they refuse is explained gate by gate, with nothing moved.
+func TestPortalGatesRefusal(t *testing.T) {
+	rdb := storetest.Redis(t)
+	e := newEnvWith(t, rdb, nil, func(d *api.Deps) {
+		d.Sessions = auth.NewSessions(rdb, 0)
+		d.Releases = release.NewReleases(rdb, d.Blobs, anyBuild{})
+	})
+	app := `{"channels":[{"name":"dev"},{"name":"staging","from":"dev","gates":{"approvals":1}}]}`
+	if r := e.do("PUT", "/v1/apps/hello", nil, app); r.status != http.StatusCreated {
+		t.Fatalf("PUT app = %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/v1/apps/hello/releases", nil, `{"build_id":"b-1.0.0"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST release = %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", "/v1/apps/hello/channels/dev/promote", nil, `{"version":"1.0.0"}`); r.status != http.StatusOK {
+		t.Fatalf("promote dev = %d %s", r.status, r.body)
+	}
+	p := newPortal(t, e.url)
+	p.signIn("")
+	ch := p.do("GET", "/ui/apps/hello/channels/staging", nil, nil)
+	if !strings.Contains(ch.body, `class="gate-failed"`) || !strings.Contains(ch.body, "approvals") {
+		t.Errorf("the staging page does not show the failing approvals gate before the promotion:\n%s", ch.body)
+	}
+	r := p.do("POST", "/ui/apps/hello/channels/staging/promote", url.Values{"csrf": {ch.csrf(t)}, "if_match": {"0"},
+		"reason": {"ship it"}, "version": {"1.0.0"}}, nil)
+	if r.status != http.StatusConflict || !strings.Contains(r.body, "Not every gate of this channel passes, so nothing was done.") ||
+		!strings.Contains(r.body, "approvals (failed)") {
+		t.Errorf("a promotion the gates refuse = %d, want 409 saying which gate:\n%s", r.status, r.body)
+	}
+	if st := e.do("GET", "/v1/apps/hello/channels/staging", nil, ""); !strings.Contains(string(st.body), `"release":null`) {
+		t.Errorf("staging after the refused promotion = %s, want no release", st.body)
 	}
 }
