@@ -39,7 +39,7 @@ func TestParseAppFile(t *testing.T) {
 		{name: "unknown field", yaml: "app: hello\nplatfroms: [linux/amd64]\n",
 			wantErr: `line 2: unknown field "platfroms" (slipway.yaml has app, main, platforms, ldflags, base_image, channels, auto_promote, public)`},
 		{name: "unknown channel field", yaml: "app: hello\nchannels:\n  - name: dev\n    form: x\n",
-			wantErr: `line 4: unknown field "form" (a channel has name, from)`},
+			wantErr: `line 4: unknown field "form" (a channel has name, from, gates, auto_promote)`},
 		{name: "wrong type", yaml: "app: hello\nplatforms: linux/amd64\n", wantErr: "line 2: cannot unmarshal"},
 		{name: "empty", yaml: "", wantErr: "the file is empty"},
 		{name: "no app", yaml: "main: .\n", wantErr: "names no app"},
