@@ -120,6 +120,7 @@ func (w *Worker) startImage(ctx context.Context, b *Build, src, work string, blo
 		defer close(im.resolved)
 		im.asm, im.err = image.NewAssembly(ictx, w.blobs, platforms, opts)
 	})
+	im.wg.Go(licenses.Warm) // once per process, while the platforms compile
 	return im, nil
 }
 

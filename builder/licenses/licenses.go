@@ -193,6 +193,10 @@ func readFile(r *os.Root, name string) ([]byte, error) {
 	return b, nil
 }
 
+// Warm readies the license classifier, which takes about a second the first time a
+// process uses it, and is instant after; a build calls it while its platforms compile.
+func Warm() { licensecheck.Scan(nil) }
+
 // Classify returns the SPDX license expression of a module whose license files hold
 // texts: the ids of the licenses they match, sorted and joined with " AND ". It returns ""
 // when there are no texts, when known licenses cover less than MinCoverage percent of one
@@ -215,8 +219,9 @@ func Classify(texts [][]byte) string {
 	return strings.Join(slices.Compact(ids), " AND ")
 }
 
-// notSPDX are the ids licensecheck reports that are not SPDX license ids.
+// notSPDX are the ids licensecheck v0.3.1 reports that are not SPDX license ids (every
+// other id of licensecheck.BuiltinLicenses is one).
 var notSPDX = map[string]bool{
-	"BSD": true, "GPL": true, "Anti996": true, "CommonsClause": true,
+	"BSD": true, "GPL": true, "Anti996": true, "CommonsClause": true, "GPL-2.0-or-3.0": true,
 	"GooglePatentClause": true, "GooglePatentsFile": true,
 }
