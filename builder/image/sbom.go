@@ -111,9 +111,10 @@ func declared(l Licenses, m *debug.Module, main bool) string {
 
 // makeSBOM returns the SPDX 2.3 JSON SBOM of a Go binary from its build info: the main
 // module, every dependency with its version and go.sum checksum, the Go standard library
-// at the binary's Go version, and the binary file. The document is a function of its
-// inputs: its namespace comes from the binary's digest and its creation time is
-// in.created.
+// at the binary's Go version, and the binary file. Each module's licenseDeclared is what
+// in.licenses tells (NOASSERTION when it cannot), the standard library's BSD-3-Clause;
+// every licenseConcluded is NOASSERTION. The document is a function of its inputs: its
+// namespace comes from the binary's digest and its creation time is in.created.
 func makeSBOM(bi *debug.BuildInfo, in sbomInput) ([]byte, error) {
 	binHex := hex.EncodeToString(in.sha256)
 	doc := newSPDX(bi, in, fmt.Sprintf("%s %s %s", in.app, in.version, in.platform), "sha256-"+binHex,
