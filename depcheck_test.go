@@ -57,6 +57,8 @@ var thirdParty = []struct {
 	{name: "KEDA's API", prefix: "github.com/kedacore/"},
 	// golang.org/x/vuln (govulncheck) scans binaries in builder/vulns, which the API's gates call.
 	{name: "golang.org/x/vuln", prefix: "golang.org/x/vuln/", trees: []string{"builder"}},
+	// licensecheck classifies modules' license files for the SBOMs, in builder/licenses.
+	{name: "licensecheck", prefix: "github.com/google/licensecheck", trees: []string{"builder"}},
 }
 
 func tree(importPath string) string {
@@ -103,6 +105,8 @@ func TestImportDirections(t *testing.T) {
 // the packages listed (and those below them).
 var inner = map[string][]string{
 	"builder/gobuild": {"builder/gobuild"}, // the Go toolchain alone
+	// files on disk alone (its tests use buildertest's license texts)
+	"builder/licenses": {"builder/licenses", "builder/buildertest"},
 	// the go command's cache program: the standard library alone, so that it starts at once
 	"builder/gocache/cacheprog": {"builder/gocache/cacheprog"},
 }

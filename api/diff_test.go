@@ -20,9 +20,11 @@ import (
 // greetModule is the source of app hello depending on example.com/greet at version, a
 // module kept in the source tree (replaced by the directory ./greet: the build sandbox
 // has no network) whose text differs between versions.
-func greetModule(t *testing.T, version string) []byte {
+func greetModule(t *testing.T, version, greetLicense string) []byte {
 	t.Helper()
 	return buildertest.Archive(t, map[string]string{
+		"LICENSE":       buildertest.ApacheLicense,
+		"greet/LICENSE": greetLicense,
 		"go.mod": "module example.com/hello\n\ngo 1.22\n\nrequire example.com/greet " + version +
 			"\n\nreplace example.com/greet => ./greet\n",
 		"main.go": `package main
@@ -42,12 +44,12 @@ func main() { fmt.Println(greet.Hello(), version) }
 	})
 }
 
-// buildGreet builds hello at version v with example.com/greet at greetVersion, and
-// releases it. The app's ldflags do not name the version, so that the builds differ only
-// in the dependency (and the commit).
-func (e *env) buildGreet(v, commit, greetVersion string) openapi.Build {
+// buildGreet builds hello (licensed Apache-2.0) at version v with example.com/greet at
+// greetVersion, whose LICENSE file is greetLicense, and releases it. The app's ldflags do
+// not name the version, so that the builds differ only in the dependency (and the commit).
+func (e *env) buildGreet(v, commit, greetVersion, greetLicense string) openapi.Build {
 	e.t.Helper()
-	src := greetModule(e.t, greetVersion)
+	src := greetModule(e.t, greetVersion, greetLicense)
 	r := e.do("POST", "/v1/apps/hello/builds?version="+v+"&commit="+commit, gz(nil), string(src))
 	if r.status != http.StatusAccepted {
 		e.t.Fatalf("POST build %s = %d %s", v, r.status, r.body)
@@ -76,7 +78,8 @@ func (e *env) getDiff(from, to string) (openapi.ReleaseDiff, response) {
 
 // TestDiffOneDependencyBumped: two builds of a module whose only difference is one
 // dependency's version differ, in the diff, by exactly that bump (and the binaries'
-// sizes, which may move); releases are named by version or by channel, an unknown name
+// sizes, which may move), and by the dependency's license, MIT then Apache-2.0, which the
+// builds' SBOMs declare from its LICENSE file; releases are named by version or by channel, an unknown name
 // is 404 naming what exists, an empty channel 409. The facts are cached per build; the
 // vulnerabilities come from the server's scanner (Deps.Vulns).
 func TestDiffOneDependencyBumped(t *testing.T) {
@@ -94,8 +97,8 @@ func TestDiffOneDependencyBumped(t *testing.T) {
 	if r := e.do("PUT", "/v1/apps/hello", nil, `{"platforms":["linux/amd64","linux/arm64"],"ldflags":"-X main.version=greet"}`); r.status != http.StatusCreated {
 		t.Fatalf("PUT app = %d %s", r.status, r.body)
 	}
-	b1 := e.buildGreet("1.0.0", "c0ffee1", "v1.0.0")
-	b2 := e.buildGreet("1.1.0", "c0ffee2", "v1.1.0")
+	b1 := e.buildGreet("1.0.0", "c0ffee1", "v1.0.0", buildertest.MITLicense)
+	b2 := e.buildGreet("1.1.0", "c0ffee2", "v1.1.0", buildertest.ApacheLicense)
 	vulns.Store(b1.Id, []string{"GO-2024-0002", "GO-2024-0001"})
 	vulns.Store(b2.Id, []string{"GO-2025-0003", "GO-2024-0002"})
 	for _, s := range []struct{ ch, v string }{{"dev", "1.0.0"}, {"staging", "1.0.0"}, {"dev", "1.1.0"}} {
@@ -140,8 +143,9 @@ func TestDiffOneDependencyBumped(t *testing.T) {
 			if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
 				t.Errorf("sizes of %v, want linux/amd64 and linux/arm64", platforms)
 			}
-			if d.Licenses.Known || !strings.Contains(deref(d.Licenses.Reason), "records no licenses") {
-				t.Errorf("licenses = %+v, want unknown: the SBOM records none", d.Licenses)
+			if l := d.Licenses; !l.Known || len(l.Changes) != 1 || l.Changes[0].Path != "example.com/greet" ||
+				l.Changes[0].From != "MIT" || l.Changes[0].To != "Apache-2.0" {
+				t.Errorf("licenses = %+v, want exactly example.com/greet MIT → Apache-2.0", l)
 			}
 			if !d.Vulns.Available || !slices.Equal(deref(d.Vulns.Fixed), []string{"GO-2024-0001"}) ||
 				!slices.Equal(deref(d.Vulns.Introduced), []string{"GO-2025-0003"}) {

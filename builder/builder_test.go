@@ -384,16 +384,16 @@ func TestLogFollowAndOffsets(t *testing.T) {
 	}
 }
 
-// TestImageReproducible builds the same source in two separate systems (their own Redis
-// databases, blob stores and data directories) a second apart: same index digest.
+// TestImageReproducible builds the same source (with licenses for the SBOMs to declare) in
+// two separate systems (their own Redis databases, blob stores and data directories) a
+// second apart: same index digest, same SBOM.
 func TestImageReproducible(t *testing.T) {
 	var digests []string
 	for range 2 {
 		r := newRig(t, fsBlobs(t))
 		r.worker(builder.WorkerOptions{})
 		b, _, err := r.submit("same", builder.Request{Version: "1.0.0", SourceDateEpoch: 1700000000,
-			Platforms: []string{"linux/amd64", "linux/arm64"}},
-			buildertest.Module(t, "same", map[string]string{"main.go": buildertest.HelloMain}))
+			Platforms: []string{"linux/amd64", "linux/arm64"}}, licensedModule(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,7 +401,7 @@ func TestImageReproducible(t *testing.T) {
 		if b.Status != builder.StatusSucceeded || b.Image == nil {
 			t.Fatalf("build = %s %+v", b.Status, b.Error)
 		}
-		digests = append(digests, b.Image.Digest)
+		digests = append(digests, b.Image.Digest+" "+b.Image.SBOM)
 		time.Sleep(time.Second)
 	}
 	if digests[0] != digests[1] {

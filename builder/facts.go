@@ -225,8 +225,11 @@ func baseDigest(ctx context.Context, blobs store.Blobs, index string) (string, e
 }
 
 // sbomLicenses reads the licenses of the packages of b's SBOM (concluded, else
-// declared), by module; none (nil, and why) when the build has no SBOM or the SBOM
-// asserts no license.
+// declared), by module ("go" for the standard library); a package whose license is
+// NOASSERTION is left out. None (nil, and why) when the build has no SBOM or the SBOM
+// asserts no license at all: slipway's SBOMs declare each module's license from its
+// license files, and the standard library's always, so only those of builds made before
+// they did have none.
 func sbomLicenses(ctx context.Context, blobs store.Blobs, b Build) (map[string]string, string, error) {
 	if b.Image.SBOM == "" {
 		return nil, "build " + b.ID + " has no SBOM", nil

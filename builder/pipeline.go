@@ -17,6 +17,7 @@ import (
 
 	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/builder/image"
+	"github.com/slipway/slipway/builder/licenses"
 	"github.com/slipway/slipway/builder/source"
 	"github.com/slipway/slipway/store"
 )
@@ -44,7 +45,7 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	b.Timings.SourceMS = ms(time.Since(start))
 
 	start = time.Now()
-	pub, berr := w.startImage(ctx, b, work, blog)
+	pub, berr := w.startImage(ctx, b, src, work, blog)
 	if berr != nil {
 		return berr
 	}
@@ -56,6 +57,8 @@ func (w *Worker) run(ctx context.Context, b *Build, blog *buildLog) *BuildError 
 	b.Timings.CompileMS = ms(time.Since(start))
 	return pub.finish(ctx, b, blog)
 }
+
+var _ image.Licenses = (*licenses.Finder)(nil)
 
 // errBuildCanceled is the failure of a build canceled before it ran again, or of a run
 // whose context ended.
@@ -82,9 +85,9 @@ type imaging struct {
 	errs   []error
 }
 
-// startImage begins b's image: it resolves the base in the background, while the
-// platforms compile.
-func (w *Worker) startImage(ctx context.Context, b *Build, work string, blog *buildLog) (*imaging, *BuildError) {
+// startImage begins b's image, whose source tree is src: it resolves the base in the
+// background, while the platforms compile.
+func (w *Worker) startImage(ctx context.Context, b *Build, src, work string, blog *buildLog) (*imaging, *BuildError) {
 	platforms := make([]image.Platform, len(b.Platforms))
 	for i, ps := range b.Platforms {
 		p, err := gobuild.ParsePlatform(ps)
@@ -104,14 +107,20 @@ func (w *Worker) startImage(ctx context.Context, b *Build, work string, blog *bu
 	im := &imaging{w: w, blog: blog, ctx: ictx, cancel: cancel, resolved: make(chan struct{}),
 		images: make([]image.PlatformImage, len(platforms)), bins: make([]string, len(platforms)),
 		errs: make([]error, len(platforms))}
+	// The SBOMs declare each module's license as its license files say: the main module's
+	// in the source tree, a dependency's in the module cache the compiles use (or the
+	// tree's vendor directory, or the directory of the tree a replace names). Each image
+	// is made after its compile, when the module cache holds every module it linked.
 	opts := image.Options{
 		App: b.App, Version: b.Version, Revision: b.Commit,
 		Created: time.Unix(b.SourceDateEpoch, 0).UTC(), Base: base, TempDir: work,
+		Licenses: licenses.New(src, w.goEnv(b.App, work).ModCache),
 	}
 	im.wg.Go(func() {
 		defer close(im.resolved)
 		im.asm, im.err = image.NewAssembly(ictx, w.blobs, platforms, opts)
 	})
+	im.wg.Go(licenses.Warm) // once per process, while the platforms compile
 	return im, nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/builder/image"
 	"github.com/slipway/slipway/store"
 )
@@ -49,6 +50,8 @@ type fixture struct {
 	zoneinfo    string
 	goVersion   string
 	syncVersion string
+	src         string // the module's source tree, with an Apache-2.0 LICENSE
+	modCache    string // the module cache the binaries were built with
 }
 
 var (
@@ -104,6 +107,9 @@ func buildFixture() (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.modCache, err = goEnv("GOMODCACHE"); err != nil {
+		return nil, err
+	}
 
 	// The module requires the x/sync this module requires, so the module cache has it and
 	// nothing is downloaded.
@@ -119,7 +125,9 @@ func buildFixture() (*fixture, error) {
 	files := map[string]string{
 		"go.mod":  "module example.com/hello\n\ngo 1.22\n\nrequire golang.org/x/sync " + f.syncVersion + "\n",
 		"main.go": helloMain,
+		"LICENSE": buildertest.ApacheLicense,
 	}
+	f.src = src
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
 			return nil, err

@@ -60,6 +60,9 @@ type Options struct {
 	Base Base
 	// TempDir holds the binary layers while they are compressed; "" means os.TempDir().
 	TempDir string
+	// Licenses tells the license of each module for the SBOMs' licenseDeclared; nil
+	// means none is known (NOASSERTION), but the Go standard library's.
+	Licenses Licenses
 }
 
 // PlatformImage is one platform's image in an index.
@@ -352,6 +355,7 @@ func assembleOne(ctx context.Context, blobs store.Blobs, bin Binary, rb *resolve
 		sha256:     app.sha256,
 		sha1:       app.sha1,
 		created:    created,
+		licenses:   opts.Licenses,
 	}}
 	doc, err := makeSBOM(sbom.bi, sbom.in)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/x509roots/fallback/bundle"
 
 	"github.com/slipway/slipway/builder/image"
+	"github.com/slipway/slipway/builder/licenses"
 	"github.com/slipway/slipway/store"
 )
 
@@ -483,6 +484,8 @@ type spdxDoc struct {
 		SPDXID      string         `json:"SPDXID"`
 		VersionInfo string         `json:"versionInfo"`
 		Checksums   []spdxChecksum `json:"checksums"`
+		Concluded   string         `json:"licenseConcluded"`
+		Declared    string         `json:"licenseDeclared"`
 	} `json:"packages"`
 	Files []struct {
 		FileName  string         `json:"fileName"`
@@ -504,13 +507,21 @@ type spdxChecksum struct {
 	ChecksumValue string `json:"checksumValue"`
 }
 
+// sbomOptions are builtinOptions with the licenses read from the fixture's source tree
+// (Apache-2.0) and the module cache (golang.org/x/sync's BSD-3-Clause).
+func sbomOptions(f *fixture) image.Options {
+	opts := builtinOptions(f)
+	opts.Licenses = licenses.New(f.src, f.modCache)
+	return opts
+}
+
 // TestSBOM reads each platform's SBOM and the index's, which covers every platform, and
 // the referrers that attach them to the manifest and the index.
 func TestSBOM(t *testing.T) {
 	f := hello(t)
 	ctx := context.Background()
 	blobs := newStore(t)
-	res, err := image.Assemble(ctx, blobs, f.bins, builtinOptions(f))
+	res, err := image.Assemble(ctx, blobs, f.bins, sbomOptions(f))
 	if err != nil {
 		t.Fatalf("Assemble() = %v", err)
 	}
@@ -566,6 +577,10 @@ func readSPDX(t *testing.T, blobs *store.FS, d store.Digest, f *fixture) spdxDoc
 	for _, p := range doc.Packages {
 		versions[p.Name] = p.VersionInfo
 		sums[p.Name] = len(p.Checksums)
+		want := map[string]string{"example.com/hello": "Apache-2.0", "go": "BSD-3-Clause", "golang.org/x/sync": "BSD-3-Clause"}[p.Name]
+		if p.Declared != want || p.Concluded != "NOASSERTION" {
+			t.Errorf("SBOM package %s licenses declared %q, concluded %q; want %q, NOASSERTION", p.Name, p.Declared, p.Concluded, want)
+		}
 	}
 	for name, want := range map[string]string{
 		"example.com/hello": "1.2.3",
@@ -803,4 +818,59 @@ func toHash(t *testing.T, d store.Digest) v1.Hash {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestSBOMLicenses: a module whose license files are not found is NOASSERTION (the Go
+// standard library is BSD-3-Clause all the same), and the licenses keep the SBOM a
+// function of its inputs: two assemblies, each with its own finder, store the same SBOMs.
+func TestSBOMLicenses(t *testing.T) {
+	f := hello(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		licenses image.Licenses
+		want     map[string]string
+	}{
+		{"no licenses", nil, map[string]string{"example.com/hello": "NOASSERTION", "go": "BSD-3-Clause", "golang.org/x/sync": "NOASSERTION"}},
+		{"no module cache", licenses.New(f.src, ""), map[string]string{"example.com/hello": "Apache-2.0", "go": "BSD-3-Clause", "golang.org/x/sync": "NOASSERTION"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blobs := newStore(t)
+			opts := builtinOptions(f)
+			opts.Licenses = tc.licenses
+			res, err := image.Assemble(ctx, blobs, f.bins[:1], opts)
+			if err != nil {
+				t.Fatalf("Assemble() = %v", err)
+			}
+			for _, d := range []store.Digest{res.SBOM, res.Images[0].SBOM} {
+				var doc spdxDoc
+				raw, err := os.ReadFile(filepath.Join(blobs.Root(), filepath.FromSlash(store.BlobKey(d))))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(raw, &doc); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range doc.Packages {
+					if p.Declared != tc.want[p.Name] || p.Concluded != "NOASSERTION" {
+						t.Errorf("SBOM package %s licenses declared %q, concluded %q; want %q, NOASSERTION", p.Name, p.Declared, p.Concluded, tc.want[p.Name])
+					}
+				}
+			}
+		})
+	}
+
+	t.Run("reproducible", func(t *testing.T) {
+		var sboms [][]store.Digest
+		for range 2 {
+			res, err := image.Assemble(ctx, newStore(t), f.bins, sbomOptions(f))
+			if err != nil {
+				t.Fatalf("Assemble() = %v", err)
+			}
+			sboms = append(sboms, []store.Digest{res.SBOM, res.Images[0].SBOM, res.Images[1].SBOM, res.Index})
+		}
+		if !slices.Equal(sboms[0], sboms[1]) {
+			t.Errorf("SBOMs and index of two assemblies = %v and %v, want the same", sboms[0], sboms[1])
+		}
+	})
 }

@@ -44,6 +44,8 @@ type spdxPackage struct {
 	DownloadLocation      string            `json:"downloadLocation"`
 	FilesAnalyzed         bool              `json:"filesAnalyzed"`
 	Checksums             []spdxChecksum    `json:"checksums,omitempty"`
+	LicenseConcluded      string            `json:"licenseConcluded"`
+	LicenseDeclared       string            `json:"licenseDeclared"`
 	ExternalRefs          []spdxExternalRef `json:"externalRefs,omitempty"`
 	PrimaryPackagePurpose string            `json:"primaryPackagePurpose,omitempty"`
 	Comment               string            `json:"comment,omitempty"`
@@ -80,13 +82,39 @@ type sbomInput struct {
 	binaryPath   string // where the binary is in the image, "/app/<app>"
 	sha256, sha1 []byte // of the binary
 	created      time.Time
+	licenses     Licenses // nil: none known
+}
+
+// Licenses tells the license of a module a binary was built with.
+type Licenses interface {
+	// License is the SPDX license expression the license files of m's source declare (m
+	// is the binary's main module when main is true), or "" when it cannot tell.
+	License(m *debug.Module, main bool) string
+}
+
+// noAssertion is the SPDX value of a license not known.
+const noAssertion = "NOASSERTION"
+
+// goLicense is the license of the Go distribution, the standard library's.
+const goLicense = "BSD-3-Clause"
+
+// declared is the licenseDeclared of module m: what l tells, else NOASSERTION.
+func declared(l Licenses, m *debug.Module, main bool) string {
+	if l == nil {
+		return noAssertion
+	}
+	if s := l.License(m, main); s != "" {
+		return s
+	}
+	return noAssertion
 }
 
 // makeSBOM returns the SPDX 2.3 JSON SBOM of a Go binary from its build info: the main
 // module, every dependency with its version and go.sum checksum, the Go standard library
-// at the binary's Go version, and the binary file. The document is a function of its
-// inputs: its namespace comes from the binary's digest and its creation time is
-// in.created.
+// at the binary's Go version, and the binary file. Each module's licenseDeclared is what
+// in.licenses tells (NOASSERTION when it cannot), the standard library's BSD-3-Clause;
+// every licenseConcluded is NOASSERTION. The document is a function of its inputs: its
+// namespace comes from the binary's digest and its creation time is in.created.
 func makeSBOM(bi *debug.BuildInfo, in sbomInput) ([]byte, error) {
 	binHex := hex.EncodeToString(in.sha256)
 	doc := newSPDX(bi, in, fmt.Sprintf("%s %s %s", in.app, in.version, in.platform), "sha256-"+binHex,
@@ -96,7 +124,7 @@ func makeSBOM(bi *debug.BuildInfo, in sbomInput) ([]byte, error) {
 		spdxRelationship{sbomMainID, "GENERATES", sbomFileID},
 		spdxRelationship{sbomMainID, "DEPENDS_ON", sbomGoID})
 	for i, dep := range bi.Deps {
-		p := depPackage(dep, fmt.Sprintf("SPDXRef-Package-dep-%d", i+1))
+		p := depPackage(dep, fmt.Sprintf("SPDXRef-Package-dep-%d", i+1), in.licenses)
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "DEPENDS_ON", p.SPDXID})
 	}
@@ -128,7 +156,7 @@ func makeIndexSBOM(parts []platformSBOM, index store.Digest) ([]byte, error) {
 	doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "DEPENDS_ON", sbomGoID})
 	deps := map[string]string{} // module path → SPDX id
 	for _, dep := range unionDeps(parts) {
-		p := depPackage(dep, fmt.Sprintf("SPDXRef-Package-dep-%d", len(deps)+1))
+		p := depPackage(dep, fmt.Sprintf("SPDXRef-Package-dep-%d", len(deps)+1), first.in.licenses)
 		deps[dep.Path] = p.SPDXID
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelationship{sbomMainID, "DEPENDS_ON", p.SPDXID})
@@ -177,7 +205,7 @@ func newSPDX(bi *debug.BuildInfo, in sbomInput, name, id, comment string) spdxDo
 			Comment:  comment,
 		},
 		DocumentDescribes: []string{sbomMainID},
-		Packages:          []spdxPackage{mainPackage(bi, in.version), goPackage(bi)},
+		Packages:          []spdxPackage{mainPackage(bi, in.version, in.licenses), goPackage(bi)},
 		Relationships:     []spdxRelationship{{"SPDXRef-DOCUMENT", "DESCRIBES", sbomMainID}},
 	}
 }
@@ -207,8 +235,8 @@ func encodeSPDX(doc spdxDocument) ([]byte, error) {
 const sbomMainID, sbomGoID, sbomFileID = "SPDXRef-Package-main", "SPDXRef-Package-go", "SPDXRef-File-binary"
 
 // mainPackage describes the binary's main module; a module without a version (built
-// from a directory) gets version, the one slipway built.
-func mainPackage(bi *debug.BuildInfo, version string) spdxPackage {
+// from a directory) gets version, the one slipway built. l tells its license.
+func mainPackage(bi *debug.BuildInfo, version string, l Licenses) spdxPackage {
 	mainVersion := bi.Main.Version
 	mainComment := "main package " + bi.Path
 	if mainVersion == "" || mainVersion == "(devel)" {
@@ -216,6 +244,7 @@ func mainPackage(bi *debug.BuildInfo, version string) spdxPackage {
 		mainComment += "; the build info has no module version, this is the version slipway built"
 	}
 	p := module(bi.Main.Path, mainVersion, bi.Main.Sum, sbomMainID, "APPLICATION")
+	p.LicenseDeclared = declared(l, &bi.Main, true)
 	p.Comment = joinComments(mainComment, p.Comment)
 	return p
 }
@@ -227,19 +256,24 @@ func goPackage(bi *debug.BuildInfo) spdxPackage {
 		SPDXID:                sbomGoID,
 		VersionInfo:           bi.GoVersion,
 		DownloadLocation:      "NOASSERTION",
+		LicenseConcluded:      noAssertion,
+		LicenseDeclared:       goLicense,
 		ExternalRefs:          []spdxExternalRef{purl("stdlib", strings.TrimPrefix(bi.GoVersion, "go"))},
 		PrimaryPackagePurpose: "LIBRARY",
 		Comment:               "the Go toolchain and standard library the binary was built with",
 	}
 }
 
-// depPackage describes a dependency, as replaced if it was.
-func depPackage(dep *debug.Module, id string) spdxPackage {
+// depPackage describes a dependency, as replaced if it was; l tells its license.
+func depPackage(dep *debug.Module, id string, l Licenses) spdxPackage {
 	r := dep.Replace
 	if r == nil {
-		return module(dep.Path, dep.Version, dep.Sum, id, "LIBRARY")
+		p := module(dep.Path, dep.Version, dep.Sum, id, "LIBRARY")
+		p.LicenseDeclared = declared(l, dep, false)
+		return p
 	}
 	p := module(dep.Path, r.Version, r.Sum, id, "LIBRARY")
+	p.LicenseDeclared = declared(l, dep, false)
 	p.Comment = joinComments("replaced by "+strings.TrimSpace(r.Path+" "+r.Version), p.Comment)
 	if r.Version == "" {
 		p.VersionInfo = dep.Version
@@ -248,13 +282,18 @@ func depPackage(dep *debug.Module, id string) spdxPackage {
 }
 
 // module describes a Go module; sum is its go.sum hash ("h1:" and a base64 SHA-256),
-// written as a SHA256 checksum and, verbatim, in the comment.
+// written as a SHA256 checksum and, verbatim, in the comment. Its licenses are not
+// asserted: the caller sets the declared one it knows. The concluded one stays
+// NOASSERTION: slipway reads the license files a module declares its license in, it
+// does not review the module's source to conclude one.
 func module(path, version, sum, id, purpose string) spdxPackage {
 	p := spdxPackage{
 		Name:                  path,
 		SPDXID:                id,
 		VersionInfo:           version,
 		DownloadLocation:      "NOASSERTION",
+		LicenseConcluded:      noAssertion,
+		LicenseDeclared:       noAssertion,
 		PrimaryPackagePurpose: purpose,
 	}
 	if version != "" {

@@ -7,14 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipway/slipway/builder/buildertest"
 	"github.com/slipway/slipway/openapi"
 )
 
-// greetTree is app hello's source with example.com/greet at version, kept in the tree
-// (the build sandbox has no network).
-func greetTree(t *testing.T, version string) string {
+// greetTree is app hello's source, licensed Apache-2.0, with example.com/greet at version,
+// kept in the tree (the build sandbox has no network) with greetLicense as its LICENSE.
+func greetTree(t *testing.T, version, greetLicense string) string {
 	t.Helper()
 	return writeTree(t, map[string]string{
+		"LICENSE":       buildertest.ApacheLicense,
+		"greet/LICENSE": greetLicense,
 		"go.mod": "module example.com/hello\n\ngo 1.22\n\nrequire example.com/greet " + version +
 			"\n\nreplace example.com/greet => ./greet\n",
 		"main.go":        "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello()) }\n",
@@ -24,14 +27,16 @@ func greetTree(t *testing.T, version string) string {
 }
 
 // TestCLIDiff: slipway diff prints what changes between two releases named by channel,
-// here exactly one dependency bumped, in go mod's style; --json prints the API's answer;
+// here exactly one dependency bumped, in go mod's style, and its license changed; --json prints the API's answer;
 // a name that is nothing is refused (exit 3) with the server's words.
 func TestCLIDiff(t *testing.T) {
 	p := startServe(t, buildEnv(t))
 	call(t, "PUT", p.url+"/v1/apps/hello", "", `{"platforms":["linux/amd64"],"ldflags":"-X main.version=greet"}`, http.StatusCreated, nil)
 	cli := []string{"SLIPWAY_URL=" + p.url}
-	for _, b := range []struct{ version, commit, greet string }{{"1.0.0", "c0ffee1", "v1.0.0"}, {"1.1.0", "c0ffee2", "v1.1.0"}} {
-		if r := runCLI(t, cli, "build", greetTree(t, b.greet), "--app", "hello", "--version", b.version, "--commit", b.commit, "--promote", "dev"); r.code != 0 {
+	for _, b := range []struct{ version, commit, greet, license string }{
+		{"1.0.0", "c0ffee1", "v1.0.0", buildertest.MITLicense}, {"1.1.0", "c0ffee2", "v1.1.0", buildertest.ApacheLicense},
+	} {
+		if r := runCLI(t, cli, "build", greetTree(t, b.greet, b.license), "--app", "hello", "--version", b.version, "--commit", b.commit, "--promote", "dev"); r.code != 0 {
 			t.Fatalf("build %s: %s", b.version, r)
 		}
 		if b.version == "1.0.0" {
@@ -55,9 +60,10 @@ base      unchanged
 ldflags   unchanged
 settings  unchanged
 sizes     linux/amd64 %d → %d (%+d B)
-licenses  unknown: the SBOM of build %s records no licenses
+licenses  1 changed
+  example.com/greet: MIT → Apache-2.0
 vulns     unknown: the server has no vulnerability database configured
-`, d.From.BuildId, d.To.BuildId, s.From, s.To, s.Delta, d.From.BuildId)
+`, d.From.BuildId, d.To.BuildId, s.From, s.To, s.Delta)
 	if r := runCLI(t, cli, "diff", "hello", "staging", "dev"); r.code != 0 || r.stdout != want {
 		t.Errorf("diff hello staging dev printed\n%s\nwant\n%s", r, want)
 	}
