@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -303,14 +302,7 @@ func (k *Checker) attempt(ctx context.Context, target string, timeout time.Durat
 		}
 		return r
 	}
-	r := result{status: resp.StatusCode, resp: resp}
-	if !r.ok() {
-		r.err = "answered " + resp.Status
-		r.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxSnippet))
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return r
+	return answered(resp)
 }
 
 // backoff is the wait before the next attempt after the n-th failed one, and whether the

@@ -107,6 +107,12 @@ func (s *sender) send(ctx context.Context, target string, header http.Header, bo
 	if err != nil {
 		return describe(err)
 	}
+	return answered(resp)
+}
+
+// answered reads an attempt's answer: its status, and the start of its body when it is
+// not a 2xx; it drains and closes the body, so the connection can be used again.
+func answered(resp *http.Response) result {
 	r := result{status: resp.StatusCode, resp: resp}
 	if !r.ok() {
 		r.err = "answered " + resp.Status
