@@ -223,20 +223,25 @@ func diffSettings(from, to []PlatformFacts) []SettingChange {
 		if f.Size == 0 || t.Size == 0 {
 			continue
 		}
-		keys := slices.Sorted(maps.Keys(f.Settings))
-		for k := range t.Settings {
-			if _, ok := f.Settings[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range unionKeys(f.Settings, t.Settings) {
 			if f.Settings[k] != t.Settings[k] {
 				out = append(out, SettingChange{Platform: name, Key: k, From: f.Settings[k], To: t.Settings[k]})
 			}
 		}
 	}
 	return out
+}
+
+// unionKeys are the keys of a and b together, sorted.
+func unionKeys(a, b map[string]string) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // diffLicenses compares the licenses of every module either side has, when both
@@ -252,14 +257,7 @@ func diffLicenses(from, to Facts) Licenses {
 		}
 	}
 	out := Licenses{Known: true, Changes: []LicenseChange{}}
-	paths := slices.Collect(maps.Keys(from.Licenses))
-	for p := range to.Licenses {
-		if _, ok := from.Licenses[p]; !ok {
-			paths = append(paths, p)
-		}
-	}
-	slices.Sort(paths)
-	for _, p := range paths {
+	for _, p := range unionKeys(from.Licenses, to.Licenses) {
 		if from.Licenses[p] != to.Licenses[p] {
 			out.Changes = append(out.Changes, LicenseChange{Path: p, From: from.Licenses[p], To: to.Licenses[p]})
 		}
