@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Facts are what a diff compares of a release's build: its toolchain, its modules, how
@@ -351,23 +353,28 @@ func NewDiffer(releases ReleaseGetter, facts FactsSource) *Differ {
 // Releases is the diff from release fromVersion of app to release toVersion, with the
 // releases themselves.
 func (d *Differ) Releases(ctx context.Context, app, fromVersion, toVersion string) (Changes, Release, Release, error) {
-	from, err := d.releases.Get(ctx, app, fromVersion)
-	if err != nil {
+	// The two sides are read side by side: a promotion waits for this (WithMoveSummary).
+	var rels [2]Release
+	var facts [2]Facts
+	g, gctx := errgroup.WithContext(ctx)
+	for i, v := range []string{fromVersion, toVersion} {
+		g.Go(func() error {
+			rel, err := d.releases.Get(gctx, app, v)
+			if err != nil {
+				return err
+			}
+			f, err := d.facts.Facts(gctx, app, rel.BuildID)
+			if err != nil {
+				return fmt.Errorf("the facts of release %s: %w", v, err)
+			}
+			rels[i], facts[i] = rel, f
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return Changes{}, Release{}, Release{}, err
 	}
-	to, err := d.releases.Get(ctx, app, toVersion)
-	if err != nil {
-		return Changes{}, Release{}, Release{}, err
-	}
-	ff, err := d.facts.Facts(ctx, app, from.BuildID)
-	if err != nil {
-		return Changes{}, Release{}, Release{}, fmt.Errorf("the facts of release %s: %w", fromVersion, err)
-	}
-	tf, err := d.facts.Facts(ctx, app, to.BuildID)
-	if err != nil {
-		return Changes{}, Release{}, Release{}, fmt.Errorf("the facts of release %s: %w", toVersion, err)
-	}
-	return Diff(ff, tf), from, to, nil
+	return Diff(facts[0], facts[1]), rels[0], rels[1], nil
 }
 
 // MoveSummary is the summary of what a promotion from release fromVersion to toVersion
