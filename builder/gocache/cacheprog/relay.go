@@ -27,6 +27,10 @@ import (
 // compile's sandbox would not let it): it tells the server which entries it used, for the
 // trim's notion of recent use, and how many gets it answered, for the server's counters.
 // It holds no credential: the server does all of the blob store's work.
+//
+// The two exchanges the go command waits on at either end of its session are answered
+// here too: the capabilities, written before the server is reached, and close, after
+// which stdout is closed (when it can be), which is what the go command waits for.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "gocacheprog" {
 		args = args[1:]
@@ -45,6 +49,13 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if err := CheckNamespace(*ns); err != nil {
 		return err
 	}
+	out := &lineWriter{w: stdout}
+	// The go command waits for the program's capabilities before its first request: they
+	// go out at once, while the connection to the server is made, and the server's own
+	// first line, the same capabilities, is dropped.
+	if err := out.write(capabilities); err != nil {
+		return fmt.Errorf("answering the go command: %w", err)
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", *sock)
 	if err != nil {
@@ -56,14 +67,13 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if _, err := uc.Write(append(greeting, '\n')); err != nil {
 		return fmt.Errorf("reaching the worker's build cache: %w", err)
 	}
-	out := &lineWriter{w: stdout}
 	// The server's answers, each a whole line, go out as they come.
 	copied := make(chan error, 1)
 	go func() {
 		r := bufio.NewReaderSize(uc, 64<<10)
-		for {
+		for first := true; ; first = false {
 			line, err := r.ReadBytes('\n')
-			if len(line) > 0 {
+			if len(line) > 0 && !first {
 				if werr := out.write(line); werr != nil {
 					copied <- werr
 					return
@@ -131,19 +141,30 @@ func (rl *relay) forward(line []byte) error {
 	if len(bytes.TrimSpace(line)) == 0 || rl.closed {
 		return nil
 	}
-	if line[0] == '{' && rl.local != "" {
+	if line[0] == '{' {
 		var req Request
 		if json.Unmarshal(line, &req) == nil {
 			switch req.Command {
 			case "get":
+				if rl.local == "" {
+					break
+				}
 				if res, ok := rl.get(req); ok {
 					return rl.out.write(res)
 				}
 			case "close":
+				// The go command sends close once every request it made has its answer,
+				// so every put is stored. Close is answered here and the output closed,
+				// which is what the go command waits for; the server still gets close,
+				// and the program ends when the server has taken everything it sent.
 				if err := rl.report(); err != nil {
 					return err
 				}
 				rl.closed = true
+				res, _ := json.Marshal(Response{ID: req.ID})
+				if err := rl.out.last(append(res, '\n')); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -196,15 +217,40 @@ func (rl *relay) report() error {
 	return err
 }
 
+// capabilities are the commands the program answers, its first line to the go command.
+var capabilities = []byte(`{"ID":0,"KnownCommands":["get","put","close"]}` + "\n")
+
 // lineWriter writes whole lines from two goroutines.
 type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	done bool // the last line is written
 }
 
 func (l *lineWriter) write(line []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.done {
+		return nil // the go command has had its last answer
+	}
 	_, err := l.w.Write(line)
 	return err
+}
+
+// last writes the last line the go command reads, then closes the output if it can be
+// closed; what comes after is dropped.
+func (l *lineWriter) last(line []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return nil
+	}
+	l.done = true
+	if _, err := l.w.Write(line); err != nil {
+		return err
+	}
+	if c, ok := l.w.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
