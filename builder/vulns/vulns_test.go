@@ -14,9 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipway/slipway/builder/vulns"
 	"github.com/slipway/slipway/store"
 	"github.com/slipway/slipway/store/storetest"
-	"github.com/slipway/slipway/builder/vulns"
 )
 
 // fixtureDB is the file:// URL of the test database: GO-2099-0001 (critical, CVSS 9.8) in
