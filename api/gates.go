@@ -11,23 +11,18 @@ import (
 )
 
 // releaseGates converts a channel's gates from the API: the two have the same JSON.
-func releaseGates(g *openapi.Gates) *release.Gates {
-	if g == nil {
-		return nil
-	}
-	var out release.Gates
-	b, _ := json.Marshal(g)
-	_ = json.Unmarshal(b, &out)
-	return &out
-}
+func releaseGates(g *openapi.Gates) *release.Gates { return convertJSON[release.Gates](g) }
 
 // apiGates converts a channel's gates to the API.
-func apiGates(g *release.Gates) *openapi.Gates {
-	if g == nil {
+func apiGates(g *release.Gates) *openapi.Gates { return convertJSON[openapi.Gates](g) }
+
+// convertJSON converts v, a non-nil pointer or nil, to the type T that has the same JSON.
+func convertJSON[T any, P interface{ *openapi.Gates | *release.Gates }](v P) *T {
+	if v == nil {
 		return nil
 	}
-	var out openapi.Gates
-	b, _ := json.Marshal(g)
+	var out T
+	b, _ := json.Marshal(v)
 	_ = json.Unmarshal(b, &out)
 	return &out
 }
