@@ -17,7 +17,9 @@ func releaseGates(g *openapi.Gates) *release.Gates { return convertJSON[release.
 func apiGates(g *release.Gates) *openapi.Gates { return convertJSON[openapi.Gates](g) }
 
 // convertJSON converts v, a non-nil pointer or nil, to the type T that has the same JSON.
-func convertJSON[T any, P interface{ *openapi.Gates | *release.Gates }](v P) *T {
+func convertJSON[T any, P interface {
+	*openapi.Gates | *release.Gates
+}](v P) *T {
 	if v == nil {
 		return nil
 	}
