@@ -53,8 +53,15 @@ type WorkerOptions struct {
 	// program, and Go.Cache holds only the little it keeps outside. Default: none, the go
 	// command's own cache in Go.Cache.
 	CacheProg func(app string) string
+	// BuildCache, when set, chooses the build cache of each compile of an app whose
+	// module is in dir, for platform ("linux/arm64", gocache.Server.Compile): a GOCACHE
+	// to use instead of Go.Cache (goCache), or a GOCACHEPROG (prog), or neither; done is
+	// called when the compile ends, ok when it succeeded. It takes precedence over
+	// CacheProg.
+	BuildCache func(app, dir, platform string) (goCache, prog string, done func(ok bool))
 	// CachePerBuild gives each build an empty GOCACHE of its own in its work directory,
-	// removed with it: no build reuses another's work. Ignored with CacheProg. Default false.
+	// removed with it: no build reuses another's work. Ignored with CacheProg and BuildCache.
+	// Default false.
 	CachePerBuild bool
 	// Limits are the source archive limits, applied again as the source is extracted.
 	Limits source.Limits

@@ -347,10 +347,11 @@ func (w *Worker) compile(ctx context.Context, b *Build, src, work string, blog *
 
 // goEnv is the Go environment of the compiles of a build of app whose work directory is
 // work: the worker's, with the build cache its options choose (WorkerOptions.CacheProg,
-// CachePerBuild).
+// CachePerBuild); with BuildCache, each compile chooses its own (compileOne).
 func (w *Worker) goEnv(app, work string) gobuild.Env {
 	env := w.opts.Go
 	switch {
+	case w.opts.BuildCache != nil:
 	case w.opts.CacheProg != nil:
 		env.CacheProg = w.opts.CacheProg(app)
 	case w.opts.CachePerBuild:
@@ -385,7 +386,7 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.Compi
 	g.SetLimit(w.opts.Concurrency)
 	for i, spec := range specs {
 		g.Go(func() error {
-			errs[i] = w.compileOne(gctx, spec, env, blog)
+			errs[i] = w.compileOne(gctx, b.App, spec, env, blog)
 			if errs[i] == nil {
 				done(i, spec)
 			}
@@ -397,7 +398,7 @@ func (w *Worker) compileAll(ctx context.Context, b *Build, specs []gobuild.Compi
 }
 
 // compileOne runs one compile, unless the others were stopped before its turn came.
-func (w *Worker) compileOne(ctx context.Context, spec gobuild.CompileSpec, env gobuild.Env, blog *buildLog) error {
+func (w *Worker) compileOne(ctx context.Context, app string, spec gobuild.CompileSpec, env gobuild.Env, blog *buildLog) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -405,6 +406,18 @@ func (w *Worker) compileOne(ctx context.Context, spec gobuild.CompileSpec, env g
 		return err
 	}
 	ps := spec.Platform.String()
+	if w.opts.BuildCache != nil {
+		goCache, prog, done := w.opts.BuildCache(app, spec.Dir, ps)
+		if goCache != "" {
+			env.Cache = goCache
+		}
+		env.CacheProg = prog
+		var err error
+		defer func() { done(err == nil) }()
+		blog.Printf("%s: go build %s", ps, spec.Main)
+		err = w.compiler.Compile(ctx, spec, env, blog.Prefixed(ps+": "))
+		return err
+	}
 	blog.Printf("%s: go build %s", ps, spec.Main)
 	return w.compiler.Compile(ctx, spec, env, blog.Prefixed(ps+": "))
 }

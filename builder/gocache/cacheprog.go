@@ -28,6 +28,7 @@ var (
 	hashHex        = cacheprog.HashHex
 	hit            = cacheprog.Hit
 	checkNamespace = cacheprog.CheckNamespace
+	isHashHex      = cacheprog.IsHashHex
 )
 
 const (

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,10 @@ type local struct {
 	// dirMode and fileMode are private to slipway's user and group, unless compiles run
 	// as a user of their own (WithSandboxUser), who must read the outputs.
 	dirMode, fileMode os.FileMode
+	// hotDir is the hot tier's directory (WithHotDir), trimmed with the local tier;
+	// hotTrimmed is called after a trim removed some of its files.
+	hotDir     string
+	hotTrimmed func()
 }
 
 func newLocal(dir string, max int64, grace time.Duration, stats *Stats, othersRead bool) (*local, error) {
@@ -240,8 +245,13 @@ func (l *local) trim() (files int, bytes int64, err error) {
 	}
 	var all []file
 	var total int64
-	for _, top := range []string{"o", "a"} {
-		err := filepath.WalkDir(filepath.Join(l.dir, top), func(p string, d fs.DirEntry, err error) error {
+	tops := []string{filepath.Join(l.dir, "o"), filepath.Join(l.dir, "a")}
+	if l.hotDir != "" {
+		tops = append(tops, l.hotDir)
+	}
+	for _, top := range tops {
+		hot := top == l.hotDir
+		err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					return nil
@@ -249,6 +259,10 @@ func (l *local) trim() (files int, bytes int64, err error) {
 				return err
 			}
 			if !d.Type().IsRegular() {
+				return nil
+			}
+			// Of a hot GOCACHE, only the go command's entries and outputs.
+			if hot && !strings.HasSuffix(p, "-a") && !strings.HasSuffix(p, "-d") {
 				return nil
 			}
 			fi, err := d.Info()
@@ -270,12 +284,21 @@ func (l *local) trim() (files int, bytes int64, err error) {
 	slices.SortFunc(all, func(a, b file) int { return cmp.Compare(a.mtime.UnixNano(), b.mtime.UnixNano()) })
 	target := l.max / 10 * 9
 	cutoff := time.Now().Add(-l.grace)
+	hotRemoved := false
+	defer func() {
+		if hotRemoved && l.hotTrimmed != nil {
+			l.hotTrimmed()
+		}
+	}()
 	for _, f := range all {
 		if total <= target || !f.mtime.Before(cutoff) {
 			break
 		}
 		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return files, bytes, fmt.Errorf("trimming the local build cache: %w", err)
+		}
+		if l.hotDir != "" && strings.HasPrefix(f.path, l.hotDir+string(filepath.Separator)) {
+			hotRemoved = true
 		}
 		total -= f.size
 		files++

@@ -22,6 +22,7 @@ type options struct {
 	log        *slog.Logger
 	sandboxUID int // -1: compiles run as slipway's user
 	sandboxGID int
+	hotDir     string
 }
 
 // DefaultMaxSize is the local tier's size when WithMaxSize gives none: 10 GiB.
@@ -79,6 +80,12 @@ func WithRemoteTimeout(d time.Duration) Option { return func(o *options) { o.rem
 // WithLogger receives what goes wrong in the cache: refused remote entries, failed
 // uploads, failed trims. Default: discarded.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithHotDir keeps the hot tier in dir: a GOCACHE of the go command's own per namespace,
+// which compiles of a key this worker has built before use directly (Server.Compile).
+// Compiles write it, so it must not be the local tier or inside it. Default: none, every
+// compile goes through the cache program.
+func WithHotDir(dir string) Option { return func(o *options) { o.hotDir = dir } }
 
 // WithSandboxUser says that compiles run as user uid and group gid (gobuild's sandbox
 // without Landlock), so the socket's private directory is theirs and the local tier

@@ -40,8 +40,11 @@ type Stats struct {
 	// command took to build them where they were built. Local hits are not counted: a
 	// warm local cache saves what the go command's own cache always did.
 	TimeSavedMS  atomic.Int64
-	Evicted      atomic.Int64 // files the local tier's trims removed
+	Evicted      atomic.Int64 // files the local tier's trims removed (the hot tier's too)
 	EvictedBytes atomic.Int64 // their bytes
+	// HotCompiles counts compiles that used the hot tier's GOCACHE (WithHotDir) instead
+	// of the cache program: their hits are the go command's own, not counted here.
+	HotCompiles atomic.Int64
 }
 
 // Server is a worker's side of the shared build cache. It listens on a unix socket in a
@@ -65,6 +68,9 @@ type Server struct {
 	conns     sync.WaitGroup
 	connMu    sync.Mutex
 	openConns map[net.Conn]bool
+	hot       hot
+	bg        sync.WaitGroup // the hot tier's work after compiles (Compile)
+	bgPending atomic.Int64   // that work, not yet done
 }
 
 // New starts a cache server with its local tier in dir and its shared tier in blobs
@@ -79,13 +85,26 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{opts: o, blobs: blobs, uploads: make(chan upload, o.queue), openConns: map[net.Conn]bool{}}
+	s := &Server{opts: o, blobs: blobs, uploads: make(chan upload, o.queue), openConns: map[net.Conn]bool{},
+		hot: hot{warm: map[hotKey]bool{}, sessions: map[string]*session{}}}
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
+	}
+	if o.hotDir != "" {
+		if s.hot.dir, err = filepath.Abs(o.hotDir); err != nil {
+			return nil, err
+		}
+		if s.hot.dir == dir || strings.HasPrefix(s.hot.dir, dir+string(filepath.Separator)) || strings.HasPrefix(dir, s.hot.dir+string(filepath.Separator)) {
+			return nil, fmt.Errorf("the hot GOCACHE (%s) and the local tier (%s) overlap; compiles could write the local tier", s.hot.dir, dir)
+		}
+		if err := s.hotMkdir(s.hot.dir); err != nil {
+			return nil, fmt.Errorf("making the hot GOCACHE %s: %w", s.hot.dir, err)
+		}
 	}
 	if s.local, err = newLocal(dir, o.maxSize, o.trimGrace, &s.stats, o.sandboxUID >= 0); err != nil {
 		return nil, fmt.Errorf("opening the local build cache in %s: %w", dir, err)
 	}
+	s.local.hotDir, s.local.hotTrimmed = s.hot.dir, s.hotTrimmed
 	sockDir, err := os.MkdirTemp(o.socketDir, "slipway-gocache-")
 	if err != nil {
 		return nil, fmt.Errorf("making the build cache's socket directory: %w", err)
@@ -139,13 +158,19 @@ func (s *Server) Namespace(app string) string {
 // Command is the GOCACHEPROG of a compile of app: the cache program (WithProgram), told
 // the socket, the app's namespace and the local tier. The go command splits it at spaces,
 // honouring quotes.
-func (s *Server) Command(app string) string {
+func (s *Server) Command(app string) string { return s.command(app, "") }
+
+// command is Command, for the compile session id when it is not empty (Compile).
+func (s *Server) command(app, id string) string {
 	var b strings.Builder
 	b.WriteString(quoteArg(s.opts.program))
 	for _, a := range s.opts.progArgs {
 		b.WriteString(" " + quoteArg(a))
 	}
 	b.WriteString(" --socket " + quoteArg(s.sock) + " --namespace " + s.Namespace(app) + " --local " + quoteArg(s.local.dir))
+	if id != "" {
+		b.WriteString(" --session " + id)
+	}
 	return b.String()
 }
 
@@ -179,11 +204,12 @@ func quoteArg(a string) string {
 	return `"` + a + `"`
 }
 
-// Flush waits until every put queued so far is uploaded (or has failed), or ctx ends.
+// Flush waits until every put queued so far is uploaded (or has failed), and the hot
+// tier's work after the compiles that ended is done (Compile), or ctx ends.
 func (s *Server) Flush(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for s.pending.Load() > 0 {
+	for s.bgPending.Load() > 0 || s.pending.Load() > 0 {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -206,6 +232,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.connMu.Unlock()
 	s.conns.Wait()
+	s.bg.Wait()
 	err := s.Flush(ctx)
 	s.cancel()
 	close(s.uploads)
@@ -251,6 +278,7 @@ type conn struct {
 	w      *bufio.Writer
 	missMu sync.Mutex
 	missAt map[string]time.Time
+	se     *session // the compile it serves (Compile), if any
 }
 
 // serveConn speaks the cache protocol on c until the go command closes it.
@@ -267,6 +295,10 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	cn := &conn{s: s, ns: h.Namespace, w: bufio.NewWriterSize(c, 16<<10), missAt: map[string]time.Time{}}
+	if se := s.sessionOf(h.Session); se != nil && se.key.ns == h.Namespace {
+		cn.se = se
+		defer se.end()
+	}
 	cn.reply(response{ID: 0, KnownCommands: []string{"get", "put", "close"}})
 	dec := json.NewDecoder(r)
 	var wg sync.WaitGroup
@@ -290,6 +322,9 @@ func (s *Server) serveConn(c net.Conn) {
 			continue
 		case cmdHits:
 			s.stats.LocalHits.Add(max(req.Hits, 0))
+			if cn.se != nil {
+				cn.se.add(req.Actions...)
+			}
 			continue
 		}
 		if req.Command == "close" {
@@ -319,6 +354,9 @@ func (cn *conn) handle(req request, body []byte) response {
 	case "get":
 		res := cn.s.get(cn.ns, action)
 		res.ID = req.ID
+		if !res.Miss && cn.se != nil {
+			cn.se.add(action)
+		}
 		if res.Miss {
 			cn.missMu.Lock()
 			cn.missAt[action] = time.Now()
@@ -337,6 +375,9 @@ func (cn *conn) handle(req request, body []byte) response {
 		path, err := cn.s.put(cn.ns, action, req.OutputID, body, took)
 		if err != nil {
 			return response{ID: req.ID, Err: err.Error()}
+		}
+		if cn.se != nil {
+			cn.se.add(action)
 		}
 		return response{ID: req.ID, DiskPath: path}
 	}

@@ -34,7 +34,7 @@ func (s *service) withBuildCache(opts *builder.WorkerOptions) error {
 		return nil
 	}
 	if srv := s.buildCache.Load(); srv != nil {
-		opts.CacheProg = srv.Command
+		opts.BuildCache = srv.Compile
 		return nil
 	}
 	dir := s.cfg.BuildCacheDir
@@ -47,8 +47,15 @@ func (s *service) withBuildCache(opts *builder.WorkerOptions) error {
 			return &usageError{fmt.Sprintf("SLIPWAY_BUILD_CACHE_DIR (%s) and the compiles' GOCACHE or GOMODCACHE (%s) overlap; compiles could write the cache's local tier", dir, c)}
 		}
 	}
+	// The hot tier: a GOCACHE per namespace beside the compiles' own, which a warm
+	// worker's compiles use directly (gocache.WithHotDir).
+	goCache := opts.Go.Cache
+	if goCache == "" {
+		goCache = filepath.Join(s.cfg.DataDir, "cache", "go-build")
+	}
 	cacheOpts := []gocache.Option{gocache.WithMaxSize(s.cfg.BuildCacheSize),
-		gocache.WithPerApp(s.cfg.BuildCacheScope == "app"), gocache.WithLogger(s.log)}
+		gocache.WithPerApp(s.cfg.BuildCacheScope == "app"), gocache.WithLogger(s.log),
+		gocache.WithHotDir(filepath.Clean(goCache) + "-hot")}
 	if uid, gid, ok := s.toolchain.SandboxUser(); ok {
 		cacheOpts = append(cacheOpts, gocache.WithSandboxUser(uid, gid))
 	}
@@ -63,7 +70,7 @@ func (s *service) withBuildCache(opts *builder.WorkerOptions) error {
 		err := srv.Close(ctx)
 		st := srv.Stats()
 		s.log.Info("build cache stopped", "local_hits", st.LocalHits.Load(), "remote_hits", st.RemoteHits.Load(),
-			"misses", st.Misses.Load(), "uploads", st.Uploads.Load(), "uploads_dropped", st.UploadsDropped.Load(),
+			"misses", st.Misses.Load(), "hot_compiles", st.HotCompiles.Load(), "uploads", st.Uploads.Load(), "uploads_dropped", st.UploadsDropped.Load(),
 			"time_saved", (time.Duration(st.TimeSavedMS.Load()) * time.Millisecond).String())
 		if err != nil {
 			return fmt.Errorf("build cache uploads still queued after %s: %w", buildCacheDrain, err)
@@ -71,8 +78,8 @@ func (s *service) withBuildCache(opts *builder.WorkerOptions) error {
 		return nil
 	})
 	s.log.Info("build cache", "mode", "shared", "scope", s.cfg.BuildCacheScope, "local", dir, "size", s.cfg.BuildCacheSize,
-		"program", srv.Program())
-	opts.CacheProg = srv.Command
+		"program", srv.Program(), "hot", srv.GoCacheDir(""))
+	opts.BuildCache = srv.Compile
 	return nil
 }
 
@@ -111,6 +118,8 @@ var (
 			func(s *gocache.Stats) float64 { return float64(s.Evicted.Load()) }},
 		{prometheus.NewDesc("slipway_build_cache_evicted_bytes_total", "Bytes the local tier's trims removed.", nil, nil),
 			func(s *gocache.Stats) float64 { return float64(s.EvictedBytes.Load()) }},
+		{prometheus.NewDesc("slipway_build_cache_hot_compiles_total", "Compiles that used the hot tier's GOCACHE directly, their key (namespace, platform, go.mod and go.sum) built on this worker before; their hits are the go command's own and not counted in slipway_build_cache_gets_total.", nil, nil),
+			func(s *gocache.Stats) float64 { return float64(s.HotCompiles.Load()) }},
 	}
 )
 

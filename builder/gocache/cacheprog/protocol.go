@@ -8,6 +8,9 @@ import (
 // Hello is the first line a cache program sends on its connection.
 type Hello struct {
 	Namespace string `json:"namespace"`
+	// Session names the compile the program serves (gocache.Server.Compile), when the
+	// server asked for one: the program then reports the actions it answered itself.
+	Session string `json:"session,omitempty"`
 }
 
 // Request and Response are the go command's cache protocol (cmd/go/internal/cacheprog),
@@ -19,6 +22,9 @@ type Request struct {
 	OutputID []byte `json:",omitempty"`
 	BodySize int64  `json:",omitempty"`
 	Hits     int64  `json:",omitempty"` // of CmdHits
+	// Actions are the hex action IDs of the gets the program answered (CmdHits, in a
+	// session only).
+	Actions []string `json:",omitempty"`
 }
 
 type Response struct {
@@ -42,5 +48,5 @@ func Hit(e Entry, path string) Response {
 // The program's own messages to the server, which the server never answers.
 const (
 	CmdUsed = "slipway-used" // ActionID: an entry the program answered a get with
-	CmdHits = "slipway-hits" // Hits: how many gets the program answered
+	CmdHits = "slipway-hits" // Hits: how many gets the program answered; Actions: which
 )

@@ -16,7 +16,7 @@ import (
 )
 
 // Run is the cache program the go command starts (GOCACHEPROG, see gocache.Server.Command),
-// as `slipway-gocacheprog --socket PATH --namespace NS [--local DIR]` (or `slipway gocacheprog ...`): it connects to the
+// as `slipway-gocacheprog --socket PATH --namespace NS [--local DIR] [--session ID]` (or `slipway gocacheprog ...`): it connects to the
 // worker's server, says which namespace the compile uses, and relays the go command's
 // cache protocol (its stdin and stdout) both ways, line by line, until either side ends.
 //
@@ -40,11 +40,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	sock := fs.String("socket", "", "the worker's build cache socket")
 	ns := fs.String("namespace", SharedNamespace, "the build cache namespace")
 	localDir := fs.String("local", "", "the local tier, read directly for gets")
+	session := fs.String("session", "", "the compile this program serves")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("gocacheprog: %w", err)
 	}
 	if *sock == "" || fs.NArg() > 0 {
-		return errors.New("usage: slipway gocacheprog --socket PATH [--namespace NS] [--local DIR] (run by the go command as GOCACHEPROG)")
+		return errors.New("usage: slipway gocacheprog --socket PATH [--namespace NS] [--local DIR] [--session ID] (run by the go command as GOCACHEPROG)")
 	}
 	if err := CheckNamespace(*ns); err != nil {
 		return err
@@ -63,7 +64,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	uc := c.(*net.UnixConn)
 	defer uc.Close()
-	greeting, _ := json.Marshal(Hello{Namespace: *ns})
+	greeting, _ := json.Marshal(Hello{Namespace: *ns, Session: *session})
 	if _, err := uc.Write(append(greeting, '\n')); err != nil {
 		return fmt.Errorf("reaching the worker's build cache: %w", err)
 	}
@@ -88,7 +89,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			}
 		}
 	}()
-	rl := &relay{server: uc, out: out, ns: *ns}
+	rl := &relay{server: uc, out: out, ns: *ns, session: *session != ""}
 	if *localDir != "" {
 		rl.local = Layout(*localDir)
 	}
@@ -109,6 +110,8 @@ type relay struct {
 	ns       string
 	local    Layout // "": every get goes to the server
 	hits     int64  // gets answered here
+	session  bool   // the server wants to know which (actions)
+	actions  []string
 	reported bool
 	closed   bool // the go command sent close: the server answers it and hangs up
 }
@@ -200,19 +203,23 @@ func (rl *relay) get(req Request) ([]byte, bool) {
 		}
 	}
 	rl.hits++
+	if rl.session {
+		rl.actions = append(rl.actions, action)
+	}
 	res := Hit(e, path)
 	res.ID = req.ID
 	line, _ := json.Marshal(res)
 	return append(line, '\n'), true
 }
 
-// report tells the server, once, how many gets were answered here.
+// report tells the server, once, how many gets were answered here (and, in a session,
+// which).
 func (rl *relay) report() error {
 	if rl.reported || rl.hits == 0 {
 		return nil
 	}
 	rl.reported = true
-	msg, _ := json.Marshal(Request{Command: CmdHits, Hits: rl.hits})
+	msg, _ := json.Marshal(Request{Command: CmdHits, Hits: rl.hits, Actions: rl.actions})
 	_, err := rl.server.Write(append(msg, '\n'))
 	return err
 }

@@ -1,0 +1,378 @@
+package gocache
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The hot tier: a GOCACHE of the go command's own, per namespace, that a warm worker's
+// compiles use directly.
+//
+// Through the cache program every get is a request and an answer between two processes,
+// where the go command's own cache reads a file: on a warm build that is 5–12 % of the
+// build (docs/PERFORMANCE.md). So a compile runs through the program only when this
+// worker has not yet built the same module graph for the same platform (Compile): then
+// the shared tier can save it the work. Once such a compile succeeded, what it used is
+// copied into the namespace's hot GOCACHE, and the next compiles of the same key use the
+// go command's own cache there, as fast as SLIPWAY_BUILD_CACHE=local. Their new entries
+// (the app's own packages, mostly) are taken into the local tier afterwards, checked
+// against their output IDs, and uploaded like puts. A change of go.mod, go.sum or
+// vendor/modules.txt is a new key, so a dependency bump goes through the program and
+// the shared tier again.
+//
+// The hot GOCACHE is written by compiles, so it is kept apart from the local tier
+// (WithHotDir), which they cannot write; entries go from one to the other as copies,
+// never links, and only after the output's bytes hash to its output ID.
+
+// hotKey is what makes a compile warm: the namespace, the platform and the module graph.
+type hotKey struct {
+	ns, platform, mods string
+}
+
+// session is one compile through the cache program (Compile): the actions its go
+// command's gets and puts used, known once its connection ends.
+type session struct {
+	key     hotKey
+	mu      sync.Mutex
+	actions map[string]bool
+	ended   chan struct{} // closed when the program's connection ends
+	once    sync.Once
+}
+
+func (se *session) add(actions ...string) {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	for _, a := range actions {
+		if isHashHex(a) {
+			se.actions[a] = true
+		}
+	}
+}
+
+func (se *session) end() { se.once.Do(func() { close(se.ended) }) }
+
+// hot is the server's hot tier: which keys are warm, and the compiles in flight.
+type hot struct {
+	dir      string // "": none; every compile goes through the program
+	mu       sync.Mutex
+	warm     map[hotKey]bool
+	sessions map[string]*session
+}
+
+// GoCacheDir is the hot GOCACHE of namespace ns ("" without WithHotDir).
+func (s *Server) GoCacheDir(ns string) string {
+	if s.hot.dir == "" {
+		return ""
+	}
+	return filepath.Join(s.hot.dir, ns)
+}
+
+// Compile chooses the build cache of one compile of app, whose module is in dir, for
+// platform ("linux/arm64"): the hot tier's GOCACHE (goCache, and prog empty) when this worker has
+// built the same key before, else the cache program (prog, and goCache empty: the
+// worker's own). done must be called when the compile ends, ok when it succeeded.
+// Without WithHotDir every compile goes through the program.
+func (s *Server) Compile(app, dir, platform string) (goCache, prog string, done func(ok bool)) {
+	ns := s.Namespace(app)
+	if s.hot.dir == "" {
+		return "", s.Command(app), func(bool) {}
+	}
+	key := hotKey{ns: ns, platform: platform, mods: moduleGraph(dir)}
+	s.hot.mu.Lock()
+	warm := s.hot.warm[key]
+	s.hot.mu.Unlock()
+	if warm {
+		s.stats.HotCompiles.Add(1)
+		start := time.Now()
+		return s.GoCacheDir(ns), "", func(ok bool) {
+			s.background(func() { s.collect(ns, start) })
+		}
+	}
+	id := rand.Text()
+	se := &session{key: key, actions: map[string]bool{}, ended: make(chan struct{})}
+	s.hot.mu.Lock()
+	s.hot.sessions[id] = se
+	s.hot.mu.Unlock()
+	return "", s.command(app, id), func(ok bool) {
+		s.background(func() { s.warmUp(id, se, ok) })
+	}
+}
+
+// background runs f beside the compiles; Close waits for it.
+func (s *Server) background(f func()) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.closing.Load() {
+		return
+	}
+	s.bgPending.Add(1)
+	s.bg.Go(func() {
+		defer s.bgPending.Add(-1)
+		f()
+	})
+}
+
+// sessionOf is the compile session id names, if it is one of the server's.
+func (s *Server) sessionOf(id string) *session {
+	if id == "" {
+		return nil
+	}
+	s.hot.mu.Lock()
+	defer s.hot.mu.Unlock()
+	return s.hot.sessions[id]
+}
+
+// sessionWait bounds how long a finished compile waits for its program's connection to
+// end (the program ends with the go command, so at once).
+const sessionWait = 10 * time.Second
+
+// warmUp ends a compile through the program: when it succeeded, what it used goes into
+// the namespace's hot GOCACHE, and its key becomes warm.
+func (s *Server) warmUp(id string, se *session, ok bool) {
+	defer func() {
+		s.hot.mu.Lock()
+		delete(s.hot.sessions, id)
+		s.hot.mu.Unlock()
+	}()
+	if !ok {
+		return
+	}
+	select {
+	case <-se.ended:
+	case <-time.After(sessionWait):
+		return
+	}
+	se.mu.Lock()
+	actions := make([]string, 0, len(se.actions))
+	for a := range se.actions {
+		actions = append(actions, a)
+	}
+	se.mu.Unlock()
+	if err := s.export(se.key.ns, actions); err != nil {
+		s.opts.log.Warn("build cache: filling the hot GOCACHE", "namespace", se.key.ns, "err", err)
+		return
+	}
+	s.hot.mu.Lock()
+	s.hot.warm[se.key] = true
+	s.hot.mu.Unlock()
+}
+
+// export copies the entries of actions in ns, and their outputs, from the local tier
+// into the namespace's hot GOCACHE, in the go command's own format. An entry the local
+// tier no longer holds is left out: the go command will miss it and build it.
+func (s *Server) export(ns string, actions []string) error {
+	gc := s.GoCacheDir(ns)
+	for _, a := range actions {
+		e, path, ok := s.local.get(ns, a)
+		if !ok {
+			continue
+		}
+		out := filepath.Join(gc, e.Output[:2], e.Output+"-d")
+		if fi, err := os.Stat(out); err != nil || fi.Size() != e.Size {
+			if err := s.hotWrite(out, func(w io.Writer) error { return copyFile(w, path) }); err != nil {
+				return err
+			}
+		}
+		line := nativeEntry(a, e.Output, e.Size, e.Time)
+		if err := s.hotWrite(filepath.Join(gc, a[:2], a+"-a"), func(w io.Writer) error {
+			_, err := w.Write(line)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// hotWrite writes a file of the hot GOCACHE whole: into a temporary file beside it,
+// renamed into place. With WithSandboxUser, what it makes is the sandbox user's, as the
+// go command, running as that user, writes there too.
+func (s *Server) hotWrite(path string, fill func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	if err := s.hotMkdir(dir); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".slipway-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename, a no-op
+	err = fill(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil && s.opts.sandboxUID >= 0 {
+		err = os.Lchown(f.Name(), s.opts.sandboxUID, s.opts.sandboxGID)
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// hotMkdir makes dir and those above it up to the hot tier's directory.
+func (s *Server) hotMkdir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if dir == s.hot.dir {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	} else {
+		if err := s.hotMkdir(filepath.Dir(dir)); err != nil {
+			return err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	if s.opts.sandboxUID >= 0 {
+		return os.Lchown(dir, s.opts.sandboxUID, s.opts.sandboxGID)
+	}
+	return nil
+}
+
+// collectSlack is how much earlier than a compile's start an entry may be dated and
+// still be taken for one of its own: the file system's times are coarse.
+const collectSlack = 2 * time.Second
+
+// collect takes the entries a compile on the hot GOCACHE of ns wrote (those dated since
+// start) into the local tier, each once its output's bytes hash to its output ID, and
+// queues their upload to the blob store, as puts are.
+func (s *Server) collect(ns string, start time.Time) {
+	gc := s.GoCacheDir(ns)
+	since := start.Add(-collectSlack)
+	subs, err := os.ReadDir(gc)
+	if err != nil {
+		return
+	}
+	for _, sub := range subs {
+		if !sub.IsDir() || len(sub.Name()) != 2 {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(gc, sub.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			name, ok := strings.CutSuffix(f.Name(), "-a")
+			if !ok || !f.Type().IsRegular() || !isHashHex(name) {
+				continue
+			}
+			fi, err := f.Info()
+			if err != nil || fi.ModTime().Before(since) {
+				continue
+			}
+			if err := s.collectOne(ns, gc, name); err != nil {
+				s.opts.log.Warn("build cache: taking an entry of the hot GOCACHE", "namespace", ns, "action", name, "err", err)
+			}
+		}
+	}
+}
+
+// collectOne takes the hot GOCACHE's entry of action into the local tier, unless it is
+// there already.
+func (s *Server) collectOne(ns, gc, action string) error {
+	b, err := os.ReadFile(filepath.Join(gc, action[:2], action+"-a"))
+	if err != nil {
+		return nil // trimmed meanwhile
+	}
+	out, size, t, err := parseNativeEntry(b, action)
+	if err != nil {
+		return err
+	}
+	if e, _, ok := s.local.get(ns, action); ok && e.Output == out {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(gc, out[:2], out+"-d"))
+	if err != nil {
+		return nil // the go command keeps no output for some entries it reads back
+	}
+	defer f.Close()
+	path, err := s.local.putOutput(out, size, f) // checks the bytes against out
+	if err != nil {
+		return err
+	}
+	e := entry{Output: out, Size: size, Time: t.UTC().Truncate(time.Millisecond)}
+	if err := s.local.putEntry(ns, action, e); err != nil {
+		return err
+	}
+	s.stats.Puts.Add(1)
+	s.enqueue(upload{ns: ns, action: action, entry: e, path: path})
+	return nil
+}
+
+// nativeEntry is the go command's own encoding of an entry (cmd/go/internal/cache).
+func nativeEntry(action, out string, size int64, t time.Time) []byte {
+	return fmt.Appendf(nil, "v1 %s %s %20d %20d\n", action, out, size, t.UnixNano())
+}
+
+// parseNativeEntry reads an entry of the go command's own cache, of action.
+func parseNativeEntry(b []byte, action string) (out string, size int64, t time.Time, err error) {
+	f := strings.Fields(string(b))
+	if len(b) != 2+1+64+1+64+1+20+1+20+1 || len(f) != 5 || f[0] != "v1" || f[1] != action || !isHashHex(f[2]) {
+		return "", 0, time.Time{}, fmt.Errorf("%w: not an entry of the go command's cache", ErrCorrupt)
+	}
+	size, err1 := strconv.ParseInt(f[3], 10, 64)
+	ns, err2 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil || size < 0 || ns < 0 {
+		return "", 0, time.Time{}, fmt.Errorf("%w: not an entry of the go command's cache", ErrCorrupt)
+	}
+	return f[2], size, time.Unix(0, ns), nil
+}
+
+// moduleGraph is what names dir's module graph for the hot tier: the hash of its go.mod,
+// go.sum and vendor/modules.txt, each read inside dir (a link out of it reads as none).
+func moduleGraph(dir string) string {
+	h := sha256.New()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return ""
+	}
+	defer root.Close()
+	for _, name := range []string{"go.mod", "go.sum", "vendor/modules.txt"} {
+		fmt.Fprintf(h, "%s\n", name)
+		f, err := root.Open(name)
+		if err != nil {
+			continue
+		}
+		n, _ := io.Copy(h, f)
+		f.Close()
+		fmt.Fprintf(h, "\n%d\n", n)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hotTrimmed forgets every warm key: a trim removed files of the hot GOCACHEs, so their
+// next compiles go through the program, which finds what is left in the local tier or
+// the blob store, and fills the hot GOCACHE again.
+func (s *Server) hotTrimmed() {
+	s.hot.mu.Lock()
+	defer s.hot.mu.Unlock()
+	clear(s.hot.warm)
+}

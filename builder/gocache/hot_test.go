@@ -1,0 +1,204 @@
+package gocache
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway/slipway/builder/buildertest"
+	"github.com/slipway/slipway/builder/gobuild"
+	"github.com/slipway/slipway/store"
+)
+
+// hotModule is the tiny module in a directory of its own, whose main.go and go.mod the
+// test changes between builds.
+type hotModule struct {
+	t   *testing.T
+	dir string
+}
+
+func newHotModule(t *testing.T) hotModule {
+	m := hotModule{t, t.TempDir()}
+	m.write("go.mod", "module example.com/tiny\n\ngo 1.22\n")
+	m.write("main.go", tinyMain)
+	return m
+}
+
+func (m hotModule) write(name, content string) {
+	if err := os.WriteFile(filepath.Join(m.dir, name), []byte(content), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// build compiles the module for linux/amd64 as a worker does (Server.Compile, done when
+// the compile ends) and reports which cache it used.
+func (m hotModule) build(s *Server) (hot bool) {
+	m.t.Helper()
+	tc, base := buildertest.Toolchain(m.t)
+	work := m.t.TempDir()
+	goCache, prog, done := s.Compile("tiny", m.dir, "linux/amd64")
+	if (goCache == "") == (prog == "") {
+		m.t.Fatalf("Compile = (%q, %q): want a GOCACHE or a program, not both or neither", goCache, prog)
+	}
+	env := gobuild.Env{Cache: filepath.Join(work, "gocache"), ModCache: base.ModCache, Proxy: "off", SumDB: "off", CacheProg: prog}
+	if goCache != "" {
+		env.Cache = goCache
+	}
+	p, _ := gobuild.ParsePlatform("linux/amd64")
+	var out strings.Builder
+	err := tc.Compile(context.Background(), gobuild.CompileSpec{
+		Dir: m.dir, Main: ".", Platform: p, Out: filepath.Join(work, "out", "tiny"), Temp: filepath.Join(work, "tmp"),
+		Timeout: 5 * time.Minute,
+	}, env, &out)
+	done(err == nil)
+	if err != nil {
+		m.t.Fatalf("go build: %v\n%s", err, out.String())
+	}
+	flush(m.t, s)
+	return goCache != ""
+}
+
+// entries counts the go command's entries in a GOCACHE.
+func entries(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, "-a") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// TestHotTier builds the tiny module on a worker with a hot tier, with the real go
+// command: the first compile of a key goes through the cache program; once it succeeded,
+// the next compiles of the key use the hot GOCACHE, which then holds everything they
+// need (they build nothing but the changed package and the link); the entries they write
+// reach the local tier and the blob store, checked; a change of go.mod is a new key, and
+// so is a failed compile's key still cold; a trim of the hot tier makes its keys cold.
+func TestHotTier(t *testing.T) {
+	stores(t, func(t *testing.T, newBlobs func(t *testing.T) store.Blobs) {
+		blobs := newBlobs(t)
+		s := newServer(t, blobs, WithHotDir(filepath.Join(t.TempDir(), "hot")))
+		m := newHotModule(t)
+		if m.build(s) {
+			t.Fatal("the first compile used the hot tier: want the cache program")
+		}
+		cold := countsOf(s)
+		if cold.miss == 0 || cold.puts == 0 {
+			t.Fatalf("first build: %+v; want misses and puts", cold)
+		}
+		gc := s.GoCacheDir(SharedNamespace)
+		exported := entries(t, gc)
+		if exported < int(cold.puts)-1 {
+			t.Fatalf("the hot GOCACHE holds %d entries after the first build; want its %d puts", exported, cold.puts)
+		}
+
+		// Warm: the go command's own cache, with every entry it needs. The link's output
+		// text is the only new entry.
+		if !m.build(s) {
+			t.Fatal("the second compile of the key went through the cache program: want the hot tier")
+		}
+		if n := entries(t, gc); n > exported+1 {
+			t.Errorf("the warm build on the hot tier wrote %d entries; want at most the link's 1: it rebuilt what the first build had", n-exported)
+		}
+		if s.Stats().HotCompiles.Load() != 1 {
+			t.Errorf("HotCompiles = %d, want 1", s.Stats().HotCompiles.Load())
+		}
+
+		// A change of the app's own code: still warm; the new package's entry goes to the
+		// local tier and to the blob store, where a fresh worker finds it.
+		m.write("main.go", strings.Replace(tinyMain, `"dev"`, `"changed"`, 1))
+		before := s.Stats().Uploads.Load()
+		if !m.build(s) {
+			t.Fatal("a change of main.go made the key cold: want the hot tier")
+		}
+		if s.Stats().Uploads.Load() <= before {
+			t.Error("the hot compile's new entries were not uploaded")
+		}
+		fresh := newServer(t, blobs, WithHotDir(filepath.Join(t.TempDir(), "hot")))
+		if m.build(fresh) {
+			t.Fatal("a fresh worker's first compile used the hot tier")
+		}
+		if got := countsOf(fresh); got.remote == 0 || got.miss > 1 {
+			t.Errorf("fresh worker after the hot compile: %+v; want everything but the link from the blob store", got)
+		}
+
+		// go.mod changes: a new key, through the program.
+		m.write("go.mod", "module example.com/tiny\n\ngo 1.23\n")
+		if m.build(s) {
+			t.Error("a change of go.mod kept the key warm: want the cache program")
+		}
+		if !m.build(s) {
+			t.Error("the new key did not become warm")
+		}
+
+		// A compile that failed leaves its key cold.
+		m.write("go.mod", "module example.com/tiny\n\ngo 1.24\n")
+		_, prog, done := s.Compile("tiny", m.dir, "linux/amd64")
+		done(false)
+		flush(t, s)
+		if goCache, _, done := s.Compile("tiny", m.dir, "linux/amd64"); goCache != "" || prog == "" {
+			t.Error("a failed compile's key became warm")
+		} else {
+			done(false)
+		}
+
+		// Another platform is another key.
+		if goCache, _, done := s.Compile("tiny", m.dir, "linux/arm64"); goCache != "" {
+			t.Error("linux/arm64 is warm after linux/amd64 builds only")
+		} else {
+			done(false)
+		}
+
+		// A trim that removes files of the hot tier makes every key cold.
+		m.write("go.mod", "module example.com/tiny\n\ngo 1.23\n")
+		s.local.max, s.local.grace = 1, 0
+		if _, _, err := s.local.trim(); err != nil {
+			t.Fatal(err)
+		}
+		if n := entries(t, gc); n != 0 {
+			t.Errorf("%d entries of the hot GOCACHE survived a trim to 1 byte", n)
+		}
+		if goCache, _, done := s.Compile("tiny", m.dir, "linux/amd64"); goCache != "" {
+			t.Error("a key stayed warm after a trim emptied the hot tier")
+		} else {
+			done(false)
+		}
+	})
+}
+
+// TestHotTierRefusesOverlap: compiles write the hot tier, so it may not be the local
+// tier or hold it, nor be inside it.
+func TestHotTierRefusesOverlap(t *testing.T) {
+	dir := t.TempDir()
+	for _, hot := range []string{dir, filepath.Join(dir, "hot"), filepath.Dir(dir)} {
+		if s, err := New(dir, nil, WithHotDir(hot)); err == nil {
+			s.Close(context.Background())
+			t.Errorf("New(%s, WithHotDir(%s)) = nil error; want the overlap refused", dir, hot)
+		}
+	}
+}
+
+// TestNativeEntry checks the go command's own entry format, both ways.
+func TestNativeEntry(t *testing.T) {
+	a, o := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	tm := time.Unix(1700000000, 123456789)
+	b := nativeEntry(a, o, 4242, tm)
+	if len(b) != 175 {
+		t.Fatalf("entry of %d bytes, want the go command's 175: %q", len(b), b)
+	}
+	out, size, got, err := parseNativeEntry(b, a)
+	if err != nil || out != o || size != 4242 || !got.Equal(tm) {
+		t.Errorf("parseNativeEntry = %s %d %v %v", out, size, got, err)
+	}
+	for _, bad := range [][]byte{b[:174], nativeEntry(o, o, 1, tm), []byte(strings.Replace(string(b), "v1", "v2", 1))} {
+		if _, _, _, err := parseNativeEntry(bad, a); err == nil {
+			t.Errorf("parseNativeEntry(%q) = nil error", bad)
+		}
+	}
+}
