@@ -29,12 +29,20 @@ var cacheVersion atomic.Int64
 // when prog is not empty, GOCACHEPROG to prog. It returns the wall time.
 func cacheBuild(b *testing.B, goBin, checkout, goCache, prog string) time.Duration {
 	b.Helper()
+	return cacheBuildWith(b, goBin, checkout, func(string) (string, string, func(bool)) { return goCache, prog, func(bool) {} })
+}
+
+// cacheBuildWith is cacheBuild with each platform's GOCACHE and GOCACHEPROG chosen as a
+// worker chooses them (gocache.Server.Compile), done told when its compile ends.
+func cacheBuildWith(b *testing.B, goBin, checkout string, choose func(platform string) (goCache, prog string, done func(ok bool))) time.Duration {
+	b.Helper()
 	version := fmt.Sprintf("1.0.%d", cacheVersion.Add(1))
 	out := b.TempDir()
 	errs := make([]error, len(platforms))
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, p := range platforms {
+		goCache, prog, done := choose(p)
 		wg.Go(func() {
 			goos, goarch, _ := strings.Cut(p, "/")
 			tmp := filepath.Join(out, "tmp-"+goarch)
@@ -52,7 +60,9 @@ func cacheBuild(b *testing.B, goBin, checkout, goCache, prog string) time.Durati
 			if prog != "" {
 				cmd.Env = append(cmd.Env, "GOCACHEPROG="+prog)
 			}
-			if output, err := cmd.CombinedOutput(); err != nil {
+			output, err := cmd.CombinedOutput()
+			done(err == nil)
+			if err != nil {
 				errs[i] = fmt.Errorf("go build for %s: %w\n%s", p, err, output)
 			}
 		})
@@ -68,7 +78,7 @@ func cacheBuild(b *testing.B, goBin, checkout, goCache, prog string) time.Durati
 }
 
 // BenchmarkBuildCache measures the shared build cache (issue 16) on the fixture, for
-// linux/amd64 and linux/arm64 at once, in four builds side by side:
+// linux/amd64 and linux/arm64 at once, in these builds side by side:
 //
 //   - cold: a worker with an empty local tier and an empty shared tier (an S3 bucket of
 //     the test's versitygw), so the go command compiles the standard library for both;
@@ -77,11 +87,13 @@ func cacheBuild(b *testing.B, goBin, checkout, goCache, prog string) time.Durati
 //   - today: the go command's own GOCACHE, warm (SLIPWAY_BUILD_CACHE=local);
 //   - prog: the fresh worker again, its local tier now warm, through slipway-gocacheprog;
 //   - local only: the same local tier with no blob store behind it, which isolates the
-//     shared tier's share of prog (the go command's misses looked for there too).
+//     shared tier's share of prog (the go command's misses looked for there too);
+//   - worker: a warm worker as slipway runs one (gocache.Server.Compile): its first
+//     build of the fixture went through the program, the timed ones use its hot tier.
 //
-// It reports fresh÷cold (target ≤ 0.2) and prog÷today (target ≤ 1.05), and local only÷
-// today; the warm builds are timed warmRounds times each, interleaved, and compared by
-// their medians.
+// It reports fresh÷cold (target ≤ 0.2) and worker÷today (target ≤ 1.05), and prog÷today
+// and local only÷today, the cache program's own cost; the warm builds are timed
+// warmRounds times each, interleaved, and compared by their medians.
 func BenchmarkBuildCache(b *testing.B) {
 	const warmRounds = 15
 	// The small cache program a worker runs, built beside slipway as the image has it.
@@ -97,15 +109,16 @@ func BenchmarkBuildCache(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var cold, fresh, today, warmProg, warmLocal []time.Duration
+	var cold, fresh, today, warmProg, warmLocal, warmWorker []time.Duration
+	hotCompiles := int64(0)
 	for range b.N {
 		client, cfg := storetest.S3(b)
 		blobs, err := store.NewS3(client, cfg.Bucket)
 		if err != nil {
 			b.Fatal(err)
 		}
-		newServerIn := func(dir string, blobs store.Blobs) *gocache.Server {
-			s, err := gocache.New(dir, blobs, gocache.WithProgram(prog))
+		newServerIn := func(dir string, blobs store.Blobs, opts ...gocache.Option) *gocache.Server {
+			s, err := gocache.New(dir, blobs, append([]gocache.Option{gocache.WithProgram(prog)}, opts...)...)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -140,6 +153,23 @@ func BenchmarkBuildCache(b *testing.B) {
 		plainCache, progCache := b.TempDir(), b.TempDir()
 		cacheBuild(b, tc.Path(), checkout, plainCache, "")                      // warms it, untimed
 		cacheBuild(b, tc.Path(), checkout, progCache, second.Command("cached")) // the same
+		// worker is a worker as slipway runs one (gocache.Server.Compile, with its hot
+		// tier): its first build of the fixture goes through the program, over the warm
+		// shared tier, and fills its hot GOCACHE; the next ones use that directly.
+		hotServer := newServerIn(b.TempDir(), blobs, gocache.WithHotDir(filepath.Join(b.TempDir(), "hot")))
+		workerCache := b.TempDir()
+		worker := func(p string) (string, string, func(bool)) {
+			gc, prog, done := hotServer.Compile("cached", checkout, p)
+			if gc == "" {
+				gc = workerCache
+			}
+			return gc, prog, done
+		}
+		cacheBuildWith(b, tc.Path(), checkout, worker) // through the program, untimed
+		if err := hotServer.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		cacheBuildWith(b, tc.Path(), checkout, worker) // the hot tier's first, untimed
 		runs := []func(){
 			func() { today = append(today, cacheBuild(b, tc.Path(), checkout, plainCache, "")) },
 			func() {
@@ -148,6 +178,7 @@ func BenchmarkBuildCache(b *testing.B) {
 			func() {
 				warmLocal = append(warmLocal, cacheBuild(b, tc.Path(), checkout, progCache, localOnly.Command("cached")))
 			},
+			func() { warmWorker = append(warmWorker, cacheBuildWith(b, tc.Path(), checkout, worker)) },
 		}
 		for i := range warmRounds {
 			// Rotate which goes first, so none always follows another.
@@ -155,14 +186,18 @@ func BenchmarkBuildCache(b *testing.B) {
 				runs[(i+j)%len(runs)]()
 			}
 		}
+		hotCompiles += hotServer.Stats().HotCompiles.Load()
+		if want := int64(len(platforms) * (warmRounds + 1)); hotServer.Stats().HotCompiles.Load() != want {
+			b.Fatalf("the worker's warm compiles used its hot tier %d times, want %d", hotServer.Stats().HotCompiles.Load(), want)
+		}
 	}
 	med := func(ds []time.Duration) time.Duration {
 		s := slices.Clone(ds)
 		slices.Sort(s)
 		return s[len(s)/2]
 	}
-	b.Logf("cold %v, fresh %v, today %v, prog %v, prog without the blob store %v (medians: today %v, prog %v, without the store %v)",
-		cold, fresh, today, warmProg, warmLocal, med(today), med(warmProg), med(warmLocal))
+	b.Logf("cold %v, fresh %v, today %v, prog %v, prog without the blob store %v, worker %v (medians: today %v, prog %v, without the store %v, worker %v; %d hot compiles)",
+		cold, fresh, today, warmProg, warmLocal, warmWorker, med(today), med(warmProg), med(warmLocal), med(warmWorker), hotCompiles)
 	b.ReportMetric(mean(fresh).Seconds()/mean(cold).Seconds(), "fresh/cold")
 	b.ReportMetric(med(warmProg).Seconds()/med(today).Seconds(), "warmprog/warmtoday")
 	b.ReportMetric(mean(cold).Seconds(), "cold_s")
@@ -170,6 +205,8 @@ func BenchmarkBuildCache(b *testing.B) {
 	b.ReportMetric(med(today).Seconds(), "warmtoday_s")
 	b.ReportMetric(med(warmProg).Seconds(), "warmprog_s")
 	b.ReportMetric(med(warmLocal).Seconds()/med(today).Seconds(), "warmlocalonly/warmtoday")
+	b.ReportMetric(med(warmWorker).Seconds()/med(today).Seconds(), "warmworker/warmtoday")
+	b.ReportMetric(med(warmWorker).Seconds(), "warmworker_s")
 }
 
 func mean(ds []time.Duration) time.Duration {
