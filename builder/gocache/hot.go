@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -68,6 +69,8 @@ type hot struct {
 	mu       sync.Mutex
 	warm     map[hotKey]bool
 	sessions map[string]*session
+	active   int  // compiles on the hot tier now
+	trimming bool // a trim may remove files of the hot tier: no compile may start there
 }
 
 // GoCacheDir is the hot GOCACHE of namespace ns ("" without WithHotDir).
@@ -90,13 +93,22 @@ func (s *Server) Compile(app, dir, platform string) (goCache, prog string, done 
 	}
 	key := hotKey{ns: ns, platform: platform, mods: moduleGraph(dir)}
 	s.hot.mu.Lock()
-	warm := s.hot.warm[key]
+	warm := s.hot.warm[key] && !s.hot.trimming
+	if warm {
+		s.hot.active++
+	}
 	s.hot.mu.Unlock()
 	if warm {
 		s.stats.HotCompiles.Add(1)
 		start := time.Now()
+		var once sync.Once
 		return s.GoCacheDir(ns), "", func(ok bool) {
-			s.background(func() { s.collect(ns, start) })
+			once.Do(func() {
+				s.hot.mu.Lock()
+				s.hot.active--
+				s.hot.mu.Unlock()
+				s.background(func() { s.collect(ns, start) })
+			})
 		}
 	}
 	id := rand.Text()
@@ -172,20 +184,24 @@ func (s *Server) warmUp(id string, se *session, ok bool) {
 // into the namespace's hot GOCACHE, in the go command's own format. An entry the local
 // tier no longer holds is left out: the go command will miss it and build it.
 func (s *Server) export(ns string, actions []string) error {
-	gc := s.GoCacheDir(ns)
+	root, err := s.hotRoot(ns)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	for _, a := range actions {
 		e, path, ok := s.local.get(ns, a)
 		if !ok {
 			continue
 		}
-		out := filepath.Join(gc, e.Output[:2], e.Output+"-d")
-		if fi, err := os.Stat(out); err != nil || fi.Size() != e.Size {
-			if err := s.hotWrite(out, func(w io.Writer) error { return copyFile(w, path) }); err != nil {
+		out := filepath.Join(e.Output[:2], e.Output+"-d")
+		if fi, err := root.Lstat(out); err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size {
+			if err := s.hotWrite(root, out, func(w io.Writer) error { return copyFile(w, path) }); err != nil {
 				return err
 			}
 		}
 		line := nativeEntry(a, e.Output, e.Size, e.Time)
-		if err := s.hotWrite(filepath.Join(gc, a[:2], a+"-a"), func(w io.Writer) error {
+		if err := s.hotWrite(root, filepath.Join(a[:2], a+"-a"), func(w io.Writer) error {
 			_, err := w.Write(line)
 			return err
 		}); err != nil {
@@ -205,56 +221,62 @@ func copyFile(w io.Writer, path string) error {
 	return err
 }
 
-// hotWrite writes a file of the hot GOCACHE whole: into a temporary file beside it,
-// renamed into place. With WithSandboxUser, what it makes is the sandbox user's, as the
-// go command, running as that user, writes there too.
-func (s *Server) hotWrite(path string, fill func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	if err := s.hotMkdir(dir); err != nil {
+// hotRoot opens the hot GOCACHE of ns, making it if it is missing. Compiles write there,
+// so the server's own reads and writes stay inside it (os.Root): a link a compile left
+// cannot lead them elsewhere. The namespace's directory is the sandbox user's, with
+// WithSandboxUser, as the go command, running as that user, writes there too; the hot
+// tier's own directory above it stays slipway's, so no compile can replace it.
+func (s *Server) hotRoot(ns string) (*os.Root, error) {
+	if err := checkNamespace(ns); err != nil {
+		return nil, err
+	}
+	top, err := os.OpenRoot(s.hot.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer top.Close()
+	if err := top.Mkdir(ns, 0o755); err == nil {
+		if s.opts.sandboxUID >= 0 {
+			if err := top.Lchown(ns, s.opts.sandboxUID, s.opts.sandboxGID); err != nil {
+				return nil, err
+			}
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return top.OpenRoot(ns)
+}
+
+// hotWrite writes the file name of a hot GOCACHE whole: into a temporary file beside it,
+// renamed into place, the sandbox user's with WithSandboxUser.
+func (s *Server) hotWrite(root *os.Root, name string, fill func(io.Writer) error) error {
+	dir := filepath.Dir(name)
+	if err := root.Mkdir(dir, 0o755); err == nil {
+		if s.opts.sandboxUID >= 0 {
+			if err := root.Lchown(dir, s.opts.sandboxUID, s.opts.sandboxGID); err != nil {
+				return err
+			}
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".slipway-*")
+	tmp := filepath.Join(dir, ".slipway-"+rand.Text())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
+	defer root.Remove(tmp) // after the rename, a no-op
 	err = fill(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
 	if err == nil && s.opts.sandboxUID >= 0 {
-		err = os.Lchown(f.Name(), s.opts.sandboxUID, s.opts.sandboxGID)
+		err = root.Lchown(tmp, s.opts.sandboxUID, s.opts.sandboxGID)
 	}
 	if err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
-}
-
-// hotMkdir makes dir and those above it up to the hot tier's directory.
-func (s *Server) hotMkdir(dir string) error {
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return nil
-	}
-	if dir == s.hot.dir {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	} else {
-		if err := s.hotMkdir(filepath.Dir(dir)); err != nil {
-			return err
-		}
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	}
-	if s.opts.sandboxUID >= 0 {
-		return os.Lchown(dir, s.opts.sandboxUID, s.opts.sandboxGID)
-	}
-	return nil
+	return root.Rename(tmp, name)
 }
 
 // collectSlack is how much earlier than a compile's start an entry may be dated and
@@ -265,30 +287,28 @@ const collectSlack = 2 * time.Second
 // start) into the local tier, each once its output's bytes hash to its output ID, and
 // queues their upload to the blob store, as puts are.
 func (s *Server) collect(ns string, start time.Time) {
-	gc := s.GoCacheDir(ns)
-	since := start.Add(-collectSlack)
-	subs, err := os.ReadDir(gc)
+	root, err := s.hotRoot(ns)
 	if err != nil {
 		return
 	}
-	for _, sub := range subs {
-		if !sub.IsDir() || len(sub.Name()) != 2 {
-			continue
-		}
-		files, err := os.ReadDir(filepath.Join(gc, sub.Name()))
+	defer root.Close()
+	since := start.Add(-collectSlack)
+	for i := range 256 {
+		sub := fmt.Sprintf("%02x", i)
+		files, err := fs.ReadDir(root.FS(), sub)
 		if err != nil {
 			continue
 		}
 		for _, f := range files {
 			name, ok := strings.CutSuffix(f.Name(), "-a")
-			if !ok || !f.Type().IsRegular() || !isHashHex(name) {
+			if !ok || !f.Type().IsRegular() || !isHashHex(name) || name[:2] != sub {
 				continue
 			}
 			fi, err := f.Info()
 			if err != nil || fi.ModTime().Before(since) {
 				continue
 			}
-			if err := s.collectOne(ns, gc, name); err != nil {
+			if err := s.collectOne(ns, root, name); err != nil {
 				s.opts.log.Warn("build cache: taking an entry of the hot GOCACHE", "namespace", ns, "action", name, "err", err)
 			}
 		}
@@ -297,10 +317,15 @@ func (s *Server) collect(ns string, start time.Time) {
 
 // collectOne takes the hot GOCACHE's entry of action into the local tier, unless it is
 // there already.
-func (s *Server) collectOne(ns, gc, action string) error {
-	b, err := os.ReadFile(filepath.Join(gc, action[:2], action+"-a"))
+func (s *Server) collectOne(ns string, root *os.Root, action string) error {
+	f, err := openRegular(root, filepath.Join(action[:2], action+"-a"))
 	if err != nil {
 		return nil // trimmed meanwhile
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 256))
+	f.Close()
+	if err != nil {
+		return err
 	}
 	out, size, t, err := parseNativeEntry(b, action)
 	if err != nil {
@@ -309,9 +334,8 @@ func (s *Server) collectOne(ns, gc, action string) error {
 	if e, _, ok := s.local.get(ns, action); ok && e.Output == out {
 		return nil
 	}
-	f, err := os.Open(filepath.Join(gc, out[:2], out+"-d"))
-	if err != nil {
-		return nil // the go command keeps no output for some entries it reads back
+	if f, err = openRegular(root, filepath.Join(out[:2], out+"-d")); err != nil {
+		return nil // an entry whose output the go command never keeps, or trimmed
 	}
 	defer f.Close()
 	path, err := s.local.putOutput(out, size, f) // checks the bytes against out
@@ -325,6 +349,20 @@ func (s *Server) collectOne(ns, gc, action string) error {
 	s.stats.Puts.Add(1)
 	s.enqueue(upload{ns: ns, action: action, entry: e, path: path})
 	return nil
+}
+
+// openRegular opens name in root for reading if it is a regular file, without waiting on
+// anything else a compile may have left there (a FIFO).
+func openRegular(root *os.Root, name string) (*os.File, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	return f, nil
 }
 
 // nativeEntry is the go command's own encoding of an entry (cmd/go/internal/cache).
@@ -368,11 +406,28 @@ func moduleGraph(dir string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// hotTrimmed forgets every warm key: a trim removed files of the hot GOCACHEs, so their
-// next compiles go through the program, which finds what is left in the local tier or
-// the blob store, and fills the hot GOCACHE again.
-func (s *Server) hotTrimmed() {
+// hotTrimBegin says whether a trim may remove files of the hot tier now: not while a
+// compile uses it (the go command sets its files' times only once an hour, so a file
+// it is about to read may look unused), and, once it said yes, no compile starts there
+// until hotTrimEnd.
+func (s *Server) hotTrimBegin() bool {
 	s.hot.mu.Lock()
 	defer s.hot.mu.Unlock()
-	clear(s.hot.warm)
+	if s.hot.active > 0 {
+		return false
+	}
+	s.hot.trimming = true
+	return true
+}
+
+// hotTrimEnd ends what hotTrimBegin began. When the trim removed files of the hot tier,
+// every warm key is forgotten: their next compiles go through the program, which finds
+// what is left in the local tier or the blob store, and fills the hot tier again.
+func (s *Server) hotTrimEnd(removed bool) {
+	s.hot.mu.Lock()
+	defer s.hot.mu.Unlock()
+	s.hot.trimming = false
+	if removed {
+		clear(s.hot.warm)
+	}
 }

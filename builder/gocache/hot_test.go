@@ -2,9 +2,12 @@ package gocache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,7 +82,8 @@ func entries(t *testing.T, dir string) int {
 // the next compiles of the key use the hot GOCACHE, which then holds everything they
 // need (they build nothing but the changed package and the link); the entries they write
 // reach the local tier and the blob store, checked; a change of go.mod is a new key, and
-// so is a failed compile's key still cold; a trim of the hot tier makes its keys cold.
+// so is a failed compile's key still cold; a trim of the hot tier, never while a compile
+// uses it, makes its keys cold.
 func TestHotTier(t *testing.T) {
 	stores(t, func(t *testing.T, newBlobs func(t *testing.T) store.Blobs) {
 		blobs := newBlobs(t)
@@ -155,9 +159,22 @@ func TestHotTier(t *testing.T) {
 			done(false)
 		}
 
-		// A trim that removes files of the hot tier makes every key cold.
+		// No trim touches the hot tier while a compile uses it; once none does, a trim
+		// that removes files of the hot tier makes every key cold.
 		m.write("go.mod", "module example.com/tiny\n\ngo 1.23\n")
+		goCache, _, done := s.Compile("tiny", m.dir, "linux/amd64")
+		if goCache == "" {
+			t.Fatal("the warm key went through the program")
+		}
 		s.local.max, s.local.grace = 1, 0
+		if _, _, err := s.local.trim(); err != nil {
+			t.Fatal(err)
+		}
+		if n := entries(t, gc); n == 0 {
+			t.Error("a trim emptied the hot tier while a compile used it")
+		}
+		done(true)
+		flush(t, s)
 		if _, _, err := s.local.trim(); err != nil {
 			t.Fatal(err)
 		}
@@ -200,5 +217,60 @@ func TestNativeEntry(t *testing.T) {
 		if _, _, _, err := parseNativeEntry(bad, a); err == nil {
 			t.Errorf("parseNativeEntry(%q) = nil error", bad)
 		}
+	}
+}
+
+// TestHotTierUntrusted: compiles write the hot tier, so what the server reads there and
+// writes there stays inside it. A FIFO where an entry should be does not hang the
+// server; an entry whose output is a link out of the tier (to a file whose hash it names)
+// is not taken; a directory replaced by a link out of the tier is not written through.
+func TestHotTierUntrusted(t *testing.T) {
+	s := newServer(t, nil, WithHotDir(filepath.Join(t.TempDir(), "hot")))
+	gc := s.GoCacheDir(SharedNamespace)
+	outside := t.TempDir()
+	secret := []byte("not the build cache's\n")
+	os.WriteFile(filepath.Join(outside, "secret"), secret, 0o600)
+	sum := sha256.Sum256(secret)
+	out := hex.EncodeToString(sum[:])
+	fifoAction, linkAction, dirAction := "ab"+strings.Repeat("1", 62), "cd"+strings.Repeat("2", 62), "ef"+strings.Repeat("3", 62)
+	for _, d := range []string{"ab", "cd", out[:2]} {
+		os.MkdirAll(filepath.Join(gc, d), 0o755)
+	}
+	if err := syscall.Mkfifo(filepath.Join(gc, "ab", fifoAction+"-a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(gc, "cd", linkAction+"-a"), nativeEntry(linkAction, out, int64(len(secret)), time.Now()), 0o644)
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(gc, out[:2], out+"-d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(gc, "ef")); err != nil {
+		t.Fatal(err)
+	}
+
+	collected := make(chan struct{})
+	go func() {
+		s.collect(SharedNamespace, time.Now().Add(-time.Minute))
+		close(collected)
+	}()
+	select {
+	case <-collected:
+	case <-time.After(time.Minute):
+		t.Fatal("collect hung on what a compile left in the hot tier")
+	}
+	if _, _, ok := s.local.get(SharedNamespace, linkAction); ok || s.Stats().Puts.Load() != 0 {
+		t.Errorf("collect took an entry whose output links out of the hot tier (%d puts)", s.Stats().Puts.Load())
+	}
+
+	body := []byte("an output")
+	bsum := sha256.Sum256(body)
+	if _, err := s.put(SharedNamespace, dirAction, bsum[:], body, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.export(SharedNamespace, []string{dirAction}); err == nil {
+		t.Error("export wrote through a directory that links out of the hot tier")
+	}
+	files, _ := os.ReadDir(outside)
+	if len(files) != 1 {
+		t.Errorf("the directory outside the hot tier holds %d files, want only its own", len(files))
 	}
 }

@@ -35,10 +35,11 @@ type local struct {
 	// dirMode and fileMode are private to slipway's user and group, unless compiles run
 	// as a user of their own (WithSandboxUser), who must read the outputs.
 	dirMode, fileMode os.FileMode
-	// hotDir is the hot tier's directory (WithHotDir), trimmed with the local tier;
-	// hotTrimmed is called after a trim removed some of its files.
-	hotDir     string
-	hotTrimmed func()
+	// hotDir is the hot tier's directory (WithHotDir), trimmed with the local tier
+	// between hotTrimBegin, when it says so, and hotTrimEnd (Server.hotTrimBegin).
+	hotDir       string
+	hotTrimBegin func() bool
+	hotTrimEnd   func(removed bool)
 }
 
 func newLocal(dir string, max int64, grace time.Duration, stats *Stats, othersRead bool) (*local, error) {
@@ -246,8 +247,10 @@ func (l *local) trim() (files int, bytes int64, err error) {
 	var all []file
 	var total int64
 	tops := []string{filepath.Join(l.dir, "o"), filepath.Join(l.dir, "a")}
-	if l.hotDir != "" {
+	hotRemoved := false
+	if l.hotDir != "" && l.hotTrimBegin() {
 		tops = append(tops, l.hotDir)
+		defer func() { l.hotTrimEnd(hotRemoved) }()
 	}
 	for _, top := range tops {
 		hot := top == l.hotDir
@@ -284,12 +287,6 @@ func (l *local) trim() (files int, bytes int64, err error) {
 	slices.SortFunc(all, func(a, b file) int { return cmp.Compare(a.mtime.UnixNano(), b.mtime.UnixNano()) })
 	target := l.max / 10 * 9
 	cutoff := time.Now().Add(-l.grace)
-	hotRemoved := false
-	defer func() {
-		if hotRemoved && l.hotTrimmed != nil {
-			l.hotTrimmed()
-		}
-	}()
 	for _, f := range all {
 		if total <= target || !f.mtime.Before(cutoff) {
 			break

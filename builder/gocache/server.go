@@ -97,14 +97,16 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 		if s.hot.dir == dir || strings.HasPrefix(s.hot.dir, dir+string(filepath.Separator)) || strings.HasPrefix(dir, s.hot.dir+string(filepath.Separator)) {
 			return nil, fmt.Errorf("the hot GOCACHE (%s) and the local tier (%s) overlap; compiles could write the local tier", s.hot.dir, dir)
 		}
-		if err := s.hotMkdir(s.hot.dir); err != nil {
+		if err := os.MkdirAll(s.hot.dir, 0o755); err != nil {
 			return nil, fmt.Errorf("making the hot GOCACHE %s: %w", s.hot.dir, err)
 		}
 	}
 	if s.local, err = newLocal(dir, o.maxSize, o.trimGrace, &s.stats, o.sandboxUID >= 0); err != nil {
 		return nil, fmt.Errorf("opening the local build cache in %s: %w", dir, err)
 	}
-	s.local.hotDir, s.local.hotTrimmed = s.hot.dir, s.hotTrimmed
+	if s.hot.dir != "" {
+		s.local.hotDir, s.local.hotTrimBegin, s.local.hotTrimEnd = s.hot.dir, s.hotTrimBegin, s.hotTrimEnd
+	}
 	sockDir, err := os.MkdirTemp(o.socketDir, "slipway-gocache-")
 	if err != nil {
 		return nil, fmt.Errorf("making the build cache's socket directory: %w", err)
