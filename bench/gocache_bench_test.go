@@ -2,7 +2,10 @@ package bench
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,4 +218,85 @@ func mean(ds []time.Duration) time.Duration {
 		sum += d
 	}
 	return sum / time.Duration(len(ds))
+}
+
+// BenchmarkHotTierCollect measures what a warm worker does after each compile on
+// its hot tier, off the build's path: finding the entries the compile wrote among those
+// of a large hot GOCACHE (100 000 entries, all older than the compile) and taking them
+// into the local tier. Each iteration is one compile that wrote one entry (and its
+// output), as a warm build of a changed app does for its package; collect_ms is the time
+// from the compile's end until the entry is in the local tier.
+func BenchmarkHotTierCollect(b *testing.B) {
+	const entries = 100_000
+	ctx := context.Background()
+	s, err := gocache.New(b.TempDir(), nil, gocache.WithHotDir(filepath.Join(b.TempDir(), "hot")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(ctx)
+	mod := b.TempDir()
+	os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/collect\n\ngo 1.22\n"), 0o644)
+	// The key's first compile, through the program: a go command that asked nothing.
+	_, prog, done := s.Compile("collect", mod, "linux/amd64")
+	if err := gocache.RunProg(ctx, strings.Fields(prog)[1:], strings.NewReader(`{"ID":1,"Command":"close"}`+"\n"), io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	done(true)
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	gc := s.GoCacheDir(gocache.SharedNamespace)
+	old := time.Now().Add(-24 * time.Hour)
+	// entry writes an entry and, with output, its output, dated t.
+	entry := func(seed string, t time.Time, output bool) {
+		body := []byte("output of " + seed)
+		a, o := sha256.Sum256([]byte("action "+seed)), sha256.Sum256(body)
+		action, out := hex.EncodeToString(a[:]), hex.EncodeToString(o[:])
+		files := []struct {
+			name string
+			b    []byte
+		}{{filepath.Join(action[:2], action+"-a"), fmt.Appendf(nil, "v1 %s %s %20d %20d\n", action, out, len(body), t.UnixNano())}}
+		if output {
+			files = append(files, struct {
+				name string
+				b    []byte
+			}{filepath.Join(out[:2], out+"-d"), body})
+		}
+		for _, p := range files {
+			path := filepath.Join(gc, p.name)
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			if err := os.WriteFile(path, p.b, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			os.Chtimes(path, t, t)
+		}
+	}
+	for i := range entries {
+		entry(fmt.Sprint("old ", i), old, false) // never read: older than every compile
+	}
+	for i := range 256 {
+		d := filepath.Join(gc, fmt.Sprintf("%02x", i))
+		os.Chtimes(d, old, old)
+	}
+	puts := s.Stats().Puts.Load()
+	var took time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		goCache, _, done := s.Compile("collect", mod, "linux/amd64")
+		if goCache == "" {
+			b.Fatal("the key is not warm")
+		}
+		entry(fmt.Sprint("new ", i), time.Now(), true)
+		start := time.Now()
+		done(true)
+		if err := s.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		took += time.Since(start)
+	}
+	b.StopTimer()
+	if got := s.Stats().Puts.Load() - puts; got != int64(b.N) {
+		b.Fatalf("%d entries taken into the local tier, want the %d the compiles wrote", got, b.N)
+	}
+	b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "collect_ms")
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -71,6 +72,15 @@ type hot struct {
 	sessions map[string]*session
 	active   int  // compiles on the hot tier now
 	trimming bool // a trim may remove files of the hot tier: no compile may start there
+
+	// collectMu makes one collect or export at a time; seen holds, per namespace, the
+	// entries of its hot GOCACHE that collect need not look at again (taken, exported,
+	// or older than the compile that found them), so that a collect reads the
+	// directories' names and nothing more of what it has seen. A trim that removed hot
+	// files makes it stale (seenStale): it is forgotten before the next collect.
+	collectMu sync.Mutex
+	seen      map[string]map[string]bool
+	seenStale atomic.Bool
 }
 
 // GoCacheDir is the hot GOCACHE of namespace ns ("" without WithHotDir).
@@ -189,6 +199,9 @@ func (s *Server) export(ns string, actions []string) error {
 		return err
 	}
 	defer root.Close()
+	s.hot.collectMu.Lock()
+	defer s.hot.collectMu.Unlock()
+	seen := s.seenIn(ns)
 	for _, a := range actions {
 		e, path, ok := s.local.get(ns, a)
 		if !ok {
@@ -207,6 +220,7 @@ func (s *Server) export(ns string, actions []string) error {
 		}); err != nil {
 			return err
 		}
+		seen[a] = true
 	}
 	return nil
 }
@@ -284,8 +298,9 @@ func (s *Server) hotWrite(root *os.Root, name string, fill func(io.Writer) error
 const collectSlack = 2 * time.Second
 
 // collect takes the entries a compile on the hot GOCACHE of ns wrote (those dated since
-// start) into the local tier, each once its output's bytes hash to its output ID, and
-// queues their upload to the blob store, as puts are.
+// start, in directories changed since start) into the local tier, each once its
+// output's bytes hash to its output ID, and queues their upload to the blob store, as
+// puts are.
 func (s *Server) collect(ns string, start time.Time) {
 	root, err := s.hotRoot(ns)
 	if err != nil {
@@ -293,26 +308,56 @@ func (s *Server) collect(ns string, start time.Time) {
 	}
 	defer root.Close()
 	since := start.Add(-collectSlack)
+	s.hot.collectMu.Lock()
+	defer s.hot.collectMu.Unlock()
+	seen := s.seenIn(ns)
 	for i := range 256 {
 		sub := fmt.Sprintf("%02x", i)
-		files, err := fs.ReadDir(root.FS(), sub)
+		// A directory no file was made in since the compile started is skipped: making
+		// one sets the directory's time, setting a file's time does not.
+		if di, err := root.Lstat(sub); err != nil || !di.IsDir() || di.ModTime().Before(since) {
+			continue
+		}
+		// Names only: listing a directory with its entries' types may stat each one.
+		d, err := root.Open(sub)
 		if err != nil {
 			continue
 		}
-		for _, f := range files {
-			name, ok := strings.CutSuffix(f.Name(), "-a")
-			if !ok || !f.Type().IsRegular() || !isHashHex(name) || name[:2] != sub {
+		names, _ := d.Readdirnames(-1)
+		d.Close()
+		for _, fn := range names {
+			name, ok := strings.CutSuffix(fn, "-a")
+			if !ok || seen[name] || !isHashHex(name) || name[:2] != sub {
 				continue
 			}
-			fi, err := f.Info()
-			if err != nil || fi.ModTime().Before(since) {
+			fi, err := root.Lstat(filepath.Join(sub, fn))
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			if fi.ModTime().Before(since) {
+				seen[name] = true
 				continue
 			}
 			if err := s.collectOne(ns, root, name); err != nil {
 				s.opts.log.Warn("build cache: taking an entry of the hot GOCACHE", "namespace", ns, "action", name, "err", err)
+				continue
 			}
+			seen[name] = true
 		}
 	}
+}
+
+// seenIn is the seen set of ns (hot.seen), with collectMu held.
+func (s *Server) seenIn(ns string) map[string]bool {
+	if s.hot.seenStale.Swap(false) {
+		clear(s.hot.seen)
+	}
+	seen := s.hot.seen[ns]
+	if seen == nil {
+		seen = map[string]bool{}
+		s.hot.seen[ns] = seen
+	}
+	return seen
 }
 
 // collectOne takes the hot GOCACHE's entry of action into the local tier, unless it is
@@ -429,5 +474,6 @@ func (s *Server) hotTrimEnd(removed bool) {
 	s.hot.trimming = false
 	if removed {
 		clear(s.hot.warm)
+		s.hot.seenStale.Store(true)
 	}
 }
