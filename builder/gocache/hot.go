@@ -70,8 +70,9 @@ type hot struct {
 	mu       sync.Mutex
 	warm     map[hotKey]bool
 	sessions map[string]*session
-	active   int  // compiles on the hot tier now
-	trimming bool // a trim may remove files of the hot tier: no compile may start there
+	filling  map[hotKey]chan struct{} // closed when a key's successful compile has filled the hot tier
+	active   int                      // compiles on the hot tier now
+	trimming bool                     // a trim may remove files of the hot tier: no compile may start there
 
 	// collectMu makes one collect or export at a time; seen holds, per namespace, the
 	// entries of its hot GOCACHE that collect need not look at again (taken, exported,
@@ -102,6 +103,17 @@ func (s *Server) Compile(app, dir, platform string) (goCache, prog string, done 
 		return "", s.Command(app), func(bool) {}
 	}
 	key := hotKey{ns: ns, platform: platform, mods: moduleGraph(dir)}
+	// A compile of the key that just succeeded is filling the hot tier: that is soon
+	// done, and this compile then runs on it.
+	s.hot.mu.Lock()
+	filling := s.hot.filling[key]
+	s.hot.mu.Unlock()
+	if filling != nil {
+		select {
+		case <-filling:
+		case <-time.After(fillWait):
+		}
+	}
 	s.hot.mu.Lock()
 	warm := s.hot.warm[key] && !s.hot.trimming
 	if warm {
@@ -126,23 +138,41 @@ func (s *Server) Compile(app, dir, platform string) (goCache, prog string, done 
 	s.hot.mu.Lock()
 	s.hot.sessions[id] = se
 	s.hot.mu.Unlock()
+	var once sync.Once
 	return "", s.command(app, id), func(ok bool) {
-		s.background(func() { s.warmUp(id, se, ok) })
+		once.Do(func() {
+			var filled chan struct{}
+			if ok {
+				filled = make(chan struct{})
+				s.hot.mu.Lock()
+				s.hot.filling[key] = filled
+				s.hot.mu.Unlock()
+			}
+			if !s.background(func() { s.warmUp(id, se, ok, filled) }) {
+				s.warmUp(id, se, false, filled)
+			}
+		})
 	}
 }
 
-// background runs f beside the compiles; Close waits for it.
-func (s *Server) background(f func()) {
+// fillWait bounds how long a compile waits for the hot tier to be filled for its key
+// before it goes through the program instead.
+const fillWait = 30 * time.Second
+
+// background runs f beside the compiles, unless the server is closing; Close waits for
+// it.
+func (s *Server) background(f func()) bool {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if s.closing.Load() {
-		return
+		return false
 	}
 	s.bgPending.Add(1)
 	s.bg.Go(func() {
 		defer s.bgPending.Add(-1)
 		f()
 	})
+	return true
 }
 
 // sessionOf is the compile session id names, if it is one of the server's.
@@ -161,10 +191,16 @@ const sessionWait = 10 * time.Second
 
 // warmUp ends a compile through the program: when it succeeded, what it used goes into
 // the namespace's hot GOCACHE, and its key becomes warm.
-func (s *Server) warmUp(id string, se *session, ok bool) {
+func (s *Server) warmUp(id string, se *session, ok bool, filled chan struct{}) {
 	defer func() {
 		s.hot.mu.Lock()
 		delete(s.hot.sessions, id)
+		if filled != nil {
+			if s.hot.filling[se.key] == filled {
+				delete(s.hot.filling, se.key)
+			}
+			close(filled)
+		}
 		s.hot.mu.Unlock()
 	}()
 	if !ok {

@@ -86,7 +86,7 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 		}
 	}
 	s := &Server{opts: o, blobs: blobs, uploads: make(chan upload, o.queue), openConns: map[net.Conn]bool{},
-		hot: hot{warm: map[hotKey]bool{}, sessions: map[string]*session{}, seen: map[string]map[string]bool{}}}
+		hot: hot{warm: map[hotKey]bool{}, sessions: map[string]*session{}, filling: map[hotKey]chan struct{}{}, seen: map[string]map[string]bool{}}}
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
 	}

@@ -41,7 +41,8 @@ func metric(t *testing.T, base, name string) float64 {
 
 // TestServeSharedBuildCache builds with the default build cache (shared, through S3) on one
 // slipway serve, stops it, and builds a changed module on another with an empty data
-// directory: its workers take the unchanged packages from the bucket, as /metrics shows.
+// directory: its workers take the unchanged packages from the bucket, as /metrics shows;
+// its next build of the app uses its hot tier.
 func TestServeSharedBuildCache(t *testing.T) {
 	env := append(buildEnv(t), "SLIPWAY_BUILD_CACHE=shared")
 	build := func(p *process, main string) {
@@ -88,6 +89,15 @@ func TestServeSharedBuildCache(t *testing.T) {
 	}
 	if m := metric(t, second.url, "slipway_build_cache_remote_refused_total"); m != 0 {
 		t.Errorf("refused remote entries = %v, want 0", m)
+	}
+	// The server's next build of the app (the same go.mod, its code changed again) runs
+	// on the hot tier, the go command's own cache, which the first one filled.
+	if m := metric(t, second.url, "slipway_build_cache_hot_compiles_total"); m != 0 {
+		t.Errorf("hot compiles of a fresh server = %v, want 0", m)
+	}
+	build(second, tinyMain+"\n// changed again\n")
+	if m := metric(t, second.url, "slipway_build_cache_hot_compiles_total"); m != 1 {
+		t.Errorf("hot compiles after the server's second build of the app = %v, want 1", m)
 	}
 }
 
