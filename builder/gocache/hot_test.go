@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -282,5 +283,99 @@ func TestHotTierUntrusted(t *testing.T) {
 	files, _ := os.ReadDir(outside)
 	if len(files) != 1 {
 		t.Errorf("the directory outside the hot tier holds %d files, want only its own", len(files))
+	}
+}
+
+// TestHotTierSandboxUser runs the go command as a user of its own, as slipway's "uid
+// 65534" sandbox does on machines without Landlock, where the server, running as root,
+// hands that user the socket and the hot tier: the first compile goes through the
+// program, the next one reads and writes the hot tier as that user, and the server then
+// takes what it wrote. It needs root, and a toolchain that user can run.
+func TestHotTierSandboxUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the go command as another user")
+	}
+	const uid, gid = 65534, 65534
+	tc, _ := buildertest.Toolchain(t)
+	base := t.TempDir()
+	// t.TempDir's directories are private to root: the user must reach inside.
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probe := exec.Command(tc.Path(), "version")
+	probe.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("uid %d cannot run %s: %v %s", uid, tc.Path(), err, out)
+	}
+	// The cache program is this test binary (TestMain), copied where the user can run it.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(base, "prog")
+	if err := os.WriteFile(prog, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(filepath.Join(base, "tier"), nil, WithHotDir(filepath.Join(base, "hot")), WithSandboxUser(uid, gid),
+		WithProgram(prog, "gocacheprog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	src, user := filepath.Join(base, "src"), filepath.Join(base, "user")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.com/tiny\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte(tinyMain), 0o644)
+	os.MkdirAll(user, 0o700)
+	if err := os.Chown(user, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	build := func() (hot bool) {
+		t.Helper()
+		goCache, prog, done := s.Compile("tiny", src, "linux/amd64")
+		if goCache == "" {
+			goCache = filepath.Join(user, "gocache")
+		}
+		cmd := exec.Command(tc.Path(), "build", "-trimpath", "-o", filepath.Join(user, "tiny"), ".")
+		cmd.Dir = src
+		cmd.Env = []string{"PATH=" + filepath.Dir(tc.Path()) + ":/usr/bin:/bin", "HOME=" + user, "TMPDIR=" + user,
+			"GOCACHE=" + goCache, "GOCACHEPROG=" + prog, "GOMODCACHE=" + filepath.Join(user, "mod"),
+			"GOPATH=" + filepath.Join(user, "gopath"), "GOENV=off", "GOTOOLCHAIN=local", "GOWORK=off",
+			"GOPROXY=off", "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+		out, err := cmd.CombinedOutput()
+		done(err == nil)
+		if err != nil {
+			t.Fatalf("go build as uid %d (GOCACHE %s, GOCACHEPROG %q): %v\n%s", uid, goCache, prog, err, out)
+		}
+		flush(t, s)
+		return prog == ""
+	}
+	if build() {
+		t.Fatal("the first compile used the hot tier")
+	}
+	gc := s.GoCacheDir(SharedNamespace)
+	fi, err := os.Stat(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid {
+		t.Errorf("the hot GOCACHE of the namespace belongs to uid %d, want the sandbox user's %d", st.Uid, uid)
+	}
+	exported := entries(t, gc)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte(strings.Replace(tinyMain, `"dev"`, `"changed"`, 1)), 0o644)
+	puts := s.Stats().Puts.Load()
+	if !build() {
+		t.Fatal("the second compile went through the program")
+	}
+	// The changed package's entries and the link's: a handful, where a compile that
+	// found nothing would write the runtime's 60 and more.
+	if n := entries(t, gc); n <= exported || n > exported+8 {
+		t.Errorf("the hot compile as uid %d wrote %d entries; want the changed package's and the link's", uid, n-exported)
+	}
+	if s.Stats().Puts.Load() <= puts {
+		t.Error("the server took nothing of what the hot compile wrote")
 	}
 }
