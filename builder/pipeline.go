@@ -406,20 +406,18 @@ func (w *Worker) compileOne(ctx context.Context, app string, spec gobuild.Compil
 		return err
 	}
 	ps := spec.Platform.String()
+	done := func(bool) {}
 	if w.opts.BuildCache != nil {
-		goCache, prog, done := w.opts.BuildCache(app, spec.Dir, ps)
+		var goCache string
+		goCache, env.CacheProg, done = w.opts.BuildCache(app, spec.Dir, ps)
 		if goCache != "" {
 			env.Cache = goCache
 		}
-		env.CacheProg = prog
-		var err error
-		defer func() { done(err == nil) }()
-		blog.Printf("%s: go build %s", ps, spec.Main)
-		err = w.compiler.Compile(ctx, spec, env, blog.Prefixed(ps+": "))
-		return err
 	}
 	blog.Printf("%s: go build %s", ps, spec.Main)
-	return w.compiler.Compile(ctx, spec, env, blog.Prefixed(ps+": "))
+	err := w.compiler.Compile(ctx, spec, env, blog.Prefixed(ps+": "))
+	done(err == nil)
+	return err
 }
 
 // compileFailure returns why the compiles failed, or nil when none did: the failure that
