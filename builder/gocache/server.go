@@ -94,7 +94,7 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 		if s.hot.dir, err = filepath.Abs(o.hotDir); err != nil {
 			return nil, err
 		}
-		if s.hot.dir == dir || strings.HasPrefix(s.hot.dir, dir+string(filepath.Separator)) || strings.HasPrefix(dir, s.hot.dir+string(filepath.Separator)) {
+		if Overlap(s.hot.dir, dir) {
 			return nil, fmt.Errorf("the hot GOCACHE (%s) and the local tier (%s) overlap; compiles could write the local tier", s.hot.dir, dir)
 		}
 		if err := os.MkdirAll(s.hot.dir, 0o755); err != nil {
@@ -137,6 +137,13 @@ func New(dir string, blobs store.Blobs, opts ...Option) (*Server, error) {
 		s.done.Go(func() { s.upload(ctx) })
 	}
 	return s, nil
+}
+
+// Overlap reports whether directories a and b, compared as written, are the same or
+// one holds the other: then what may write one may write the other.
+func Overlap(a, b string) bool {
+	sep := string(filepath.Separator)
+	return a == b || strings.HasPrefix(a, b+sep) || strings.HasPrefix(b, a+sep)
 }
 
 // Program is the cache program the go command runs (WithProgram).

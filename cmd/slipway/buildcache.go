@@ -8,7 +8,6 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +42,7 @@ func (s *service) withBuildCache(opts *builder.WorkerOptions) error {
 	}
 	// Compiles may write GOCACHE and GOMODCACHE; the local tier must be out of their reach.
 	for _, c := range []string{opts.Go.Cache, opts.Go.ModCache, filepath.Join(s.cfg.DataDir, "cache", "go-build"), filepath.Join(s.cfg.DataDir, "cache", "gomod")} {
-		if c != "" && (dir == c || strings.HasPrefix(dir, c+string(filepath.Separator)) || strings.HasPrefix(c, dir+string(filepath.Separator))) {
+		if c != "" && gocache.Overlap(dir, c) {
 			return &usageError{fmt.Sprintf("SLIPWAY_BUILD_CACHE_DIR (%s) and the compiles' GOCACHE or GOMODCACHE (%s) overlap; compiles could write the cache's local tier", dir, c)}
 		}
 	}
