@@ -243,6 +243,7 @@ func (l *local) trim() (files int, bytes int64, err error) {
 		path  string
 		size  int64
 		mtime time.Time
+		hot   bool // of the hot tier
 	}
 	var all []file
 	var total int64
@@ -272,7 +273,7 @@ func (l *local) trim() (files int, bytes int64, err error) {
 			if err != nil {
 				return nil // removed meanwhile
 			}
-			all = append(all, file{p, fi.Size(), fi.ModTime()})
+			all = append(all, file{p, fi.Size(), fi.ModTime(), hot})
 			total += fi.Size()
 			return nil
 		})
@@ -294,9 +295,7 @@ func (l *local) trim() (files int, bytes int64, err error) {
 		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return files, bytes, fmt.Errorf("trimming the local build cache: %w", err)
 		}
-		if l.hotDir != "" && strings.HasPrefix(f.path, l.hotDir+string(filepath.Separator)) {
-			hotRemoved = true
-		}
+		hotRemoved = hotRemoved || f.hot
 		total -= f.size
 		files++
 		bytes += f.size
