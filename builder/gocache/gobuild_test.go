@@ -21,24 +21,31 @@ const tinyMain = "package main\n\nvar version = \"dev\"\n\nfunc main() { println
 // s, through the real go command in its sandbox, and returns the compile's output.
 func goBuild(t *testing.T, s *Server, app string) string {
 	t.Helper()
+	out, err := compileTiny(t, newHotModule(t).dir, "", s.Command(app))
+	if err != nil {
+		t.Fatalf("go build with the cache program: %v\n%s", err, out)
+	}
+	return out
+}
+
+// compileTiny compiles the module in src for linux/amd64 through the real go command in
+// its sandbox, with GOCACHE goCache (a directory of its own when empty) and GOCACHEPROG
+// prog, and returns the compile's output.
+func compileTiny(t *testing.T, src, goCache, prog string) (string, error) {
+	t.Helper()
 	tc, base := buildertest.Toolchain(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.com/tiny\n\ngo 1.22\n"), 0o644)
-	os.WriteFile(filepath.Join(src, "main.go"), []byte(tinyMain), 0o644)
+	work := t.TempDir()
+	if goCache == "" {
+		goCache = filepath.Join(work, "gocache")
+	}
 	p, _ := gobuild.ParsePlatform("linux/amd64")
-	env := gobuild.Env{Cache: filepath.Join(dir, "gocache"), ModCache: base.ModCache, Proxy: "off", SumDB: "off",
-		CacheProg: s.Command(app)}
+	env := gobuild.Env{Cache: goCache, ModCache: base.ModCache, Proxy: "off", SumDB: "off", CacheProg: prog}
 	var out strings.Builder
 	err := tc.Compile(context.Background(), gobuild.CompileSpec{
-		Dir: src, Main: ".", Platform: p, Out: filepath.Join(dir, "out", "tiny"), Temp: filepath.Join(dir, "tmp"),
+		Dir: src, Main: ".", Platform: p, Out: filepath.Join(work, "out", "tiny"), Temp: filepath.Join(work, "tmp"),
 		Timeout: 5 * time.Minute,
 	}, env, &out)
-	if err != nil {
-		t.Fatalf("go build with the cache program: %v\n%s", err, out.String())
-	}
-	return out.String()
+	return out.String(), err
 }
 
 type counts struct{ local, remote, miss, puts, refused int64 }

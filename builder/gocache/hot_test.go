@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/slipway/slipway/builder/buildertest"
-	"github.com/slipway/slipway/builder/gobuild"
 	"github.com/slipway/slipway/store"
 )
 
@@ -50,25 +49,14 @@ func (m hotModule) build(s *Server) (hot bool) {
 // buildNoFlush is build without the wait for the server's work after the compile.
 func (m hotModule) buildNoFlush(s *Server) (hot bool) {
 	m.t.Helper()
-	tc, base := buildertest.Toolchain(m.t)
-	work := m.t.TempDir()
 	goCache, prog, done := s.Compile("tiny", m.dir, "linux/amd64")
 	if (goCache == "") == (prog == "") {
 		m.t.Fatalf("Compile = (%q, %q): want a GOCACHE or a program, not both or neither", goCache, prog)
 	}
-	env := gobuild.Env{Cache: filepath.Join(work, "gocache"), ModCache: base.ModCache, Proxy: "off", SumDB: "off", CacheProg: prog}
-	if goCache != "" {
-		env.Cache = goCache
-	}
-	p, _ := gobuild.ParsePlatform("linux/amd64")
-	var out strings.Builder
-	err := tc.Compile(context.Background(), gobuild.CompileSpec{
-		Dir: m.dir, Main: ".", Platform: p, Out: filepath.Join(work, "out", "tiny"), Temp: filepath.Join(work, "tmp"),
-		Timeout: 5 * time.Minute,
-	}, env, &out)
+	out, err := compileTiny(m.t, m.dir, goCache, prog)
 	done(err == nil)
 	if err != nil {
-		m.t.Fatalf("go build: %v\n%s", err, out.String())
+		m.t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return goCache != ""
 }
